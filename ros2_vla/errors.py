@@ -1,0 +1,21 @@
+"""The package's own exceptions: each names the thing that is wrong and how to fix it."""
+
+
+class Ros2VlaError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ConfigError(Ros2VlaError):
+    """A robot config is missing, unknown or malformed."""
+
+
+class RequirementError(Ros2VlaError):
+    """Something the package needs is not installed or not built."""
+
+
+class ChunkError(Ros2VlaError):
+    """An ActionChunk failed validation; the bridge rejects it and holds."""
+
+
+class KinematicsError(Ros2VlaError):
+    """A robot model could not be built or queried."""
