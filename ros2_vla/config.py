@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +33,17 @@ class JointSpec:
     upper: float  # [rad] position limit
     velocity: float  # [rad/s] velocity limit
     acceleration: float  # [rad/s^2] acceleration limit used for timing
+    link: str = ""  # child link this joint moves; "" means "<name>_link"
 
     def __post_init__(self) -> None:
         if not self.lower < self.upper:
             raise ConfigError(f"joint {self.name}: lower limit {self.lower} must be below upper {self.upper}")
         if self.velocity <= 0 or self.acceleration <= 0:
             raise ConfigError(f"joint {self.name}: velocity and acceleration limits must be positive")
+        if not any(self.axis):
+            raise ConfigError(f"joint {self.name}: axis {self.axis} is zero; give a unit rotation axis")
+        if not self.link:
+            object.__setattr__(self, "link", f"{self.name}_link")  # frozen: set once, here
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,11 @@ class ChainSpec:
     @property
     def joint_names(self) -> tuple[str, ...]:
         return tuple(j.name for j in self.joints)
+
+    @property
+    def link_names(self) -> tuple[str, ...]:
+        """Base link, each joint's child link, then the TCP frame, root to tip."""
+        return (self.base_link, *(j.link for j in self.joints), self.ee_link)
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,7 @@ class ArmSpec:
     base_rpy: tuple[float, float, float]  # [rad] arm base orientation in the world frame
     trajectory_topic: str  # JointTrajectoryController command topic
     gripper: GripperSpec | None
+    prefix: str = ""  # already applied to `chain`'s joint and link names (ALOHA: "left_", "right_")
 
 
 @dataclass(frozen=True)
@@ -174,8 +185,12 @@ def available_robots() -> list[str]:
     return sorted(p.stem for p in config_dir().glob("*.yaml"))
 
 
-def load_robot_config(name_or_path: str | Path) -> RobotConfig:
-    """Load `config/<name>.yaml` (or a YAML path). Unknown names get a did-you-mean."""
+def load_robot_config(name_or_path: str | Path, variant: str | None = None) -> RobotConfig:
+    """Load `config/<name>.yaml` (or a YAML path). Unknown names get a did-you-mean.
+
+    `variant` names one of the file's chains (franka: "panda") that replaces the chain of every
+    arm; camera mounts on the old chain's links move to the matching links of the new one.
+    """
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
         path = config_dir() / f"{name_or_path}.yaml"
@@ -191,7 +206,7 @@ def load_robot_config(name_or_path: str | Path) -> RobotConfig:
     except yaml.YAMLError as exc:
         raise ConfigError(f"robot config {path} is not valid YAML: {exc}") from exc
     try:
-        return _robot_from_dict(raw, path)
+        return _robot_from_dict(raw, path, variant)
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"robot config {path} is malformed: {type(exc).__name__}: {exc}") from exc
 
@@ -214,6 +229,7 @@ def _chain(d: dict) -> ChainSpec:
             upper=float(j["upper"]),
             velocity=float(j["velocity"]),
             acceleration=float(j["acceleration"]),
+            link=str(j.get("link", "")),
         )
         for j in d["joints"]
     )
@@ -243,22 +259,52 @@ def _gripper(d: dict | None) -> GripperSpec | None:
     )
 
 
-def _robot_from_dict(raw: dict, path: Path) -> RobotConfig:
+def _prefixed(chain: ChainSpec, prefix: str) -> ChainSpec:
+    """The chain with `prefix` put before every joint and link name (one chain, two ALOHA arms)."""
+    if not prefix:
+        return chain
+    joints = tuple(replace(j, name=prefix + j.name, link=prefix + j.link) for j in chain.joints)
+    return replace(chain, base_link=prefix + chain.base_link, ee_link=prefix + chain.ee_link, joints=joints)
+
+
+def _link_map(written: ChainSpec, used: ChainSpec) -> dict[str, str]:
+    """Where a link of the written chain went in the variant chain: same place, root to tip."""
+    old, new = written.link_names, used.link_names
+    if len(old) != len(new):
+        old, new = (old[0], old[-1]), (new[0], new[-1])
+    return dict(zip(old, new))
+
+
+def _robot_from_dict(raw: dict, path: Path, variant: str | None = None) -> RobotConfig:
     chains = {k: _chain(v) for k, v in raw["chains"].items()}
+    if variant is not None and variant not in chains:
+        raise ConfigError(
+            f"robot config {path}: unknown variant {variant!r}. Variants are the chains of this file: {', '.join(sorted(chains))}."
+        )
     arms = []
+    mount_map: dict[str, str] = {}
     for a in raw["arms"]:
         if a["chain"] not in chains:
             raise ValueError(f"arm {a['name']} names chain {a['chain']!r}; chains are {sorted(chains)}")
+        prefix = str(a.get("prefix", ""))
+        written = _prefixed(chains[a["chain"]], prefix)
+        chain = _prefixed(chains[variant], prefix) if variant is not None else written
+        mount_map.update(_link_map(written, chain))
         arms.append(
             ArmSpec(
                 name=a["name"],
-                chain=chains[a["chain"]],
+                chain=chain,
                 base_xyz=_vec(a.get("base_xyz", [0, 0, 0])),
                 base_rpy=_vec(a.get("base_rpy", [0, 0, 0])),
                 trajectory_topic=a["trajectory_topic"],
                 gripper=_gripper(a.get("gripper")),
+                prefix=prefix,
             )
         )
+    names = [n for arm in arms for n in arm.chain.joint_names]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"joint names {twice} appear in more than one arm; give each arm its own `prefix`")
     cameras = tuple(
         CameraSpec(
             name=c["name"],
@@ -268,12 +314,16 @@ def _robot_from_dict(raw: dict, path: Path) -> RobotConfig:
             height=int(c["height"]),
             rate_hz=float(c["rate_hz"]),
             fovy=float(c.get("fovy", 60.0)),
-            mount=c.get("mount", "world"),
+            mount=mount_map.get(c.get("mount", "world"), c.get("mount", "world")),
             xyz=_vec(c["xyz"]),
             rpy=_vec(c["rpy"]),
         )
         for c in raw.get("cameras", [])
     )
+    links = {link for arm in arms for link in arm.chain.link_names}
+    for cam in cameras:
+        if cam.mount != "world" and cam.mount not in links:
+            raise ValueError(f"camera {cam.name} is mounted on {cam.mount!r}, which is neither 'world' nor a link {sorted(links)}")
     act = raw["action"]
     action = ActionSpec(
         space=act["space"],

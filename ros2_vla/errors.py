@@ -19,3 +19,7 @@ class ChunkError(Ros2VlaError):
 
 class KinematicsError(Ros2VlaError):
     """A robot model could not be built or queried."""
+
+
+class TrajectoryError(Ros2VlaError):
+    """Joint waypoints, limits or a plan given to the timing or blending code are malformed."""

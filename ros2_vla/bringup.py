@@ -1,0 +1,92 @@
+"""The node graph of a robot, described once.
+
+`launch/<robot>.launch.py` (ROS `launch`) and `ros2-vla launch` (the package's own launcher,
+for machines without ROS `launch`) both turn `describe_graph()` into processes, so the two
+can never disagree. Default topic and service names live here too; every one is remappable.
+No ROS import: this is data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ros2_vla.config import load_robot_config
+from ros2_vla.errors import ConfigError
+
+# Every executable the package installs under lib/ros2_vla (CMakeLists.txt writes one entry
+# script per name; the module is ros2_vla.nodes.<name> with a main()).
+NODE_EXECUTABLES = ("bridge_node", "vla_node", "sim_node", "recorder_node")
+
+
+@dataclass(frozen=True)
+class Names:
+    """Default topic and service names (DESIGN.md), shared by nodes, CLI and docs."""
+
+    instruction: str = "/vla/instruction"  # std_msgs/String
+    action_chunk: str = "/vla/action_chunk"  # ros2_vla/ActionChunk
+    policy_status: str = "/vla/status"  # ros2_vla/PolicyStatus
+    bridge_status: str = "/vla/bridge/status"  # ros2_vla/BridgeStatus
+    predicted_path: str = "/vla/bridge/predicted_path"  # nav_msgs/Path
+    enable: str = "/vla/enable"  # std_srvs/SetBool service
+    sim_reset: str = "/sim/reset"  # std_srvs/Trigger service
+    sim_task: str = "/sim/task"  # std_msgs/String, latched
+    sim_success: str = "/sim/success"  # std_msgs/Bool
+
+
+NAMES = Names()
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node of the graph: what to run and how to configure it."""
+
+    name: str  # ROS node name
+    executable: str  # one of NODE_EXECUTABLES
+    parameters: dict[str, Any] = field(default_factory=dict)
+    remappings: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.executable not in NODE_EXECUTABLES:
+            raise ConfigError(f"node {self.name}: unknown executable {self.executable!r}; known: {NODE_EXECUTABLES}")
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    """The launch arguments: `sim:=`, `policy:=`, `model:=`, `variant:=`, `enable:=`."""
+
+    robot: str  # config/<robot>.yaml
+    sim: bool = False  # run the MuJoCo stand-in instead of talking to hardware
+    policy: str = ""  # policy backend for vla_node ("" = no vla_node: chunks come from elsewhere)
+    model: str = ""  # model path (or id) for the backend
+    variant: str = ""  # kinematic variant, e.g. "panda" for franka
+    enable: bool = False  # arm the bridge at start (otherwise /vla/enable arms it)
+
+
+def describe_graph(opts: LaunchOptions) -> list[NodeSpec]:
+    """The nodes to start for `opts`, in start order. Raises ConfigError for an unknown robot."""
+    robot = load_robot_config(opts.robot, variant=opts.variant or None)  # fail early, clearly
+    common: dict[str, Any] = {"robot": robot.name, "variant": opts.variant}
+    nodes: list[NodeSpec] = []
+    if opts.sim:
+        nodes.append(NodeSpec("sim", "sim_node", {**common}))
+    nodes.append(NodeSpec("bridge", "bridge_node", {**common, "enabled": opts.enable or opts.sim}))
+    if opts.policy:
+        nodes.append(NodeSpec("vla", "vla_node", {**common, "policy": opts.policy, "model": opts.model}))
+    return nodes
+
+
+def launch_argument_defaults() -> dict[str, str]:
+    """Launch-argument defaults as strings, as `ros2 launch` declares them."""
+    d = LaunchOptions(robot="")
+    return {"sim": str(d.sim).lower(), "policy": d.policy, "model": d.model, "variant": d.variant, "enable": str(d.enable).lower()}
+
+
+def parse_bool(text: str) -> bool:
+    """`true`/`false` (and 1/0, yes/no) as launch arguments spell them."""
+    t = str(text).strip().lower()
+    if t in ("true", "1", "yes", "on"):
+        return True
+    if t in ("false", "0", "no", "off", ""):
+        return False
+    raise ConfigError(f"expected true or false, got {text!r}")
