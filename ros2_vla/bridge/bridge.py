@@ -1,0 +1,238 @@
+"""The bridge's state: armed or not, the latest joint state, the plan each arm is executing.
+
+Pure (every time is passed in) so the whole safety behaviour is tested without ROS; bridge_node
+only feeds it messages and a timer and publishes what `tick` returns.
+
+Safety rules, in priority order:
+1. Disarmed: nothing is sent. Disarming while moving sends one hold at the commanded position.
+2. Joint states missing, incomplete or older than the timeout: one hold at the measured position,
+   the plan is dropped, nothing else is sent until fresh states arrive.
+3. A rejected chunk (or one with no reachable step) changes nothing: the current plan goes on or
+   the arm holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ros2_vla.actions.chunk import Chunk
+from ros2_vla.bridge.gripper_plan import GripperPlan
+from ros2_vla.bridge.planner import ChunkPlan, ChunkPlanner
+from ros2_vla.bridge.status import BridgeCode, BridgeState
+from ros2_vla.config import RobotConfig
+from ros2_vla.errors import ChunkError, TrajectoryError
+from ros2_vla.ik.params import IkParams
+from ros2_vla.trajectory.blending import BlendConfig, TrajectoryBlender
+
+
+@dataclass(frozen=True)
+class TrajectoryCommand:
+    """One JointTrajectory to publish (stamp zero: the controller starts it now)."""
+
+    topic: str
+    joint_names: tuple[str, ...]
+    times_from_start: np.ndarray  # [s] (N,) strictly increasing, > 0
+    positions: np.ndarray  # (N, m)
+    velocities: np.ndarray  # (N, m)
+
+
+class Bridge:
+    def __init__(self, robot: RobotConfig, blend: BlendConfig | None = None, ik: IkParams | None = None,
+                 joint_state_timeout: float | None = None) -> None:
+        self.robot = robot
+        self.planner = ChunkPlanner(robot, ik)
+        self.timeout = robot.safety.joint_state_timeout if joint_state_timeout is None else joint_state_timeout
+        blend = blend or BlendConfig()
+        self.blenders = {
+            name: TrajectoryBlender(blend, m.velocity_limits, m.acceleration_limits) for name, m in self.planner.models.items()
+        }
+        self.grippers = {arm.name: GripperPlan(arm.gripper) for arm in robot.arms if arm.gripper is not None}
+        self.enabled = False
+        self._q: dict[str, np.ndarray] = {}  # measured arm positions
+        self._g: dict[str, float] = {}  # measured gripper positions
+        self._stamp: float | None = None  # receipt time of the last complete joint state
+        self._holding_stale = False
+        self._active = False  # a plan is loaded and not yet dropped
+        self._last = BridgeState(BridgeCode.IDLE)
+
+    # --- inputs -----------------------------------------------------------------------------
+    def update_joint_state(self, names: list[str], positions: list[float], now: float) -> None:
+        """A /joint_states message received at `now`; names not of this robot are ignored."""
+        index = {n: i for i, n in enumerate(names)}
+        for arm in self.robot.arms:
+            joints = arm.chain.joint_names
+            if all(j in index for j in joints):
+                q = np.array([positions[index[j]] for j in joints], dtype=np.float64)
+                if np.all(np.isfinite(q)):
+                    self._q[arm.name] = q
+            if arm.gripper is not None and arm.gripper.joint in index:
+                self._g[arm.name] = float(positions[index[arm.gripper.joint]])
+        if len(self._q) == len(self.robot.arms):
+            self._stamp = now
+
+    def set_enabled(self, enabled: bool, now: float) -> tuple[bool, str, list[TrajectoryCommand]]:
+        """Arm or disarm; returns (accepted, message, commands to send now)."""
+        if enabled == self.enabled:
+            return True, f"already {'enabled' if enabled else 'disabled'}", []
+        if enabled:
+            problem = self._input_problem(now)
+            if problem:
+                return False, f"cannot enable: {problem}", []
+            self.enabled = True
+            self._reset_to_measured(now)
+            return True, "enabled: holding until the next chunk", []
+        commands = self._hold_commands(now, measured=False) if self._active else []
+        self.enabled, self._active = False, False
+        return True, "disabled: holding position", commands
+
+    def on_chunk(self, chunk: Chunk, now: float) -> BridgeState:
+        """Plan a new chunk into the executing trajectory; returns the status it leads to."""
+        if not self.enabled:
+            return self._set(BridgeState(BridgeCode.DISARMED, "disarmed: chunk ignored", chunk_sequence=chunk.sequence))
+        problem = self._input_problem(now)
+        if problem:
+            return self._set(BridgeState(BridgeCode.STALE_INPUT, f"{problem}: chunk ignored, holding", True, chunk.sequence))
+        if not self._active:
+            self._reset_to_measured(now)
+        q_start = {name: b.sample(now)[0] for name, b in self.blenders.items()}
+        try:
+            plan = self.planner.plan(chunk, q_start)
+        except ChunkError as exc:
+            return self._set(BridgeState(BridgeCode.CHUNK_REJECTED, f"chunk {chunk.sequence} rejected: {exc}", True, chunk.sequence))
+        if plan.steps > 0:
+            self._load(plan, chunk, now)
+        return self._set(_state_of(plan, chunk.sequence))
+
+    # --- outputs ----------------------------------------------------------------------------
+    def tick(self, now: float) -> list[TrajectoryCommand]:
+        """What to send at this control tick: the rest of each arm's plan, a hold, or nothing."""
+        if not self.enabled:
+            return []
+        problem = self._input_problem(now)
+        if problem:
+            if self._holding_stale:
+                return []
+            self._holding_stale = True
+            self._set(replace(self._last, code=BridgeCode.STALE_INPUT, message=f"{problem}: holding"))
+            commands = self._hold_commands(now, measured=self._stamp is not None)
+            self._active = False
+            return commands
+        if self._holding_stale:  # fresh again: resume from where the arm really is
+            self._holding_stale = False
+            self._reset_to_measured(now)
+            self._set(BridgeState(BridgeCode.IDLE, "joint states fresh again: holding until the next chunk", True))
+            return []
+        if not self._active or all(b.plan.end_time <= now for b in self.blenders.values()):
+            return []
+        return self._plan_commands(now)
+
+    def state(self, now: float) -> BridgeState:
+        """The status to publish now."""
+        if not self.enabled:
+            return replace(self._last, code=BridgeCode.DISARMED, message="disarmed: call /vla/enable to arm", enabled=False)
+        problem = self._input_problem(now)
+        if problem:
+            return replace(self._last, code=BridgeCode.STALE_INPUT, message=f"{problem}: holding", enabled=True)
+        return replace(self._last, enabled=True)
+
+    def predicted_path(self, arm: str, now: float) -> np.ndarray:
+        """TCP positions [m] (N, 3) in the arm base frame along the rest of the plan."""
+        plan = self.blenders[arm].plan
+        if plan is None or not self._active:
+            return np.zeros((0, 3))
+        model = self.planner.models[arm]
+        rows = [plan.sample(now)[0]] + [q for t, q in zip(plan.times, plan.positions) if t > now]
+        return np.array([model.fk(q)[:3, 3] for q in rows])
+
+    # --- internals --------------------------------------------------------------------------
+    def _input_problem(self, now: float) -> str:
+        if self._stamp is None:
+            missing = [a.name for a in self.robot.arms if a.name not in self._q]
+            return f"no complete joint state yet for arm(s) {missing}"
+        age = now - self._stamp
+        if age > self.timeout:
+            return f"joint states are {age:.2f} s old (limit {self.timeout:.2f} s)"
+        return ""
+
+    def _reset_to_measured(self, now: float) -> None:
+        for name, b in self.blenders.items():
+            b.reset(now, self._q[name])
+        for name, g in self.grippers.items():
+            g.reset(now, self._g.get(name, g.spec.open_position))
+        self._active = False
+
+    def _load(self, plan: ChunkPlan, chunk: Chunk, now: float) -> None:
+        dt = chunk.dt / max(plan.speed_scale, 1e-3)  # near a singularity: the same path, slower
+        for wp in plan.arms:
+            blender = self.blenders[wp.arm]
+            before = blender.plan
+            try:
+                after = blender.add(now, chunk.stamp, dt, wp.positions)
+            except TrajectoryError:
+                continue
+            if after is before:
+                continue  # every step of the chunk is already in the past
+            kept = len(after.times) - 1  # "skip" and "ensemble" drop the chunk's past steps
+            if wp.gripper is not None and wp.arm in self.grippers:
+                self.grippers[wp.arm].add(now, after.times[1:], wp.gripper[-kept:])
+        self._active = True
+
+    def _plan_commands(self, now: float) -> list[TrajectoryCommand]:
+        commands = []
+        for arm in self.robot.arms:
+            plan = self.blenders[arm.name].plan
+            ahead = plan.times > now + 1e-6
+            if not ahead.any():
+                times = np.array([now + 1e-3])
+                q, qd = plan.sample(times[0])
+                q, qd = q[None, :], np.zeros_like(q)[None, :]
+            else:
+                times, q, qd = plan.times[ahead], plan.positions[ahead], plan.velocities[ahead]
+            commands += self._commands_for(arm.name, times - now, q, qd, times)
+        return commands
+
+    def _hold_commands(self, now: float, measured: bool) -> list[TrajectoryCommand]:
+        commands = []
+        for arm in self.robot.arms:
+            if measured and arm.name in self._q:
+                q = self._q[arm.name]
+            else:
+                q = self.blenders[arm.name].sample(now)[0] if self.blenders[arm.name].plan is not None else self._q.get(arm.name)
+            if q is None:
+                continue
+            self.blenders[arm.name].reset(now, q)
+            if arm.name in self.grippers:
+                g = self.grippers[arm.name]
+                g.reset(now, g.sample(now)[0])
+            # One point a control period ahead: the controller comes to rest there.
+            t = np.array([1.0 / self.robot.control_rate_hz])
+            commands += self._commands_for(arm.name, t, q[None, :], np.zeros((1, q.size)), now + t)
+        return commands
+
+    def _commands_for(self, arm_name: str, t_rel, q, qd, t_abs) -> list[TrajectoryCommand]:
+        arm = next(a for a in self.robot.arms if a.name == arm_name)
+        names = arm.chain.joint_names
+        gripper = self.grippers.get(arm_name)
+        if gripper is None:
+            return [TrajectoryCommand(arm.trajectory_topic, names, t_rel, q, qd)]
+        g, gd = gripper.sample(np.asarray(t_abs))
+        if arm.gripper.mode == "in_trajectory":
+            return [TrajectoryCommand(arm.trajectory_topic, names + (arm.gripper.joint,), t_rel,
+                                      np.column_stack([q, g]), np.column_stack([qd, gd]))]
+        return [TrajectoryCommand(arm.trajectory_topic, names, t_rel, q, qd),
+                TrajectoryCommand(arm.gripper.topic, (arm.gripper.joint,), t_rel, g[:, None], gd[:, None])]
+
+    def _set(self, state: BridgeState) -> BridgeState:
+        self._last = state
+        return state
+
+
+def _state_of(plan: ChunkPlan, sequence: int) -> BridgeState:
+    code = plan.code
+    if plan.steps == 0 and code == BridgeCode.OK:
+        code = BridgeCode.IDLE
+    message = plan.message or f"chunk {sequence}: {plan.steps} steps planned"
+    return BridgeState(code, message, True, sequence, plan.ik_position_residual, plan.ik_rotation_residual,
+                       plan.condition_number, plan.speed_scale)

@@ -1,0 +1,98 @@
+"""`ros2-vla`: run a robot's node graph and talk to it, with or without a ROS 2 distro.
+
+    ros2-vla launch franka --sim           # = ros2 launch ros2_vla franka.launch.py sim:=true
+    ros2-vla instruct "pick up the red cube"
+    ros2-vla status [--once]
+    ros2-vla enable | disable
+    ros2-vla graph franka --sim            # print the node graph the launch would start
+
+Errors the user can fix print one line and exit non-zero; they are never stack traces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ros2_vla.errors import Ros2VlaError
+
+
+def _add_launch_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("robot", help="robot config name (config/<robot>.yaml), e.g. franka, widowx, aloha")
+    p.add_argument("--sim", action="store_true", help="run the MuJoCo stand-in instead of hardware")
+    p.add_argument("--policy", default="", help="vla_node backend (openvla | flow); omitted: no vla_node")
+    p.add_argument("--model", default="", help="model directory for the policy backend")
+    p.add_argument("--variant", default="", help="kinematic variant, e.g. panda for franka")
+    p.add_argument("--enable", action="store_true", help="arm the bridge at start")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ros2-vla", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("launch", help="start a robot's node graph (Ctrl-C stops every node)")
+    _add_launch_options(p)
+    p = sub.add_parser("graph", help="print the node graph `launch` would start")
+    _add_launch_options(p)
+
+    p = sub.add_parser("instruct", help="send an instruction on /vla/instruction (empty string: stop)")
+    p.add_argument("text")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for a subscriber")
+
+    p = sub.add_parser("status", help="print /vla/status and /vla/bridge/status")
+    p.add_argument("--once", action="store_true", help="print one message of each and exit")
+    p.add_argument("--timeout", type=float, default=10.0, help="with --once: seconds to wait")
+
+    for name, help_text in (("enable", "arm the bridge (/vla/enable true)"), ("disable", "disarm the bridge")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the service")
+    return parser
+
+
+def _launch_options(args: argparse.Namespace):
+    from ros2_vla.bringup import LaunchOptions
+
+    return LaunchOptions(robot=args.robot, sim=args.sim, policy=args.policy, model=args.model, variant=args.variant, enable=args.enable)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    if args.command in ("launch", "graph"):
+        from ros2_vla.bringup import describe_graph
+
+        specs = describe_graph(_launch_options(args))
+        if args.command == "graph":
+            for s in specs:
+                print(f"{s.name}: {s.executable} parameters={s.parameters} remappings={list(s.remappings)}")
+            return 0
+        from ros2_vla.launcher import run
+
+        return run(specs)
+
+    from ros2_vla.ros import tools  # needs rclpy: imported only for the commands that talk ROS
+
+    if args.command == "instruct":
+        return tools.instruct(args.text, timeout=args.timeout)
+    if args.command == "status":
+        return tools.status(once=args.once, timeout=args.timeout)
+    if args.command in ("enable", "disable"):
+        return tools.set_enabled(args.command == "enable", timeout=args.timeout)
+    raise AssertionError(args.command)  # argparse rejects unknown commands first
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run_command(args)
+    except Ros2VlaError as exc:
+        print(f"ros2-vla: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        print(f"ros2-vla: missing requirement: {exc.name} is not installed; run scripts/setup and "
+              f"`source scripts/env.sh` (or source your ROS 2 distro)", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

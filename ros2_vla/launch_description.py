@@ -1,0 +1,54 @@
+"""ROS `launch` adapter over the bringup: `launch/<robot>.launch.py` calls `generate_for(robot)`.
+
+Only importable where ROS's `launch` and `launch_ros` are installed (a ROS 2 distro); elsewhere
+`ros2-vla launch` runs the same graph from the same `describe_graph()`.
+"""
+
+from __future__ import annotations
+
+from launch import LaunchContext, LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from ros2_vla.bringup import LaunchOptions, describe_graph, launch_argument_defaults, parse_bool
+
+_DESCRIPTIONS = {
+    "sim": "run the MuJoCo stand-in instead of the hardware drivers",
+    "policy": "vla_node backend (openvla | flow); empty: no vla_node",
+    "model": "model directory for the policy backend",
+    "variant": "kinematic variant of the robot (franka: fr3 | panda)",
+    "enable": "arm the bridge at start instead of waiting for /vla/enable",
+}
+
+
+def _nodes(context: LaunchContext, robot: str) -> list[Node]:
+    arg = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
+    opts = LaunchOptions(
+        robot=robot,
+        sim=parse_bool(arg("sim")),
+        policy=arg("policy"),
+        model=arg("model"),
+        variant=arg("variant"),
+        enable=parse_bool(arg("enable")),
+    )
+    return [
+        Node(
+            package="ros2_vla",
+            executable=spec.executable,
+            name=spec.name,
+            parameters=[spec.parameters],
+            remappings=list(spec.remappings),
+            output="screen",
+            emulate_tty=True,
+        )
+        for spec in describe_graph(opts)
+    ]
+
+
+def generate_for(robot: str) -> LaunchDescription:
+    args = [
+        DeclareLaunchArgument(name, default_value=default, description=_DESCRIPTIONS[name])
+        for name, default in launch_argument_defaults().items()
+    ]
+    return LaunchDescription([*args, OpaqueFunction(function=_nodes, kwargs={"robot": robot})])

@@ -1,0 +1,132 @@
+"""bridge_node: ActionChunks in, JointTrajectories out, at the control rate, safely.
+
+A thin shell over ros2_vla.bridge.Bridge: it converts messages, keeps the timers, and publishes
+what the core decides. Topics and limits come from config/<robot>.yaml.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from geometry_msgs.msg import PoseStamped
+from nav_msgs.msg import Path
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_srvs.srv import SetBool
+from trajectory_msgs.msg import JointTrajectory
+
+from ros2_vla.bridge.bridge import Bridge, TrajectoryCommand
+from ros2_vla.bridge.status import BridgeState
+from ros2_vla.bringup import NAMES
+from ros2_vla.config import load_robot_config
+from ros2_vla.msg import ActionChunk, BridgeStatus
+from ros2_vla.ros.convert import chunk_from_msg, joint_trajectory_msg
+from ros2_vla.ros.qos import COMMAND, SENSOR, STATUS
+from ros2_vla.ros.spin import run_node
+from ros2_vla.trajectory.blending import BlendConfig
+
+
+class BridgeNode(Node):
+    def __init__(self) -> None:
+        super().__init__("bridge")
+        p = self._declare_parameters()
+        self.robot = load_robot_config(p["robot"], variant=p["variant"] or None)
+        blend = BlendConfig(mode=p["blend_mode"], blend_steps=p["blend_steps"], ensemble_m=p["ensemble_m"])
+        timeout = p["joint_state_timeout"] if p["joint_state_timeout"] > 0 else None
+        self.bridge = Bridge(self.robot, blend, joint_state_timeout=timeout)
+
+        topics = {arm.trajectory_topic for arm in self.robot.arms}
+        topics |= {a.gripper.topic for a in self.robot.arms if a.gripper and a.gripper.mode == "separate"}
+        self.trajectory_pubs = {t: self.create_publisher(JointTrajectory, t, COMMAND) for t in sorted(topics)}
+        self.status_pub = self.create_publisher(BridgeStatus, NAMES.bridge_status, STATUS)
+        self.path_pub = self.create_publisher(Path, NAMES.predicted_path, STATUS)
+        self.create_subscription(ActionChunk, NAMES.action_chunk, self._on_chunk, COMMAND)
+        self.create_subscription(JointState, self.robot.joint_states_topic, self._on_joint_state, SENSOR)
+        self.create_service(SetBool, NAMES.enable, self._on_enable)
+        rate = p["control_rate_hz"] if p["control_rate_hz"] > 0 else self.robot.control_rate_hz
+        self.create_timer(1.0 / rate, self._on_tick)
+        self.create_timer(1.0 / p["status_rate_hz"], self._publish_status)
+        self._want_enabled = p["enabled"]
+        self.get_logger().info(f"{self.robot.name}: bridging {NAMES.action_chunk} -> {sorted(topics)} at {rate:.0f} Hz, "
+                               f"blend {blend.mode}, {'arming when joint states arrive' if p['enabled'] else 'disarmed'}")
+
+    def _declare_parameters(self) -> dict:
+        defaults = {
+            "robot": "franka",  # config/<robot>.yaml
+            "variant": "",  # kinematic variant (franka: panda)
+            "enabled": False,  # arm as soon as joint states arrive (else wait for /vla/enable)
+            "blend_mode": "skip",  # replace | skip | ensemble
+            "blend_steps": 2,  # waypoints over which a new chunk takes over
+            "ensemble_m": 0.01,  # ACT temporal-ensemble weight decay
+            "joint_state_timeout": -1.0,  # [s]; <= 0: the config's safety.joint_state_timeout
+            "control_rate_hz": -1.0,  # [Hz]; <= 0: the config's control_rate_hz
+            "status_rate_hz": 10.0,  # [Hz]
+        }
+        return {name: self.declare_parameter(name, value).value for name, value in defaults.items()}
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # --- callbacks ----------------------------------------------------------------------------
+    def _on_joint_state(self, msg: JointState) -> None:
+        self.bridge.update_joint_state(list(msg.name), list(msg.position), self._now())
+        if self._want_enabled and not self.bridge.enabled:
+            ok, _, _ = self.bridge.set_enabled(True, self._now())
+            self._want_enabled = not ok
+
+    def _on_chunk(self, msg: ActionChunk) -> None:
+        state = self.bridge.on_chunk(chunk_from_msg(msg), self._now())
+        self._publish_state(state)
+        if state.code != state.code.OK:
+            self.get_logger().warn(state.message, throttle_duration_sec=1.0)
+        self._on_tick()  # the new plan goes out now, not one period later
+
+    def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        ok, message, commands = self.bridge.set_enabled(bool(request.data), self._now())
+        self._want_enabled = False
+        self._send(commands)
+        response.success, response.message = ok, message
+        self.get_logger().info(message)
+        self._publish_status()
+        return response
+
+    def _on_tick(self) -> None:
+        now = self._now()
+        self._send(self.bridge.tick(now))
+
+    # --- outputs ------------------------------------------------------------------------------
+    def _send(self, commands: list[TrajectoryCommand]) -> None:
+        for c in commands:
+            self.trajectory_pubs[c.topic].publish(joint_trajectory_msg(c.joint_names, c.times_from_start, c.positions, c.velocities))
+
+    def _publish_status(self) -> None:
+        now = self._now()
+        self._publish_state(self.bridge.state(now))
+        arm = self.robot.arms[0]
+        path = Path()
+        path.header.stamp = self.get_clock().now().to_msg()
+        path.header.frame_id = arm.chain.base_link
+        for xyz in self.bridge.predicted_path(arm.name, now):
+            pose = PoseStamped()
+            pose.header = path.header
+            pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in xyz)
+            pose.pose.orientation.w = 1.0
+            path.poses.append(pose)
+        self.path_pub.publish(path)
+
+    def _publish_state(self, s: BridgeState) -> None:
+        msg = BridgeStatus()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.code, msg.message, msg.enabled = int(s.code), s.message, s.enabled
+        msg.embodiment, msg.chunk_sequence = self.robot.name, int(s.chunk_sequence)
+        msg.ik_position_residual, msg.ik_rotation_residual = float(s.ik_position_residual), float(s.ik_rotation_residual)
+        msg.condition_number, msg.speed_scale = float(s.condition_number), float(s.speed_scale)
+        self.status_pub.publish(msg)
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(BridgeNode, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Messages to core types and back. No logic beyond copying fields and units."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from builtin_interfaces.msg import Duration, Time
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from ros2_vla.actions.chunk import Chunk
+from ros2_vla.msg import ActionChunk
+
+
+def time_to_sec(t: Time) -> float:
+    return t.sec + t.nanosec * 1e-9
+
+
+def sec_to_time(s: float) -> Time:
+    sec = int(np.floor(s))
+    return Time(sec=sec, nanosec=min(int(round((s - sec) * 1e9)), 999_999_999))
+
+
+def sec_to_duration(s: float) -> Duration:
+    sec = int(np.floor(s))
+    return Duration(sec=sec, nanosec=min(int(round((s - sec) * 1e9)), 999_999_999))
+
+
+def duration_to_sec(d: Duration) -> float:
+    return d.sec + d.nanosec * 1e-9
+
+
+def chunk_from_msg(msg: ActionChunk) -> Chunk:
+    """ActionChunk -> Chunk; layout and values are checked later by validate_chunk."""
+    return Chunk(
+        stamp=time_to_sec(msg.header.stamp),
+        frame_id=msg.header.frame_id,
+        embodiment=msg.embodiment,
+        action_space=msg.action_space,
+        dimension_names=tuple(msg.dimension_names),
+        dt=msg.dt,
+        horizon=msg.horizon,
+        values=np.asarray(msg.values, dtype=np.float32),
+        tokens=np.asarray(msg.tokens, dtype=np.uint16),
+        num_bins=msg.num_bins,
+        low=np.asarray(msg.low, dtype=np.float32),
+        high=np.asarray(msg.high, dtype=np.float32),
+        normalized=np.asarray(msg.normalized, dtype=bool),
+        instruction=msg.instruction,
+        policy=msg.policy,
+        sequence=msg.sequence,
+        inference_time=msg.inference_time,
+    )
+
+
+def chunk_to_msg(chunk: Chunk) -> ActionChunk:
+    msg = ActionChunk()
+    msg.header.stamp = sec_to_time(chunk.stamp)
+    msg.header.frame_id = chunk.frame_id
+    msg.embodiment = chunk.embodiment
+    msg.action_space = chunk.action_space
+    msg.dimension_names = list(chunk.dimension_names)
+    msg.dt = float(chunk.dt)
+    msg.horizon = int(chunk.horizon)
+    # array.array-backed fields accept numpy arrays of the right dtype directly (fast path).
+    msg.values = np.asarray(chunk.values, dtype=np.float32)
+    msg.tokens = np.asarray(chunk.tokens, dtype=np.uint16)
+    msg.num_bins = int(chunk.num_bins)
+    msg.low = np.asarray(chunk.low, dtype=np.float32)
+    msg.high = np.asarray(chunk.high, dtype=np.float32)
+    msg.normalized = [bool(x) for x in chunk.normalized]
+    msg.instruction = chunk.instruction
+    msg.policy = chunk.policy
+    msg.sequence = int(chunk.sequence)
+    msg.inference_time = float(chunk.inference_time)
+    return msg
+
+
+def joint_trajectory_msg(
+    joint_names: Sequence[str],
+    times_from_start: Sequence[float],
+    positions: np.ndarray,
+    velocities: np.ndarray | None = None,
+) -> JointTrajectory:
+    """JointTrajectory with stamp zero (ros2_control: start now); positions (N, n) [rad]."""
+    msg = JointTrajectory()
+    msg.joint_names = list(joint_names)
+    for i, t in enumerate(times_from_start):
+        pt = JointTrajectoryPoint()
+        pt.positions = [float(x) for x in positions[i]]
+        if velocities is not None:
+            pt.velocities = [float(x) for x in velocities[i]]
+        pt.time_from_start = sec_to_duration(float(t))
+        msg.points.append(pt)
+    return msg

@@ -1,0 +1,144 @@
+"""Chunk blending: each new chunk of joint waypoints takes over the executing plan without a jump.
+
+Slow brain, fast body: chunks arrive at 1-30 Hz whenever the policy is done; the bridge samples the
+current plan at its control rate and never waits. `add` builds the next plan from the robot's commanded
+state at `now` (position and velocity of the plan being played), so position and velocity are continuous
+at the switch, and times it within the joint limits (`time_waypoints`, stretching time, never moving
+points). Pure: every time is passed in, nothing reads a clock.
+
+Chunk convention (as the ActionChunk message): step k of a chunk whose observation was taken at `stamp`
+is commanded from stamp + k*dt and reached at stamp + (k+1)*dt.
+
+Modes:
+- "replace": play the whole chunk from now (step k reached at now + (k+1)*dt), ignoring latency.
+- "skip": latency compensation; drop steps that should already have started (stamp + k*dt < now) and
+  keep the rest at their own times.
+- "ensemble": ACT temporal ensembling over every chunk still covering the future, steps dropped as in
+  "skip" (see `ensemble.py` for the weights).
+In "replace" and "skip" the first `blend_steps` waypoints are mixed from the old plan's path into the new
+chunk's, w = smoothstep((k+1)/(blend_steps+1)) on the new one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ros2_vla.errors import TrajectoryError
+from ros2_vla.trajectory.ensemble import ACT_ENSEMBLE_M, TimedChunk, ensemble_at
+from ros2_vla.trajectory.plan import Plan
+from ros2_vla.trajectory.timing import HERMITE_ACCELERATION_FACTOR, time_waypoints
+
+BLEND_MODES = ("replace", "skip", "ensemble")
+
+
+@dataclass(frozen=True)
+class BlendConfig:
+    mode: str = "skip"  # one of BLEND_MODES
+    blend_steps: int = 2  # waypoints over which the old path hands over to the new one ("replace", "skip")
+    ensemble_m: float = ACT_ENSEMBLE_M  # ACT weight decay per chunk age ("ensemble")
+    max_chunks: int = 64  # chunks kept for "ensemble"; the oldest go first
+
+    def __post_init__(self) -> None:
+        if self.mode not in BLEND_MODES:
+            raise TrajectoryError(f"blend mode {self.mode!r} is unknown; use one of {BLEND_MODES}")
+        if self.blend_steps < 0:
+            raise TrajectoryError(f"blend_steps must be >= 0 (0: switch at once); got {self.blend_steps}")
+        if not (self.ensemble_m >= 0.0 and np.isfinite(self.ensemble_m)):
+            raise TrajectoryError(f"ensemble_m must be finite and >= 0 (ACT: {ACT_ENSEMBLE_M}); got {self.ensemble_m}")
+        if self.max_chunks < 1:
+            raise TrajectoryError(f"max_chunks must be >= 1; got {self.max_chunks}")
+
+
+def blend_weights(count: int, blend_steps: int) -> np.ndarray:
+    """Weight (count,) of the new chunk on each of its first `count` waypoints: smooth 0 -> 1, then 1."""
+    x = np.minimum((np.arange(count) + 1.0) / (blend_steps + 1.0), 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+class TrajectoryBlender:
+    """Holds the plan being executed and turns each new chunk into the next plan.
+
+    velocity_limits [rad/s] (n,), acceleration_limits [rad/s^2] (n,): from the robot config. The sampled
+    cubic stays within the acceleration limit: waypoints are timed with a third of it, the worst-case
+    ratio of the cubic's acceleration to the finite-difference one (`timing.py`).
+    """
+
+    def __init__(self, config: BlendConfig, velocity_limits: np.ndarray, acceleration_limits: np.ndarray) -> None:
+        self.config = config
+        self._vmax = np.array(velocity_limits, dtype=np.float64)
+        self._amax = np.array(acceleration_limits, dtype=np.float64)
+        if self._vmax.ndim != 1 or self._amax.shape != self._vmax.shape:
+            raise TrajectoryError(f"limits must be two (n,) arrays; got {self._vmax.shape} and {self._amax.shape}")
+        self._plan: Plan | None = None
+        self._chunks: list[TimedChunk] = []
+
+    @property
+    def plan(self) -> Plan | None:
+        """The plan being executed; None before `reset`."""
+        return self._plan
+
+    def reset(self, now: float, q: np.ndarray) -> Plan:
+        """Forget every chunk and hold q [rad] (n,) (the measured joint state) from now [s]."""
+        q = np.asarray(q, dtype=np.float64)
+        if q.shape != self._vmax.shape or not np.all(np.isfinite(q)):
+            raise TrajectoryError(f"reset needs {self._vmax.size} finite joint positions [rad]; got {q!r}")
+        self._chunks = []
+        self._plan = Plan.hold(now, q)
+        return self._plan
+
+    def sample(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """Commanded position [rad] (n,) and velocity [rad/s] (n,) at time t [s]."""
+        return self._require_plan().sample(t)
+
+    def add(self, now: float, stamp: float, dt: float, positions: np.ndarray) -> Plan:
+        """Take in a chunk of joint waypoints [rad] (H, n) predicted from the observation at `stamp` [s]
+        with step `dt` [s]; returns the new plan (the old one if no step of the chunk is still ahead)."""
+        plan = self._require_plan()
+        q = np.asarray(positions, dtype=np.float64)
+        if q.ndim != 2 or q.shape[0] < 1 or q.shape[1] != plan.dof or not np.all(np.isfinite(q)):
+            raise TrajectoryError(f"chunk positions must be (H, {plan.dof}) finite joint positions [rad]; got shape {q.shape}")
+        if not (dt > 0.0 and np.isfinite(dt)):
+            raise TrajectoryError(f"chunk dt must be finite and > 0 [s]; got {dt}")
+        steps = np.arange(q.shape[0])
+        if self.config.mode == "replace":
+            times, keep = now + (steps + 1) * dt, np.ones(q.shape[0], dtype=bool)
+        else:
+            times, keep = stamp + (steps + 1) * dt, stamp + steps * dt >= now
+        if not keep.any():
+            return plan  # a stale chunk changes nothing: the plan already ends at rest
+        if self.config.mode == "ensemble":
+            targets = self._ensemble(now, stamp, times, q, keep)
+        else:
+            w = blend_weights(int(keep.sum()), self.config.blend_steps)[:, None]
+            targets = (1.0 - w) * plan.sample_positions(times[keep]) + w * q[keep]
+        self._plan = self._timed(plan, now, times[keep], targets)
+        return self._plan
+
+    def _ensemble(self, now: float, stamp: float, times: np.ndarray, q: np.ndarray, keep: np.ndarray) -> np.ndarray:
+        self._chunks = [c for c in self._chunks if c.times[-1] > now] + [TimedChunk(stamp, times, q)]
+        self._chunks = sorted(self._chunks, key=lambda c: c.stamp)[-self.config.max_chunks :]
+        return np.array([ensemble_at(self._chunks, float(t), self.config.ensemble_m) for t in times[keep]])
+
+    def _timed(self, plan: Plan, now: float, times: np.ndarray, targets: np.ndarray) -> Plan:
+        """The plan from the commanded state at now through `targets` (M, n), no faster than `times`."""
+        q_now, qd_now = plan.sample(now)
+        timing = time_waypoints(
+            np.vstack([q_now, targets]),
+            np.diff(np.concatenate([[now], times])),
+            self._vmax,
+            self._amax / HERMITE_ACCELERATION_FACTOR,
+            v0=qd_now,
+            stop_at_end=True,
+        )
+        return Plan(
+            np.concatenate([[now], now + timing.times]),
+            np.vstack([q_now, targets]),
+            np.vstack([qd_now, timing.velocities]),
+        )
+
+    def _require_plan(self) -> Plan:
+        if self._plan is None:
+            raise TrajectoryError("the blender has no plan yet: call reset(now, q_measured) when the bridge is enabled")
+        return self._plan

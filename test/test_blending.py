@@ -1,0 +1,182 @@
+"""Chunk blending: continuity at the switch, limits in the played stream, skip / ensemble / hold rules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ros2_vla.errors import TrajectoryError
+from ros2_vla.trajectory.blending import BlendConfig, TrajectoryBlender, blend_weights
+from ros2_vla.trajectory.ensemble import TimedChunk, ensemble_at, ensemble_weights
+from ros2_vla.trajectory.plan import Plan
+
+N = 3
+VMAX = np.array([1.0, 2.0, 1.5])  # [rad/s]
+AMAX = np.array([5.0, 8.0, 4.0])  # [rad/s^2]
+CONTROL_PERIOD = 0.01  # [s]
+DT = 0.1  # [s] chunk step
+Q0 = np.array([0.1, -0.2, 0.3])
+
+
+def _chunk(start: np.ndarray, step: np.ndarray, horizon: int = 8) -> np.ndarray:
+    return start + np.outer(np.arange(1, horizon + 1), step)
+
+
+def _blender(mode: str, blend_steps: int = 2, m: float = 0.01) -> TrajectoryBlender:
+    b = TrajectoryBlender(BlendConfig(mode=mode, blend_steps=blend_steps, ensemble_m=m), VMAX, AMAX)
+    b.reset(0.0, Q0)
+    return b
+
+
+def _stream(b: TrajectoryBlender, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray]:
+    ts = np.arange(t0, t1, CONTROL_PERIOD)
+    samples = [b.sample(float(t)) for t in ts]
+    return np.array([s[0] for s in samples]), np.array([s[1] for s in samples])
+
+
+@pytest.mark.parametrize("mode", ["replace", "skip", "ensemble"])
+def test_new_chunk_is_continuous_at_the_switch(mode):
+    b = _blender(mode)
+    b.add(0.0, 0.0, DT, _chunk(Q0, np.array([0.05, 0.08, -0.04])))
+    now = 0.37
+    q_before, qd_before = b.sample(now)
+    # A chunk that turns back: the worst case for a jump.
+    b.add(now, now - 0.03, DT, _chunk(q_before, np.array([-0.06, -0.05, 0.05])))
+    q_after, qd_after = b.sample(now)
+    assert np.max(np.abs(q_after - q_before)) < 1e-9
+    assert np.all(np.abs(qd_after - qd_before) <= AMAX * CONTROL_PERIOD)
+    _, qd_next = b.sample(now + CONTROL_PERIOD)
+    assert np.all(np.abs(qd_next - qd_before) <= AMAX * CONTROL_PERIOD * (1 + 1e-6))
+
+
+@pytest.mark.parametrize("mode", ["replace", "skip", "ensemble"])
+def test_played_stream_keeps_limits_over_many_chunks(mode):
+    rng = np.random.default_rng(7)
+    b = _blender(mode)
+    now, positions, velocities = 0.0, [], []
+    for _ in range(12):
+        q_now, _ = b.sample(now)
+        b.add(now, now - rng.uniform(0.0, 0.15), DT, _chunk(q_now, rng.normal(0.0, 0.08, N)))
+        nxt = now + rng.uniform(0.1, 0.4)  # chunks arrive at 2.5-10 Hz, unsynchronized with the control rate
+        q, qd = _stream(b, now, nxt)
+        positions.append(q)
+        velocities.append(qd)
+        now = nxt
+    qd = np.vstack(velocities)
+    q = np.vstack(positions)
+    assert np.all(np.abs(qd) <= VMAX * (1 + 1e-6))
+    # Control-rate finite differences: no position jump, no velocity jump beyond the acceleration limit.
+    assert np.all(np.abs(np.diff(qd, axis=0)) <= AMAX * CONTROL_PERIOD * (1 + 1e-6))
+    assert np.all(np.abs(np.diff(q, axis=0)) <= VMAX * CONTROL_PERIOD * (1 + 1e-6))
+
+
+def test_plan_ends_at_rest_on_its_last_waypoint():
+    b = _blender("replace", blend_steps=0)
+    chunk = _chunk(Q0, np.array([0.02, 0.0, -0.01]))
+    plan = b.add(0.0, 0.0, DT, chunk)
+    q, qd = b.sample(plan.end_time + 1.0)
+    np.testing.assert_array_equal(q, chunk[-1])
+    np.testing.assert_array_equal(qd, np.zeros(N))
+
+
+def test_replace_ignores_the_stamp_and_plays_every_step_from_now():
+    b = _blender("replace", blend_steps=0)
+    chunk = _chunk(Q0, np.array([0.001, 0.0, 0.0]), horizon=5)  # slow: nominal timing holds
+    plan = b.add(10.0, 3.0, DT, chunk)
+    np.testing.assert_allclose(plan.times, 10.0 + DT * np.arange(6), atol=1e-12)
+    np.testing.assert_array_equal(plan.positions[1:], chunk)
+
+
+def test_skip_drops_exactly_the_steps_already_started():
+    b = _blender("skip", blend_steps=0)
+    b.reset(1.0, Q0)
+    chunk = _chunk(Q0, np.array([0.001, 0.002, 0.0]), horizon=10)
+    plan = b.add(1.0, 0.75, DT, chunk)  # 0.25 s late: steps 0, 1, 2 (started at 0.75, 0.85, 0.95) are past
+    np.testing.assert_array_equal(plan.positions[1:], chunk[3:])
+    np.testing.assert_allclose(plan.times[1:], 0.75 + DT * np.arange(4, 11))
+
+
+def test_skip_keeps_a_step_that_starts_exactly_now():
+    b = _blender("skip", blend_steps=0)
+    chunk = _chunk(Q0, np.array([0.001, 0.0, 0.0]), horizon=4)
+    plan = b.add(0.2, 0.0, 0.1, chunk)  # step 2 starts at 0.2 = now
+    np.testing.assert_array_equal(plan.positions[1:], chunk[2:])
+
+
+@pytest.mark.parametrize("mode", ["skip", "ensemble"])
+def test_chunk_entirely_in_the_past_holds(mode):
+    b = _blender(mode)
+    held = b.plan
+    plan = b.add(5.0, 0.0, DT, _chunk(Q0, np.array([0.1, 0.1, 0.1])))
+    assert plan is held
+    for t in (5.0, 5.5, 9.0):
+        q, qd = b.sample(t)
+        np.testing.assert_array_equal(q, Q0)
+        np.testing.assert_array_equal(qd, np.zeros(N))
+
+
+def test_blend_window_moves_from_old_path_to_new_chunk():
+    b = _blender("replace", blend_steps=3)
+    new = _chunk(Q0, np.array([0.002, 0.0, 0.0]), horizon=6)
+    plan = b.add(0.0, 0.0, DT, new)  # the old path is the hold at Q0
+    share = (plan.positions[1:, 0] - Q0[0]) / (new[:, 0] - Q0[0])  # fraction of the way to the new waypoint
+    np.testing.assert_allclose(share, blend_weights(6, 3))
+    assert np.all(np.diff(share[:4]) > 0.0) and np.all(share[3:] == 1.0)
+
+
+def test_blend_weights_without_window_are_all_new():
+    np.testing.assert_array_equal(blend_weights(4, 0), np.ones(4))
+
+
+def test_ensemble_weights_sum_to_one_and_favour_the_oldest():
+    w = ensemble_weights(5, 0.01)
+    assert w.sum() == pytest.approx(1.0)
+    assert np.all(np.diff(w) < 0.0)  # index 0 is the oldest chunk (ACT)
+    np.testing.assert_allclose(w[1:] / w[:-1], np.exp(-0.01))
+    np.testing.assert_allclose(ensemble_weights(3, 0.0), np.full(3, 1 / 3))
+
+
+def test_ensemble_averages_only_the_chunks_that_cover_the_time():
+    old = TimedChunk(0.0, np.array([0.1, 0.2, 0.3]), np.full((3, 1), 1.0))
+    new = TimedChunk(0.1, np.array([0.2, 0.3, 0.4]), np.full((3, 1), 3.0))
+    w = ensemble_weights(2, 0.5)
+    assert ensemble_at([new, old], 0.25, 0.5)[0] == pytest.approx(w[0] * 1.0 + w[1] * 3.0)
+    assert ensemble_at([new, old], 0.35, 0.5)[0] == pytest.approx(3.0)  # only the new chunk reaches 0.35
+
+
+def test_blender_ensemble_plan_waypoints_are_act_averages():
+    m = 0.3
+    b = _blender("ensemble", m=m)
+    first = _chunk(Q0, np.array([0.001, 0.0, 0.0]), horizon=6)
+    b.add(0.0, 0.0, DT, first)
+    second = first + np.array([0.002, 0.0, 0.0])  # same grid, 0.05 s later stamp: steps shifted by half a step
+    plan = b.add(0.05, 0.05, DT, second)
+    w = ensemble_weights(2, m)
+    times = 0.05 + DT * np.arange(1, 7)
+    old_at = np.array([np.interp(t, DT * np.arange(1, 7), first[:, 0]) for t in times])
+    covered = times <= 0.6 + 1e-12
+    expected = np.where(covered, w[0] * old_at + w[1] * second[:, 0], second[:, 0])
+    np.testing.assert_allclose(plan.positions[1:, 0], expected)
+
+
+def test_sample_before_reset_raises():
+    b = TrajectoryBlender(BlendConfig(), VMAX, AMAX)
+    with pytest.raises(TrajectoryError, match="reset"):
+        b.sample(0.0)
+
+
+def test_chunk_with_wrong_joint_count_raises():
+    b = _blender("skip")
+    with pytest.raises(TrajectoryError):
+        b.add(0.0, 0.0, DT, np.zeros((4, N + 1)))
+
+
+@pytest.mark.parametrize("kwargs", [dict(mode="average"), dict(blend_steps=-1), dict(ensemble_m=-0.1), dict(max_chunks=0)])
+def test_bad_config_raises(kwargs):
+    with pytest.raises(TrajectoryError):
+        BlendConfig(**kwargs)
+
+
+def test_plan_rejects_times_that_do_not_increase():
+    with pytest.raises(TrajectoryError):
+        Plan(np.array([0.0, 0.0]), np.zeros((2, 1)), np.zeros((2, 1)))
