@@ -16,7 +16,7 @@ from ros2_vla.errors import ConfigError
 
 # Every executable the package installs under lib/ros2_vla (CMakeLists.txt writes one entry
 # script per name; the module is ros2_vla.nodes.<name> with a main()).
-NODE_EXECUTABLES = ("bridge_node",)
+NODE_EXECUTABLES = ("bridge_node", "sim_node")
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class NodeSpec:
 
 @dataclass(frozen=True)
 class LaunchOptions:
-    """The launch arguments: `sim:=`, `policy:=`, `model:=`, `variant:=`, `enable:=`."""
+    """The launch arguments: `sim:=`, `policy:=`, `model:=`, `variant:=`, `enable:=`, `expert:=`, `seed:=`."""
 
     robot: str  # config/<robot>.yaml
     sim: bool = False  # run the MuJoCo stand-in instead of talking to hardware
@@ -61,6 +61,12 @@ class LaunchOptions:
     model: str = ""  # model path (or id) for the backend
     variant: str = ""  # kinematic variant, e.g. "panda" for franka
     enable: bool = False  # arm the bridge at start (otherwise /vla/enable arms it)
+    expert: bool = False  # sim only: the scripted expert sends chunks through the bridge
+    seed: int = 0  # sim only: scene and task of the first episode
+
+    def __post_init__(self) -> None:
+        if self.expert and not self.sim:
+            raise ConfigError("the scripted expert needs the sim: add sim:=true (--sim)")
 
 
 def describe_graph(opts: LaunchOptions) -> list[NodeSpec]:
@@ -69,7 +75,7 @@ def describe_graph(opts: LaunchOptions) -> list[NodeSpec]:
     common: dict[str, Any] = {"robot": robot.name, "variant": opts.variant}
     nodes: list[NodeSpec] = []
     if opts.sim:
-        nodes.append(NodeSpec("sim", "sim_node", {**common}))
+        nodes.append(NodeSpec("sim", "sim_node", {**common, "expert": opts.expert, "seed": opts.seed}))
     nodes.append(NodeSpec("bridge", "bridge_node", {**common, "enabled": opts.enable or opts.sim}))
     if opts.policy:
         nodes.append(NodeSpec("vla", "vla_node", {**common, "policy": opts.policy, "model": opts.model}))
@@ -79,7 +85,8 @@ def describe_graph(opts: LaunchOptions) -> list[NodeSpec]:
 def launch_argument_defaults() -> dict[str, str]:
     """Launch-argument defaults as strings, as `ros2 launch` declares them."""
     d = LaunchOptions(robot="")
-    return {"sim": str(d.sim).lower(), "policy": d.policy, "model": d.model, "variant": d.variant, "enable": str(d.enable).lower()}
+    return {"sim": str(d.sim).lower(), "policy": d.policy, "model": d.model, "variant": d.variant,
+            "enable": str(d.enable).lower(), "expert": str(d.expert).lower(), "seed": str(d.seed)}
 
 
 def parse_bool(text: str) -> bool:

@@ -24,6 +24,8 @@ def _add_launch_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="", help="model directory for the policy backend")
     p.add_argument("--variant", default="", help="kinematic variant, e.g. panda for franka")
     p.add_argument("--enable", action="store_true", help="arm the bridge at start")
+    p.add_argument("--expert", action="store_true", help="with --sim: the scripted expert drives the robot through the bridge")
+    p.add_argument("--seed", type=int, default=0, help="with --sim: seed of the first scene and task")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _launch_options(args: argparse.Namespace):
     from ros2_vla.bringup import LaunchOptions
 
-    return LaunchOptions(robot=args.robot, sim=args.sim, policy=args.policy, model=args.model, variant=args.variant, enable=args.enable)
+    return LaunchOptions(robot=args.robot, sim=args.sim, policy=args.policy, model=args.model, variant=args.variant, enable=args.enable,
+                         expert=args.expert, seed=args.seed)
 
 
 def run_command(args: argparse.Namespace) -> int:

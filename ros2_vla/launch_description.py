@@ -19,6 +19,8 @@ _DESCRIPTIONS = {
     "model": "model directory for the policy backend",
     "variant": "kinematic variant of the robot (franka: fr3 | panda)",
     "enable": "arm the bridge at start instead of waiting for /vla/enable",
+    "expert": "with sim:=true, the scripted expert sends chunks through the bridge",
+    "seed": "with sim:=true, the seed of the first scene and task",
 }
 
 
@@ -31,6 +33,8 @@ def _nodes(context: LaunchContext, robot: str) -> list[Node]:
         model=arg("model"),
         variant=arg("variant"),
         enable=parse_bool(arg("enable")),
+        expert=parse_bool(arg("expert")),
+        seed=int(arg("seed")),
     )
     return [
         Node(

@@ -19,11 +19,12 @@ import numpy as np
 
 from ros2_vla.actions.chunk import Chunk
 from ros2_vla.bridge.gripper_plan import GripperPlan
-from ros2_vla.bridge.planner import ChunkPlan, ChunkPlanner
+from ros2_vla.bridge.planner import ChunkPlan, ChunkPlanner, IkSolver
 from ros2_vla.bridge.status import BridgeCode, BridgeState
 from ros2_vla.config import RobotConfig
 from ros2_vla.errors import ChunkError, TrajectoryError
 from ros2_vla.ik.params import IkParams
+from ros2_vla.ik.solve import solve_ik
 from ros2_vla.trajectory.blending import BlendConfig, TrajectoryBlender
 
 
@@ -40,9 +41,9 @@ class TrajectoryCommand:
 
 class Bridge:
     def __init__(self, robot: RobotConfig, blend: BlendConfig | None = None, ik: IkParams | None = None,
-                 joint_state_timeout: float | None = None) -> None:
+                 joint_state_timeout: float | None = None, ik_solver: IkSolver = solve_ik) -> None:
         self.robot = robot
-        self.planner = ChunkPlanner(robot, ik)
+        self.planner = ChunkPlanner(robot, ik, ik_solver)
         self.timeout = robot.safety.joint_state_timeout if joint_state_timeout is None else joint_state_timeout
         blend = blend or BlendConfig()
         self.blenders = {
@@ -52,7 +53,7 @@ class Bridge:
         self.enabled = False
         self._q: dict[str, np.ndarray] = {}  # measured arm positions
         self._g: dict[str, float] = {}  # measured gripper positions
-        self._stamp: float | None = None  # receipt time of the last complete joint state
+        self._stamps: dict[str, float] = {}  # receipt time of each arm's last complete, finite joint state
         self._holding_stale = False
         self._active = False  # a plan is loaded and not yet dropped
         self._last = BridgeState(BridgeCode.IDLE)
@@ -66,11 +67,12 @@ class Bridge:
             if all(j in index for j in joints):
                 q = np.array([positions[index[j]] for j in joints], dtype=np.float64)
                 if np.all(np.isfinite(q)):
+                    # Only a complete, finite state refreshes the arm: a message that lacks a joint
+                    # (a gripper-only publisher) or holds NaN must not keep old positions "fresh".
                     self._q[arm.name] = q
-            if arm.gripper is not None and arm.gripper.joint in index:
+                    self._stamps[arm.name] = now
+            if arm.gripper is not None and arm.gripper.joint in index and np.isfinite(positions[index[arm.gripper.joint]]):
                 self._g[arm.name] = float(positions[index[arm.gripper.joint]])
-        if len(self._q) == len(self.robot.arms):
-            self._stamp = now
 
     def set_enabled(self, enabled: bool, now: float) -> tuple[bool, str, list[TrajectoryCommand]]:
         """Arm or disarm; returns (accepted, message, commands to send now)."""
@@ -80,7 +82,7 @@ class Bridge:
             problem = self._input_problem(now)
             if problem:
                 return False, f"cannot enable: {problem}", []
-            self.enabled = True
+            self.enabled, self._holding_stale = True, False
             self._reset_to_measured(now)
             return True, "enabled: holding until the next chunk", []
         commands = self._hold_commands(now, measured=False) if self._active else []
@@ -94,6 +96,8 @@ class Bridge:
         problem = self._input_problem(now)
         if problem:
             return self._set(BridgeState(BridgeCode.STALE_INPUT, f"{problem}: chunk ignored, holding", True, chunk.sequence))
+        if self._holding_stale:  # fresh again before the next tick: resume from the measured state here
+            self._holding_stale, self._active = False, False
         if not self._active:
             self._reset_to_measured(now)
         q_start = {name: b.sample(now)[0] for name, b in self.blenders.items()}
@@ -116,7 +120,7 @@ class Bridge:
                 return []
             self._holding_stale = True
             self._set(replace(self._last, code=BridgeCode.STALE_INPUT, message=f"{problem}: holding"))
-            commands = self._hold_commands(now, measured=self._stamp is not None)
+            commands = self._hold_commands(now, measured=True)
             self._active = False
             return commands
         if self._holding_stale:  # fresh again: resume from where the arm really is
@@ -124,7 +128,7 @@ class Bridge:
             self._reset_to_measured(now)
             self._set(BridgeState(BridgeCode.IDLE, "joint states fresh again: holding until the next chunk", True))
             return []
-        if not self._active or all(b.plan.end_time <= now for b in self.blenders.values()):
+        if not self._active or self._plan_ended(now):
             return []
         return self._plan_commands(now)
 
@@ -148,13 +152,18 @@ class Bridge:
 
     # --- internals --------------------------------------------------------------------------
     def _input_problem(self, now: float) -> str:
-        if self._stamp is None:
-            missing = [a.name for a in self.robot.arms if a.name not in self._q]
+        missing = [a.name for a in self.robot.arms if a.name not in self._stamps]
+        if missing:
             return f"no complete joint state yet for arm(s) {missing}"
-        age = now - self._stamp
+        age = now - min(self._stamps.values())
         if age > self.timeout:
             return f"joint states are {age:.2f} s old (limit {self.timeout:.2f} s)"
         return ""
+
+    def _plan_ended(self, now: float) -> bool:
+        """Every arm and gripper is at rest at the end of its plan."""
+        return (all(b.plan.end_time <= now for b in self.blenders.values())
+                and all(g.end_time <= now for g in self.grippers.values()))
 
     def _reset_to_measured(self, now: float) -> None:
         for name, b in self.blenders.items():
@@ -168,8 +177,10 @@ class Bridge:
         for wp in plan.arms:
             blender = self.blenders[wp.arm]
             before = blender.plan
+            # From rest there is no old path to hand over from: the chunk's own targets are played.
+            moving = self._active and before.end_time > now
             try:
-                after = blender.add(now, chunk.stamp, dt, wp.positions)
+                after = blender.add(now, chunk.stamp, dt, wp.positions, blend=moving)
             except TrajectoryError:
                 continue
             if after is before:
@@ -205,7 +216,7 @@ class Bridge:
             self.blenders[arm.name].reset(now, q)
             if arm.name in self.grippers:
                 g = self.grippers[arm.name]
-                g.reset(now, g.sample(now)[0])
+                g.reset(now, float(g.sample(now)[0][0]))
             # One point a control period ahead: the controller comes to rest there.
             t = np.array([1.0 / self.robot.control_rate_hz])
             commands += self._commands_for(arm.name, t, q[None, :], np.zeros((1, q.size)), now + t)
@@ -217,12 +228,20 @@ class Bridge:
         gripper = self.grippers.get(arm_name)
         if gripper is None:
             return [TrajectoryCommand(arm.trajectory_topic, names, t_rel, q, qd)]
-        g, gd = gripper.sample(np.asarray(t_abs))
+        # The gripper may need longer than the arm (GripperPlan): its later knots follow the arm's last
+        # point, where the arm is at rest (plans stop at their end, holds stand still).
+        t_abs = np.asarray(t_abs, dtype=float)
+        later = gripper.times[gripper.times > t_abs[-1] + 1e-9]
+        tg_abs = np.concatenate([t_abs, later])
+        tg_rel = tg_abs - (t_abs[0] - t_rel[0])
+        g, gd = gripper.sample(tg_abs)
         if arm.gripper.mode == "in_trajectory":
-            return [TrajectoryCommand(arm.trajectory_topic, names + (arm.gripper.joint,), t_rel,
+            q = np.vstack([q, np.repeat(q[-1:], later.size, axis=0)])
+            qd = np.vstack([qd, np.zeros((later.size, qd.shape[1]))])
+            return [TrajectoryCommand(arm.trajectory_topic, names + (arm.gripper.joint,), tg_rel,
                                       np.column_stack([q, g]), np.column_stack([qd, gd]))]
         return [TrajectoryCommand(arm.trajectory_topic, names, t_rel, q, qd),
-                TrajectoryCommand(arm.gripper.topic, (arm.gripper.joint,), t_rel, g[:, None], gd[:, None])]
+                TrajectoryCommand(arm.gripper.topic, (arm.gripper.joint,), tg_rel, g[:, None], gd[:, None])]
 
     def _set(self, state: BridgeState) -> BridgeState:
         self._last = state

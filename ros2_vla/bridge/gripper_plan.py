@@ -2,7 +2,8 @@
 
 The arm's timing is not stretched for the gripper (a binarized open/close would otherwise slow
 the whole chunk); instead each gripper target is approached from the previous command at most
-`spec.velocity` per second, starting from where the gripper is commanded now (no jump).
+`spec.velocity` per second, starting from where the gripper is commanded now (no jump). The last
+target is always reached, after the arm's last step if the gripper needs longer.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from ros2_vla.config import GripperSpec
+
+_MIN_SEGMENT = 1e-9  # [s] shorter final segments are merged into the last step (times stay strictly increasing)
 
 
 class GripperPlan:
@@ -25,15 +28,32 @@ class GripperPlan:
 
     def add(self, now: float, times: np.ndarray, targets: np.ndarray) -> None:
         """Replace the path after `now` by `targets` (K,) reached no earlier than `times` (K,) [s]."""
+        times, targets = np.asarray(times, dtype=float), np.asarray(targets, dtype=float)
         g_now = float(self.sample(np.array([now]))[0][0])
         ts, gs = [now], [g_now]
-        for t, target in zip(np.asarray(times, dtype=float), np.asarray(targets, dtype=float)):
+        for t, target in zip(times, targets):
             if t <= ts[-1]:
                 continue
             step = self.spec.velocity * (t - ts[-1])
             gs.append(gs[-1] + float(np.clip(target - gs[-1], -step, step)))
             ts.append(float(t))
+        if len(ts) > 1:
+            # A target too far for the step time is still reached, at the velocity limit, after the
+            # last step: a binarized close would otherwise stop half-way and stay there.
+            lo, hi = sorted((self.spec.closed_position, self.spec.open_position))
+            last = float(np.clip(targets[-1], lo, hi))
+            remaining = abs(last - gs[-1]) / self.spec.velocity  # [s]
+            if remaining > _MIN_SEGMENT:
+                ts.append(ts[-1] + remaining)
+                gs.append(last)
+            else:
+                gs[-1] = last
         self.times, self.positions = np.array(ts), np.array(gs)
+
+    @property
+    def end_time(self) -> float:
+        """[s] when the last target is reached; the gripper holds from then on."""
+        return float(self.times[-1])
 
     def sample(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Positions (N,) and velocities (N,) at absolute `times`; holds outside the path."""

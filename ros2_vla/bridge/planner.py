@@ -9,6 +9,7 @@ at the last good step rather than doing something else.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,12 +20,16 @@ from ros2_vla.actions.spaces import EE_ABSOLUTE, EE_DELTA, JOINT_DELTA
 from ros2_vla.actions.targets import apply_ee_delta, clamp_step, clip_to_workspace, ee_absolute_target
 from ros2_vla.bridge.status import BridgeCode
 from ros2_vla.config import ArmSpec, RobotConfig
-from ros2_vla.ik.params import IkParams
+from ros2_vla.ik.params import IkParams, IkResult
 from ros2_vla.ik.singularity import singularity_scale
 from ros2_vla.ik.solve import solve_ik
 from ros2_vla.kinematics.model import ArmModel
 
 GRIPPER = "gripper"
+
+# solve_ik's signature: (model, T_base_target (4, 4), q_seed [rad] (n,), params) -> IkResult. Another backend
+# (MoveIt's /compute_ik, ros2_vla.ros.moveit_ik) plugs in here; the rest of the plan stays the same.
+IkSolver = Callable[[ArmModel, np.ndarray, np.ndarray, IkParams], IkResult]
 
 
 @dataclass(frozen=True)
@@ -53,9 +58,10 @@ class ChunkPlan:
 class ChunkPlanner:
     """Holds the arm models and bounds of one robot; `plan` is a pure function of its inputs."""
 
-    def __init__(self, robot: RobotConfig, ik: IkParams | None = None) -> None:
+    def __init__(self, robot: RobotConfig, ik: IkParams | None = None, ik_solver: IkSolver = solve_ik) -> None:
         self.robot = robot
         self.ik = ik or IkParams()
+        self.ik_solver = ik_solver
         self.models = {arm.name: ArmModel.from_arm(arm) for arm in robot.arms}
 
     def plan(self, chunk: Chunk, q_start: dict[str, np.ndarray]) -> ChunkPlan:
@@ -86,7 +92,7 @@ class ChunkPlanner:
             T_goal, clipped = clip_to_workspace(T_goal, np.array(safety.workspace_min), np.array(safety.workspace_max))
             if clipped and code == BridgeCode.OK:
                 code, message = BridgeCode.WORKSPACE_LIMIT, f"step {k}: target clipped to the workspace box"
-            res = solve_ik(model, T_goal, q, self.ik)
+            res = self.ik_solver(model, T_goal, q, self.ik)
             scale = singularity_scale(res.condition_number, safety.singularity_decelerate, safety.singularity_halt)
             if scale <= 0.0:
                 code, message = BridgeCode.HALT_FOR_SINGULARITY, f"step {k}: condition number {res.condition_number:.0f} past {safety.singularity_halt:.0f}: halting"

@@ -19,6 +19,8 @@ from ros2_vla.bridge.bridge import Bridge, TrajectoryCommand
 from ros2_vla.bridge.status import BridgeState
 from ros2_vla.bringup import NAMES
 from ros2_vla.config import load_robot_config
+from ros2_vla.errors import ConfigError
+from ros2_vla.ik.solve import solve_ik
 from ros2_vla.msg import ActionChunk, BridgeStatus
 from ros2_vla.ros.convert import chunk_from_msg, joint_trajectory_msg
 from ros2_vla.ros.qos import COMMAND, SENSOR, STATUS
@@ -33,7 +35,8 @@ class BridgeNode(Node):
         self.robot = load_robot_config(p["robot"], variant=p["variant"] or None)
         blend = BlendConfig(mode=p["blend_mode"], blend_steps=p["blend_steps"], ensemble_m=p["ensemble_m"])
         timeout = p["joint_state_timeout"] if p["joint_state_timeout"] > 0 else None
-        self.bridge = Bridge(self.robot, blend, joint_state_timeout=timeout)
+        self._moveit = None
+        self.bridge = Bridge(self.robot, blend, joint_state_timeout=timeout, ik_solver=self._ik_solver(p))
 
         topics = {arm.trajectory_topic for arm in self.robot.arms}
         topics |= {a.gripper.topic for a in self.robot.arms if a.gripper and a.gripper.mode == "separate"}
@@ -48,7 +51,8 @@ class BridgeNode(Node):
         self.create_timer(1.0 / p["status_rate_hz"], self._publish_status)
         self._want_enabled = p["enabled"]
         self.get_logger().info(f"{self.robot.name}: bridging {NAMES.action_chunk} -> {sorted(topics)} at {rate:.0f} Hz, "
-                               f"blend {blend.mode}, {'arming when joint states arrive' if p['enabled'] else 'disarmed'}")
+                               f"blend {blend.mode}, IK {p['ik_backend']}, "
+                               f"{'arming when joint states arrive' if p['enabled'] else 'disarmed'}")
 
     def _declare_parameters(self) -> dict:
         defaults = {
@@ -61,8 +65,31 @@ class BridgeNode(Node):
             "joint_state_timeout": -1.0,  # [s]; <= 0: the config's safety.joint_state_timeout
             "control_rate_hz": -1.0,  # [Hz]; <= 0: the config's control_rate_hz
             "status_rate_hz": 10.0,  # [Hz]
+            "ik_backend": "pinocchio",  # pinocchio | moveit (MoveIt's /compute_ik; needs a ROS 2 distro with MoveIt)
+            "moveit_group": "",  # ik_backend moveit: the arm's MoveIt planning group, e.g. fr3_arm
+            "moveit_ik_timeout": 0.05,  # [s] ik_backend moveit: MoveIt's IK time per step
         }
         return {name: self.declare_parameter(name, value).value for name, value in defaults.items()}
+
+    def _ik_solver(self, p: dict):
+        """solve_ik, or MoveIt's /compute_ik behind the same signature."""
+        if p["ik_backend"] == "pinocchio":
+            return solve_ik
+        if p["ik_backend"] != "moveit":
+            raise ConfigError(f"unknown ik_backend {p['ik_backend']!r}; use pinocchio or moveit")
+        from ros2_vla.ros.moveit_ik import MoveItIk  # raises RequirementError without moveit_msgs
+
+        if not p["moveit_group"]:
+            raise ConfigError("ik_backend moveit needs moveit_group: the arm's MoveIt planning group (e.g. fr3_arm)")
+        self._moveit = MoveItIk(p["moveit_group"], timeout=p["moveit_ik_timeout"], node_name=f"{self.get_name()}_moveit_ik")
+        if not self._moveit.wait_for_service(2.0):
+            self.get_logger().warn("MoveIt's /compute_ik is not available yet: chunks fail IK until move_group runs")
+        return self._moveit
+
+    def destroy_node(self) -> None:
+        if self._moveit is not None:
+            self._moveit.destroy()
+        super().destroy_node()
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9

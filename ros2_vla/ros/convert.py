@@ -93,3 +93,35 @@ def joint_trajectory_msg(
         pt.time_from_start = sec_to_duration(float(t))
         msg.points.append(pt)
     return msg
+
+
+def image_msg(rgb: np.ndarray, stamp: Time, frame_id: str):
+    """(H, W, 3) uint8 RGB -> sensor_msgs/Image rgb8."""
+    from sensor_msgs.msg import Image
+
+    msg = Image()
+    msg.header.stamp, msg.header.frame_id = stamp, frame_id
+    msg.height, msg.width = int(rgb.shape[0]), int(rgb.shape[1])
+    msg.encoding, msg.is_bigendian, msg.step = "rgb8", 0, int(rgb.shape[1] * 3)
+    msg.data = np.ascontiguousarray(rgb, dtype=np.uint8).tobytes()
+    return msg
+
+
+def camera_info_msg(width: int, height: int, fx: float, fy: float, cx: float, cy: float, stamp: Time, frame_id: str):
+    """Pinhole CameraInfo without distortion."""
+    from sensor_msgs.msg import CameraInfo
+
+    msg = CameraInfo()
+    msg.header.stamp, msg.header.frame_id = stamp, frame_id
+    msg.width, msg.height = int(width), int(height)
+    msg.distortion_model = "plumb_bob"
+    msg.d = [0.0] * 5
+    msg.k = [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0]
+    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    msg.p = [fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+    return msg
+
+
+def trajectory_points(msg: JointTrajectory) -> list[tuple[list[float], float, list[float]]]:
+    """(positions, time_from_start [s], velocities) per point."""
+    return [(list(p.positions), duration_to_sec(p.time_from_start), list(p.velocities)) for p in msg.points]

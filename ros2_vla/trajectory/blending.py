@@ -92,9 +92,11 @@ class TrajectoryBlender:
         """Commanded position [rad] (n,) and velocity [rad/s] (n,) at time t [s]."""
         return self._require_plan().sample(t)
 
-    def add(self, now: float, stamp: float, dt: float, positions: np.ndarray) -> Plan:
+    def add(self, now: float, stamp: float, dt: float, positions: np.ndarray, blend: bool = True) -> Plan:
         """Take in a chunk of joint waypoints [rad] (H, n) predicted from the observation at `stamp` [s]
-        with step `dt` [s]; returns the new plan (the old one if no step of the chunk is still ahead)."""
+        with step `dt` [s]; returns the new plan (the old one if no step of the chunk is still ahead).
+        blend=False skips the hand-over window ("replace", "skip"): the chunk's waypoints are kept as
+        they are (the bridge does so when the old plan is already at rest)."""
         plan = self._require_plan()
         q = np.asarray(positions, dtype=np.float64)
         if q.ndim != 2 or q.shape[0] < 1 or q.shape[1] != plan.dof or not np.all(np.isfinite(q)):
@@ -111,7 +113,7 @@ class TrajectoryBlender:
         if self.config.mode == "ensemble":
             targets = self._ensemble(now, stamp, times, q, keep)
         else:
-            w = blend_weights(int(keep.sum()), self.config.blend_steps)[:, None]
+            w = blend_weights(int(keep.sum()), self.config.blend_steps if blend else 0)[:, None]
             targets = (1.0 - w) * plan.sample_positions(times[keep]) + w * q[keep]
         self._plan = self._timed(plan, now, times[keep], targets)
         return self._plan

@@ -1,0 +1,159 @@
+"""sim_node: the MuJoCo stand-in for a robot, on the same topics as the hardware.
+
+Publishes /joint_states and the configured cameras (Image rgb8 + CameraInfo), takes
+JointTrajectory commands on the configured controller topics (JointTrajectoryController
+behaviour), runs physics in real time, and offers /sim/reset with the current task and its
+success on /sim/task and /sim/success. With `expert:=true` it also plays the scripted expert:
+privileged chunks that go to bridge_node over DDS like any policy's, never around the bridge.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Bool, String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from ros2_vla.actions.chunk import Chunk
+from ros2_vla.bringup import NAMES
+from ros2_vla.config import load_robot_config
+from ros2_vla.errors import Ros2VlaError
+from ros2_vla.msg import ActionChunk
+from ros2_vla.ros.convert import camera_info_msg, chunk_to_msg, image_msg, time_to_sec, trajectory_points
+from ros2_vla.ros.qos import COMMAND, LATCHED, SENSOR, STATUS
+from ros2_vla.ros.spin import run_node
+from ros2_vla.sim import controller as jtc
+from ros2_vla.sim.expert import ExpertObservation, ScriptedExpert
+from ros2_vla.sim.tasks import Task, check_success, sample_task
+from ros2_vla.sim.world import Simulation
+
+
+class SimNode(Node):
+    def __init__(self) -> None:
+        super().__init__("sim")
+        p = self._declare_parameters()
+        self.robot = load_robot_config(p["robot"], variant=p["variant"] or None)
+        self.rtf = p["realtime_factor"]
+        self.sim = Simulation(self.robot, seed=p["seed"])
+        self.task: Task | None = None
+        self.expert: ScriptedExpert | None = None
+        self.expert_enabled = p["expert"]
+        self._sequence = 0
+        self._success = False
+
+        self.js_pub = self.create_publisher(JointState, self.robot.joint_states_topic, 10)
+        self.task_pub = self.create_publisher(String, NAMES.sim_task, LATCHED)
+        self.success_pub = self.create_publisher(Bool, NAMES.sim_success, STATUS)
+        self.chunk_pub = self.create_publisher(ActionChunk, NAMES.action_chunk, COMMAND) if self.expert_enabled else None
+        for topic in self.sim.controllers:
+            self.create_subscription(JointTrajectory, topic, lambda m, t=topic: self._on_trajectory(t, m), COMMAND)
+        self.create_service(Trigger, NAMES.sim_reset, self._on_reset)
+
+        self._reset(p["seed"])
+        self.create_timer(1.0 / self.robot.joint_state_rate_hz, self._on_physics)
+        if p["cameras"]:
+            for cam in self.robot.cameras:
+                image = self.create_publisher(Image, cam.topic, SENSOR)
+                info = self.create_publisher(CameraInfo, cam.info_topic, SENSOR)
+                self.create_timer(1.0 / cam.rate_hz, lambda c=cam.name, i=image, n=info: self._on_camera(c, i, n))
+        if self.expert_enabled:
+            self.create_timer(p["expert_period"], self._on_expert)
+        self.create_timer(0.1, self._publish_success)
+        self.get_logger().info(f"{self.robot.name} sim: controllers {sorted(self.sim.controllers)}, "
+                               f"{len(self.robot.cameras) if p['cameras'] else 0} cameras, expert {'on' if self.expert_enabled else 'off'}")
+
+    def _declare_parameters(self) -> dict:
+        defaults = {
+            "robot": "franka",  # config/<robot>.yaml
+            "variant": "",  # kinematic variant (franka: panda)
+            "seed": 0,  # scene and task of the first reset; each /sim/reset uses the next seed
+            "task_kind": "",  # pick | place | bimanual_pick; "" = drawn from the seed
+            "realtime_factor": 1.0,  # sim seconds per wall second
+            "cameras": True,  # render and publish the configured cameras
+            "expert": False,  # play the scripted expert (publishes ActionChunks to the bridge)
+            "expert_period": 0.25,  # [s] between expert chunks
+        }
+        return {name: self.declare_parameter(name, value).value for name, value in defaults.items()}
+
+    # --- time ---------------------------------------------------------------------------------
+    def _ros_now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _sim_time_at(self, ros_time: float) -> float:
+        return self._sim_t0 + (ros_time - self._ros_t0) * self.rtf
+
+    # --- reset and task -----------------------------------------------------------------------
+    def _reset(self, seed: int) -> Task:
+        self.sim.reset(seed)
+        task = sample_task(self.robot, np.random.default_rng(seed), sim=self.sim, kind=self.get_parameter("task_kind").value)
+        self.task = task
+        self.expert = ScriptedExpert(self.robot, task) if self.expert_enabled else None
+        self._ros_t0, self._sim_t0 = self._ros_now(), self.sim.time
+        self._success = False
+        self.task_pub.publish(String(data=task.instruction))
+        self.get_logger().info(f"reset with seed {seed}: {task.instruction!r}")
+        return task
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        seed = self.get_parameter("seed").value + 1
+        self.set_parameters([Parameter("seed", Parameter.Type.INTEGER, seed)])
+        task = self._reset(seed)
+        response.success, response.message = True, f"seed {seed}: {task.instruction}"
+        return response
+
+    # --- loops --------------------------------------------------------------------------------
+    def _on_physics(self) -> None:
+        now = self._ros_now()
+        self.sim.step_until(self._sim_time_at(now))
+        state = self.sim.joint_state()
+        msg = JointState(name=list(state.names), position=state.positions.tolist(), velocity=state.velocities.tolist())
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.js_pub.publish(msg)
+
+    def _on_camera(self, name: str, image_pub, info_pub) -> None:
+        stamp = self.get_clock().now().to_msg()
+        rgb = self.sim.render(name)
+        frame = f"{name}_optical_frame"
+        image_pub.publish(image_msg(rgb, stamp, frame))
+        k = self.sim.camera_intrinsics(name)
+        info_pub.publish(camera_info_msg(k.width, k.height, k.fx, k.fy, k.cx, k.cy, stamp, frame))
+
+    def _on_expert(self) -> None:
+        if self.expert is None or self._success:
+            return
+        stamp = self._ros_now()
+        actions = self.expert.act(ExpertObservation.from_sim(self.sim)).astype(np.float32)
+        self._sequence += 1
+        chunk = Chunk(stamp=stamp, embodiment=self.robot.name, action_space=self.robot.action.space,
+                      dimension_names=self.robot.action.dimension_names, dt=self.robot.action.dt,
+                      horizon=actions.shape[0], values=actions, instruction=self.task.instruction,
+                      policy="scripted_expert", sequence=self._sequence)
+        self.chunk_pub.publish(chunk_to_msg(chunk))
+
+    def _publish_success(self) -> None:
+        if self.task is not None:
+            self._success = self._success or check_success(self.sim, self.task)
+            self.success_pub.publish(Bool(data=bool(self._success)))
+
+    # --- commands -----------------------------------------------------------------------------
+    def _on_trajectory(self, topic: str, msg: JointTrajectory) -> None:
+        stamp = time_to_sec(msg.header.stamp)
+        start = 0.0 if stamp == 0.0 else self._sim_time_at(stamp)
+        points = tuple(jtc.TrajectoryPoint(tuple(p), t, tuple(v)) for p, t, v in trajectory_points(msg))
+        try:
+            self.sim.command(topic, jtc.JointTrajectory(tuple(msg.joint_names), points, start))
+        except Ros2VlaError as exc:
+            self.get_logger().warn(f"trajectory on {topic} rejected, holding: {exc}", throttle_duration_sec=1.0)
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(SimNode, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Offscreen rendering of the configured cameras, with the pinhole model a CameraInfo needs.
+
+Renderers are made on first use (one per image size) so a Simulation that never renders needs no
+GL. MuJoCo cameras look along their -z axis with +y up; ROS optical frames look along +z with +y
+down, a half turn about x apart.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from ros2_vla.config import CameraSpec
+from ros2_vla.errors import ConfigError
+from ros2_vla.sim.backend import mujoco
+
+# R_mujococam_optical: a half turn about x.
+_OPTICAL = np.diag([1.0, -1.0, -1.0])
+
+
+class CameraIntrinsics(NamedTuple):
+    """Pinhole model of a rendered camera, ROS CameraInfo convention (pixel centres at integers)."""
+
+    width: int  # [px]
+    height: int  # [px]
+    fx: float  # [px]
+    fy: float  # [px]
+    cx: float  # [px]
+    cy: float  # [px]
+
+
+def intrinsics(cam: CameraSpec) -> CameraIntrinsics:
+    """fx = fy from the vertical field of view (square pixels); principal point at the image centre."""
+    f = 0.5 * cam.height / math.tan(math.radians(cam.fovy) / 2)
+    return CameraIntrinsics(cam.width, cam.height, f, f, (cam.width - 1) / 2, (cam.height - 1) / 2)
+
+
+class CameraRig:
+    """The robot's configured cameras in one compiled scene."""
+
+    def __init__(self, model: mujoco.MjModel, cameras: tuple[CameraSpec, ...], robot_name: str) -> None:
+        self._model = model
+        self._specs = {c.name: c for c in cameras}
+        self._robot = robot_name
+        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+
+    def spec(self, name: str) -> CameraSpec:
+        if name not in self._specs:
+            raise ConfigError(f"robot {self._robot} has no camera {name!r}; cameras: {sorted(self._specs)}")
+        return self._specs[name]
+
+    def render(self, data: mujoco.MjData, name: str) -> np.ndarray:
+        """RGB image (height, width, 3) uint8 at the camera's configured size."""
+        cam = self.spec(name)
+        key = (cam.width, cam.height)
+        if key not in self._renderers:
+            self._renderers[key] = mujoco.Renderer(self._model, height=cam.height, width=cam.width)
+        renderer = self._renderers[key]
+        renderer.update_scene(data, camera=name)
+        return renderer.render().copy()
+
+    def pose(self, data: mujoco.MjData, name: str, optical: bool = False) -> np.ndarray:
+        """`T_world_camera` (4, 4), MuJoCo axes, or the ROS optical frame with optical=True."""
+        self.spec(name)
+        cid = self._model.camera(name).id
+        T = np.eye(4)
+        T[:3, :3] = data.cam_xmat[cid].reshape(3, 3) @ (_OPTICAL if optical else np.eye(3))
+        T[:3, 3] = data.cam_xpos[cid]
+        return T
+
+    def close(self) -> None:
+        """Free the renderers' GL contexts."""
+        for r in self._renderers.values():
+            r.close()
+        self._renderers.clear()

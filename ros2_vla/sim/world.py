@@ -1,0 +1,269 @@
+"""The simulated robot and workspace: MuJoCo physics, simulated trajectory controllers, cameras.
+
+`Simulation` stands in for the hardware. It is driven by the caller's clock: `step_until(t)` runs
+physics (at `SceneSpec.timestep`) up to sim time t [s], sampling every trajectory controller at the
+robot's `control_rate_hz` as ros2_control would and writing the result to the joint servos.
+Controllers are found by the topic the config gives them (an arm's `trajectory_topic`, or the
+gripper's `topic` when its mode is "separate"; "in_trajectory" grippers are one more joint of the
+arm's controller). Gripper joints are reported and commanded in the config's units: the range
+[closed_position, open_position] maps linearly onto the stand-in pads' travel [0, finger_travel].
+
+Frames: world (z up, table top at `SceneSpec.table_height`); each arm's base frame from its config;
+poses are 4x4 transforms `T_<frame>_<body>`, translation [m].
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from ros2_vla.config import ArmSpec, GripperSpec, RobotConfig, load_robot_config
+from ros2_vla.errors import ConfigError
+from ros2_vla.sim.backend import mujoco
+from ros2_vla.sim.cameras import CameraIntrinsics, CameraRig, intrinsics
+from ros2_vla.sim.controller import JointTrajectory, JointTrajectoryController
+from ros2_vla.sim.layout import random_layout
+from ros2_vla.sim.mjcf import build_scene_xml, finger_joint_names
+from ros2_vla.sim.scene import SceneSpec, base_transform
+
+
+class JointState(NamedTuple):
+    names: tuple[str, ...]  # arm by arm: the chain's joints, then its gripper joint
+    positions: np.ndarray  # [rad or m] (n,)
+    velocities: np.ndarray  # [rad/s or m/s] (n,)
+
+
+class _Gripper(NamedTuple):
+    spec: GripperSpec
+    qpos: tuple[int, int]  # qpos addresses of the two pads
+    dof: tuple[int, int]
+    actuators: tuple[int, int]
+    travel: float  # [m]
+
+
+class Simulation:
+    """One robot on a table with cubes and a bowl. Not thread-safe: one caller drives it."""
+
+    def __init__(
+        self, robot: RobotConfig | str, seed: int = 0, scene: SceneSpec | None = None, open_loop: bool = False
+    ) -> None:
+        """robot: config or its name; seed: of the first `reset`; open_loop: controllers start new
+        trajectories from their reference instead of the measured state (JTC `open_loop_control`)."""
+        self.robot = load_robot_config(robot) if isinstance(robot, str) else robot
+        self.scene = scene or SceneSpec()
+        self.model = mujoco.MjModel.from_xml_string(build_scene_xml(self.robot, self.scene))
+        self.data = mujoco.MjData(self.model)
+        self.cameras = CameraRig(self.model, self.robot.cameras, self.robot.name)
+        self._arms = {a.name: a for a in self.robot.arms}
+        self._joint = {n: self.model.joint(n) for n in self.robot.joint_names}
+        self._actuator = {n: self.model.actuator(n).id for n in self.robot.joint_names}
+        self._grippers = {a.gripper.joint: self._gripper_io(a) for a in self.robot.arms if a.gripper is not None}
+        self.controllers = self._make_controllers(open_loop)
+        self._period = 1.0 / self.robot.control_rate_hz
+        self._next_tick = 0.0
+        self.reset(seed)
+
+    # --- time and control -------------------------------------------------------------------
+    @property
+    def time(self) -> float:
+        """[s] sim time since the last reset."""
+        return float(self.data.time)
+
+    def command(self, topic: str, trajectory: JointTrajectory) -> None:
+        """Hand a trajectory to the controller on `topic`, as of now; raises TrajectoryError when rejected."""
+        if topic not in self.controllers:
+            raise ConfigError(f"no simulated controller on {topic!r}; controllers: {sorted(self.controllers)}")
+        ctrl = self.controllers[topic]
+        ctrl.accept(trajectory, self.time, self._measured(ctrl.joint_names))
+
+    def step_until(self, t: float) -> None:
+        """Run physics until sim time t [s] (no-op when t is not ahead); controllers tick on their period."""
+        dt = self.model.opt.timestep
+        while self.data.time + 0.5 * dt < t:
+            if self.data.time + 0.5 * dt >= self._next_tick:
+                self._apply_controllers(self.data.time)
+                self._next_tick += self._period
+            mujoco.mj_step(self.model, self.data)
+
+    def joint_state(self) -> JointState:
+        """Measured positions and velocities of every configured joint (grippers in config units)."""
+        names, pos, vel = [], [], []
+        for arm in self.robot.arms:
+            for n in arm.chain.joint_names:
+                j = self._joint[n]
+                names.append(n)
+                pos.append(float(self.data.qpos[j.qposadr[0]]))
+                vel.append(float(self.data.qvel[j.dofadr[0]]))
+            if arm.gripper is not None:
+                g = self._grippers[arm.gripper.joint]
+                names.append(arm.gripper.joint)
+                pos.append(self._gripper_value(g))
+                vel.append(float(np.mean(self.data.qvel[list(g.dof)])) * self._gripper_scale(g))
+        return JointState(tuple(names), np.array(pos), np.array(vel))
+
+    # --- reset ------------------------------------------------------------------------------
+    def reset(self, seed: int | None = None) -> None:
+        """Arms at home with grippers open, controllers holding that; objects at random spots in
+        front of the arm(s) (same seed, same spots); sim time back to 0."""
+        rng = np.random.default_rng(seed)
+        mujoco.mj_resetData(self.model, self.data)
+        for arm in self.robot.arms:
+            for n, q in zip(arm.chain.joint_names, arm.chain.home):
+                self.data.qpos[self._joint[n].qposadr[0]] = q
+        for g in self._grippers.values():
+            self.data.qpos[list(g.qpos)] = g.travel
+        for p in random_layout(self.robot, self.scene, rng):
+            self._set_free_pose(p.name, p.xyz, p.yaw)
+        mujoco.mj_forward(self.model, self.data)
+        for ctrl in self.controllers.values():
+            ctrl.reset(self._measured(ctrl.joint_names))
+        self._next_tick = 0.0
+        self._apply_controllers(0.0)
+
+    def set_object_pose(self, name: str, xyz, yaw: float = 0.0) -> None:
+        """Put a free object (cube or bowl) at world position xyz [m] (its body origin) with yaw [rad], at rest."""
+        if name not in self.scene.object_names:
+            raise ConfigError(f"no object {name!r} in the scene; objects: {self.scene.object_names}")
+        self._set_free_pose(name, xyz, yaw)
+        mujoco.mj_forward(self.model, self.data)
+
+    # --- geometry ---------------------------------------------------------------------------
+    def object_names(self) -> tuple[str, ...]:
+        return self.scene.object_names
+
+    def object_pose(self, name: str) -> np.ndarray:
+        """`T_world_object` (4, 4) of a cube or the bowl (cube: its centre; bowl: floor underside centre)."""
+        body = self.model.body(name).id
+        return _transform(self.data.xmat[body], self.data.xpos[body])
+
+    def base_pose(self, arm: str | None = None) -> np.ndarray:
+        """`T_world_base` (4, 4) of one arm (default: the first)."""
+        return base_transform(self.arm(arm))
+
+    def tcp_pose(self, arm: str | None = None, frame: str = "base") -> np.ndarray:
+        """`T_base_tcp` (frame "base") or `T_world_tcp` (frame "world"), (4, 4), from the TCP site."""
+        site = self.model.site(self.arm(arm).chain.ee_link).id
+        T_world_tcp = _transform(self.data.site_xmat[site], self.data.site_xpos[site])
+        if frame == "world":
+            return T_world_tcp
+        if frame != "base":
+            raise ConfigError(f"tcp_pose frame must be 'base' or 'world', not {frame!r}")
+        return np.linalg.inv(self.base_pose(arm)) @ T_world_tcp
+
+    def arm(self, name: str | None = None) -> ArmSpec:
+        """The configured arm of that name (default: the first)."""
+        if name is None:
+            return self.robot.arms[0]
+        if name not in self._arms:
+            raise ConfigError(f"robot {self.robot.name} has no arm {name!r}; arms: {sorted(self._arms)}")
+        return self._arms[name]
+
+    def gripper_opening(self, arm: str | None = None) -> float:
+        """Gripper joint position in config units (closed_position .. open_position)."""
+        spec = self.arm(arm).gripper
+        if spec is None:
+            raise ConfigError(f"arm {self.arm(arm).name} has no gripper")
+        return self._gripper_value(self._grippers[spec.joint])
+
+    def touching(self, body_a: str, body_b: str) -> bool:
+        """True when some geom of body_a (or its sub-bodies) is in contact with one of body_b's."""
+        a, b = self._subtree(body_a), self._subtree(body_b)
+        for c in self.data.contact[: self.data.ncon]:
+            ba, bb = self.model.geom_bodyid[c.geom1], self.model.geom_bodyid[c.geom2]
+            if (ba in a and bb in b) or (ba in b and bb in a):
+                return True
+        return False
+
+    def grasped(self, obj: str, arm: str | None = None) -> bool:
+        """True when both pads of the arm's gripper touch the object."""
+        spec = self.arm(arm).gripper
+        return spec is not None and all(self.touching(f, obj) for f in finger_joint_names(self.arm(arm)))
+
+    # --- cameras ---------------------------------------------------------------------------
+    def render(self, camera: str) -> np.ndarray:
+        """RGB image (height, width, 3) uint8 of a configured camera, at its configured size."""
+        return self.cameras.render(self.data, camera)
+
+    def camera_intrinsics(self, camera: str) -> CameraIntrinsics:
+        """Pinhole model of a configured camera for its CameraInfo."""
+        return intrinsics(self.cameras.spec(camera))
+
+    def camera_pose(self, camera: str, optical: bool = False) -> np.ndarray:
+        """`T_world_camera` (4, 4). MuJoCo axes (looks along -z, y up), or with optical=True the ROS
+        optical frame (z forward, x right, y down) that CameraInfo refers to."""
+        return self.cameras.pose(self.data, camera, optical)
+
+    def close(self) -> None:
+        """Free the GL contexts of the renderers (also done when the object is collected)."""
+        self.cameras.close()
+
+    # --- internals --------------------------------------------------------------------------
+    def _gripper_io(self, arm: ArmSpec) -> _Gripper:
+        names = finger_joint_names(arm)
+        joints = [self.model.joint(n) for n in names]
+        return _Gripper(arm.gripper, tuple(j.qposadr[0] for j in joints), tuple(j.dofadr[0] for j in joints),
+                        tuple(self.model.actuator(n).id for n in names), self.scene.finger_travel)
+
+    def _make_controllers(self, open_loop: bool) -> dict[str, JointTrajectoryController]:
+        controllers: dict[str, JointTrajectoryController] = {}
+        for arm in self.robot.arms:
+            names = list(arm.chain.joint_names)
+            if arm.gripper is not None and arm.gripper.mode == "in_trajectory":
+                names.append(arm.gripper.joint)
+            elif arm.gripper is not None:
+                g = arm.gripper
+                controllers[g.topic] = JointTrajectoryController([g.joint], [g.open_position], open_loop)
+            controllers[arm.trajectory_topic] = JointTrajectoryController(names, np.zeros(len(names)), open_loop)
+        return controllers
+
+    def _gripper_scale(self, g: _Gripper) -> float:
+        """Config units per metre of pad travel."""
+        return (g.spec.open_position - g.spec.closed_position) / g.travel
+
+    def _gripper_value(self, g: _Gripper) -> float:
+        slide = float(np.mean(self.data.qpos[list(g.qpos)]))
+        return g.spec.closed_position + slide * self._gripper_scale(g)
+
+    def _measured(self, names) -> np.ndarray:
+        return np.array([self._gripper_value(self._grippers[n]) if n in self._grippers
+                         else self.data.qpos[self._joint[n].qposadr[0]] for n in names])
+
+    def _apply_controllers(self, t: float) -> None:
+        for ctrl in self.controllers.values():
+            for name, value in zip(ctrl.joint_names, ctrl.sample(t)):
+                if name in self._grippers:
+                    g = self._grippers[name]
+                    slide = min(max((value - g.spec.closed_position) / self._gripper_scale(g), 0.0), g.travel)
+                    self.data.ctrl[list(g.actuators)] = slide
+                else:
+                    self.data.ctrl[self._actuator[name]] = value
+
+    def _set_free_pose(self, name: str, xyz, yaw: float) -> None:
+        joint = self.model.joint(name)
+        adr, dof = joint.qposadr[0], joint.dofadr[0]
+        self.data.qpos[adr:adr + 3] = xyz
+        self.data.qpos[adr + 3:adr + 7] = [math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)]
+        self.data.qvel[dof:dof + 6] = 0.0
+
+    def _subtree(self, body: str) -> set[int]:
+        root = self.model.body(body).id
+        ids = {root}
+        for i in range(root + 1, self.model.nbody):  # MuJoCo numbers children after their parents
+            if self.model.body_parentid[i] in ids:
+                ids.add(i)
+        return ids
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: GL may already be gone
+            pass
+
+
+def _transform(xmat: np.ndarray, xpos: np.ndarray) -> np.ndarray:
+    T = np.eye(4)
+    T[:3, :3] = np.asarray(xmat).reshape(3, 3)
+    T[:3, 3] = xpos
+    return T

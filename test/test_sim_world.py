@@ -1,0 +1,172 @@
+"""The Simulation: reset, joint states, trajectory control and tracking, cameras."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ros2_vla.config import load_robot_config
+from ros2_vla.errors import ConfigError, TrajectoryError
+from ros2_vla.sim.controller import JointTrajectory, TrajectoryPoint
+from ros2_vla.sim.scene import BOWL, arm_spawn_box
+from ros2_vla.sim.world import Simulation
+
+ROBOTS = ("franka", "widowx", "aloha")
+
+
+@pytest.fixture(scope="module", params=ROBOTS)
+def sim(request):
+    s = Simulation(request.param, seed=0)
+    yield s
+    s.close()
+
+
+def _step_traj(names, positions, t=0.0) -> JointTrajectory:
+    return JointTrajectory(tuple(names), (TrajectoryPoint(tuple(float(v) for v in positions), t),))
+
+
+def test_reset_puts_arms_at_home_and_grippers_open(sim):
+    sim.reset(3)
+    state = sim.joint_state()
+    expected = []
+    for arm in sim.robot.arms:
+        expected += list(arm.chain.home) + [arm.gripper.open_position]
+    assert state.names == tuple(n for a in sim.robot.arms for n in (*a.chain.joint_names, a.gripper.joint))
+    np.testing.assert_allclose(state.positions, expected, atol=1e-9)
+    np.testing.assert_allclose(state.velocities, 0.0, atol=1e-9)
+    assert sim.time == 0.0
+
+
+def test_arm_holds_home_without_commands(sim):
+    sim.reset(1)
+    before = sim.joint_state().positions
+    sim.step_until(1.0)
+    assert sim.time == pytest.approx(1.0, abs=sim.model.opt.timestep)
+    np.testing.assert_allclose(sim.joint_state().positions, before, atol=1e-3)
+
+
+def test_reset_is_repeatable_per_seed_and_varies_across_seeds(sim):
+    def layout(seed):
+        sim.reset(seed)
+        return np.array([sim.object_pose(o)[:3, 3] for o in sim.object_names()])
+
+    np.testing.assert_array_equal(layout(5), layout(5))
+    assert np.abs(layout(5) - layout(6)).max() > 0.01
+
+
+def test_objects_rest_on_the_table_apart_and_within_reach(sim):
+    s = sim.scene
+    for seed in range(5):
+        sim.reset(seed)
+        sim.step_until(0.5)
+        xy = {}
+        for name in sim.object_names():
+            p = sim.object_pose(name)[:3, 3]
+            rest = s.table_height if name == BOWL else s.table_height + s.cube_size / 2
+            assert p[2] == pytest.approx(rest, abs=2e-3), name
+            boxes = [arm_spawn_box(sim.robot, a, s) for a in sim.robot.arms]
+            assert any(np.all(p[:2] >= b.lo - 1e-9) and np.all(p[:2] <= b.hi + 1e-9) for b in boxes), name
+            xy[name] = p[:2]
+        names = list(xy)
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                assert np.linalg.norm(xy[a] - xy[b]) > s.cube_size * 1.4
+
+
+def test_step_command_settles_within_a_centimetre_at_the_tcp(sim):
+    from ros2_vla.kinematics.model import ArmModel
+
+    sim.reset(0)
+    rng = np.random.default_rng(1)
+    for arm in sim.robot.arms:
+        model = ArmModel.from_arm(arm)
+        span = model.upper - model.lower
+        q_goal = np.clip(model.home + rng.uniform(-0.25, 0.25, model.nq), model.lower + 0.05 * span, model.upper - 0.05 * span)
+        sim.command(arm.trajectory_topic, _step_traj(arm.chain.joint_names, q_goal))
+        sim.step_until(sim.time + 1.5)
+        error = np.linalg.norm(sim.tcp_pose(arm.name)[:3, 3] - model.fk(q_goal)[:3, 3])
+        assert error < 0.01, (arm.name, error)
+
+
+def test_trajectory_is_followed_in_time(sim):
+    sim.reset(0)
+    arm = sim.robot.arms[0]
+    home = np.array(arm.chain.home)
+    goal = home.copy()
+    goal[0] += 0.3
+    traj = JointTrajectory(arm.chain.joint_names, (TrajectoryPoint(tuple(goal), 1.0),))
+    sim.command(arm.trajectory_topic, traj)
+    sim.step_until(0.5)
+    q = sim.joint_state().positions[0]
+    assert home[0] + 0.1 < q < home[0] + 0.16  # halfway (0.15) less the servo's lag
+    sim.step_until(2.0)
+    assert sim.joint_state().positions[0] == pytest.approx(goal[0], abs=2e-3)
+
+
+def test_rejected_trajectory_leaves_the_arm_holding(sim):
+    sim.reset(0)
+    arm = sim.robot.arms[0]
+    bad = JointTrajectory((arm.chain.joint_names[0], "no_such_joint"), (TrajectoryPoint((0.1, 0.2), 1.0),))
+    with pytest.raises(TrajectoryError, match="no_such_joint"):
+        sim.command(arm.trajectory_topic, bad)
+    nan = _step_traj(arm.chain.joint_names, [math.nan] * len(arm.chain.joints), 1.0)
+    with pytest.raises(TrajectoryError):
+        sim.command(arm.trajectory_topic, nan)
+    sim.step_until(1.0)
+    np.testing.assert_allclose(sim.joint_state().positions[: len(arm.chain.joints)], arm.chain.home, atol=1e-3)
+
+
+def test_unknown_topic_names_the_known_ones(sim):
+    with pytest.raises(ConfigError, match=sim.robot.arms[0].trajectory_topic):
+        sim.command("/nope", _step_traj(["x"], [0.0]))
+
+
+def test_gripper_closes_on_its_configured_topic_in_config_units(sim):
+    sim.reset(0)
+    for arm in sim.robot.arms:
+        g = arm.gripper
+        if g.mode == "separate":
+            sim.command(g.topic, _step_traj([g.joint], [g.closed_position], 0.3))
+        else:
+            names = (*arm.chain.joint_names, g.joint)
+            sim.command(arm.trajectory_topic, _step_traj(names, [*arm.chain.home, g.closed_position], 0.3))
+    sim.step_until(1.0)
+    state = dict(zip(sim.joint_state().names, sim.joint_state().positions))
+    for arm in sim.robot.arms:
+        assert state[arm.gripper.joint] == pytest.approx(arm.gripper.closed_position, abs=1e-3)
+        assert sim.gripper_opening(arm.name) == pytest.approx(arm.gripper.closed_position, abs=1e-3)
+
+
+def test_step_until_the_past_does_nothing(sim):
+    sim.reset(0)
+    sim.step_until(0.2)
+    t = sim.time
+    sim.step_until(0.1)
+    assert sim.time == t
+
+
+def test_tcp_pose_frames_agree(sim):
+    for arm in sim.robot.arms:
+        world = sim.tcp_pose(arm.name, frame="world")
+        np.testing.assert_allclose(sim.base_pose(arm.name) @ sim.tcp_pose(arm.name), world, atol=1e-12)
+    with pytest.raises(ConfigError):
+        sim.tcp_pose(frame="camera")
+    with pytest.raises(ConfigError, match="no arm"):
+        sim.tcp_pose("third_arm")
+
+
+def test_camera_intrinsics_follow_the_vertical_field_of_view(sim):
+    for cam in sim.robot.cameras:
+        k = sim.camera_intrinsics(cam.name)
+        assert (k.width, k.height) == (cam.width, cam.height)
+        assert k.fy == pytest.approx(cam.height / 2 / math.tan(math.radians(cam.fovy) / 2))
+        assert k.fx == k.fy and k.cx == (cam.width - 1) / 2 and k.cy == (cam.height - 1) / 2
+    with pytest.raises(ConfigError, match="no camera"):
+        sim.camera_intrinsics("nope")
+
+
+def test_robot_may_be_given_as_a_config():
+    s = Simulation(load_robot_config("franka"), seed=2)
+    assert s.robot.name == "franka"
