@@ -5,6 +5,7 @@
     ros2-vla status [--once]
     ros2-vla enable | disable
     ros2-vla graph franka --sim            # print the node graph the launch would start
+    ros2-vla demo [franka] [--episodes 3]  # the closed-loop sim demo, with a video
 
 Errors the user can fix print one line and exit non-zero; they are never stack traces.
 """
@@ -45,6 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="print one message of each and exit")
     p.add_argument("--timeout", type=float, default=10.0, help="with --once: seconds to wait")
 
+    p = sub.add_parser("demo", help="the closed-loop sim demo: episodes, a video and a summary table")
+    p.add_argument("robot", nargs="?", default="franka", help="robot config name (default franka)")
+    p.add_argument("--episodes", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0, help="seed of the first episode's scene and task")
+    p.add_argument("--out", default="out/demo", help="folder for the video, GIF and summary")
+    p.add_argument("--timeout", type=float, default=45.0, help="[s] per episode")
+
     for name, help_text in (("enable", "arm the bridge (/vla/enable true)"), ("disable", "disarm the bridge")):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the service")
@@ -73,6 +81,13 @@ def run_command(args: argparse.Namespace) -> int:
 
     from ros2_vla.ros import tools  # needs rclpy: imported only for the commands that talk ROS
 
+    if args.command == "demo":
+        from pathlib import Path
+
+        from ros2_vla.ros.demo import run_demo
+
+        results = run_demo(args.robot, args.episodes, args.seed, Path(args.out), args.timeout)
+        return 0 if results and all(r.success for r in results) else 1
     if args.command == "instruct":
         return tools.instruct(args.text, timeout=args.timeout)
     if args.command == "status":

@@ -119,7 +119,9 @@ class CameraSpec:
     fovy: float  # [deg] vertical field of view
     mount: str  # "world" or the name of the link it is fixed to (wrist cameras)
     xyz: tuple[float, float, float]  # [m] position in the mount frame
-    rpy: tuple[float, float, float]  # [rad] orientation in the mount frame (looks along -z, MuJoCo style)
+    # [rad] orientation in the mount frame as MuJoCo euler (intrinsic x-y-z: R = Rx Ry Rz, unlike the
+    # URDF fixed-axis rpy of joints); the camera looks along its -z axis with +y up
+    rpy: tuple[float, float, float]
 
 
 @dataclass(frozen=True)

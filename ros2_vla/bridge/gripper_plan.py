@@ -35,7 +35,8 @@ class GripperPlan:
             if t <= ts[-1]:
                 continue
             step = self.spec.velocity * (t - ts[-1])
-            gs.append(gs[-1] + float(np.clip(target - gs[-1], -step, step)))
+            # A target within reach is taken as is (no rounding past a range end), others approached.
+            gs.append(float(target) if abs(target - gs[-1]) <= step else gs[-1] + float(np.copysign(step, target - gs[-1])))
             ts.append(float(t))
         if len(ts) > 1:
             # A target too far for the step time is still reached, at the velocity limit, after the

@@ -93,14 +93,16 @@ class ChunkPlanner:
             if clipped and code == BridgeCode.OK:
                 code, message = BridgeCode.WORKSPACE_LIMIT, f"step {k}: target clipped to the workspace box"
             res = self.ik_solver(model, T_goal, q, self.ik)
-            scale = singularity_scale(res.condition_number, safety.singularity_decelerate, safety.singularity_halt)
-            if scale <= 0.0:
-                code, message = BridgeCode.HALT_FOR_SINGULARITY, f"step {k}: condition number {res.condition_number:.0f} past {safety.singularity_halt:.0f}: halting"
-                break
+            # Convergence first: an unreachable target leaves the best iterate stretched out, and so
+            # singular; its condition number says nothing about the target.
             if not res.converged:
                 code, message = BridgeCode.IK_FAILED, (f"step {k}: no IK solution (residual {res.position_error * 1e3:.1f} mm, "
                                                        f"{res.rotation_error:.3f} rad): stopping at step {k}")
                 worst["pos"], worst["rot"] = max(worst["pos"], res.position_error), max(worst["rot"], res.rotation_error)
+                break
+            scale = singularity_scale(res.condition_number, safety.singularity_decelerate, safety.singularity_halt)
+            if scale <= 0.0:
+                code, message = BridgeCode.HALT_FOR_SINGULARITY, f"step {k}: condition number {res.condition_number:.0f} past {safety.singularity_halt:.0f}: halting"
                 break
             if scale < 1.0 and code in (BridgeCode.OK, BridgeCode.WORKSPACE_LIMIT):
                 code, message = BridgeCode.DECELERATE_FOR_SINGULARITY, f"step {k}: near a singularity (condition {res.condition_number:.0f}): slowing to {scale:.2f}"

@@ -1,0 +1,154 @@
+"""The closed-loop demo: the sim robot does a few tasks, every message over DDS.
+
+It launches the bringup graph (sim_node + bridge_node; the scripted expert plays the policy until
+the shipped default policy lands), runs episodes back to back (disarm, /sim/reset, arm), records
+the scene camera with the bridge's predicted end-effector path drawn on it, and writes a video,
+a GIF and a summary table.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from nav_msgs.msg import Path as PathMsg
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Bool, String
+from std_srvs.srv import SetBool, Trigger
+
+from ros2_vla.bringup import NAMES, LaunchOptions, describe_graph
+from ros2_vla.config import load_robot_config
+from ros2_vla.errors import Ros2VlaError
+from ros2_vla.launcher import Launcher
+from ros2_vla.msg import BridgeStatus
+from ros2_vla.ros.qos import LATCHED, SENSOR, STATUS
+from ros2_vla.sim.scene import base_transform
+from ros2_vla.viz import draw_polyline, project, world_camera_pose
+
+
+@dataclass
+class EpisodeResult:
+    episode: int
+    instruction: str
+    success: bool
+    seconds: float  # [s] wall time to success (or to the timeout)
+    chunks: int  # chunks the bridge planned
+
+
+class DemoWatcher(Node):
+    """Listens to the graph, records frames, and calls its services."""
+
+    def __init__(self, robot_name: str) -> None:
+        super().__init__("ros2_vla_demo")
+        self.robot = load_robot_config(robot_name)
+        self.camera = next(c for c in self.robot.cameras if c.mount == "world")
+        self.T_world_base = base_transform(self.robot.arms[0])
+        self.task, self.success, self.sequences = "", False, set()
+        self.path_world = np.zeros((0, 3))
+        self.frames: list[np.ndarray] = []
+        self.recording = False
+        self._info: CameraInfo | None = None
+        self.create_subscription(String, NAMES.sim_task, lambda m: setattr(self, "task", m.data), LATCHED)
+        self.create_subscription(Bool, NAMES.sim_success, self._on_success, STATUS)
+        self.create_subscription(BridgeStatus, NAMES.bridge_status, self._on_bridge, STATUS)
+        self.create_subscription(PathMsg, NAMES.predicted_path, self._on_path, STATUS)
+        self.create_subscription(Image, self.camera.topic, self._on_image, SENSOR)
+        self.create_subscription(CameraInfo, self.camera.info_topic, lambda m: setattr(self, "_info", m), SENSOR)
+        self.enable = self.create_client(SetBool, NAMES.enable)
+        self.reset = self.create_client(Trigger, NAMES.sim_reset)
+
+    def _on_success(self, msg: Bool) -> None:
+        self.success = self.success or msg.data
+
+    def _on_bridge(self, msg: BridgeStatus) -> None:
+        if msg.chunk_sequence:
+            self.sequences.add(msg.chunk_sequence)
+
+    def _on_path(self, msg: PathMsg) -> None:
+        p = np.array([[q.pose.position.x, q.pose.position.y, q.pose.position.z] for q in msg.poses]).reshape(-1, 3)
+        self.path_world = p @ self.T_world_base[:3, :3].T + self.T_world_base[:3, 3]
+
+    def _on_image(self, msg: Image) -> None:
+        if not self.recording or msg.encoding != "rgb8":
+            return
+        rgb = np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(msg.height, msg.width, 3)
+        if self._info is not None and len(self.path_world):
+            k = self._info.k
+            uv = project(world_camera_pose(self.robot, self.camera.name), k[0], k[4], k[2], k[5], self.path_world)
+            rgb = draw_polyline(rgb, uv)
+        self.frames.append(rgb)
+
+    def call(self, client, request, timeout: float = 10.0):
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise Ros2VlaError(f"service {client.srv_name} not available after {timeout:.0f} s")
+        future = client.call_async(request)
+        rclpy.spin_until_future_complete(self, future, timeout_sec=timeout)
+        if future.result() is None:
+            raise Ros2VlaError(f"service {client.srv_name} did not answer")
+        return future.result()
+
+    def spin_until(self, predicate, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rclpy.spin_once(self, timeout_sec=0.05)
+            if predicate():
+                return True
+        return False
+
+
+def run_demo(robot: str = "franka", episodes: int = 3, seed: int = 0, out: Path = Path("out/demo"),
+             timeout: float = 45.0) -> list[EpisodeResult]:
+    """Launch the graph, run `episodes` episodes, write the video and summary to `out`."""
+    specs = describe_graph(LaunchOptions(robot, sim=True, expert=True, enable=True, seed=seed))
+    launcher = Launcher(specs)
+    launcher.start()
+    rclpy.init()
+    watcher = DemoWatcher(robot)
+    results: list[EpisodeResult] = []
+    try:
+        for ep in range(episodes):
+            if ep > 0:  # a new scene: disarm, reset, arm again from where the arm really is
+                watcher.call(watcher.enable, SetBool.Request(data=False))
+                watcher.task = watcher.call(watcher.reset, Trigger.Request()).message.split(": ", 1)[-1]
+                watcher.success, watcher.sequences = False, set()
+                watcher.spin_until(lambda: False, 0.3)  # let the last pre-reset success messages drain
+                watcher.success = False
+                watcher.call(watcher.enable, SetBool.Request(data=True))
+            elif not watcher.spin_until(lambda: watcher.task, 30.0):
+                raise Ros2VlaError("the sim published no task within 30 s")
+            watcher.recording, start = True, time.monotonic()
+            done = watcher.spin_until(lambda: watcher.success, timeout)
+            watcher.spin_until(lambda: False, 1.0)  # a second of the finished task on video
+            watcher.recording = False
+            results.append(EpisodeResult(ep, watcher.task, done, round(time.monotonic() - start, 1), len(watcher.sequences)))
+            print(f"episode {ep}: {watcher.task!r}: {'success' if done else 'FAILED'} in {results[-1].seconds:.1f} s", flush=True)
+    finally:
+        frames = watcher.frames
+        watcher.destroy_node()
+        rclpy.try_shutdown()
+        launcher.shutdown()
+    _write_outputs(results, frames, out, robot)
+    return results
+
+
+def _write_outputs(results: list[EpisodeResult], frames: list[np.ndarray], out: Path, robot: str) -> None:
+    import imageio.v2 as imageio
+
+    out.mkdir(parents=True, exist_ok=True)
+    table = ["| episode | instruction | success | seconds | chunks |", "|---|---|---|---|---|"]
+    table += [f"| {r.episode} | {r.instruction} | {'yes' if r.success else 'no'} | {r.seconds:.1f} | {r.chunks} |" for r in results]
+    rate = sum(r.success for r in results) / max(len(results), 1)
+    table.append(f"\n{sum(r.success for r in results)}/{len(results)} episodes succeeded ({rate:.0%}).")
+    (out / "summary.md").write_text("\n".join(table) + "\n")
+    (out / "summary.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
+    if frames:
+        big = [np.repeat(np.repeat(f, 2, axis=0), 2, axis=1) for f in frames]
+        imageio.mimwrite(out / f"{robot}_demo.mp4", big, fps=10, macro_block_size=1)
+        imageio.mimwrite(out / f"{robot}_demo.gif", frames[::2], duration=0.2, loop=0)
+    print("\n" + "\n".join(table))
+    print(f"\nvideo: {out / f'{robot}_demo.mp4'} ({len(frames)} frames), GIF: {out / f'{robot}_demo.gif'}")

@@ -1,0 +1,194 @@
+"""One simulated episode, in process and as fast as the CPU allows, through the real bridge core.
+
+The loop replays what `ros2-vla launch ROBOT --sim` does over DDS, on one sim clock and without
+ROS: sim_node's physics timer publishes joint states at the config's `joint_state_rate_hz`;
+bridge_node's `Bridge` takes them (`update_joint_state`), plans each chunk (`on_chunk`, then a tick
+at once, as the node does) and streams `tick` commands at `control_rate_hz` into the simulated
+trajectory controllers (`Simulation.command`); the policy is asked for a chunk every
+`policy_period` [s] of sim time; success is checked every `success_period`, as sim_node does.
+Message latency is zero and sim time stands still while the policy thinks.
+
+A policy is any callable `policy(obs: Observation) -> (H, D) array` in `robot.action.dimension_names`
+order at `robot.action.dt` (or a full `Chunk`, for tokenized or normalized output). If it has a
+`reset()` method, it is called before the episode's first observation. `ExpertPolicy` wraps the
+scripted expert in that shape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple, Union
+
+import numpy as np
+
+from ros2_vla.actions.chunk import Chunk
+from ros2_vla.bridge.bridge import Bridge, TrajectoryCommand
+from ros2_vla.bridge.status import BridgeCode
+from ros2_vla.config import RobotConfig, load_robot_config
+from ros2_vla.errors import ConfigError, TrajectoryError
+from ros2_vla.sim import controller as jtc
+from ros2_vla.sim.expert import ExpertObservation, ScriptedExpert
+from ros2_vla.sim.tasks import Task, check_success, sample_task
+from ros2_vla.sim.world import JointState, Simulation
+from ros2_vla.trajectory.blending import BlendConfig
+
+_GOOD_CODES = (BridgeCode.OK, BridgeCode.IDLE, BridgeCode.DECELERATE_FOR_SINGULARITY)
+
+
+class Observation(NamedTuple):
+    """What a policy is given at each chunk request."""
+
+    time: float  # [s] sim time since the episode's reset
+    instruction: str  # the task in words, as /sim/task carries it
+    joint_state: JointState  # measured joints, as /joint_states carries them
+    images: dict[str, np.ndarray]  # camera name -> (height, width, 3) uint8 RGB; only the cameras asked for
+    task: Task  # privileged: the task itself (scripted experts, diagnostics), not for learned policies
+    state: ExpertObservation  # privileged: true TCP and object poses, world frame
+
+
+Policy = Callable[[Observation], Union[np.ndarray, Chunk]]
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    seed: int  # scene and task seed
+    task: Task
+    success: bool  # the task's check held at some success check before the time limit
+    sim_time: float  # [s] sim time at success, or at the time limit
+    chunks: int  # chunks the policy produced
+    bad_chunks: int  # chunks the bridge answered with a code other than OK, IDLE or DECELERATE
+    rejected_trajectories: int  # bridge commands the simulated controllers refused
+    wall_time: float  # [s] the episode took on this machine
+
+
+class ExpertPolicy:
+    """The scripted expert as a `Policy`: made for the observation's task at the first call after `reset`."""
+
+    def __init__(self, robot: RobotConfig, sim: Simulation | None = None) -> None:
+        self.robot = robot
+        self.scene = sim.scene if sim is not None else None
+        self.expert: ScriptedExpert | None = None
+
+    def reset(self) -> None:
+        self.expert = None
+
+    def __call__(self, obs: Observation) -> np.ndarray:
+        if self.expert is None or self.expert.task != obs.task:
+            self.expert = ScriptedExpert(self.robot, obs.task, scene=self.scene)
+        return self.expert.act(obs.state)
+
+
+def episode_task(sim: Simulation, seed: int, kind: str = "") -> Task:
+    """Reset `sim` to `seed` and draw its task exactly as sim_node does (kind "" = drawn from the seed)."""
+    sim.reset(seed)
+    return sample_task(sim.robot, np.random.default_rng(seed), sim=sim, kind=kind)
+
+
+def run_episode(
+    robot: RobotConfig | str,
+    seed: int,
+    kind: str,
+    policy_fn: Policy,
+    *,
+    sim: Simulation | None = None,
+    time_limit: float = 30.0,
+    policy_period: float = 0.25,
+    success_period: float = 0.1,
+    cameras: tuple[str, ...] = (),
+    blend: BlendConfig | None = None,
+) -> EpisodeResult:
+    """Run one episode of task `kind` ("" = drawn from the seed) on `robot` from scene `seed`.
+
+    sim: a Simulation of the same robot to reuse (saves building the model); it is reset here.
+    time_limit: [s] of sim time before the episode counts as failed. policy_period: [s] between
+    chunk requests (sim_node's expert_period). cameras: names rendered into each observation.
+    blend: the bridge's blending (bridge_node's default when None).
+    """
+    robot = load_robot_config(robot) if isinstance(robot, str) else robot
+    if sim is None:
+        sim = Simulation(robot, seed=seed)
+    elif sim.robot.name != robot.name:
+        raise ConfigError(f"run_episode: the sim is a {sim.robot.name}, not a {robot.name}; pass a Simulation of {robot.name}")
+    if not (policy_period > 0 and success_period > 0 and time_limit > 0):
+        raise ConfigError(f"run_episode: policy_period {policy_period}, success_period {success_period} and "
+                          f"time_limit {time_limit} must all be > 0 [s]")
+    for name in cameras:
+        sim.cameras.spec(name)  # unknown names fail here, with the list of cameras
+    start = time.perf_counter()
+    task = episode_task(sim, seed, kind)
+    if hasattr(policy_fn, "reset"):
+        policy_fn.reset()
+    bridge = Bridge(robot, blend or BlendConfig())
+    clock = _Schedule({"state": 1.0 / robot.joint_state_rate_hz, "policy": policy_period,
+                       "control": 1.0 / robot.control_rate_hz, "success": success_period})
+    chunks = bad = rejected = 0
+    now, success = 0.0, False
+    while now <= time_limit and not success:
+        now, due = clock.next()
+        sim.step_until(now)
+        commands: list[TrajectoryCommand] = []
+        if "state" in due:
+            state = sim.joint_state()
+            bridge.update_joint_state(list(state.names), state.positions.tolist(), now)
+            if not bridge.enabled:
+                bridge.set_enabled(True, now)  # the launcher's sim graph arms the bridge on the first states
+        if "policy" in due and bridge.enabled:
+            chunks += 1
+            chunk = _as_chunk(policy_fn(_observe(sim, task, now, cameras)), robot, task, now, chunks)
+            bad += bridge.on_chunk(chunk, now).code not in _GOOD_CODES
+            commands += bridge.tick(now)  # bridge_node sends a new plan at once
+        if "control" in due:
+            commands += bridge.tick(now)
+        for c in commands:
+            rejected += not _send(sim, c)
+        if "success" in due:
+            success = check_success(sim, task)
+    return EpisodeResult(seed, task, success, now, chunks, bad, rejected, time.perf_counter() - start)
+
+
+class _Schedule:
+    """Periodic events on one clock: `next()` -> (time [s], names due then). Integer counts, no drift."""
+
+    def __init__(self, periods: dict[str, float]) -> None:
+        self.periods = periods
+        self.counts = dict.fromkeys(periods, 0)
+
+    def next(self) -> tuple[float, set[str]]:
+        times = {n: self.counts[n] * p for n, p in self.periods.items()}
+        t = min(times.values())
+        due = {n for n, tn in times.items() if tn - t < 1e-9}
+        for n in due:
+            self.counts[n] += 1
+        return t, due
+
+
+def _observe(sim: Simulation, task: Task, now: float, cameras: tuple[str, ...]) -> Observation:
+    images = {name: sim.render(name) for name in cameras}
+    return Observation(now, task.instruction, sim.joint_state(), images, task, ExpertObservation.from_sim(sim))
+
+
+def _as_chunk(out: np.ndarray | Chunk, robot: RobotConfig, task: Task, now: float, sequence: int) -> Chunk:
+    """The policy's output as the ActionChunk sim_node would publish, stamped at the observation."""
+    if isinstance(out, Chunk):
+        return dataclasses.replace(out, stamp=now, sequence=sequence)
+    values = np.asarray(out, dtype=np.float32)
+    dims = robot.action.dimension_names
+    if values.ndim != 2 or values.shape[1] != len(dims):
+        raise ConfigError(f"the policy returned shape {values.shape}; expected (H, {len(dims)}) for dimensions {dims}")
+    return Chunk(stamp=now, embodiment=robot.name, action_space=robot.action.space, dimension_names=dims,
+                 dt=robot.action.dt, horizon=values.shape[0], values=values.reshape(-1),
+                 instruction=task.instruction, policy="episode", sequence=sequence)
+
+
+def _send(sim: Simulation, c: TrajectoryCommand) -> bool:
+    """Hand one bridge command to its simulated controller, as sim_node does; False when refused."""
+    points = tuple(jtc.TrajectoryPoint(tuple(map(float, q)), float(t), tuple(map(float, v)))
+                   for t, q, v in zip(c.times_from_start, c.positions, c.velocities))
+    try:
+        sim.command(c.topic, jtc.JointTrajectory(tuple(c.joint_names), points, 0.0))
+    except TrajectoryError:
+        return False
+    return True
