@@ -145,6 +145,7 @@ class SafetySpec:
     joint_state_timeout: float  # [s] older /joint_states: hold
     singularity_decelerate: float  # Jacobian condition number where slowing starts
     singularity_halt: float  # condition number where motion stops
+    max_tracking_error: float  # [rad] measured vs commanded joint position beyond which the bridge holds
 
 
 @dataclass(frozen=True)
@@ -342,6 +343,7 @@ def _robot_from_dict(raw: dict, path: Path, variant: str | None = None) -> Robot
         joint_state_timeout=float(s["joint_state_timeout"]),
         singularity_decelerate=float(s["singularity_decelerate"]),
         singularity_halt=float(s["singularity_halt"]),
+        max_tracking_error=float(s["max_tracking_error"]),
     )
     return RobotConfig(
         name=raw["name"],

@@ -104,6 +104,8 @@ def check_arm_points(arm: ArmSpec, t, q, qd, q_now=None, qd_now=None) -> None:
     if q_now is not None:
         t = np.concatenate([[0.0], t])
         q, qd = np.vstack([q_now, q]), np.vstack([qd_now, qd])
+    if t.size < 2:
+        return
     h = np.diff(t)[:, None]
     speed = np.abs(np.diff(q, axis=0)) / h
     assert np.all(speed <= vmax * (1 + LIMIT_SLACK)), f"mean velocity between points {speed.max(axis=0)} > {vmax}"

@@ -90,15 +90,18 @@ class PlayedTrajectory:
     def receive(self, now: float, c: TrajectoryCommand) -> None:
         q, qd = self.sample(now)
         self.t = np.concatenate([[now], now + c.times_from_start])
-        self.q, self.qd = np.vstack([q, c.positions]), np.vstack([qd, c.velocities])
+        self.q = np.vstack([q, c.positions])
+        self.qd = None if c.velocities is None else np.vstack([qd, c.velocities])  # None: linear
 
     def sample(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         if t <= self.t[0]:
-            return self.q[0].copy(), self.qd[0].copy()
+            return self.q[0].copy(), np.zeros(self.q.shape[1]) if self.qd is None else self.qd[0].copy()
         if t >= self.t[-1]:
             return self.q[-1].copy(), np.zeros(self.q.shape[1])
         i = int(np.searchsorted(self.t, t, side="right")) - 1
         h, u = self.t[i + 1] - self.t[i], (t - self.t[i]) / (self.t[i + 1] - self.t[i])
+        if self.qd is None:
+            return self.q[i] + u * (self.q[i + 1] - self.q[i]), (self.q[i + 1] - self.q[i]) / h
         p0, v0, p1, v1 = self.q[i], self.qd[i] * h, self.q[i + 1], self.qd[i + 1] * h
         pos = (2 * u**3 - 3 * u**2 + 1) * p0 + (u**3 - 2 * u**2 + u) * v0 + (-2 * u**3 + 3 * u**2) * p1 + (u**3 - u**2) * v1
         vel = ((6 * u**2 - 6 * u) * p0 + (3 * u**2 - 4 * u + 1) * v0 + (-6 * u**2 + 6 * u) * p1 + (3 * u**2 - 2 * u) * v1) / h
@@ -119,19 +122,26 @@ def _controllers(robot: RobotConfig) -> dict[str, PlayedTrajectory]:
     return out
 
 
-def _check_command(robot: RobotConfig, c: TrajectoryCommand, played: dict[str, PlayedTrajectory], now: float) -> None:
+def _followed(robot: RobotConfig, played: dict[str, PlayedTrajectory], t: float) -> tuple[list[str], list[float]]:
+    """The joint state of a perfect follower: each arm is where its controller plays it at t."""
+    return _joint_state(robot, {a.name: played[a.trajectory_topic].sample(t)[0][: len(a.chain.home)] for a in robot.arms})
+
+
+def _check_command(bridge: Bridge, c: TrajectoryCommand, played: dict[str, PlayedTrajectory], now: float) -> None:
     """Every limit, from the state the controller is in when the command arrives."""
     q_now, qd_now = played[c.topic].sample(now)
-    for arm in robot.arms:
+    for arm in bridge.robot.arms:
         n = len(arm.chain.joint_names)
         if c.topic == arm.trajectory_topic:
             assert c.joint_names[:n] == arm.chain.joint_names
             check_arm_points(arm, c.times_from_start, c.positions[:, :n], c.velocities[:, :n], q_now[:n], qd_now[:n])
             if len(c.joint_names) > n:
+                # A gripper inside the arm trajectory is played as a cubic, not the bridge's piecewise-linear
+                # gripper path: its points are checked from the bridge's commanded gripper position.
                 assert c.joint_names[n:] == (arm.gripper.joint,)
-                check_gripper_points(arm, c.times_from_start, c.positions[:, n], q_now[n])
+                check_gripper_points(arm, c.times_from_start, c.positions[:, n], bridge.grippers[arm.name].sample(now)[0][0])
         elif arm.gripper is not None and c.topic == arm.gripper.topic:
-            assert c.joint_names == (arm.gripper.joint,)
+            assert c.joint_names == (arm.gripper.joint,) and c.velocities is None  # played linearly
             check_gripper_points(arm, c.times_from_start, c.positions[:, 0], q_now[0])
 
 
@@ -262,12 +272,12 @@ def _play(robot: RobotConfig, episode, make_chunk, mode: str, box: bool) -> None
     period = 1.0 / robot.control_rate_hz
     now = 0.0
     for k, (values, lag, gap) in enumerate(episode):
-        bridge.update_joint_state(*_joint_state(robot), now)
+        bridge.update_joint_state(*_followed(robot, played, now), now)
         bridge.on_chunk(make_chunk(values, stamp=now - lag, sequence=k), now)
         for t in np.arange(now, now + gap + period, period):
-            bridge.update_joint_state(*_joint_state(robot), t)  # the measured state never matters to a plan
+            bridge.update_joint_state(*_followed(robot, played, float(t)), t)
             for c in bridge.tick(float(t)):
-                _check_command(robot, c, played, float(t))
+                _check_command(bridge, c, played, float(t))
                 if box:
                     _inside_box(robot, c)
                 played[c.topic].receive(float(t), c)
@@ -380,6 +390,35 @@ def test_fresh_joint_states_resume_and_the_next_chunk_runs():
     state = bridge.on_chunk(_chunk(robot, _GOOD, stamp=late + 0.1), late + 0.1)
     assert state.code == BridgeCode.OK, state.message
     assert len(_by_topic(bridge.tick(late + 0.1))[robot.arms[0].trajectory_topic].positions) == 3
+
+
+def test_a_tracking_error_holds_where_the_arm_really_is_and_replans_from_there():
+    robot = _robot("franka")
+    arm = robot.arms[0]
+    bridge = _armed(robot)
+    bridge.on_chunk(_chunk(robot, _GOOD), 0.0)
+    assert bridge.tick(0.01), "the plan streams while the arm follows"
+    # The arm is somewhere else (a collision, a sim reset): measured far from commanded.
+    elsewhere = np.array(arm.chain.home) + np.r_[robot.safety.max_tracking_error + 0.05, np.zeros(len(arm.chain.home) - 1)]
+    bridge.update_joint_state(*_joint_state(robot, {arm.name: elsewhere}), 0.02)
+    hold = _by_topic(bridge.tick(0.02))[arm.trajectory_topic]
+    np.testing.assert_allclose(hold.positions, [elsewhere])
+    assert bridge.state(0.02).code == BridgeCode.TRACKING_ERROR
+    assert bridge.tick(0.03) == [], "one hold, then nothing until a new chunk"
+    state = bridge.on_chunk(_chunk(robot, _GOOD, stamp=0.03, sequence=2), 0.03)
+    assert state.code == BridgeCode.OK, state.message
+    first = _by_topic(bridge.tick(0.03))[arm.trajectory_topic].positions[0]
+    assert np.abs(first - elsewhere).max() < robot.safety.max_tracking_error, "the new plan starts from the measurement"
+
+
+def test_following_within_the_tracking_bound_keeps_streaming():
+    robot = _robot("franka")
+    arm = robot.arms[0]
+    bridge = _armed(robot)
+    bridge.on_chunk(_chunk(robot, _GOOD), 0.0)
+    near = np.array(arm.chain.home) + 0.5 * robot.safety.max_tracking_error
+    bridge.update_joint_state(*_joint_state(robot, {arm.name: near}), 0.02)
+    assert bridge.tick(0.02) and bridge.state(0.02).code != BridgeCode.TRACKING_ERROR
 
 
 @pytest.mark.parametrize("problem", ["missing joint", "nan"])
@@ -502,19 +541,19 @@ def test_a_new_chunk_replaces_the_rest_without_a_jump(name, mode):
             if switches:
                 assert all(bridge.blenders[a.name].plan.end_time > now for a in robot.arms), "the old chunk already ended"
             before = {a.name: bridge.blenders[a.name].sample(now) for a in robot.arms}
-            bridge.update_joint_state(*_joint_state(robot), now)
+            bridge.update_joint_state(*_followed(robot, played, now), now)
             assert bridge.on_chunk(chunk(now, len(switches)), now).code in (BridgeCode.OK, BridgeCode.JOINT_LIMIT)
             for a in robot.arms:  # the bridge's own plan goes on from its commanded state
                 q_after, qd_after = bridge.blenders[a.name].sample(now)
                 np.testing.assert_allclose(q_after, before[a.name][0], atol=1e-12)
                 np.testing.assert_allclose(qd_after, before[a.name][1], atol=1e-12)
             for c in bridge.tick(now):
-                _check_command(robot, c, played, now)
+                _check_command(bridge, c, played, now)
                 played[c.topic].receive(now, c)
             switches.append(now)
-        bridge.update_joint_state(*_joint_state(robot), t)
+        bridge.update_joint_state(*_followed(robot, played, t), t)
         for c in bridge.tick(t):
-            _check_command(robot, c, played, t)
+            _check_command(bridge, c, played, t)
             played[c.topic].receive(t, c)
         for topic, p in played.items():
             samples[topic].append(p.sample(t))
@@ -580,3 +619,14 @@ def test_start_pose_is_the_commanded_state_not_the_measurement():
     target = expected_targets(fk(arm.chain, q_end), second)[-1]
     assert pose_errors(fk(arm.chain, c.positions[-1]), target)[0] < POSE_TOL
     assert pose_errors(fk(arm.chain, q_end), fk(arm.chain, arm.chain.home))[0] > 0.02  # the two starts differ
+
+
+def test_a_chunk_whose_steps_are_all_past_is_rejected_not_reported_ok():
+    robot = _robot("franka")
+    bridge = _armed(robot, now=10.0)
+    state = bridge.on_chunk(_chunk(robot, _GOOD, stamp=5.0), 10.0)  # "skip": 3 steps of 0.1 s, 5 s ago
+    assert state.code == BridgeCode.CHUNK_REJECTED and "too old" in state.message, state.message
+    assert bridge.tick(10.0) == []
+    replacing = _armed(robot, now=10.0, blend=BlendConfig(mode="replace"))  # plays it from now instead
+    assert replacing.on_chunk(_chunk(robot, _GOOD, stamp=5.0), 10.0).code == BridgeCode.OK
+    assert len(_by_topic(replacing.tick(10.0))[robot.arms[0].trajectory_topic].positions) == 3

@@ -36,7 +36,7 @@ class TrajectoryCommand:
     joint_names: tuple[str, ...]
     times_from_start: np.ndarray  # [s] (N,) strictly increasing, > 0
     positions: np.ndarray  # (N, m)
-    velocities: np.ndarray  # (N, m)
+    velocities: np.ndarray | None  # (N, m); None: positions only, which a controller plays linearly
 
 
 class Bridge:
@@ -105,8 +105,11 @@ class Bridge:
             plan = self.planner.plan(chunk, q_start)
         except ChunkError as exc:
             return self._set(BridgeState(BridgeCode.CHUNK_REJECTED, f"chunk {chunk.sequence} rejected: {exc}", True, chunk.sequence))
-        if plan.steps > 0:
-            self._load(plan, chunk, now)
+        if plan.steps > 0 and self._load(plan, chunk, now) == 0:
+            return self._set(BridgeState(BridgeCode.CHUNK_REJECTED, (
+                f"chunk {chunk.sequence} is too old: every step should have started already (stamped "
+                f"{now - chunk.stamp:.2f} s ago, {plan.steps} steps of {chunk.dt:g} s); stamp chunks with their "
+                f"observation time, or use blend_mode replace"), True, chunk.sequence))
         return self._set(_state_of(plan, chunk.sequence))
 
     # --- outputs ----------------------------------------------------------------------------
@@ -130,6 +133,12 @@ class Bridge:
             return []
         if not self._active or self._plan_ended(now):
             return []
+        drift = self._tracking_error(now)
+        if drift:  # the arm is not where we are driving it: stop pushing, hold where it is
+            self._set(replace(self._last, code=BridgeCode.TRACKING_ERROR, message=f"{drift}: holding"))
+            commands = self._hold_commands(now, measured=True)
+            self._active = False
+            return commands
         return self._plan_commands(now)
 
     def state(self, now: float) -> BridgeState:
@@ -160,6 +169,15 @@ class Bridge:
             return f"joint states are {age:.2f} s old (limit {self.timeout:.2f} s)"
         return ""
 
+    def _tracking_error(self, now: float) -> str:
+        limit = self.robot.safety.max_tracking_error
+        for name, blender in self.blenders.items():
+            error = np.abs(blender.sample(now)[0] - self._q[name])
+            if error.max() > limit:
+                joint = self.planner.models[name].joint_names[int(error.argmax())]
+                return f"{joint} is {error.max():.2f} rad from its command (limit {limit:.2f})"
+        return ""
+
     def _plan_ended(self, now: float) -> bool:
         """Every arm and gripper is at rest at the end of its plan."""
         return (all(b.plan.end_time <= now for b in self.blenders.values())
@@ -172,8 +190,10 @@ class Bridge:
             g.reset(now, self._g.get(name, g.spec.open_position))
         self._active = False
 
-    def _load(self, plan: ChunkPlan, chunk: Chunk, now: float) -> None:
+    def _load(self, plan: ChunkPlan, chunk: Chunk, now: float) -> int:
+        """Blend the plan into each arm's trajectory; returns how many of its steps are still ahead."""
         dt = chunk.dt / max(plan.speed_scale, 1e-3)  # near a singularity: the same path, slower
+        loaded = 0
         for wp in plan.arms:
             blender = self.blenders[wp.arm]
             before = blender.plan
@@ -188,7 +208,9 @@ class Bridge:
             kept = len(after.times) - 1  # "skip" and "ensemble" drop the chunk's past steps
             if wp.gripper is not None and wp.arm in self.grippers:
                 self.grippers[wp.arm].add(now, after.times[1:], wp.gripper[-kept:])
-        self._active = True
+            loaded = max(loaded, kept)
+        self._active = self._active or loaded > 0
+        return loaded
 
     def _plan_commands(self, now: float) -> list[TrajectoryCommand]:
         commands = []
@@ -240,8 +262,10 @@ class Bridge:
             qd = np.vstack([qd, np.zeros((later.size, qd.shape[1]))])
             return [TrajectoryCommand(arm.trajectory_topic, names + (arm.gripper.joint,), tg_rel,
                                       np.column_stack([q, g]), np.column_stack([qd, gd]))]
+        # Positions only: a JointTrajectoryController then interpolates linearly, which is the gripper
+        # path itself; velocities would make it a cubic that overshoots the rate limit between points.
         return [TrajectoryCommand(arm.trajectory_topic, names, t_rel, q, qd),
-                TrajectoryCommand(arm.gripper.topic, (arm.gripper.joint,), tg_rel, g[:, None], gd[:, None])]
+                TrajectoryCommand(arm.gripper.topic, (arm.gripper.joint,), tg_rel, g[:, None], None)]
 
     def _set(self, state: BridgeState) -> BridgeState:
         self._last = state

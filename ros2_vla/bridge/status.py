@@ -19,6 +19,7 @@ class BridgeCode(IntEnum):
     CHUNK_REJECTED = 7
     IK_FAILED = 8
     IDLE = 9
+    TRACKING_ERROR = 10
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ what the core decides. Topics and limits come from config/<robot>.yaml.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Path
@@ -31,6 +32,9 @@ from ros2_vla.trajectory.blending import BlendConfig
 class BridgeNode(Node):
     def __init__(self) -> None:
         super().__init__("bridge")
+        # The core gets seconds since this instant: float64 epoch seconds (~1.7e9) keep only ~0.2 us,
+        # too coarse for the short segment durations the timing divides by.
+        self._t0_ns = self.get_clock().now().nanoseconds
         p = self._declare_parameters()
         self.robot = load_robot_config(p["robot"], variant=p["variant"] or None)
         blend = BlendConfig(mode=p["blend_mode"], blend_steps=p["blend_steps"], ensemble_m=p["ensemble_m"])
@@ -92,7 +96,8 @@ class BridgeNode(Node):
         super().destroy_node()
 
     def _now(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
+        """[s] since the node started (see _t0_ns)."""
+        return (self.get_clock().now().nanoseconds - self._t0_ns) * 1e-9
 
     # --- callbacks ----------------------------------------------------------------------------
     def _on_joint_state(self, msg: JointState) -> None:
@@ -102,11 +107,16 @@ class BridgeNode(Node):
             self._want_enabled = not ok
 
     def _on_chunk(self, msg: ActionChunk) -> None:
-        state = self.bridge.on_chunk(chunk_from_msg(msg), self._now())
+        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        chunk = replace(chunk_from_msg(msg), stamp=(stamp_ns - self._t0_ns) * 1e-9)
+        now = self._now()
+        state = self.bridge.on_chunk(chunk, now)
+        # The new plan goes out now, not one period later, timed from the instant it was planned for:
+        # a later clock reading would shorten its first segment by the planning time, past the limits.
+        self._send(self.bridge.tick(now))
         self._publish_state(state)
         if state.code != state.code.OK:
             self.get_logger().warn(state.message, throttle_duration_sec=1.0)
-        self._on_tick()  # the new plan goes out now, not one period later
 
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
         ok, message, commands = self.bridge.set_enabled(bool(request.data), self._now())

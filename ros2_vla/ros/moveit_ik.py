@@ -4,22 +4,20 @@ bridge_node uses it with `ik_backend:=moveit` on a ROS 2 distro with MoveIt (mov
 step sends the seed and target the pinocchio solver would get; the answer becomes the same `IkResult`
 (`external_ik_result`), so tolerances and singularity scaling apply unchanged.
 
-The calls come from inside bridge_node's chunk callback. Waiting for a reply on the bridge's own
-executor would deadlock it, so the client lives on a node of its own, spun by its own executor in the
-calling thread only while a request is out.
+The calls come from inside bridge_node's chunk callback; `BlockingClient` waits for each reply on an
+executor of its own, so the bridge's executor is never re-entered (no deadlock).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from builtin_interfaces.msg import Duration
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
 
 from ros2_vla.errors import RequirementError
 from ros2_vla.ik.external import external_ik_result, matrix_to_quaternion
 from ros2_vla.ik.params import IkParams, IkResult
 from ros2_vla.kinematics.model import ArmModel
+from ros2_vla.ros.blocking_client import BlockingClient
 
 try:
     from moveit_msgs.msg import MoveItErrorCodes
@@ -30,7 +28,7 @@ except ModuleNotFoundError as exc:  # the PyPI ROS wheels have no MoveIt
         "and run move_group, or use ik_backend:=pinocchio"
     ) from exc
 
-_REPLY_MARGIN = 0.5  # [s] waited beyond MoveIt's own IK timeout for the reply to arrive
+_REPLY_MARGIN = 0.2  # [s] waited beyond MoveIt's own IK timeout for the reply to arrive
 
 
 class MoveItIk:
@@ -47,22 +45,17 @@ class MoveItIk:
         self.group = group
         self.timeout = timeout
         self.avoid_collisions = avoid_collisions
-        self.node = Node(node_name)
-        self._executor = SingleThreadedExecutor()
-        self._executor.add_node(self.node)
-        self._client = self.node.create_client(GetPositionIK, service)
+        self._client = BlockingClient(GetPositionIK, service, node_name)
 
     def wait_for_service(self, timeout: float) -> bool:
-        return self._client.wait_for_service(timeout_sec=timeout)
+        return self._client.wait_for_service(timeout)
 
     def __call__(self, model: ArmModel, T_base_target: np.ndarray, q_seed: np.ndarray, params: IkParams) -> IkResult:
-        future = self._client.call_async(self._request(model, T_base_target, q_seed))
-        self._executor.spin_until_future_complete(future, timeout_sec=self.timeout + _REPLY_MARGIN)
-        if not future.done() or future.result() is None:
-            future.cancel()
-            self.node.get_logger().error("no answer from MoveIt's IK service: is move_group running?", throttle_duration_sec=2.0)
+        response = self._client.call(self._request(model, T_base_target, q_seed), self.timeout + _REPLY_MARGIN)
+        if response is None:
+            self._client.node.get_logger().error(f"no answer from {self._client.service}: is move_group running?",
+                                                 throttle_duration_sec=2.0)
             return external_ik_result(model, T_base_target, q_seed, False, params)
-        response = future.result()
         solved = response.error_code.val == MoveItErrorCodes.SUCCESS
         index = {n: i for i, n in enumerate(response.solution.joint_state.name)}
         if solved and all(n in index for n in model.joint_names):
@@ -72,8 +65,7 @@ class MoveItIk:
         return external_ik_result(model, T_base_target, q, solved, params)
 
     def destroy(self) -> None:
-        self._executor.remove_node(self.node)
-        self.node.destroy_node()
+        self._client.destroy()
 
     def _request(self, model: ArmModel, T: np.ndarray, q_seed: np.ndarray) -> GetPositionIK.Request:
         request = GetPositionIK.Request()
