@@ -39,7 +39,9 @@ def _send(sim: Simulation, chunk: np.ndarray, models: dict[str, ArmModel]) -> No
     if robot.action.space == "joint_position":
         for arm in robot.arms:
             cols = [dims.index(n) for n in (*arm.chain.joint_names, arm.gripper.joint)]
-            sim.command(arm.trajectory_topic, _trajectory([dims[c] for c in cols], chunk[:, cols], dt))
+            rows = chunk[:, cols].copy()
+            rows[:, -1] = [gripper_command(v, arm.gripper) for v in rows[:, -1]]  # openness -> joint units
+            sim.command(arm.trajectory_topic, _trajectory([dims[c] for c in cols], rows, dt))
         return
     arm = robot.arms[0]
     xyz = chunk[:, [dims.index(n) for n in ("x", "y", "z")]]
@@ -103,7 +105,7 @@ def test_joint_position_chunks_stay_within_limits_and_name_every_dimension():
             col = chunk[:, robot.action.dimension_names.index(j.name)]
             assert np.all((col >= j.lower) & (col <= j.upper))
         grip = chunk[:, robot.action.dimension_names.index(arm.gripper.joint)]
-        np.testing.assert_array_equal(grip, arm.gripper.open_position)
+        np.testing.assert_array_equal(grip, 0.0 if arm.gripper.invert else 1.0)  # openness, open
 
 
 def test_tasks_the_robot_cannot_do_are_refused():

@@ -6,7 +6,9 @@ bridge_node's `Bridge` takes them (`update_joint_state`), plans each chunk (`on_
 at once, as the node does) and streams `tick` commands at `control_rate_hz` into the simulated
 trajectory controllers (`Simulation.command`); the policy is asked for a chunk every
 `policy_period` [s] of sim time; success is checked every `success_period`, as sim_node does.
-Message latency is zero and sim time stands still while the policy thinks.
+Chunks reach the bridge `chunk_delay` after their observation and bridge commands reach the
+controllers `command_delay` after the tick (DDS delivery); joint states arrive at once, and sim time
+stands still while the policy thinks.
 
 A policy is any callable `policy(obs: Observation) -> (H, D) array` in `robot.action.dimension_names`
 order at `robot.action.dt` (or a full `Chunk`, for tokenized or normalized output). If it has a
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple, Union
@@ -60,6 +63,7 @@ class EpisodeResult:
     sim_time: float  # [s] sim time at success, or at the time limit
     chunks: int  # chunks the policy produced
     bad_chunks: int  # chunks the bridge answered with a code other than OK, IDLE or DECELERATE
+    bridge_codes: dict[str, int]  # BridgeCode name -> chunks the bridge answered with it
     rejected_trajectories: int  # bridge commands the simulated controllers refused
     wall_time: float  # [s] the episode took on this machine
 
@@ -99,13 +103,17 @@ def run_episode(
     success_period: float = 0.1,
     cameras: tuple[str, ...] = (),
     blend: BlendConfig | None = None,
+    chunk_delay: float = 0.002,
+    command_delay: float = 0.002,
 ) -> EpisodeResult:
     """Run one episode of task `kind` ("" = drawn from the seed) on `robot` from scene `seed`.
 
     sim: a Simulation of the same robot to reuse (saves building the model); it is reset here.
     time_limit: [s] of sim time before the episode counts as failed. policy_period: [s] between
     chunk requests (sim_node's expert_period). cameras: names rendered into each observation.
-    blend: the bridge's blending (bridge_node's default when None).
+    blend: the bridge's blending (bridge_node's default when None). chunk_delay: [s] from the
+    observation to the bridge taking the chunk; command_delay: [s] from a bridge tick to the
+    controller taking its trajectory (DDS delivery, both; together below every period of the loop).
     """
     robot = load_robot_config(robot) if isinstance(robot, str) else robot
     if sim is None:
@@ -115,6 +123,11 @@ def run_episode(
     if not (policy_period > 0 and success_period > 0 and time_limit > 0):
         raise ConfigError(f"run_episode: policy_period {policy_period}, success_period {success_period} and "
                           f"time_limit {time_limit} must all be > 0 [s]")
+    periods = {"state": 1.0 / robot.joint_state_rate_hz, "policy": policy_period,
+               "control": 1.0 / robot.control_rate_hz, "success": success_period}
+    if not (chunk_delay >= 0 and command_delay >= 0 and chunk_delay + command_delay < min(periods.values())):
+        raise ConfigError(f"run_episode: chunk_delay {chunk_delay} s and command_delay {command_delay} s must be >= 0 "
+                          f"and together below every period {periods}")
     for name in cameras:
         sim.cameras.spec(name)  # unknown names fail here, with the list of cameras
     start = time.perf_counter()
@@ -122,31 +135,33 @@ def run_episode(
     if hasattr(policy_fn, "reset"):
         policy_fn.reset()
     bridge = Bridge(robot, blend or BlendConfig())
-    clock = _Schedule({"state": 1.0 / robot.joint_state_rate_hz, "policy": policy_period,
-                       "control": 1.0 / robot.control_rate_hz, "success": success_period})
-    chunks = bad = rejected = 0
+    clock = _Schedule(periods)
+    chunks = rejected = 0
+    codes: Counter[str] = Counter()
     now, success = 0.0, False
     while now <= time_limit and not success:
         now, due = clock.next()
         sim.step_until(now)
-        commands: list[TrajectoryCommand] = []
         if "state" in due:
             state = sim.joint_state()
             bridge.update_joint_state(list(state.names), state.positions.tolist(), now)
             if not bridge.enabled:
                 bridge.set_enabled(True, now)  # the launcher's sim graph arms the bridge on the first states
+        if "control" in due:
+            rejected += _deliver(sim, bridge.tick(now), now + command_delay)
         if "policy" in due and bridge.enabled:
             chunks += 1
             chunk = _as_chunk(policy_fn(_observe(sim, task, now, cameras)), robot, task, now, chunks)
-            bad += bridge.on_chunk(chunk, now).code not in _GOOD_CODES
-            commands += bridge.tick(now)  # bridge_node sends a new plan at once
-        if "control" in due:
-            commands += bridge.tick(now)
-        for c in commands:
-            rejected += not _send(sim, c)
+            # Delivered a little after the observation it is stamped with, as over DDS. (With no delay
+            # at all the bridge's "skip" blending keeps step 0, which it drops at any real latency.)
+            arrival = now + chunk_delay
+            sim.step_until(arrival)
+            codes[bridge.on_chunk(chunk, arrival).code.name] += 1
+            rejected += _deliver(sim, bridge.tick(arrival), arrival + command_delay)  # bridge_node sends at once
         if "success" in due:
             success = check_success(sim, task)
-    return EpisodeResult(seed, task, success, now, chunks, bad, rejected, time.perf_counter() - start)
+    bad = sum(n for name, n in codes.items() if BridgeCode[name] not in _GOOD_CODES)
+    return EpisodeResult(seed, task, success, now, chunks, bad, dict(codes), rejected, time.perf_counter() - start)
 
 
 class _Schedule:
@@ -183,10 +198,19 @@ def _as_chunk(out: np.ndarray | Chunk, robot: RobotConfig, task: Task, now: floa
                  instruction=task.instruction, policy="episode", sequence=sequence)
 
 
+def _deliver(sim: Simulation, commands: list[TrajectoryCommand], at: float) -> int:
+    """Run the sim to `at` [s], then hand it the bridge's commands; returns how many it refused."""
+    if not commands:
+        return 0
+    sim.step_until(at)
+    return sum(not _send(sim, c) for c in commands)
+
+
 def _send(sim: Simulation, c: TrajectoryCommand) -> bool:
     """Hand one bridge command to its simulated controller, as sim_node does; False when refused."""
+    velocities = c.velocities if c.velocities is not None else [()] * len(c.positions)  # None: positions only
     points = tuple(jtc.TrajectoryPoint(tuple(map(float, q)), float(t), tuple(map(float, v)))
-                   for t, q, v in zip(c.times_from_start, c.positions, c.velocities))
+                   for t, q, v in zip(c.times_from_start, c.positions, velocities))
     try:
         sim.command(c.topic, jtc.JointTrajectory(tuple(c.joint_names), points, 0.0))
     except TrajectoryError:

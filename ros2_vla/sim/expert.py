@@ -126,7 +126,10 @@ class ScriptedExpert:
             grips.append(is_open)
         out = dict(zip(sc.arm.chain.joint_names, np.array(rows).T))
         if g is not None:
-            out[g.joint] = np.where(grips, g.open_position, g.closed_position)
+            # The action's gripper is the policy's [0, 1] openness (ACT's normalized gripper), as the
+            # bridge reads it (`actions.gripper`), not the joint's own units.
+            open_value = 0.0 if g.invert else 1.0
+            out[g.joint] = np.where(grips, open_value, 1.0 - open_value)
         return out
 
 

@@ -1,8 +1,11 @@
 """The simulated robot and workspace: MuJoCo physics, simulated trajectory controllers, cameras.
 
 `Simulation` stands in for the hardware. It is driven by the caller's clock: `step_until(t)` runs
-physics (at `SceneSpec.timestep`) up to sim time t [s], sampling every trajectory controller at the
-robot's `control_rate_hz` as ros2_control would and writing the result to the joint servos.
+physics (at `SceneSpec.timestep`) up to sim time t [s], sampling every trajectory controller at its
+own update rate (ros2_control's controller_manager `update_rate`; default: every physics step) and
+writing the result to the joint servos. That rate is not the config's `control_rate_hz`, the rate
+the bridge streams at: a controller that ticked in step with the stream would sample each new
+trajectory at its start, the measured state, and the arm would barely move.
 Controllers are found by the topic the config gives them (an arm's `trajectory_topic`, or the
 gripper's `topic` when its mode is "separate"; "in_trajectory" grippers are one more joint of the
 arm's controller). Gripper joints are reported and commanded in the config's units: the range
@@ -47,10 +50,12 @@ class Simulation:
     """One robot on a table with cubes and a bowl. Not thread-safe: one caller drives it."""
 
     def __init__(
-        self, robot: RobotConfig | str, seed: int = 0, scene: SceneSpec | None = None, open_loop: bool = False
+        self, robot: RobotConfig | str, seed: int = 0, scene: SceneSpec | None = None, open_loop: bool = False,
+        controller_rate_hz: float | None = None,
     ) -> None:
         """robot: config or its name; seed: of the first `reset`; open_loop: controllers start new
-        trajectories from their reference instead of the measured state (JTC `open_loop_control`)."""
+        trajectories from their reference instead of the measured state (JTC `open_loop_control`);
+        controller_rate_hz: [Hz] the simulated controllers' update rate (None: every physics step)."""
         self.robot = load_robot_config(robot) if isinstance(robot, str) else robot
         self.scene = scene or SceneSpec()
         self.model = mujoco.MjModel.from_xml_string(build_scene_xml(self.robot, self.scene))
@@ -61,7 +66,9 @@ class Simulation:
         self._actuator = {n: self.model.actuator(n).id for n in self.robot.joint_names}
         self._grippers = {a.gripper.joint: self._gripper_io(a) for a in self.robot.arms if a.gripper is not None}
         self.controllers = self._make_controllers(open_loop)
-        self._period = 1.0 / self.robot.control_rate_hz
+        if controller_rate_hz is not None and not controller_rate_hz > 0:
+            raise ConfigError(f"controller_rate_hz must be > 0 (or None: every physics step), got {controller_rate_hz}")
+        self._period = 1.0 / controller_rate_hz if controller_rate_hz else float(self.model.opt.timestep)
         self._next_tick = 0.0
         self.reset(seed)
 

@@ -1,0 +1,104 @@
+"""run_episode: a policy drives the sim through the real bridge core, in process."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ros2_vla.actions.chunk import Chunk
+from ros2_vla.config import load_robot_config
+from ros2_vla.errors import ConfigError
+from ros2_vla.sim.episode import ExpertPolicy, Observation, episode_task, run_episode
+from ros2_vla.sim.world import Simulation
+
+
+@pytest.fixture(scope="module")
+def franka():
+    robot = load_robot_config("franka")
+    sim = Simulation(robot)
+    yield robot, sim
+    sim.close()
+
+
+def still(robot):
+    """A policy that asks for no motion, gripper open: (H, D) zeros but the gripper."""
+    dims = robot.action.dimension_names
+
+    def policy(obs: Observation) -> np.ndarray:
+        actions = np.zeros((5, len(dims)))
+        actions[:, dims.index("gripper")] = 1.0
+        return actions
+
+    return policy
+
+
+def test_expert_picks_through_the_bridge(franka):
+    robot, sim = franka
+    policy = ExpertPolicy(robot, sim)
+    for seed in (0, 1):
+        result = run_episode(robot, seed, "pick", policy, sim=sim, time_limit=20.0)
+        assert result.success, f"seed {seed}: {result}"
+        assert result.task.kind == "pick" and result.seed == seed
+        assert 1.0 < result.sim_time < 20.0
+        assert result.chunks == pytest.approx(result.sim_time / 0.25, abs=2)
+        assert result.rejected_trajectories == 0
+
+
+def test_a_policy_that_does_not_move_fails_at_the_time_limit(franka):
+    robot, sim = franka
+    result = run_episode(robot, 0, "pick", still(robot), sim=sim, time_limit=2.0)
+    assert not result.success
+    assert result.sim_time == pytest.approx(2.0, abs=0.02)
+    assert result.chunks == 9  # at 0, 0.25, ..., 2.0 s
+    assert np.allclose(sim.joint_state().positions[:7], robot.arms[0].chain.home, atol=2e-3)
+
+
+def test_policy_sees_the_episode_task_images_and_is_reset_first(franka):
+    robot, sim = franka
+    seen: list[Observation] = []
+    resets = []
+    base = still(robot)
+
+    class Recorder:
+        def reset(self) -> None:
+            resets.append(len(seen))
+
+        def __call__(self, obs: Observation) -> np.ndarray:
+            seen.append(obs)
+            return base(obs)
+
+    run_episode(robot, 3, "place", Recorder(), sim=sim, time_limit=0.3, cameras=("wrist",))
+    expected = episode_task(Simulation(robot), 3, "place")
+    assert resets == [0]
+    assert [o.time for o in seen] == pytest.approx([0.0, 0.25])
+    assert all(o.task == expected and o.instruction == expected.instruction for o in seen)
+    assert set(seen[0].images) == {"wrist"} and seen[0].images["wrist"].shape == (224, 224, 3)
+
+
+def test_policy_may_return_a_full_chunk(franka):
+    robot, sim = franka
+    dims = robot.action.dimension_names
+    lift = np.zeros((5, len(dims)), dtype=np.float32)
+    lift[:, dims.index("z")] = 0.01  # 1 cm up per 0.1 s step
+    lift[:, dims.index("gripper")] = 1.0
+
+    def policy(obs: Observation) -> Chunk:
+        return Chunk(embodiment=robot.name, action_space=robot.action.space, dimension_names=dims, dt=robot.action.dt,
+                     horizon=5, values=lift.reshape(-1), stamp=123.0, sequence=99)
+
+    z0 = Simulation(robot).tcp_pose("arm")[2, 3]
+    result = run_episode(robot, 0, "pick", policy, sim=sim, time_limit=1.0)
+    assert result.bad_chunks == 0
+    assert sim.tcp_pose("arm")[2, 3] - z0 > 0.03
+
+
+def test_bad_arguments_fail_clearly(franka):
+    robot, sim = franka
+    with pytest.raises(ConfigError, match=r"shape \(5, 3\)"):
+        run_episode(robot, 0, "pick", lambda obs: np.zeros((5, 3)), sim=sim, time_limit=1.0)
+    with pytest.raises(ConfigError, match="not a widowx"):
+        run_episode("widowx", 0, "pick", still(robot), sim=sim)
+    with pytest.raises(ConfigError, match="no camera"):
+        run_episode(robot, 0, "pick", still(robot), sim=sim, cameras=("nope",))
+    with pytest.raises(ConfigError, match="not one franka does"):
+        run_episode(robot, 0, "bimanual_pick", still(robot), sim=sim)
