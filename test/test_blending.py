@@ -87,19 +87,27 @@ def test_replace_ignores_the_stamp_and_plays_every_step_from_now():
     np.testing.assert_array_equal(plan.positions[1:], chunk)
 
 
-def test_skip_drops_exactly_the_steps_already_started():
+def test_skip_drops_exactly_the_steps_whose_target_time_passed():
     b = _blender("skip", blend_steps=0)
     b.reset(1.0, Q0)
     chunk = _chunk(Q0, np.array([0.001, 0.002, 0.0]), horizon=10)
-    plan = b.add(1.0, 0.75, DT, chunk)  # 0.25 s late: steps 0, 1, 2 (started at 0.75, 0.85, 0.95) are past
-    np.testing.assert_array_equal(plan.positions[1:], chunk[3:])
-    np.testing.assert_allclose(plan.times[1:], 0.75 + DT * np.arange(4, 11))
+    # 0.25 s late: steps 0 and 1 were due at 0.85 and 0.95 (past); step 2 began at 0.95 but is due at 1.05
+    plan = b.add(1.0, 0.75, DT, chunk)
+    np.testing.assert_array_equal(plan.positions[1:], chunk[2:])
+    assert plan.times[1] >= 1.05 - 1e-12 and np.all(plan.times[1:] >= 0.75 + DT * np.arange(3, 11) - 1e-12)
 
 
-def test_skip_keeps_a_step_that_starts_exactly_now():
+def test_skip_keeps_the_first_step_at_a_few_milliseconds_of_latency():
+    b = _blender("skip", blend_steps=0)
+    chunk = _chunk(Q0, np.array([0.001, 0.0, 0.0]), horizon=2)
+    plan = b.add(0.003, 0.0, 0.2, chunk)  # 3 ms of transport: both steps are still ahead
+    np.testing.assert_array_equal(plan.positions[1:], chunk)
+
+
+def test_skip_drops_a_step_due_exactly_now():
     b = _blender("skip", blend_steps=0)
     chunk = _chunk(Q0, np.array([0.001, 0.0, 0.0]), horizon=4)
-    plan = b.add(0.2, 0.0, 0.1, chunk)  # step 2 starts at 0.2 = now
+    plan = b.add(0.2, 0.0, 0.1, chunk)  # step 1 is due at 0.2 = now
     np.testing.assert_array_equal(plan.positions[1:], chunk[2:])
 
 

@@ -35,20 +35,65 @@ def _home_state(robot: RobotConfig) -> tuple[list[str], list[float]]:
 
 
 def _sender_script(robot: RobotConfig, chunks: list[dict], gap: float) -> str:
-    """A plain rclpy program (no ros2_vla code but the message): joint states at home, then each chunk,
-    stamped AHEAD s in the future, `gap` s apart. Prints the monotonic time of every send."""
+    """A plain rclpy program (no ros2_vla code but the message) standing in for the robot and the policy:
+    joint states that follow the commanded trajectories (like ros2_control's mock hardware: each joint
+    moves linearly to the points of the latest command), and each chunk, stamped AHEAD s in the future,
+    `gap` s apart. Prints the monotonic time of every send."""
     names, positions = _home_state(robot)
+    topics = sorted({a.trajectory_topic for a in robot.arms} | {a.gripper.topic for a in robot.arms if a.gripper and a.gripper.mode == "separate"})
     return f"""
 import time, rclpy
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
+from trajectory_msgs.msg import JointTrajectory
 from ros2_vla.msg import ActionChunk
 rclpy.init()
 node = rclpy.create_node("plain_sender")
 js = node.create_publisher(JointState, {robot.joint_states_topic!r}, qos_profile_sensor_data)
 ch = node.create_publisher(ActionChunk, "/vla/action_chunk", 10)
+names, state = {names!r}, dict(zip({names!r}, {positions!r}))
+speed = dict.fromkeys(names, 0.0)
+commands = []  # (receipt time, start positions, start velocities, trajectory)
+def on_trajectory(msg):
+    now = time.monotonic()
+    follow(now)  # the state at receipt, not at the last update: each re-anchoring would lose that motion
+    commands.append((now, [state[n] for n in msg.joint_names], [speed[n] for n in msg.joint_names], msg))
+for topic in {topics!r}:
+    node.create_subscription(JointTrajectory, topic, on_trajectory, 10)
+def hermite(p0, v0, p1, v1, h, u):
+    return ((2*u**3 - 3*u**2 + 1) * p0 + (u**3 - 2*u**2 + u) * h * v0 + (-2*u**3 + 3*u**2) * p1 + (u**3 - u**2) * h * v1,
+            ((6*u**2 - 6*u) * p0 + (3*u**2 - 4*u + 1) * h * v0 + (-6*u**2 + 6*u) * p1 + (3*u**2 - 2*u) * h * v1) / h)
+def follow(now):
+    # As a JointTrajectoryController plays a command (mock hardware follows it exactly): from the state
+    # at receipt, a cubic through the points and their velocities (linear when they carry none).
+    latest = {{}}
+    for c in commands[-3:]:
+        latest[tuple(c[3].joint_names)] = c
+    for t0, q0, v0, msg in latest.values():
+        prev_t, prev_q, prev_v = 0.0, q0, v0
+        q, v = prev_q, [0.0] * len(prev_q)
+        for p in msg.points:
+            t = p.time_from_start.sec + p.time_from_start.nanosec * 1e-9
+            pv = list(p.velocities) or None
+            if now - t0 <= t:
+                h, u = t - prev_t, (now - t0 - prev_t) / (t - prev_t)
+                if pv is None:
+                    q = [a + u * (b - a) for a, b in zip(prev_q, p.positions)]
+                    v = [(b - a) / h for a, b in zip(prev_q, p.positions)]
+                else:
+                    qv = [hermite(a, va, b, vb, h, u) for a, va, b, vb in zip(prev_q, prev_v, p.positions, pv)]
+                    q, v = [x for x, _ in qv], [y for _, y in qv]
+                break
+            prev_t, prev_q, prev_v = t, list(p.positions), pv or [0.0] * len(prev_q)
+        else:
+            q, v = prev_q, [0.0] * len(prev_q)
+        state.update(zip(msg.joint_names, q))
+        speed.update(zip(msg.joint_names, v))
 def joint_state():
-    m = JointState(name={names!r}, position={positions!r})
+    for _ in range(20):  # take every command that arrived (the bridge streams at its control rate)
+        rclpy.spin_once(node, timeout_sec=0.0)
+    follow(time.monotonic())
+    m = JointState(name=names, position=[state[n] for n in names])
     m.header.stamp = node.get_clock().now().to_msg()
     js.publish(m)
 def pause(seconds):
@@ -149,7 +194,7 @@ def test_ee_chunks_over_dds_reach_their_targets_within_limits(ros_node, name):
         wait_for(lambda: [s for _, s in statuses.items if s.chunk_sequence == 2], 10, "status of chunk 2")
         assert proc.poll() is None, "the launcher died"
     codes = {s.chunk_sequence: s.code for _, s in statuses.items if s.chunk_sequence in (1, 2)}
-    assert codes == {1: BridgeStatus.OK, 2: BridgeStatus.WORKSPACE_LIMIT}, [s.message for _, s in statuses.items]
+    assert codes == {1: BridgeStatus.OK, 2: BridgeStatus.WORKSPACE_LIMIT}, sorted({s.message for _, s in statuses.items if s.chunk_sequence})
 
     first = trajectories.after(sent[1])
     second = trajectories.after(sent[2])

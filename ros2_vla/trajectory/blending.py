@@ -11,8 +11,10 @@ is commanded from stamp + k*dt and reached at stamp + (k+1)*dt.
 
 Modes:
 - "replace": play the whole chunk from now (step k reached at now + (k+1)*dt), ignoring latency.
-- "skip": latency compensation; drop steps that should already have started (stamp + k*dt < now) and
-  keep the rest at their own times.
+- "skip": latency compensation; drop steps whose target time already passed (stamp + (k+1)*dt <= now)
+  and keep the rest at their own times. A step that began before now but ends after it is kept:
+  dropping it would throw away most of a short chunk at any latency (a 2-step WidowX chunk at 5 Hz
+  lost half its steps to a few ms of DDS delay).
 - "ensemble": ACT temporal ensembling over every chunk still covering the future, steps dropped as in
   "skip" (see `ensemble.py` for the weights).
 In "replace" and "skip" the first `blend_steps` waypoints are mixed from the old plan's path into the new
@@ -107,7 +109,8 @@ class TrajectoryBlender:
         if self.config.mode == "replace":
             times, keep = now + (steps + 1) * dt, np.ones(q.shape[0], dtype=bool)
         else:
-            times, keep = stamp + (steps + 1) * dt, stamp + steps * dt >= now
+            times = stamp + (steps + 1) * dt
+            keep = times > now  # a step whose target time is still ahead is kept, even if it began earlier
         if not keep.any():
             return plan  # a stale chunk changes nothing: the plan already ends at rest
         if self.config.mode == "ensemble":
