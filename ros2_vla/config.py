@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -168,8 +169,8 @@ class RobotConfig:
 
 
 def config_dir() -> Path:
-    """Where the robot YAML files are: $ROS2_VLA_CONFIG_DIR, the installed share directory,
-    or the source tree, in that order."""
+    """Where the robot YAML files are: $ROS2_VLA_CONFIG_DIR, the ament share directory (colcon),
+    the interpreter prefix's share directory (pip), or the source tree, in that order."""
     env = os.environ.get(CONFIG_DIR_ENV)
     if env:
         return Path(env)
@@ -181,6 +182,9 @@ def config_dir() -> Path:
             return share
     except Exception:  # ament_index is optional: a pip install without ROS has none
         pass
+    pip_share = Path(sys.prefix) / "share" / PACKAGE / "config"
+    if pip_share.is_dir():
+        return pip_share
     return Path(__file__).resolve().parent.parent / "config"
 
 
