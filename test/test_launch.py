@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from helpers import ROOT, child_pids, cli, launched, pid_alive, wait_for
@@ -17,7 +16,7 @@ from sensor_msgs.msg import JointState  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
 from ros2_vla.config import load_robot_config  # noqa: E402
-from ros2_vla.msg import ActionChunk, BridgeStatus  # noqa: E402
+from ros2_vla.msg import BridgeStatus  # noqa: E402
 
 
 def _send_chunk_script(sequence: int) -> str:
