@@ -10,6 +10,8 @@ privileged chunks that go to bridge_node over DDS like any policy's, never aroun
 from __future__ import annotations
 
 import sys
+import threading
+import time
 
 import numpy as np
 from rclpy.node import Node
@@ -40,6 +42,8 @@ class SimNode(Node):
         self.robot = load_robot_config(p["robot"], variant=p["variant"] or None)
         self.rtf = p["realtime_factor"]
         self.sim = Simulation(self.robot, seed=p["seed"])
+        self._lock = threading.Lock()  # sim state: physics (executor) vs scene copies (render thread)
+        self._stop = threading.Event()
         self.task: Task | None = None
         self.expert: ScriptedExpert | None = None
         self.expert_enabled = p["expert"]
@@ -56,11 +60,13 @@ class SimNode(Node):
 
         self._reset(p["seed"])
         self.create_timer(1.0 / self.robot.joint_state_rate_hz, self._on_physics)
-        if p["cameras"]:
-            for cam in self.robot.cameras:
-                image = self.create_publisher(Image, cam.topic, SENSOR)
-                info = self.create_publisher(CameraInfo, cam.info_topic, SENSOR)
-                self.create_timer(1.0 / cam.rate_hz, lambda c=cam.name, i=image, n=info: self._on_camera(c, i, n))
+        self._camera_pubs = {cam.name: (self.create_publisher(Image, cam.topic, SENSOR),
+                                        self.create_publisher(CameraInfo, cam.info_topic, SENSOR))
+                             for cam in (self.robot.cameras if p["cameras"] else ())}
+        # Rendering (~10-15 ms a frame on the CPU) runs on its own thread, so it never delays the
+        # physics and /joint_states timer; MuJoCo releases the GIL while it draws.
+        self._render_thread = threading.Thread(target=self._render_loop, name="render", daemon=True)
+        self._render_thread.start()
         if self.expert_enabled:
             self.create_timer(p["expert_period"], self._on_expert)
         self.create_timer(0.1, self._publish_success)
@@ -89,7 +95,8 @@ class SimNode(Node):
 
     # --- reset and task -----------------------------------------------------------------------
     def _reset(self, seed: int) -> Task:
-        self.sim.reset(seed)
+        with self._lock:
+            self.sim.reset(seed)
         task = sample_task(self.robot, np.random.default_rng(seed), sim=self.sim, kind=self.get_parameter("task_kind").value)
         self.task = task
         self.expert = ScriptedExpert(self.robot, task) if self.expert_enabled else None
@@ -109,19 +116,39 @@ class SimNode(Node):
     # --- loops --------------------------------------------------------------------------------
     def _on_physics(self) -> None:
         now = self._ros_now()
-        self.sim.step_until(self._sim_time_at(now))
+        with self._lock:  # the render thread copies the scene out of the same MuJoCo data
+            self.sim.step_until(self._sim_time_at(now))
         state = self.sim.joint_state()
         msg = JointState(name=list(state.names), position=state.positions.tolist(), velocity=state.velocities.tolist())
         msg.header.stamp = self.get_clock().now().to_msg()
         self.js_pub.publish(msg)
 
-    def _on_camera(self, name: str, image_pub, info_pub) -> None:
-        stamp = self.get_clock().now().to_msg()
-        rgb = self.sim.render(name)
+    def _render_loop(self) -> None:
+        period = {c.name: 1.0 / c.rate_hz for c in self.robot.cameras if c.name in self._camera_pubs}
+        due = dict.fromkeys(period, time.monotonic())
+        try:
+            while not self._stop.is_set() and period:
+                name = min(due, key=due.get)
+                if self._stop.wait(max(0.0, due[name] - time.monotonic())):
+                    return
+                due[name] = max(due[name] + period[name], time.monotonic())  # no burst after a stall
+                self._publish_camera(name)
+        finally:
+            self.sim.cameras.close()  # GL contexts belong to this thread: free them here, not in a finalizer
+
+    def _publish_camera(self, name: str) -> None:
+        stamp = self.get_clock().now().to_msg()  # capture time: the state is copied right now
+        rgb = self.sim.render(name, self._lock)
         frame = f"{name}_optical_frame"
+        image_pub, info_pub = self._camera_pubs[name]
         image_pub.publish(image_msg(rgb, stamp, frame))
         k = self.sim.camera_intrinsics(name)
         info_pub.publish(camera_info_msg(k.width, k.height, k.fx, k.fy, k.cx, k.cy, stamp, frame))
+
+    def destroy_node(self) -> None:
+        self._stop.set()
+        self._render_thread.join(timeout=2.0)
+        super().destroy_node()
 
     def _on_expert(self) -> None:
         if self.expert is None or self._success:

@@ -51,14 +51,22 @@ class CameraRig:
             raise ConfigError(f"robot {self._robot} has no camera {name!r}; cameras: {sorted(self._specs)}")
         return self._specs[name]
 
-    def render(self, data: mujoco.MjData, name: str) -> np.ndarray:
-        """RGB image (height, width, 3) uint8 at the camera's configured size."""
+    def render(self, data: mujoco.MjData, name: str, lock=None) -> np.ndarray:
+        """RGB image (height, width, 3) uint8 at the camera's configured size.
+
+        `lock` (optional) guards `data` only while the scene is copied out of it (a fraction of a
+        millisecond); the slow GL drawing then runs without it, so physics can go on meanwhile.
+        """
         cam = self.spec(name)
         key = (cam.width, cam.height)
         if key not in self._renderers:
             self._renderers[key] = mujoco.Renderer(self._model, height=cam.height, width=cam.width)
         renderer = self._renderers[key]
-        renderer.update_scene(data, camera=name)
+        if lock is None:
+            renderer.update_scene(data, camera=name)
+        else:
+            with lock:
+                renderer.update_scene(data, camera=name)
         return renderer.render().copy()
 
     def pose(self, data: mujoco.MjData, name: str, optical: bool = False) -> np.ndarray:

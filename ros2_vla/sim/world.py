@@ -189,9 +189,10 @@ class Simulation:
         return spec is not None and all(self.touching(f, obj) for f in finger_joint_names(self.arm(arm)))
 
     # --- cameras ---------------------------------------------------------------------------
-    def render(self, camera: str) -> np.ndarray:
-        """RGB image (height, width, 3) uint8 of a configured camera, at its configured size."""
-        return self.cameras.render(self.data, camera)
+    def render(self, camera: str, lock=None) -> np.ndarray:
+        """RGB image (height, width, 3) uint8 of a configured camera, at its configured size. With
+        `lock`, the sim state is held only while the scene is copied (render from another thread)."""
+        return self.cameras.render(self.data, camera, lock)
 
     def camera_intrinsics(self, camera: str) -> CameraIntrinsics:
         """Pinhole model of a configured camera for its CameraInfo."""
