@@ -23,3 +23,7 @@ class KinematicsError(Ros2VlaError):
 
 class TrajectoryError(Ros2VlaError):
     """Joint waypoints, limits or a plan given to the timing or blending code are malformed."""
+
+
+class PolicyError(Ros2VlaError):
+    """A policy could not be loaded or could not use an observation; vla_node reports it and holds."""

@@ -1,0 +1,58 @@
+"""The policy backend interface: one observation in, one action chunk out.
+
+`vla_node` knows nothing else about a model. A backend is built once (heavy loading outside any
+callback), then `infer(obs)` is called from the node's inference thread, one at a time. Adapting
+another policy family (a LeRobot pi0 / pi0.5 / SmolVLA policy, say) means writing one class with
+these two members: `spec` and `infer`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the robot saw and felt at one instant, already decoded from messages."""
+
+    stamp: float  # [s] capture time of the newest image used (the chunk's header stamp)
+    images: dict[str, np.ndarray]  # camera name -> (H, W, 3) uint8 RGB, in the config's camera order
+    state: np.ndarray  # proprioception, float32 (S,): arm joints (then grippers) in config order
+    instruction: str  # non-empty natural-language instruction
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """What a backend needs and what its chunks look like; fixed once the model is loaded."""
+
+    name: str  # backend and model id, e.g. "flow:models/franka_default" (goes into ActionChunk.policy)
+    cameras: tuple[str, ...]  # camera names the model consumes, in its input order
+    image_size: tuple[int, int]  # (height, width) the backend resizes to
+    action_space: str  # ee_delta | ee_absolute | joint_position | joint_delta
+    dimension_names: tuple[str, ...]  # D
+    horizon: int  # H steps per chunk
+    dt: float  # [s] between steps
+    max_instruction_chars: int = 512  # longer instructions are refused, not truncated silently
+
+
+@dataclass(frozen=True)
+class PolicyOutput:
+    """One chunk, in the fields of the ActionChunk message the bridge decodes."""
+
+    values: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (H, D) continuous, or empty
+    tokens: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint16))  # (H, D) bin indices, or empty
+    num_bins: int = 0  # with tokens
+    low: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (D,) physical value at -1
+    high: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (D,) physical value at +1
+    normalized: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # (D,) dims mapped via low/high
+
+
+class Policy(Protocol):
+    spec: PolicySpec
+
+    def infer(self, obs: Observation) -> PolicyOutput:
+        """One chunk for `obs`. Raises PolicyError (ros2_vla.errors) for input it cannot use."""
+        ...

@@ -1,0 +1,97 @@
+"""From camera frames and joint states to an Observation: decoding, freshness, order.
+
+No ROS: vla_node hands raw message fields in. Every refusal is a PolicyError whose message says
+what was wrong (vla_node reports it as OBSERVATION_REFUSED and publishes no chunk).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+from ros2_vla.errors import PolicyError
+from ros2_vla.policies.base import Observation
+
+ENCODINGS = ("rgb8", "bgr8", "mono8")
+
+
+def decode_raw(data: bytes, encoding: str, height: int, width: int, step: int) -> np.ndarray:
+    """sensor_msgs/Image fields -> (H, W, 3) uint8 RGB. rgb8, bgr8 and mono8; others refused."""
+    if encoding not in ENCODINGS:
+        raise PolicyError(f"image encoding {encoding!r} is not supported; send one of {ENCODINGS}")
+    channels = 1 if encoding == "mono8" else 3
+    if height <= 0 or width <= 0 or step < width * channels or len(data) < step * height:
+        raise PolicyError(f"image of {width}x{height} {encoding} with step {step} has {len(data)} bytes: inconsistent")
+    rows = np.frombuffer(data, dtype=np.uint8, count=step * height).reshape(height, step)
+    pixels = rows[:, : width * channels].reshape(height, width, channels)
+    if encoding == "mono8":
+        return np.repeat(pixels, 3, axis=2)
+    return pixels[:, :, ::-1].copy() if encoding == "bgr8" else pixels.copy()
+
+
+def decode_compressed(data: bytes, fmt: str) -> np.ndarray:
+    """sensor_msgs/CompressedImage (jpeg or png) -> (H, W, 3) uint8 RGB."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(bytes(data))) as im:
+            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+    except (UnidentifiedImageError, OSError) as exc:
+        raise PolicyError(f"compressed image ({fmt or 'no format'}) could not be decoded: {exc}") from exc
+
+
+@dataclass
+class _Frame:
+    stamp: float  # [s] capture time (header stamp)
+    rgb: np.ndarray
+
+
+class ObservationBuffer:
+    """The newest frame of each camera and the newest joint state; `assemble` builds an Observation."""
+
+    def __init__(self, cameras: tuple[str, ...], state_names: tuple[str, ...], max_age: float,
+                 expected_size: dict[str, tuple[int, int]] | None = None) -> None:
+        self.cameras, self.state_names, self.max_age = cameras, state_names, max_age
+        self.expected_size = expected_size or {}  # camera -> (height, width) from config; others refused
+        self._frames: dict[str, _Frame] = {}
+        self._state: tuple[float, np.ndarray] | None = None
+
+    def add_frame(self, camera: str, stamp: float, rgb: np.ndarray) -> None:
+        if camera not in self.cameras:
+            raise PolicyError(f"camera {camera!r} is not one the policy uses: {self.cameras}")
+        want = self.expected_size.get(camera)
+        if want is not None and rgb.shape[:2] != want:
+            raise PolicyError(f"camera {camera}: image is {rgb.shape[1]}x{rgb.shape[0]}, config says {want[1]}x{want[0]}")
+        self._frames[camera] = _Frame(stamp, rgb)
+
+    def add_joint_state(self, stamp: float, names: list[str], positions: list[float]) -> None:
+        index = {n: i for i, n in enumerate(names)}
+        missing = [n for n in self.state_names if n not in index]
+        if missing:
+            return  # another publisher's partial state (a gripper alone): keep the last complete one
+        q = np.array([positions[index[n]] for n in self.state_names], dtype=np.float32)
+        if np.all(np.isfinite(q)):
+            self._state = (stamp, q)
+
+    def assemble(self, now: float, instruction: str) -> Observation:
+        """The observation at `now` from the newest inputs; PolicyError when any is missing or stale."""
+        missing = [c for c in self.cameras if c not in self._frames]
+        if missing:
+            raise PolicyError(f"no image yet from camera(s) {missing}")
+        stale = {c: now - f.stamp for c, f in self._frames.items() if c in self.cameras and now - f.stamp > self.max_age}
+        if stale:
+            ages = ", ".join(f"{c} {a:.2f} s" for c, a in stale.items())
+            raise PolicyError(f"stale image(s): {ages} old (limit {self.max_age:.2f} s)")
+        if self._state is None:
+            raise PolicyError(f"no complete joint state yet (need {list(self.state_names)})")
+        if now - self._state[0] > self.max_age:
+            raise PolicyError(f"joint state is {now - self._state[0]:.2f} s old (limit {self.max_age:.2f} s)")
+        frames = {c: self._frames[c] for c in self.cameras}
+        return Observation(
+            stamp=min(f.stamp for f in frames.values()),  # the oldest input bounds what the chunk could know
+            images={c: f.rgb for c, f in frames.items()},
+            state=self._state[1].copy(),
+            instruction=instruction,
+        )
