@@ -16,7 +16,7 @@ from ros2_vla.errors import ConfigError
 
 # Every executable the package installs under lib/ros2_vla (CMakeLists.txt writes one entry
 # script per name; the module is ros2_vla.nodes.<name> with a main()).
-NODE_EXECUTABLES = ("bridge_node", "sim_node")
+NODE_EXECUTABLES = ("bridge_node", "sim_node", "vla_node")
 
 
 @dataclass(frozen=True)

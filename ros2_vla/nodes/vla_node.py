@@ -1,0 +1,141 @@
+"""vla_node: cameras + joint states + instruction in, ActionChunks out, never blocking.
+
+A thin shell over ros2_vla.policies (PolicyRunner, ObservationBuffer, the backends): callbacks
+only decode messages into the buffer; loading and inference run on the runner's own thread.
+Changing the `policy`, `model`, `device`, `quantization` or `unnorm_key` parameter reloads.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.node import Node
+from sensor_msgs.msg import CompressedImage, Image, JointState
+from std_msgs.msg import String
+
+from ros2_vla.bringup import NAMES
+from ros2_vla.config import load_robot_config
+from ros2_vla.errors import PolicyError
+from ros2_vla.msg import ActionChunk, PolicyStatus
+from ros2_vla.policies.observation import ObservationBuffer, decode_compressed, decode_raw
+from ros2_vla.policies.registry import LoadOptions, load_policy
+from ros2_vla.policies.runner import PolicyRunner, RunnerStatus
+from ros2_vla.ros.convert import chunk_to_msg, time_to_sec
+from ros2_vla.ros.qos import COMMAND, SENSOR, STATUS
+from ros2_vla.ros.spin import run_node
+
+RELOAD_ON = ("policy", "model", "device", "quantization", "unnorm_key", "trust_remote_code")
+
+
+class VlaNode(Node):
+    def __init__(self) -> None:
+        super().__init__("vla")
+        p = self._declare_parameters()
+        self.robot = load_robot_config(p["robot"], variant=p["variant"] or None)
+        state_names = tuple(self.robot.joint_names) + tuple(a.gripper.joint for a in self.robot.arms if a.gripper)
+        cameras = tuple(c.name for c in self.robot.cameras)
+        self.buffer = ObservationBuffer(cameras, state_names, p["max_observation_age"],
+                                        {c.name: (c.height, c.width) for c in self.robot.cameras})
+        self.chunk_pub = self.create_publisher(ActionChunk, NAMES.action_chunk, COMMAND)
+        self.status_pub = self.create_publisher(PolicyStatus, NAMES.policy_status, STATUS)
+        self.runner = PolicyRunner(self.robot.name, self.buffer, self._now, self._publish_chunk, self._publish_status,
+                                   p["max_instruction_chars"])
+        for cam in self.robot.cameras:
+            self.create_subscription(Image, cam.topic, lambda m, c=cam.name: self._on_image(c, m), SENSOR)
+            self.create_subscription(CompressedImage, f"{cam.topic}/compressed",
+                                     lambda m, c=cam.name: self._on_compressed(c, m), SENSOR)
+        self.create_subscription(JointState, self.robot.joint_states_topic, self._on_joint_state, SENSOR)
+        self.create_subscription(String, NAMES.instruction, lambda m: self.runner.set_instruction(m.data), COMMAND)
+        self.create_timer(1.0 / p["status_rate_hz"], lambda: self._publish_status(self.runner.status))
+        self.add_on_set_parameters_callback(self._on_parameters)
+        self.runner.start()
+        self._load()
+        if p["instruction"]:
+            self.runner.set_instruction(p["instruction"])
+
+    def _declare_parameters(self) -> dict:
+        defaults = {
+            "robot": "franka",  # config/<robot>.yaml: cameras, joint names, action space
+            "variant": "",  # kinematic variant (franka: panda)
+            "policy": "flow",  # backend: openvla | flow
+            "model": "",  # checkpoint directory
+            "device": "auto",  # auto | cpu | cuda
+            "quantization": "",  # openvla: 4bit | 8bit | bf16 | fp32; "" = the backend's default
+            "unnorm_key": "",  # openvla: dataset statistics for un-normalization
+            "trust_remote_code": False,  # openvla: run model code shipped in the checkpoint (real OpenVLA needs it)
+            "instruction": "",  # an instruction to start with ("" = wait for /vla/instruction)
+            "max_observation_age": 0.5,  # [s] older frames or joint states are refused
+            "max_instruction_chars": 512,  # longer instructions are refused
+            "status_rate_hz": 2.0,  # [Hz] /vla/status, also sent on every change
+        }
+        return {name: self.declare_parameter(name, value).value for name, value in defaults.items()}
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _load(self) -> None:
+        get = lambda name: self.get_parameter(name).value  # noqa: E731
+        opts = LoadOptions(model=get("model"), device=get("device"), quantization=get("quantization"),
+                           unnorm_key=get("unnorm_key"), trust_remote_code=get("trust_remote_code"))
+        backend = get("policy")
+        self.runner.load(lambda: load_policy(backend, self.robot, opts))
+
+    def _on_parameters(self, params) -> SetParametersResult:
+        if any(p.name in RELOAD_ON for p in params):
+            # Parameters are set after this callback returns: read them on the next tick, then reload.
+            self._reload_timer = self.create_timer(0.0, self._reload_once)
+        return SetParametersResult(successful=True)
+
+    def _reload_once(self) -> None:
+        self._reload_timer.cancel()
+        self.destroy_timer(self._reload_timer)
+        self._load()
+
+    # --- inputs -------------------------------------------------------------------------------
+    def _on_image(self, camera: str, msg: Image) -> None:
+        self._add_frame(camera, msg.header.stamp, lambda: decode_raw(bytes(msg.data), msg.encoding, msg.height, msg.width, msg.step))
+
+    def _on_compressed(self, camera: str, msg: CompressedImage) -> None:
+        self._add_frame(camera, msg.header.stamp, lambda: decode_compressed(bytes(msg.data), msg.format))
+
+    def _add_frame(self, camera: str, stamp, decode) -> None:
+        try:
+            rgb = decode()
+            with self.runner.lock:
+                self.buffer.add_frame(camera, time_to_sec(stamp), rgb)
+        except PolicyError as exc:
+            self._publish_status(RunnerStatus("OBSERVATION_REFUSED", f"camera {camera}: {exc}",
+                                              self.runner.status.policy, self.runner.status.instruction,
+                                              self.runner.status.sequence))
+            self.get_logger().warn(f"camera {camera}: {exc}", throttle_duration_sec=2.0)
+            return
+        self.runner.notify()
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        with self.runner.lock:
+            self.buffer.add_joint_state(time_to_sec(msg.header.stamp) or self._now(), list(msg.name), list(msg.position))
+
+    # --- outputs ------------------------------------------------------------------------------
+    def _publish_chunk(self, chunk) -> None:
+        self.chunk_pub.publish(chunk_to_msg(chunk))
+
+    def _publish_status(self, s: RunnerStatus) -> None:
+        msg = PolicyStatus()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.code = getattr(PolicyStatus, s.code)
+        msg.message, msg.policy, msg.instruction = s.message, s.policy, s.instruction
+        msg.sequence, msg.inference_time, msg.rate_hz = s.sequence, float(s.inference_time), float(s.rate_hz)
+        self.status_pub.publish(msg)
+
+    def destroy_node(self) -> None:
+        self.runner.stop()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(VlaNode, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

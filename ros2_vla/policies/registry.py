@@ -1,0 +1,61 @@
+"""Backends by name: `load_policy("flow", model_dir, ...)`. Imports are lazy, so a machine without
+bitsandbytes can still run the flow backend and the other way round."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ros2_vla.config import RobotConfig
+from ros2_vla.errors import PolicyError
+from ros2_vla.policies.base import Policy
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """What vla_node's parameters say about loading, whatever the backend."""
+
+    model: str  # checkpoint directory
+    device: str = "auto"  # auto | cpu | cuda
+    quantization: str = ""  # openvla: 4bit | 8bit | bf16 | fp32; "" = the backend's default for the device
+    unnorm_key: str = ""  # openvla: which dataset's statistics un-normalize the actions
+    trust_remote_code: bool = False  # openvla: run the model code shipped in the checkpoint dir (real OpenVLA needs it)
+
+
+def _openvla(robot: RobotConfig, opts: LoadOptions) -> Policy:
+    from ros2_vla.policies.openvla.backend import OpenVlaConfig, OpenVlaPolicy
+
+    return OpenVlaPolicy(OpenVlaConfig(
+        checkpoint=opts.model, dt=robot.action.dt, cameras=tuple(c.name for c in robot.cameras),
+        unnorm_key=opts.unnorm_key or None, quantization=opts.quantization or None, device=opts.device,
+        trust_remote_code=opts.trust_remote_code, action_space=robot.action.space,
+        dimension_names=robot.action.dimension_names,
+    ))
+
+
+def _flow(robot: RobotConfig, opts: LoadOptions) -> Policy:
+    from ros2_vla.policies.flow.backend import FlowPolicy
+
+    return FlowPolicy.from_options(robot, opts)
+
+
+BACKENDS: dict[str, Callable[[RobotConfig, LoadOptions], Policy]] = {"openvla": _openvla, "flow": _flow}
+
+
+def load_policy(backend: str, robot: RobotConfig, opts: LoadOptions) -> Policy:
+    """Build a backend; unknown names get a did-you-mean, any loading failure a PolicyError."""
+    if backend not in BACKENDS:
+        close = difflib.get_close_matches(backend, BACKENDS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise PolicyError(f"unknown policy backend {backend!r}; backends: {sorted(BACKENDS)}.{hint}")
+    if not opts.model:
+        raise PolicyError(f"policy {backend!r} needs a model directory: set the `model` parameter")
+    try:
+        return BACKENDS[backend](robot, opts)
+    except PolicyError:
+        raise
+    except ModuleNotFoundError as exc:
+        raise PolicyError(f"policy {backend!r} needs the Python package {exc.name!r}, which is not installed") from exc
+    except (OSError, RuntimeError, ValueError) as exc:  # what torch/transformers raise on bad files or memory
+        raise PolicyError(f"policy {backend!r} failed to load {opts.model}: {type(exc).__name__}: {exc}") from exc

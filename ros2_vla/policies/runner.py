@@ -1,0 +1,160 @@
+"""The policy's own thread: load once, then observation -> chunk, never blocking the caller.
+
+No ROS: vla_node feeds an ObservationBuffer from its callbacks and gets chunks and status through
+two callbacks. One inference at a time; each uses the newest observation, and never the same one
+twice. Loading (seconds to minutes) also runs here, so the node answers while a model loads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ros2_vla.actions.chunk import Chunk
+from ros2_vla.errors import PolicyError
+from ros2_vla.policies.base import Policy
+from ros2_vla.policies.observation import ObservationBuffer
+
+
+@dataclass(frozen=True)
+class RunnerStatus:
+    code: str  # IDLE | LOADING | WAITING | RUNNING | OBSERVATION_REFUSED | ERROR (PolicyStatus.msg names)
+    message: str
+    policy: str = ""
+    instruction: str = ""
+    sequence: int = 0
+    inference_time: float = 0.0  # [s] of the last chunk
+    rate_hz: float = 0.0  # chunks per second, smoothed
+
+
+class PolicyRunner:
+    def __init__(self, embodiment: str, buffer: ObservationBuffer, clock: Callable[[], float],
+                 on_chunk: Callable[[Chunk], None], on_status: Callable[[RunnerStatus], None],
+                 max_instruction_chars: int = 512) -> None:
+        self.embodiment, self.buffer, self.clock = embodiment, buffer, clock
+        self.on_chunk, self.on_status = on_chunk, on_status
+        self.max_instruction_chars = max_instruction_chars
+        self.lock = threading.Lock()  # guards buffer, instruction and policy between threads
+        self._policy: Policy | None = None
+        self._instruction = ""
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._sequence = 0
+        self._last_stamp = -1.0
+        self._rate = 0.0
+        self._last_publish: float | None = None
+        self._status = RunnerStatus("IDLE", "no model loaded")
+        self._thread = threading.Thread(target=self._loop, name="policy", daemon=True)
+        self._loader: Callable[[], Policy] | None = None
+
+    # --- called from the node's callbacks -----------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def load(self, loader: Callable[[], Policy]) -> None:
+        """Load a (new) model on the policy thread; chunks stop until it is ready."""
+        with self.lock:
+            self._loader, self._policy = loader, None
+        self._wake.set()
+
+    def set_instruction(self, text: str) -> None:
+        """A new instruction takes effect at the next chunk; empty stops the chunks."""
+        text = text.strip()
+        if len(text) > self.max_instruction_chars:
+            with self.lock:
+                self._instruction = ""
+            self._report("OBSERVATION_REFUSED", f"instruction of {len(text)} characters refused (limit "
+                         f"{self.max_instruction_chars}): stopped")
+            return
+        with self.lock:
+            self._instruction = text
+        if not text:
+            self._report("IDLE", "empty instruction: stopped")
+        self._wake.set()
+
+    def notify(self) -> None:
+        """New input arrived (a frame): maybe time for the next inference."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=5.0)
+
+    @property
+    def status(self) -> RunnerStatus:
+        return self._status
+
+    # --- the policy thread --------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(timeout=0.1)
+            self._wake.clear()
+            with self.lock:
+                loader, self._loader = self._loader, None
+            if loader is not None:
+                self._load(loader)
+                continue
+            self._step()
+
+    def _load(self, loader: Callable[[], Policy]) -> None:
+        self._report("LOADING", "loading the model")
+        try:
+            policy = loader()
+        except PolicyError as exc:
+            self._report("ERROR", f"model failed to load: {exc}")
+            return
+        except Exception as exc:  # a backend bug must not kill the thread: the node stays up
+            self._report("ERROR", f"model failed to load: {type(exc).__name__}: {exc}")
+            return
+        with self.lock:
+            self._policy = policy
+            self.buffer.cameras = policy.spec.cameras  # wait only for the cameras this model reads
+        self._report("WAITING" if self._instruction else "IDLE", f"{policy.spec.name} ready")
+        self._wake.set()
+
+    def _step(self) -> None:
+        with self.lock:
+            policy, instruction = self._policy, self._instruction
+            if policy is None or not instruction:
+                return
+            try:
+                obs = self.buffer.assemble(self.clock(), instruction)
+            except PolicyError as exc:
+                self._report("OBSERVATION_REFUSED", str(exc))
+                return
+        if obs.stamp <= self._last_stamp:
+            return  # nothing new since the last chunk
+        t0 = time.perf_counter()
+        try:
+            out = policy.infer(obs)
+        except PolicyError as exc:
+            self._report("OBSERVATION_REFUSED", str(exc))
+            return
+        except Exception as exc:  # out of memory, a backend bug: say so, publish nothing, keep going
+            self._report("ERROR", f"inference failed: {type(exc).__name__}: {exc}")
+            return
+        elapsed = time.perf_counter() - t0
+        self._last_stamp = obs.stamp
+        self._sequence += 1
+        spec = policy.spec
+        self.on_chunk(Chunk(stamp=obs.stamp, embodiment=self.embodiment, action_space=spec.action_space,
+                            dimension_names=spec.dimension_names, dt=spec.dt, horizon=spec.horizon,
+                            values=out.values, tokens=out.tokens, num_bins=out.num_bins, low=out.low, high=out.high,
+                            normalized=out.normalized, instruction=instruction, policy=spec.name,
+                            sequence=self._sequence, inference_time=elapsed))
+        now = time.monotonic()
+        if self._last_publish is not None:  # chunks per second as published, smoothed
+            hz = 1.0 / max(now - self._last_publish, 1e-6)
+            self._rate = 0.8 * self._rate + 0.2 * hz if self._rate else hz
+        self._last_publish = now
+        self._report("RUNNING", f"chunk {self._sequence}", inference_time=elapsed)
+        self._wake.set()  # go again as soon as a newer observation is there
+
+    def _report(self, code: str, message: str, inference_time: float | None = None) -> None:
+        policy = self._policy.spec.name if self._policy is not None else ""
+        self._status = RunnerStatus(code, message, policy, self._instruction, self._sequence,
+                                    self._status.inference_time if inference_time is None else inference_time, self._rate)
+        self.on_status(self._status)
