@@ -100,3 +100,24 @@ def test_partial_or_nan_joint_state_keeps_the_last_complete_one():
     b.add_joint_state(1.1, ["j1"], [9.0])
     b.add_joint_state(1.1, ["j1", "j2"], [float("nan"), 0.0])
     np.testing.assert_allclose(b.assemble(1.2, "x").state, [0.5, 0.6])
+
+
+def test_a_configured_camera_the_model_ignores_is_kept_not_refused():
+    b = _buffer()
+    b.cameras = ("scene",)  # what PolicyRunner does once a one-camera model (OpenVLA) is loaded
+    b.add_frame("wrist", 1.0, RGB)  # the node still subscribes to every configured camera
+    b.add_frame("scene", 2.0, RGB)
+    b.add_joint_state(2.0, ["j1", "j2"], [0.0, 0.0])
+    obs = b.assemble(2.1, "pick")  # the old wrist frame is neither needed nor stale
+    assert list(obs.images) == ["scene"] and obs.stamp == 2.0
+
+
+def test_rgb8_in_a_writable_buffer_is_viewed_not_copied_and_bytes_are_copied():
+    import array
+
+    buffer = array.array("B", RGB.tobytes())  # what rclpy hands over as Image.data
+    out = decode_raw(buffer, "rgb8", 4, 5, 15)
+    np.testing.assert_array_equal(out, RGB)
+    assert np.shares_memory(out, np.frombuffer(buffer, np.uint8))
+    from_bytes = decode_raw(RGB.tobytes(), "rgb8", 4, 5, 15)
+    assert from_bytes.flags.writeable and from_bytes.flags.c_contiguous

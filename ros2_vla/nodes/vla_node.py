@@ -48,6 +48,7 @@ class VlaNode(Node):
         self.create_subscription(JointState, self.robot.joint_states_topic, self._on_joint_state, SENSOR)
         self.create_subscription(String, NAMES.instruction, lambda m: self.runner.set_instruction(m.data), COMMAND)
         self.create_timer(1.0 / p["status_rate_hz"], lambda: self._publish_status(self.runner.status))
+        self._reload_timer = None  # a pending reload after parameter changes
         self.add_on_set_parameters_callback(self._on_parameters)
         self.runner.start()
         self._load()
@@ -82,22 +83,25 @@ class VlaNode(Node):
         self.runner.load(lambda: load_policy(backend, self.robot, opts))
 
     def _on_parameters(self, params) -> SetParametersResult:
-        if any(p.name in RELOAD_ON for p in params):
-            # Parameters are set after this callback returns: read them on the next tick, then reload.
+        # Parameters are set after this callback returns: read them on the next tick, then reload. A
+        # SetParameters request calls this once per parameter: one pending reload serves them all.
+        if any(p.name in RELOAD_ON for p in params) and self._reload_timer is None:
             self._reload_timer = self.create_timer(0.0, self._reload_once)
         return SetParametersResult(successful=True)
 
     def _reload_once(self) -> None:
-        self._reload_timer.cancel()
-        self.destroy_timer(self._reload_timer)
+        timer, self._reload_timer = self._reload_timer, None
+        timer.cancel()
+        self.destroy_timer(timer)
         self._load()
 
     # --- inputs -------------------------------------------------------------------------------
     def _on_image(self, camera: str, msg: Image) -> None:
-        self._add_frame(camera, msg.header.stamp, lambda: decode_raw(bytes(msg.data), msg.encoding, msg.height, msg.width, msg.step))
+        # msg.data (array.array) goes in as is: no copy of the frame on the way to the buffer
+        self._add_frame(camera, msg.header.stamp, lambda: decode_raw(msg.data, msg.encoding, msg.height, msg.width, msg.step))
 
     def _on_compressed(self, camera: str, msg: CompressedImage) -> None:
-        self._add_frame(camera, msg.header.stamp, lambda: decode_compressed(bytes(msg.data), msg.format))
+        self._add_frame(camera, msg.header.stamp, lambda: decode_compressed(msg.data, msg.format))
 
     def _add_frame(self, camera: str, stamp, decode) -> None:
         try:
@@ -118,7 +122,16 @@ class VlaNode(Node):
 
     # --- outputs ------------------------------------------------------------------------------
     def _publish_chunk(self, chunk) -> None:
-        self.chunk_pub.publish(chunk_to_msg(chunk))
+        self._publish(self.chunk_pub, chunk_to_msg(chunk))
+
+    def _publish(self, publisher, msg) -> None:
+        """Publish from any thread; at shutdown (Ctrl-C shuts the context down before the policy thread
+        stops) the message is dropped instead of killing the policy thread with a traceback."""
+        try:
+            publisher.publish(msg)
+        except Exception:
+            if self.context.ok():
+                raise
 
     def _publish_status(self, s: RunnerStatus) -> None:
         msg = PolicyStatus()
@@ -126,7 +139,7 @@ class VlaNode(Node):
         msg.code = getattr(PolicyStatus, s.code)
         msg.message, msg.policy, msg.instruction = s.message, s.policy, s.instruction
         msg.sequence, msg.inference_time, msg.rate_hz = s.sequence, float(s.inference_time), float(s.rate_hz)
-        self.status_pub.publish(msg)
+        self._publish(self.status_pub, msg)
 
     def destroy_node(self) -> None:
         self.runner.stop()

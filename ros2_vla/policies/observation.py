@@ -17,8 +17,12 @@ from ros2_vla.policies.base import Observation
 ENCODINGS = ("rgb8", "bgr8", "mono8")
 
 
-def decode_raw(data: bytes, encoding: str, height: int, width: int, step: int) -> np.ndarray:
-    """sensor_msgs/Image fields -> (H, W, 3) uint8 RGB. rgb8, bgr8 and mono8; others refused."""
+def decode_raw(data: bytes | memoryview, encoding: str, height: int, width: int, step: int) -> np.ndarray:
+    """sensor_msgs/Image fields -> (H, W, 3) uint8 RGB. rgb8, bgr8 and mono8; others refused.
+
+    `data` is any bytes-like buffer. rclpy's array.array is passed as is, and an rgb8 image in it without row
+    padding comes back as a view of it, not a copy (the message owns the buffer and nothing else holds it):
+    each 150 KB copy of a 224x224 frame is a fresh allocation, paid under the GIL at every frame."""
     if encoding not in ENCODINGS:
         raise PolicyError(f"image encoding {encoding!r} is not supported; send one of {ENCODINGS}")
     channels = 1 if encoding == "mono8" else 3
@@ -28,7 +32,11 @@ def decode_raw(data: bytes, encoding: str, height: int, width: int, step: int) -
     pixels = rows[:, : width * channels].reshape(height, width, channels)
     if encoding == "mono8":
         return np.repeat(pixels, 3, axis=2)
-    return pixels[:, :, ::-1].copy() if encoding == "bgr8" else pixels.copy()
+    if encoding == "bgr8":
+        return pixels[:, :, ::-1].copy()
+    # rgb8 in a writable buffer without row padding: the view is the frame (read-only bytes are copied, so
+    # torch never sees a non-writable array)
+    return pixels if pixels.flags.c_contiguous and pixels.flags.writeable else pixels.copy()
 
 
 def decode_compressed(data: bytes, fmt: str) -> np.ndarray:
@@ -54,13 +62,16 @@ class ObservationBuffer:
     def __init__(self, cameras: tuple[str, ...], state_names: tuple[str, ...], max_age: float,
                  expected_size: dict[str, tuple[int, int]] | None = None) -> None:
         self.cameras, self.state_names, self.max_age = cameras, state_names, max_age
+        # Frames of every configured camera are kept; `cameras` (narrowed to the model's own once it is
+        # loaded) are the ones an observation needs. A camera the model ignores is not an error.
+        self.known_cameras = tuple(cameras)
         self.expected_size = expected_size or {}  # camera -> (height, width) from config; others refused
         self._frames: dict[str, _Frame] = {}
         self._state: tuple[float, np.ndarray] | None = None
 
     def add_frame(self, camera: str, stamp: float, rgb: np.ndarray) -> None:
-        if camera not in self.cameras:
-            raise PolicyError(f"camera {camera!r} is not one the policy uses: {self.cameras}")
+        if camera not in self.known_cameras:
+            raise PolicyError(f"camera {camera!r} is not one the policy uses: {self.known_cameras}")
         want = self.expected_size.get(camera)
         if want is not None and rgb.shape[:2] != want:
             raise PolicyError(f"camera {camera}: image is {rgb.shape[1]}x{rgb.shape[0]}, config says {want[1]}x{want[0]}")

@@ -24,7 +24,7 @@ from ros2_vla.errors import ChunkError, PolicyError
 from ros2_vla.policies.base import Observation, PolicyOutput, PolicySpec
 from ros2_vla.policies.openvla.decoding import action_id_range, action_vocab_size, greedy_action_ids, num_action_bins
 from ros2_vla.policies.openvla.inputs import model_inputs, processor_image_size, to_pil
-from ros2_vla.policies.openvla.checkpoint import read_checkpoint_config
+from ros2_vla.policies.openvla.checkpoint import check_vision_to_text, read_checkpoint_config
 from ros2_vla.policies.openvla.loading import load_checkpoint, oom_as_policy_error
 from ros2_vla.policies.openvla.norm_stats import ActionStats, load_action_stats
 from ros2_vla.policies.openvla.prompt import OPENVLA_PROMPT, format_prompt, suffix_token_id, with_image_placeholder
@@ -87,7 +87,8 @@ class OpenVlaPolicy:
 
     def __init__(self, config: OpenVlaConfig) -> None:
         self.config = config
-        read_checkpoint_config(config.checkpoint)  # a bad path fails before anything else is read
+        # a bad path or a model of another kind fails before anything else is read
+        check_vision_to_text(read_checkpoint_config(config.checkpoint), config.checkpoint, config.trust_remote_code)
         self.stats: ActionStats = load_action_stats(config.checkpoint, config.unnorm_key)
         names = _dimension_names(config, self.stats.dim)
         self._loaded = load_checkpoint(config.checkpoint, config.quantization, config.device, config.trust_remote_code)
