@@ -141,9 +141,15 @@ class SimNode(Node):
         rgb = self.sim.render(name, self._lock)
         frame = f"{name}_optical_frame"
         image_pub, info_pub = self._camera_pubs[name]
-        image_pub.publish(image_msg(rgb, stamp, frame))
         k = self.sim.camera_intrinsics(name)
-        info_pub.publish(camera_info_msg(k.width, k.height, k.fx, k.fy, k.cx, k.cy, stamp, frame))
+        try:
+            image_pub.publish(image_msg(rgb, stamp, frame))
+            info_pub.publish(camera_info_msg(k.width, k.height, k.fx, k.fy, k.cx, k.cy, stamp, frame))
+        except Exception:
+            # Ctrl-C shuts the context down before this thread is stopped: drop the frame, not the thread.
+            if self.context.ok():
+                raise
+            self._stop.set()
 
     def destroy_node(self) -> None:
         self._stop.set()

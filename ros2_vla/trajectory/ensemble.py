@@ -49,4 +49,7 @@ def ensemble_at(chunks: list[TimedChunk], t: float, m: float) -> np.ndarray:
     """Weighted mean [rad] (n,) at time t [s] of the chunks that cover t (ACT weights, oldest first)."""
     voters = sorted((c for c in chunks if c.covers(t)), key=lambda c: c.stamp)
     w = ensemble_weights(len(voters), m)
-    return np.sum([wi * c.at(t) for wi, c in zip(w, voters)], axis=0)
+    values = np.array([c.at(t) for c in voters])
+    # A weighted mean lies between its inputs; rounding may push it one ulp out, e.g. past a joint limit
+    # that every chunk respects: clip it back.
+    return np.clip(w @ values, values.min(axis=0), values.max(axis=0))
