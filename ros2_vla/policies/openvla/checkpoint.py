@@ -27,13 +27,18 @@ def read_checkpoint_config(path: str | Path) -> dict:
     config_path = path / "config.json"
     if not config_path.is_file():
         raise PolicyError(f"model path {path} has no config.json: it is not a transformers checkpoint directory")
+    return read_json_object(config_path)
+
+
+def read_json_object(path: Path) -> dict:
+    """A JSON file that must hold an object; PolicyError naming the file otherwise."""
     try:
-        config = json.loads(config_path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PolicyError(f"cannot read {config_path}: {type(exc).__name__}: {exc}") from exc
-    if not isinstance(config, dict):
-        raise PolicyError(f"{config_path} must hold a JSON object")
-    return config
+        raise PolicyError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise PolicyError(f"{path} must hold a JSON object, got {type(data).__name__}")
+    return data
 
 
 def _vision_to_text_model_types() -> set[str]:

@@ -13,13 +13,13 @@ checkpoint has none, as in OpenVLA's `predict_action`), so the bridge un-normali
 from __future__ import annotations
 
 import difflib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ros2_vla.errors import PolicyError
+from ros2_vla.policies.openvla.checkpoint import read_json_object
 
 DATASET_STATISTICS_FILE = "dataset_statistics.json"
 
@@ -39,16 +39,6 @@ class ActionStats:
         return int(self.low.shape[0])
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PolicyError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise PolicyError(f"{path} must hold a JSON object, got {type(data).__name__}")
-    return data
-
-
 def read_norm_stats(checkpoint_dir: str | Path) -> dict[str, dict]:
     """All statistics of a checkpoint dir: config.json's `norm_stats`, updated by dataset_statistics.json.
 
@@ -58,13 +48,13 @@ def read_norm_stats(checkpoint_dir: str | Path) -> dict[str, dict]:
     stats: dict[str, dict] = {}
     config_path = checkpoint_dir / "config.json"
     if config_path.is_file():
-        from_config = _read_json(config_path).get("norm_stats") or {}
+        from_config = read_json_object(config_path).get("norm_stats") or {}
         if not isinstance(from_config, dict):
             raise PolicyError(f"{config_path}: norm_stats must be an object keyed by dataset name")
         stats.update(from_config)
     dataset_path = checkpoint_dir / DATASET_STATISTICS_FILE
     if dataset_path.is_file():
-        stats.update(_read_json(dataset_path))
+        stats.update(read_json_object(dataset_path))
     return stats
 
 
