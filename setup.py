@@ -10,7 +10,7 @@ from setuptools import find_packages, setup
 
 package_name = "ros2_vla"
 # Node executables: the same list as CMakeLists.txt and ros2_vla.bringup.NODE_EXECUTABLES (test_bringup checks).
-NODES = ("bridge_node", "sim_node", "vla_node")
+NODES = ("bridge_node", "sim_node", "vla_node", "recorder_node")
 
 setup(
     name=package_name,

@@ -16,7 +16,7 @@ from ros2_vla.errors import ConfigError
 
 # Every executable the package installs under lib/ros2_vla (CMakeLists.txt writes one entry
 # script per name; the module is ros2_vla.nodes.<name> with a main()).
-NODE_EXECUTABLES = ("bridge_node", "sim_node", "vla_node")
+NODE_EXECUTABLES = ("bridge_node", "sim_node", "vla_node", "recorder_node")
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,8 @@ class NodeSpec:
 
 @dataclass(frozen=True)
 class LaunchOptions:
-    """The launch arguments: `sim:=`, `policy:=`, `model:=`, `variant:=`, `enable:=`, `expert:=`, `seed:=`."""
+    """The launch arguments: `sim:=`, `policy:=`, `model:=`, `variant:=`, `enable:=`, `expert:=`, `seed:=`,
+    `phrasing:=`, `record:=`."""
 
     robot: str  # config/<robot>.yaml
     sim: bool = False  # run the MuJoCo stand-in instead of talking to hardware
@@ -63,6 +64,8 @@ class LaunchOptions:
     enable: bool = False  # arm the bridge at start (otherwise /vla/enable arms it)
     expert: bool = False  # sim only: the scripted expert sends chunks through the bridge
     seed: int = 0  # sim only: scene and task of the first episode
+    phrasing: str = "template"  # sim only: how /sim/task words tasks: template | train | heldout (sim/phrasings.py)
+    record: str = ""  # folder for recorder_node's episodes ("" = no recorder); started idle: call /recorder/start
 
     def __post_init__(self) -> None:
         if self.expert and not self.sim:
@@ -75,10 +78,13 @@ def describe_graph(opts: LaunchOptions) -> list[NodeSpec]:
     common: dict[str, Any] = {"robot": robot.name, "variant": opts.variant}
     nodes: list[NodeSpec] = []
     if opts.sim:
-        nodes.append(NodeSpec("sim", "sim_node", {**common, "expert": opts.expert, "seed": opts.seed}))
+        nodes.append(NodeSpec("sim", "sim_node", {**common, "expert": opts.expert, "seed": opts.seed,
+                                                   "phrasing": opts.phrasing}))
     nodes.append(NodeSpec("bridge", "bridge_node", {**common, "enabled": opts.enable or opts.sim}))
     if opts.policy:
         nodes.append(NodeSpec("vla", "vla_node", {**common, "policy": opts.policy, "model": opts.model}))
+    if opts.record:
+        nodes.append(NodeSpec("recorder", "recorder_node", {**common, "sim": opts.sim, "output_dir": opts.record}))
     return nodes
 
 
@@ -86,7 +92,8 @@ def launch_argument_defaults() -> dict[str, str]:
     """Launch-argument defaults as strings, as `ros2 launch` declares them."""
     d = LaunchOptions(robot="")
     return {"sim": str(d.sim).lower(), "policy": d.policy, "model": d.model, "variant": d.variant,
-            "enable": str(d.enable).lower(), "expert": str(d.expert).lower(), "seed": str(d.seed)}
+            "enable": str(d.enable).lower(), "expert": str(d.expert).lower(), "seed": str(d.seed),
+            "phrasing": d.phrasing, "record": d.record}
 
 
 def parse_bool(text: str) -> bool:

@@ -6,6 +6,11 @@
     ros2-vla enable | disable
     ros2-vla graph franka --sim            # print the node graph the launch would start
     ros2-vla demo [franka] [--episodes 3]  # the closed-loop sim demo, with a video
+    ros2-vla record franka OUT --sim --expert --episodes 20   # demos as rosbag2 episodes
+    ros2-vla teleop franka                 # keyboard end-effector deltas through the bridge
+    ros2-vla convert OUT/episode_* --to lerobot DATASET
+    ros2-vla train DATASET MODEL_DIR       # fine-tune the flow backend (or OpenVLA LoRA)
+    ros2-vla eval franka --policy flow --model MODEL_DIR --episodes 50
 
 Errors the user can fix print one line and exit non-zero; they are never stack traces.
 """
@@ -13,9 +18,20 @@ Errors the user can fix print one line and exit non-zero; they are never stack t
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from ros2_vla.errors import Ros2VlaError
+
+# Commands that live in their own module: command -> (module, help). Each module has
+# `add_arguments(parser)` (cheap imports only) and `run(args) -> int` (heavy imports inside).
+MODULE_COMMANDS = {
+    "record": ("ros2_vla.ros.record_cli", "record episodes as rosbag2 (MCAP) bags, one per episode"),
+    "teleop": ("ros2_vla.ros.teleop_cli", "drive the arm with the keyboard (end-effector deltas as ActionChunks)"),
+    "convert": ("ros2_vla.data.convert_cli", "convert recorded episodes to a LeRobot v3.0 dataset"),
+    "train": ("ros2_vla.training.cli", "train a policy on a converted dataset"),
+    "eval": ("ros2_vla.evaluation.cli", "closed-loop success rate of a policy in the sim, on held-out seeds"),
+}
 
 
 def _add_launch_options(p: argparse.ArgumentParser) -> None:
@@ -27,6 +43,9 @@ def _add_launch_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--enable", action="store_true", help="arm the bridge at start")
     p.add_argument("--expert", action="store_true", help="with --sim: the scripted expert drives the robot through the bridge")
     p.add_argument("--seed", type=int, default=0, help="with --sim: seed of the first scene and task")
+    p.add_argument("--phrasing", default="template", choices=("template", "train", "heldout"),
+                   help="with --sim: how tasks are worded (train: training paraphrases, for varied demos)")
+    p.add_argument("--record", default="", metavar="DIR", help="also run recorder_node, episodes into DIR (start with /recorder/start)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,7 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the first episode's scene and task")
     p.add_argument("--out", default="out/demo", help="folder for the video, GIF and summary")
     p.add_argument("--timeout", type=float, default=45.0, help="[s] per episode")
+    p.add_argument("--policy", default="flow", help="vla_node backend (default flow), or expert: the sim's scripted expert")
+    p.add_argument("--model", default="", help="model directory (default: the policy shipped for the robot)")
+    p.add_argument("--phrasing", default="template", choices=("template", "train", "heldout"),
+                   help="how the sim words each task; heldout: wording no training demo used")
 
+    for name, (module, help_text) in MODULE_COMMANDS.items():
+        p = sub.add_parser(name, help=help_text)
+        importlib.import_module(module).add_arguments(p)
     for name, help_text in (("enable", "arm the bridge (/vla/enable true)"), ("disable", "disarm the bridge")):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the service")
@@ -63,10 +89,12 @@ def _launch_options(args: argparse.Namespace):
     from ros2_vla.bringup import LaunchOptions
 
     return LaunchOptions(robot=args.robot, sim=args.sim, policy=args.policy, model=args.model, variant=args.variant, enable=args.enable,
-                         expert=args.expert, seed=args.seed)
+                         expert=args.expert, seed=args.seed, phrasing=args.phrasing, record=args.record)
 
 
 def run_command(args: argparse.Namespace) -> int:
+    if args.command in MODULE_COMMANDS:
+        return int(importlib.import_module(MODULE_COMMANDS[args.command][0]).run(args))
     if args.command in ("launch", "graph"):
         from ros2_vla.bringup import describe_graph
 
@@ -86,7 +114,8 @@ def run_command(args: argparse.Namespace) -> int:
 
         from ros2_vla.ros.demo import run_demo
 
-        results = run_demo(args.robot, args.episodes, args.seed, Path(args.out), args.timeout)
+        results = run_demo(args.robot, args.episodes, args.seed, Path(args.out), args.timeout, args.policy,
+                           args.model, args.phrasing)
         return 0 if results and all(r.success for r in results) else 1
     if args.command == "instruct":
         return tools.instruct(args.text, timeout=args.timeout)

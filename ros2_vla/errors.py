@@ -27,3 +27,11 @@ class TrajectoryError(Ros2VlaError):
 
 class PolicyError(Ros2VlaError):
     """A policy could not be loaded or could not use an observation; vla_node reports it and holds."""
+
+
+class RecordingError(Ros2VlaError):
+    """An episode could not be recorded or closed (folder not writable, disk full, closed twice)."""
+
+
+class DatasetError(Ros2VlaError):
+    """Recorded episodes or a converted dataset are unreadable, inconsistent or incomplete."""

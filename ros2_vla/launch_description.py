@@ -21,6 +21,8 @@ _DESCRIPTIONS = {
     "enable": "arm the bridge at start instead of waiting for /vla/enable",
     "expert": "with sim:=true, the scripted expert sends chunks through the bridge",
     "seed": "with sim:=true, the seed of the first scene and task",
+    "phrasing": "with sim:=true, how tasks are worded: template | train (training paraphrases) | heldout",
+    "record": "folder for recorder_node's rosbag2 episodes (empty: no recorder); start with /recorder/start",
 }
 
 
@@ -35,6 +37,8 @@ def _nodes(context: LaunchContext, robot: str) -> list[Node]:
         enable=parse_bool(arg("enable")),
         expert=parse_bool(arg("expert")),
         seed=int(arg("seed")),
+        phrasing=arg("phrasing"),
+        record=arg("record"),
     )
     return [
         Node(

@@ -21,5 +21,8 @@ source "$_ros2_vla_root/install/setup.bash"
 [ -n "$_ros2_vla_u" ] && set -u
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
 export MUJOCO_GL="${MUJOCO_GL:-egl}"
+# Camera frames over 512 KiB (640x480 rgb8) overflow Fast DDS's default shared-memory segment and
+# go as UDP fragments, most of them lost under load (benchmarks/recorder_bench.py): a 16 MiB segment.
+export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$_ros2_vla_root/config/fastdds_large_shm.xml}"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 unset _ros2_vla_root _ros2_vla_u

@@ -12,7 +12,7 @@ from ros2_vla.policies.flow import PRESETS, FlowConfig, config_for_robot, get_co
 
 
 def test_presets_exist_and_are_valid():
-    assert {"tiny", "small", "pi0"} <= set(PRESETS)
+    assert {"tiny", "compact", "small", "pi0"} <= set(PRESETS)
     for name, config in PRESETS.items():
         assert config.preset == name
         assert config.flow_steps == 10
@@ -24,7 +24,7 @@ def test_presets_exist_and_are_valid():
 def test_unknown_preset_suggests_the_nearest():
     with pytest.raises(PolicyError, match="did you mean 'small'"):
         get_config("smal")
-    with pytest.raises(PolicyError, match="known: tiny, small, pi0"):
+    with pytest.raises(PolicyError, match="known: tiny, compact, small, pi0"):
         get_config("zzzzzz")
 
 

@@ -5,6 +5,8 @@ JointTrajectory commands on the configured controller topics (JointTrajectoryCon
 behaviour), runs physics in real time, and offers /sim/reset with the current task and its
 success on /sim/task and /sim/success. With `expert:=true` it also plays the scripted expert:
 privileged chunks that go to bridge_node over DDS like any policy's, never around the bridge.
+`phrasing:=train` words each task with a training paraphrase (ros2_vla.sim.phrasings), so
+recorded demos carry varied language; the scene and task of a seed stay the same.
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ from trajectory_msgs.msg import JointTrajectory
 from ros2_vla.actions.chunk import Chunk
 from ros2_vla.bringup import NAMES
 from ros2_vla.config import load_robot_config
-from ros2_vla.errors import Ros2VlaError
+from ros2_vla.errors import ConfigError, Ros2VlaError
 from ros2_vla.msg import ActionChunk
 from ros2_vla.ros.convert import camera_info_msg, chunk_to_msg, image_msg, time_to_sec, trajectory_points
 from ros2_vla.ros.qos import COMMAND, LATCHED, SENSOR, STATUS
 from ros2_vla.ros.spin import run_node
 from ros2_vla.sim import controller as jtc
 from ros2_vla.sim.expert import ExpertObservation, ScriptedExpert
+from ros2_vla.sim.phrasings import PHRASINGS, instruction_for
 from ros2_vla.sim.tasks import Task, check_success, sample_task
 from ros2_vla.sim.world import Simulation
 
@@ -41,6 +44,9 @@ class SimNode(Node):
         p = self._declare_parameters()
         self.robot = load_robot_config(p["robot"], variant=p["variant"] or None)
         self.rtf = p["realtime_factor"]
+        if p["phrasing"] not in PHRASINGS:
+            raise ConfigError(f"sim_node parameter phrasing is {p['phrasing']!r}; use one of {PHRASINGS}")
+        self.instruction = ""  # the task in the words of `phrasing`, as /sim/task carries it
         self.sim = Simulation(self.robot, seed=p["seed"])
         self._lock = threading.Lock()  # sim state: physics (executor) vs scene copies (render thread)
         self._stop = threading.Event()
@@ -83,6 +89,7 @@ class SimNode(Node):
             "cameras": True,  # render and publish the configured cameras
             "expert": False,  # play the scripted expert (publishes ActionChunks to the bridge)
             "expert_period": 0.25,  # [s] between expert chunks
+            "phrasing": "template",  # template | train | heldout: how /sim/task words the task (see sim/phrasings.py)
         }
         return {name: self.declare_parameter(name, value).value for name, value in defaults.items()}
 
@@ -99,18 +106,19 @@ class SimNode(Node):
             self.sim.reset(seed)
         task = sample_task(self.robot, np.random.default_rng(seed), sim=self.sim, kind=self.get_parameter("task_kind").value)
         self.task = task
+        self.instruction = instruction_for(task, self.get_parameter("phrasing").value, seed)
         self.expert = ScriptedExpert(self.robot, task) if self.expert_enabled else None
         self._ros_t0, self._sim_t0 = self._ros_now(), self.sim.time
         self._success = False
-        self.task_pub.publish(String(data=task.instruction))
-        self.get_logger().info(f"reset with seed {seed}: {task.instruction!r}")
+        self.task_pub.publish(String(data=self.instruction))
+        self.get_logger().info(f"reset with seed {seed}: {self.instruction!r}")
         return task
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         seed = self.get_parameter("seed").value + 1
         self.set_parameters([Parameter("seed", Parameter.Type.INTEGER, seed)])
-        task = self._reset(seed)
-        response.success, response.message = True, f"seed {seed}: {task.instruction}"
+        self._reset(seed)
+        response.success, response.message = True, f"seed {seed}: {self.instruction}"
         return response
 
     # --- loops --------------------------------------------------------------------------------
@@ -164,7 +172,7 @@ class SimNode(Node):
         self._sequence += 1
         chunk = Chunk(stamp=stamp, embodiment=self.robot.name, action_space=self.robot.action.space,
                       dimension_names=self.robot.action.dimension_names, dt=self.robot.action.dt,
-                      horizon=actions.shape[0], values=actions, instruction=self.task.instruction,
+                      horizon=actions.shape[0], values=actions, instruction=self.instruction,
                       policy="scripted_expert", sequence=self._sequence)
         self.chunk_pub.publish(chunk_to_msg(chunk))
 

@@ -18,7 +18,7 @@ from ros2_vla.bringup import NAMES
 from ros2_vla.config import load_robot_config
 from ros2_vla.errors import PolicyError
 from ros2_vla.msg import ActionChunk, PolicyStatus
-from ros2_vla.policies.observation import ObservationBuffer, decode_compressed, decode_raw
+from ros2_vla.policies.observation import ObservationBuffer, decode_compressed, decode_raw, state_names
 from ros2_vla.policies.registry import LoadOptions, load_policy
 from ros2_vla.policies.runner import PolicyRunner, RunnerStatus
 from ros2_vla.ros.convert import chunk_to_msg, time_to_sec
@@ -33,9 +33,8 @@ class VlaNode(Node):
         super().__init__("vla")
         p = self._declare_parameters()
         self.robot = load_robot_config(p["robot"], variant=p["variant"] or None)
-        state_names = tuple(self.robot.joint_names) + tuple(a.gripper.joint for a in self.robot.arms if a.gripper)
         cameras = tuple(c.name for c in self.robot.cameras)
-        self.buffer = ObservationBuffer(cameras, state_names, p["max_observation_age"],
+        self.buffer = ObservationBuffer(cameras, state_names(self.robot), p["max_observation_age"],
                                         {c.name: (c.height, c.width) for c in self.robot.cameras})
         self.chunk_pub = self.create_publisher(ActionChunk, NAMES.action_chunk, COMMAND)
         self.status_pub = self.create_publisher(PolicyStatus, NAMES.policy_status, STATUS)

@@ -17,6 +17,12 @@ from ros2_vla.policies.base import Observation
 ENCODINGS = ("rgb8", "bgr8", "mono8")
 
 
+def state_names(robot) -> tuple[str, ...]:
+    """Joint names of a policy's state vector (S,), in order: every arm joint (config order), then each
+    arm's gripper joint. `robot` is a RobotConfig. vla_node and `ros2-vla eval` both build it from this."""
+    return tuple(robot.joint_names) + tuple(a.gripper.joint for a in robot.arms if a.gripper)
+
+
 def decode_raw(data: bytes | memoryview, encoding: str, height: int, width: int, step: int) -> np.ndarray:
     """sensor_msgs/Image fields -> (H, W, 3) uint8 RGB. rgb8, bgr8 and mono8; others refused.
 

@@ -3,6 +3,7 @@ bitsandbytes can still run the flow backend and the other way round."""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from ros2_vla.config import RobotConfig
 from ros2_vla.errors import PolicyError
 from ros2_vla.policies.base import Policy
+from ros2_vla.policies.defaults import DEFAULT_BACKEND, default_model
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ def load_policy(backend: str, robot: RobotConfig, opts: LoadOptions) -> Policy:
         close = difflib.get_close_matches(backend, BACKENDS, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise PolicyError(f"unknown policy backend {backend!r}; backends: {sorted(BACKENDS)}.{hint}")
+    if not opts.model and backend == DEFAULT_BACKEND:
+        opts = dataclasses.replace(opts, model=str(default_model(robot.name)))  # the shipped policy, if any
     if not opts.model:
         raise PolicyError(f"policy {backend!r} needs a model directory: set the `model` parameter")
     try:

@@ -14,8 +14,19 @@ from dataclasses import dataclass
 
 from ros2_vla.actions.chunk import Chunk
 from ros2_vla.errors import PolicyError
-from ros2_vla.policies.base import Policy
+from ros2_vla.policies.base import Policy, PolicyOutput, PolicySpec
 from ros2_vla.policies.observation import ObservationBuffer
+
+
+def output_chunk(embodiment: str, spec: PolicySpec, out: PolicyOutput, stamp: float, instruction: str,
+                 sequence: int, inference_time: float) -> Chunk:
+    """A backend's output as the ActionChunk vla_node publishes: layout from `spec`, values / tokens /
+    low / high / normalized from `out`, stamped [s] with the observation's capture time."""
+    return Chunk(stamp=stamp, embodiment=embodiment, action_space=spec.action_space,
+                 dimension_names=spec.dimension_names, dt=spec.dt, horizon=spec.horizon,
+                 values=out.values, tokens=out.tokens, num_bins=out.num_bins, low=out.low, high=out.high,
+                 normalized=out.normalized, instruction=instruction, policy=spec.name,
+                 sequence=sequence, inference_time=inference_time)
 
 
 @dataclass(frozen=True)
@@ -139,12 +150,7 @@ class PolicyRunner:
         elapsed = time.perf_counter() - t0
         self._last_stamp = obs.stamp
         self._sequence += 1
-        spec = policy.spec
-        self.on_chunk(Chunk(stamp=obs.stamp, embodiment=self.embodiment, action_space=spec.action_space,
-                            dimension_names=spec.dimension_names, dt=spec.dt, horizon=spec.horizon,
-                            values=out.values, tokens=out.tokens, num_bins=out.num_bins, low=out.low, high=out.high,
-                            normalized=out.normalized, instruction=instruction, policy=spec.name,
-                            sequence=self._sequence, inference_time=elapsed))
+        self.on_chunk(output_chunk(self.embodiment, policy.spec, out, obs.stamp, instruction, self._sequence, elapsed))
         now = time.monotonic()
         if self._last_publish is not None:  # chunks per second as published, smoothed
             hz = 1.0 / max(now - self._last_publish, 1e-6)

@@ -1,9 +1,10 @@
-"""The closed-loop demo: the sim robot does a few tasks, every message over DDS.
+"""The closed-loop demo: the sim robot does a few tasks from language, every message over DDS.
 
-It launches the bringup graph (sim_node + bridge_node; the scripted expert plays the policy until
-the shipped default policy lands), runs episodes back to back (disarm, /sim/reset, arm), records
-the scene camera with the bridge's predicted end-effector path drawn on it, and writes a video,
-a GIF and a summary table.
+It launches the bringup graph (sim_node + vla_node with the shipped default policy + bridge_node),
+runs episodes back to back (stop the policy, disarm, /sim/reset, arm, send the task's instruction
+on /vla/instruction), records the scene camera with the bridge's predicted end-effector path drawn
+on it, and writes a video, a GIF and a summary table. `policy="expert"` plays the sim's scripted
+expert instead of a learned policy (a check of the sim and the bridge alone).
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from ros2_vla.bringup import NAMES, LaunchOptions, describe_graph
 from ros2_vla.config import load_robot_config
 from ros2_vla.errors import Ros2VlaError
 from ros2_vla.launcher import Launcher
+from ros2_vla.policies.defaults import DEFAULT_BACKEND, default_model
 from ros2_vla.msg import BridgeStatus
-from ros2_vla.ros.qos import LATCHED, SENSOR, STATUS
+from ros2_vla.ros.qos import COMMAND, LATCHED, SENSOR, STATUS
 from ros2_vla.sim.scene import base_transform
 from ros2_vla.viz import draw_polyline, project, world_camera_pose
 
@@ -59,6 +61,7 @@ class DemoWatcher(Node):
         self.create_subscription(PathMsg, NAMES.predicted_path, self._on_path, STATUS)
         self.create_subscription(Image, self.camera.topic, self._on_image, SENSOR)
         self.create_subscription(CameraInfo, self.camera.info_topic, lambda m: setattr(self, "_info", m), SENSOR)
+        self.instruction_pub = self.create_publisher(String, NAMES.instruction, COMMAND)
         self.enable = self.create_client(SetBool, NAMES.enable)
         self.reset = self.create_client(Trigger, NAMES.sim_reset)
 
@@ -101,18 +104,35 @@ class DemoWatcher(Node):
         return False
 
 
+def demo_graph(robot: str, seed: int, policy: str, model: str, phrasing: str) -> list:
+    """The demo's nodes: the sim with the scripted expert (`policy` "expert"), or the sim plus vla_node
+    running `policy` (a backend; `model` "" = the shipped default for the robot)."""
+    if policy == "expert":
+        return describe_graph(LaunchOptions(robot, sim=True, expert=True, enable=True, seed=seed, phrasing=phrasing))
+    if not model:
+        model = str(default_model(robot))  # fails here, in one line, when none is shipped
+    return describe_graph(LaunchOptions(robot, sim=True, policy=policy, model=model, enable=True, seed=seed,
+                                        phrasing=phrasing))
+
+
 def run_demo(robot: str = "franka", episodes: int = 3, seed: int = 0, out: Path = Path("out/demo"),
-             timeout: float = 45.0) -> list[EpisodeResult]:
-    """Launch the graph, run `episodes` episodes, write the video and summary to `out`."""
-    specs = describe_graph(LaunchOptions(robot, sim=True, expert=True, enable=True, seed=seed))
-    launcher = Launcher(specs)
+             timeout: float = 45.0, policy: str = DEFAULT_BACKEND, model: str = "",
+             phrasing: str = "template") -> list[EpisodeResult]:
+    """Launch the graph, run `episodes` episodes, write the video and summary to `out`.
+
+    policy: a vla_node backend ("flow": the shipped default policy unless `model` is given) or "expert".
+    phrasing: how the sim words each task (sim/phrasings.py); the instruction sent is the sim's."""
+    learned = policy != "expert"
+    launcher = Launcher(demo_graph(robot, seed, policy, model, phrasing))
     launcher.start()
     rclpy.init()
     watcher = DemoWatcher(robot)
     results: list[EpisodeResult] = []
     try:
         for ep in range(episodes):
-            if ep > 0:  # a new scene: disarm, reset, arm again from where the arm really is
+            if ep > 0:  # a new scene: stop the policy, disarm, reset, arm again from where the arm really is
+                if learned:
+                    watcher.instruction_pub.publish(String(data=""))
                 watcher.call(watcher.enable, SetBool.Request(data=False))
                 watcher.task = watcher.call(watcher.reset, Trigger.Request()).message.split(": ", 1)[-1]
                 watcher.success, watcher.sequences = False, set()
@@ -121,6 +141,8 @@ def run_demo(robot: str = "franka", episodes: int = 3, seed: int = 0, out: Path 
                 watcher.call(watcher.enable, SetBool.Request(data=True))
             elif not watcher.spin_until(lambda: watcher.task, 30.0):
                 raise Ros2VlaError("the sim published no task within 30 s")
+            if learned:
+                watcher.instruction_pub.publish(String(data=watcher.task))
             watcher.recording, start = True, time.monotonic()
             done = watcher.spin_until(lambda: watcher.success, timeout)
             watcher.spin_until(lambda: False, 1.0)  # a second of the finished task on video
@@ -149,6 +171,6 @@ def _write_outputs(results: list[EpisodeResult], frames: list[np.ndarray], out: 
     if frames:
         big = [np.repeat(np.repeat(f, 2, axis=0), 2, axis=1) for f in frames]
         imageio.mimwrite(out / f"{robot}_demo.mp4", big, fps=10, macro_block_size=1)
-        imageio.mimwrite(out / f"{robot}_demo.gif", frames[::2], duration=0.2, loop=0)
+        imageio.mimwrite(out / f"{robot}_demo.gif", frames[::2], duration=200, loop=0)
     print("\n" + "\n".join(table))
     print(f"\nvideo: {out / f'{robot}_demo.mp4'} ({len(frames)} frames), GIF: {out / f'{robot}_demo.gif'}")

@@ -11,9 +11,13 @@ controllers `command_delay` after the tick (DDS delivery); joint states arrive a
 stands still while the policy thinks.
 
 A policy is any callable `policy(obs: Observation) -> (H, D) array` in `robot.action.dimension_names`
-order at `robot.action.dt` (or a full `Chunk`, for tokenized or normalized output). If it has a
-`reset()` method, it is called before the episode's first observation. `ExpertPolicy` wraps the
-scripted expert in that shape.
+order at `robot.action.dt` (or a full `Chunk`, for tokenized or normalized output, or None: no chunk
+this time, as when vla_node refuses an observation). If it has a `reset()` method, it is called before
+the episode's first observation. `ExpertPolicy` wraps the scripted expert in that shape.
+
+At every success check the episode also notes "wrong picks": cubes other than the task's that are
+lifted and held by a gripper (`wrong_picks`), so a policy that grabs the wrong color is told apart
+from one that does nothing. A `monitor(sim, bridge, now)` callback, if given, runs there too (videos).
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ from ros2_vla.config import RobotConfig, load_robot_config
 from ros2_vla.errors import ConfigError, TrajectoryError
 from ros2_vla.sim import controller as jtc
 from ros2_vla.sim.expert import ExpertObservation, ScriptedExpert
-from ros2_vla.sim.tasks import Task, check_success, sample_task
+from ros2_vla.sim.scene import cube_name
+from ros2_vla.sim.tasks import Task, check_success, holder, lifted, sample_task
 from ros2_vla.sim.world import JointState, Simulation
 from ros2_vla.trajectory.blending import BlendConfig
 
@@ -52,7 +57,8 @@ class Observation(NamedTuple):
     state: ExpertObservation  # privileged: true TCP and object poses, world frame
 
 
-Policy = Callable[[Observation], Union[np.ndarray, Chunk]]
+Policy = Callable[[Observation], Union[np.ndarray, Chunk, None]]
+Monitor = Callable[[Simulation, Bridge, float], None]  # (sim, bridge, sim time [s]) at every success check
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,8 @@ class EpisodeResult:
     bridge_codes: dict[str, int]  # BridgeCode name -> chunks the bridge answered with it
     rejected_trajectories: int  # bridge commands the simulated controllers refused
     wall_time: float  # [s] the episode took on this machine
+    instruction: str = ""  # what the policy was told
+    wrong_objects: tuple[str, ...] = ()  # other cubes seen lifted and held at a success check (`wrong_picks`)
 
 
 class ExpertPolicy:
@@ -91,6 +99,12 @@ def episode_task(sim: Simulation, seed: int, kind: str = "") -> Task:
     return sample_task(sim.robot, np.random.default_rng(seed), sim=sim, kind=kind)
 
 
+def wrong_picks(sim: Simulation, task: Task) -> tuple[str, ...]:
+    """Body names of the cubes the task is not about that are lifted and held by a gripper right now."""
+    others = (cube_name(c) for c in sim.scene.cube_colors if cube_name(c) not in task.objects)
+    return tuple(obj for obj in others if lifted(sim, obj) and holder(sim, obj) is not None)
+
+
 def run_episode(
     robot: RobotConfig | str,
     seed: int,
@@ -98,6 +112,8 @@ def run_episode(
     policy_fn: Policy,
     *,
     sim: Simulation | None = None,
+    instruction: str = "",
+    monitor: Monitor | None = None,
     time_limit: float = 30.0,
     policy_period: float = 0.25,
     success_period: float = 0.1,
@@ -109,6 +125,8 @@ def run_episode(
     """Run one episode of task `kind` ("" = drawn from the seed) on `robot` from scene `seed`.
 
     sim: a Simulation of the same robot to reuse (saves building the model); it is reset here.
+    instruction: what the policy is told ("" = the task's template; a paraphrase from
+    `ros2_vla.sim.phrasings` for language tests). monitor: called at every success check.
     time_limit: [s] of sim time before the episode counts as failed. policy_period: [s] between
     chunk requests (sim_node's expert_period). cameras: names rendered into each observation.
     blend: the bridge's blending (bridge_node's default when None). chunk_delay: [s] from the
@@ -132,12 +150,14 @@ def run_episode(
         sim.cameras.spec(name)  # unknown names fail here, with the list of cameras
     start = time.perf_counter()
     task = episode_task(sim, seed, kind)
+    instruction = instruction or task.instruction
     if hasattr(policy_fn, "reset"):
         policy_fn.reset()
     bridge = Bridge(robot, blend or BlendConfig())
     clock = _Schedule(periods)
     chunks = rejected = 0
     codes: Counter[str] = Counter()
+    wrong: set[str] = set()
     now, success = 0.0, False
     while now <= time_limit and not success:
         now, due = clock.next()
@@ -150,18 +170,24 @@ def run_episode(
         if "control" in due:
             rejected += _deliver(sim, bridge.tick(now), now + command_delay)
         if "policy" in due and bridge.enabled:
-            chunks += 1
-            chunk = _as_chunk(policy_fn(_observe(sim, task, now, cameras)), robot, task, now, chunks)
-            # Delivered a little after the observation it is stamped with, as over DDS. (With no delay
-            # at all the bridge's "skip" blending keeps step 0, which it drops at any real latency.)
-            arrival = now + chunk_delay
-            sim.step_until(arrival)
-            codes[bridge.on_chunk(chunk, arrival).code.name] += 1
-            rejected += _deliver(sim, bridge.tick(arrival), arrival + command_delay)  # bridge_node sends at once
+            out = policy_fn(_observe(sim, task, instruction, now, cameras))
+            if out is not None:  # None: the policy declined this observation; nothing is sent, as with vla_node
+                chunks += 1
+                chunk = _as_chunk(out, robot, instruction, now, chunks)
+                # Delivered a little after the observation it is stamped with, as over DDS. (With no delay
+                # at all the bridge's "skip" blending keeps step 0, which it drops at any real latency.)
+                arrival = now + chunk_delay
+                sim.step_until(arrival)
+                codes[bridge.on_chunk(chunk, arrival).code.name] += 1
+                rejected += _deliver(sim, bridge.tick(arrival), arrival + command_delay)  # bridge_node sends at once
         if "success" in due:
+            if monitor is not None:
+                monitor(sim, bridge, now)
+            wrong.update(wrong_picks(sim, task))
             success = check_success(sim, task)
     bad = sum(n for name, n in codes.items() if BridgeCode[name] not in _GOOD_CODES)
-    return EpisodeResult(seed, task, success, now, chunks, bad, dict(codes), rejected, time.perf_counter() - start)
+    return EpisodeResult(seed, task, success, now, chunks, bad, dict(codes), rejected, time.perf_counter() - start,
+                         instruction, tuple(sorted(wrong)))
 
 
 class _Schedule:
@@ -180,12 +206,12 @@ class _Schedule:
         return t, due
 
 
-def _observe(sim: Simulation, task: Task, now: float, cameras: tuple[str, ...]) -> Observation:
+def _observe(sim: Simulation, task: Task, instruction: str, now: float, cameras: tuple[str, ...]) -> Observation:
     images = {name: sim.render(name) for name in cameras}
-    return Observation(now, task.instruction, sim.joint_state(), images, task, ExpertObservation.from_sim(sim))
+    return Observation(now, instruction, sim.joint_state(), images, task, ExpertObservation.from_sim(sim))
 
 
-def _as_chunk(out: np.ndarray | Chunk, robot: RobotConfig, task: Task, now: float, sequence: int) -> Chunk:
+def _as_chunk(out: np.ndarray | Chunk, robot: RobotConfig, instruction: str, now: float, sequence: int) -> Chunk:
     """The policy's output as the ActionChunk sim_node would publish, stamped at the observation."""
     if isinstance(out, Chunk):
         return dataclasses.replace(out, stamp=now, sequence=sequence)
@@ -195,7 +221,7 @@ def _as_chunk(out: np.ndarray | Chunk, robot: RobotConfig, task: Task, now: floa
         raise ConfigError(f"the policy returned shape {values.shape}; expected (H, {len(dims)}) for dimensions {dims}")
     return Chunk(stamp=now, embodiment=robot.name, action_space=robot.action.space, dimension_names=dims,
                  dt=robot.action.dt, horizon=values.shape[0], values=values.reshape(-1),
-                 instruction=task.instruction, policy="episode", sequence=sequence)
+                 instruction=instruction, policy="episode", sequence=sequence)
 
 
 def _deliver(sim: Simulation, commands: list[TrajectoryCommand], at: float) -> int:

@@ -5,8 +5,10 @@ like (action space, dimension names, dt). It is written to `config.json` beside 
 
 Presets:
 - `tiny`: unit tests; builds and runs in milliseconds on a CPU, hash text encoder (no MiniLM).
-- `small`: the compact default policy, meant for >= 10 Hz end-to-end on a 2-core CPU with two
-  224x224 cameras (see benchmarks/flow_bench.py for the measured rate).
+- `compact`: the shipped default policies (models/): 96x96 cameras, 1.2M trainable parameters
+  around the frozen MiniLM; trains on a 2-core CPU in well under an hour.
+- `small`: a larger CPU policy, meant for >= 10 Hz end-to-end on a 2-core CPU with two 224x224
+  cameras (see benchmarks/flow_bench.py for the measured rate); slow to train without a GPU.
 - `pi0`: pi0-scale shapes (SigLIP-So400m-like vision, Gemma-2B-like prefix, ~300M-parameter action
   expert, chunk 50, 10 steps) for a GPU benchmark; never instantiated in CI.
 """
@@ -120,6 +122,8 @@ PRESETS: dict[str, FlowConfig] = {
                        text_max_tokens=16, hash_vocab=256, width=32, depth=1, heads=2, expert_width=32,
                        expert_depth=1, expert_heads=2, mlp_ratio=2, prefix_mlp_ratio=2, horizon=4,
                        flow_steps=10, preset="tiny"),
+    "compact": FlowConfig(image_size=(96, 96), patch_size=16, vision_width=128, vision_depth=1, width=128, depth=2,
+                          heads=4, expert_width=128, expert_depth=2, expert_heads=4, preset="compact"),
     "small": FlowConfig(preset="small"),
     "pi0": FlowConfig(image_size=(224, 224), cameras=("base", "left_wrist", "right_wrist"), state_dim=32,
                       patch_size=14, vision_width=1152, vision_depth=27, text_max_tokens=48, width=2048, depth=18,
@@ -130,7 +134,7 @@ PRESETS: dict[str, FlowConfig] = {
 
 
 def get_config(name: str, **overrides: Any) -> FlowConfig:
-    """The preset `name` ("tiny", "small", "pi0") with `overrides` applied; a near miss gets a suggestion."""
+    """The preset `name` ("tiny", "compact", "small", "pi0") with `overrides` applied; a near miss gets a suggestion."""
     if name not in PRESETS:
         close = difflib.get_close_matches(name, PRESETS, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""

@@ -1,0 +1,91 @@
+"""MP4 video in and out through the ffmpeg that imageio-ffmpeg ships (no system ffmpeg needed).
+
+Frames go in as (H, W, 3) uint8 RGB and are stored H.264 yuv420p at a constant rate, so frame k of
+a file is presented at k / fps: the timestamp LeRobot's decoders seek to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ros2_vla.errors import DatasetError
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """How camera streams are encoded. Policies train on the decoded pixels: keep the quality high."""
+
+    codec: str = "libx264"  # ffmpeg encoder; "h264" is what the stream reports
+    crf: int = 18  # constant rate factor: 0 lossless, 18 visually lossless, 23 x264's default
+    preset: str = "fast"  # x264 speed/size trade-off; the quality is set by crf
+    gop: int = 10  # frames between keyframes: small keeps random access (LeRobot seeks by timestamp) cheap
+    pix_fmt: str = "yuv420p"  # what every player and LeRobot's decoders read
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.crf <= 51 or self.gop < 1:
+            raise DatasetError(f"video settings: crf must be in [0, 51] and gop >= 1, got crf {self.crf}, gop {self.gop}")
+
+
+class VideoEncoder:
+    """One MP4 file being written by an ffmpeg subprocess."""
+
+    def __init__(self, path: Path, width: int, height: int, fps: int, settings: VideoSettings) -> None:
+        import imageio_ffmpeg
+
+        if width % 2 or height % 2:
+            raise DatasetError(f"{path}: frames of {width}x{height} cannot be stored as {settings.pix_fmt}, which needs "
+                               f"even sizes; set the camera to an even width and height")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.size, self.frames = path, (height, width), 0
+        self._gen = imageio_ffmpeg.write_frames(
+            str(path), (width, height), fps=fps, codec=settings.codec, pix_fmt_out=settings.pix_fmt, quality=None,
+            macro_block_size=1, ffmpeg_log_level="error",
+            # no B-frames: presentation order is decode order, so every decoder sees pts = k / fps from 0
+            output_params=["-crf", str(settings.crf), "-preset", settings.preset, "-g", str(settings.gop), "-bf", "0"])
+        self._gen.send(None)
+
+    def write(self, rgb: np.ndarray) -> None:
+        if rgb.shape != (*self.size, 3) or rgb.dtype != np.uint8:
+            raise DatasetError(f"{self.path}: frame {rgb.shape} {rgb.dtype} does not fit a {self.size[1]}x{self.size[0]} "
+                               f"uint8 RGB video")
+        self._gen.send(np.ascontiguousarray(rgb))
+        self.frames += 1
+
+    def close(self) -> None:
+        """Finish the file (ffmpeg writes the index); raises if ffmpeg failed."""
+        try:
+            self._gen.close()
+        except Exception as exc:  # imageio-ffmpeg raises IOError/RuntimeError with ffmpeg's own message
+            raise DatasetError(f"{self.path}: ffmpeg failed: {exc}") from exc
+
+    def size_mb(self) -> float:
+        return self.path.stat().st_size / 1e6 if self.path.exists() else 0.0
+
+
+def read_video(path: Path) -> Iterator[np.ndarray]:
+    """Every frame of an MP4 as (H, W, 3) uint8 RGB, in presentation order."""
+    import imageio_ffmpeg
+
+    gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+    try:
+        width, height = next(gen)["size"]
+        for raw in gen:
+            yield np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3)
+    except (OSError, RuntimeError, StopIteration) as exc:
+        raise DatasetError(f"{path}: cannot decode the video ({exc})") from exc
+    finally:
+        gen.close()  # ends ffmpeg when the caller stops early
+
+
+def count_frames(path: Path) -> int:
+    """Frames in an MP4 (decodes it: exact)."""
+    import imageio_ffmpeg
+
+    try:
+        return int(imageio_ffmpeg.count_frames_and_secs(str(path))[0])
+    except (OSError, RuntimeError) as exc:
+        raise DatasetError(f"{path}: cannot read the video ({exc})") from exc

@@ -1,0 +1,135 @@
+"""Closed-loop evaluation: a policy runs sim episodes on held-out seeds through the real bridge core.
+
+Each episode is `ros2_vla.sim.episode.run_episode`: the sim renders the cameras the policy reads at
+the config's resolution, the policy's chunks go through `Bridge` exactly as bridge_node plans them,
+and the task's success check decides. Held-out seeds start at `HELD_OUT_SEED`: demos for training
+are recorded with seeds below it (sim_node and `ros2-vla record` start at 0), so an evaluation
+never sees a training scene. The instruction is the task's template, a training paraphrase, or a
+held-out paraphrase (`ros2_vla.sim.phrasings`), the same one for the same seed on every run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ros2_vla.config import RobotConfig, load_robot_config
+from ros2_vla.errors import ConfigError
+from ros2_vla.evaluation.adapter import BackendPolicy
+from ros2_vla.evaluation.report import EpisodeRecord, EvalReport, summarize, write_report
+from ros2_vla.evaluation.seeds import HELD_OUT_SEED
+from ros2_vla.evaluation.video import Film
+from ros2_vla.policies.base import Policy as Backend
+from ros2_vla.sim import episode
+from ros2_vla.sim.phrasings import PHRASINGS, instruction_for
+from ros2_vla.sim.world import Simulation
+
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    episodes: int = 50  # seeds seed, seed + 1, ..., one episode each
+    seed: int = HELD_OUT_SEED  # the first seed (keep >= HELD_OUT_SEED for held-out scenes)
+    kind: str = ""  # task kind for every episode ("" = drawn from each seed, as sim_node does)
+    phrasing: str = "template"  # template | train | heldout (ros2_vla.sim.phrasings)
+    time_limit: float = 30.0  # [s] sim time before an episode counts as failed
+    policy_period: float = 0.25  # [s] sim time between chunk requests (sim_node's expert_period)
+    video_episodes: int = 3  # the first N episodes are filmed (needs an out_dir)
+    video_camera: str = ""  # "" = the robot's first world-mounted camera
+
+    def __post_init__(self) -> None:
+        if self.episodes < 1:
+            raise ConfigError(f"episodes must be >= 1, got {self.episodes}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed}")
+        if self.phrasing not in PHRASINGS:
+            raise ConfigError(f"unknown phrasing {self.phrasing!r}; use one of {PHRASINGS}")
+        if not (self.time_limit > 0 and self.policy_period > 0):
+            raise ConfigError(f"time_limit {self.time_limit} and policy_period {self.policy_period} must be > 0 [s]")
+        if self.video_episodes < 0:
+            raise ConfigError(f"video_episodes must be >= 0, got {self.video_episodes}")
+
+    @property
+    def seeds(self) -> range:
+        return range(self.seed, self.seed + self.episodes)
+
+
+class _Timed:
+    """Wraps an episode policy: wall time of each call [s], and calls that gave no chunk."""
+
+    def __init__(self, policy: episode.Policy) -> None:
+        self.policy = policy
+        self.latencies: list[float] = []
+        self.declined = 0
+
+    def reset(self) -> None:
+        self.latencies, self.declined = [], 0
+        if hasattr(self.policy, "reset"):
+            self.policy.reset()
+
+    def __call__(self, obs: episode.Observation):
+        start = time.perf_counter()
+        out = self.policy(obs)
+        self.latencies.append(time.perf_counter() - start)
+        self.declined += out is None
+        return out
+
+
+def as_episode_policy(robot: RobotConfig, policy: Backend | episode.Policy) -> episode.Policy:
+    """A vla_node backend (has `spec` and `infer`) wrapped as vla_node feeds it; an episode policy as is."""
+    if hasattr(policy, "spec") and hasattr(policy, "infer"):
+        return BackendPolicy(robot, policy)
+    if not callable(policy):
+        raise ConfigError(f"evaluate: {type(policy).__name__} is neither a policy backend nor an episode policy")
+    return policy
+
+
+def policy_name(policy: episode.Policy) -> str:
+    if isinstance(policy, episode.ExpertPolicy):
+        return "scripted_expert"
+    return getattr(policy, "name", type(policy).__name__)
+
+
+def evaluate(robot: RobotConfig | str, policy: Backend | episode.Policy, config: EvalConfig = EvalConfig(),
+             out_dir: Path | None = None, log: Callable[[str], None] | None = print) -> EvalReport:
+    """Run `config.episodes` episodes of `policy` on `robot`; return the report, and with `out_dir`
+    write results.json, summary.md and (video_episodes > 0) episodes.mp4 / episodes.gif there.
+
+    policy: a vla_node backend (`ros2_vla.policies.base.Policy`: fed through `BackendPolicy`) or any
+    `episode.Policy` callable (e.g. `episode.ExpertPolicy`); one with a `cameras` attribute gets
+    those cameras rendered into each observation. log: called with one line per episode (None: quiet).
+    """
+    robot = load_robot_config(robot) if isinstance(robot, str) else robot
+    policy = as_episode_policy(robot, policy)
+    timed = _Timed(policy)
+    cameras = tuple(getattr(policy, "cameras", ()))
+    film = Film(robot, config.video_camera) if out_dir is not None and config.video_episodes > 0 else None
+    sim = Simulation(robot, seed=config.seed)
+    records: list[EpisodeRecord] = []
+    latencies: list[float] = []
+    try:
+        for index, seed in enumerate(config.seeds):
+            task = episode.episode_task(sim, seed, config.kind)
+            instruction = instruction_for(task, config.phrasing, seed)
+            filming = film is not None and index < config.video_episodes
+            if filming:
+                film.start(f"ep {index + 1} seed {seed}", instruction)
+            result = episode.run_episode(robot, seed, config.kind, timed, sim=sim, instruction=instruction,
+                                         monitor=film.monitor if filming else None, cameras=cameras,
+                                         time_limit=config.time_limit, policy_period=config.policy_period)
+            if filming:
+                film.finish(result.success)
+            records.append(EpisodeRecord.from_result(index, result, timed.latencies, timed.declined))
+            latencies += timed.latencies
+            if log is not None:
+                log(records[-1].line(config.episodes))
+    finally:
+        sim.close()
+    report = summarize(robot.name, policy_name(policy), config, records, latencies, HELD_OUT_SEED)
+    if out_dir is not None:
+        videos = film.write(out_dir) if film is not None else []
+        report = write_report(report, out_dir, videos)
+    return report
+

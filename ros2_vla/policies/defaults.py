@@ -1,0 +1,29 @@
+"""The policies the package ships: `models/<robot>_default/`, trained here on the sim's expert demos.
+
+Each folder is a flow checkpoint (config.json, model.safetensors, norm_stats.json) with a MODEL_CARD.md
+that gives the data, the exact commands that made it and its measured results. They are found beside
+`config/`: in the ament share directory, a pip prefix's share directory, or the checkout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ros2_vla.config import config_dir
+from ros2_vla.errors import PolicyError
+
+DEFAULT_BACKEND = "flow"
+
+
+def models_dir() -> Path:
+    return config_dir().parent / "models"
+
+
+def default_model(robot: str) -> Path:
+    """The shipped default policy for `robot` (config name); PolicyError naming what exists otherwise."""
+    folder = models_dir() / f"{robot}_default"
+    if not (folder / "config.json").is_file():
+        have = sorted(p.name for p in models_dir().glob("*_default")) if models_dir().is_dir() else []
+        raise PolicyError(f"no default policy is shipped for {robot!r} (looked in {folder}; shipped: {have or 'none'}); "
+                          "give a model directory (`model` parameter / --model)")
+    return folder

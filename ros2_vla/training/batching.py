@@ -1,0 +1,121 @@
+"""Frames of a `FrameDataset` -> flow training batches, normalized exactly as `FlowPolicy` infers.
+
+Sample i of a batch is the observation at frame i (each model camera, the state) and the action chunk
+of the H = `config.horizon` frames i .. i+H-1 of the SAME episode.
+
+Past the episode's end the chunk is padded with the action of standing still, not (as LeRobot's
+clamped indices give) a copy of the last action: in a delta action space (ee_delta, joint_delta) a
+copied delta would keep the arm moving after the demonstrator stopped, so the motion dims are padded
+with 0 and the gripper dims (absolute openness in every space) hold their last value; in an absolute
+space (ee_absolute, joint_position) holding still is repeating the last target. These padded steps are
+true labels (after the demo ends the arm does stay put), so the loss keeps them, unmasked: the model
+learns to stop when a task is done rather than leaving its tail outputs unconstrained. `is_pad` is
+returned with each batch for inspection.
+
+Normalization: state z-scores (mean/std), actions q01/q99 -> [-1, 1] on the dims the mask marks, the
+gripper raw: the very `NormStats` saved in the checkpoint, so FlowPolicy undoes what training did.
+Images go through `images_to_tensor`, the function FlowPolicy's `CameraImages` uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ros2_vla.data.frames import FrameDataset
+from ros2_vla.errors import PolicyError
+from ros2_vla.policies.flow.config import FlowConfig
+from ros2_vla.policies.flow.norm import NormStats, Stats, default_action_mask
+from ros2_vla.policies.flow.preprocess import images_to_tensor
+from ros2_vla.training.augment import random_shift
+
+DELTA_SPACES = ("ee_delta", "joint_delta")  # action spaces whose non-gripper dims are motions per step
+STATE_FEATURE, ACTION_FEATURE = "observation.state", "action"  # LeRobot feature names in `stats`
+
+
+def hold_dims(action_space: str, dimension_names: Sequence[str]) -> np.ndarray:
+    """(D,) bool: True where padding repeats the last value (absolute targets, grippers), False where it
+    is 0 (per-step motions of a delta action space)."""
+    if action_space not in DELTA_SPACES:
+        return np.ones(len(dimension_names), bool)
+    return np.array(["gripper" in name for name in dimension_names], bool)
+
+
+def chunk_indices(episode_index: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """(N, H) frame indices of each frame's chunk, clamped to its episode's last frame, and (N, H) bool
+    `is_pad` (True past the episode's end). Frames of an episode must be contiguous."""
+    ep = np.asarray(episode_index)
+    n = ep.shape[0]
+    starts = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]])
+    ends = np.r_[starts[1:], n]  # exclusive
+    last = np.repeat(ends - 1, ends - starts)  # (N,) last frame of each frame's episode
+    wanted = np.arange(n)[:, None] + np.arange(horizon)[None, :]
+    return np.minimum(wanted, last[:, None]), wanted > last[:, None]
+
+
+def padded_chunks(action: np.ndarray, episode_index: np.ndarray, horizon: int,
+                  hold: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Physical action chunks (N, H, D) and is_pad (N, H): the actions of frames i .. i+H-1, padded past
+    the episode end with the last frame's value on `hold` dims and 0 elsewhere."""
+    index, is_pad = chunk_indices(episode_index, horizon)
+    chunks = np.asarray(action, np.float32)[index]
+    chunks[is_pad[..., None] & ~hold[None, None, :]] = 0.0
+    return chunks, is_pad
+
+
+def norm_stats_from_dataset(dataset: FrameDataset, dimension_names: Sequence[str]) -> NormStats:
+    """NormStats from the dataset's own stats (mean/std/q01/q99 of "action" and "observation.state"), with
+    OpenVLA's mask (grippers raw). Falls back to computing them from the frames when a feature is absent."""
+    def stats(feature: str, data: np.ndarray) -> Stats:
+        s = dataset.stats.get(feature)
+        if s is None or any(k not in s for k in ("mean", "std", "q01", "q99")):
+            return Stats.of(data)
+        return Stats(*(np.asarray(s[k], np.float32).reshape(-1) for k in ("mean", "std", "q01", "q99")))
+    return NormStats(stats(ACTION_FEATURE, dataset.action), stats(STATE_FEATURE, dataset.state),
+                     default_action_mask(tuple(dimension_names)))
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Light image augmentation: random shift by up to `shift_px` on the cameras named (train only)."""
+
+    shift_px: int = 0  # [px] at the model's image size; 0 = off
+    cameras: tuple[str, ...] = ()  # cameras to shift (fixed cameras; a wrist view moves with the gripper)
+
+
+class ChunkBatcher:
+    """Turns frame indices into training batches; the chunks are built and normalized once, up front."""
+
+    def __init__(self, dataset: FrameDataset, config: FlowConfig, norm_stats: NormStats,
+                 augment: Augment = Augment()) -> None:
+        self.dataset, self.config, self.augment = dataset, config, augment
+        hold = hold_dims(config.action_space, config.dimension_names)
+        chunks, is_pad = padded_chunks(dataset.action, dataset.episode_index, config.horizon, hold)
+        self.actions = torch.from_numpy(norm_stats.normalize_actions(chunks))  # (N, H, D)
+        self.is_pad = torch.from_numpy(is_pad)  # (N, H)
+        self.state = torch.from_numpy(norm_stats.normalize_state(dataset.state))  # (N, S)
+        self.instructions = [dataset.tasks[int(t)] for t in dataset.task_index]
+
+    def __len__(self) -> int:
+        return self.actions.shape[0]
+
+    def batch(self, indices: Sequence[int] | np.ndarray | torch.Tensor,
+              generator: torch.Generator | None = None, train: bool = True) -> dict:
+        """Batch for frames `indices`: "images" camera -> (B, 3, h, w) in [-1, 1], "state" (B, S),
+        "instruction" B strings, "actions" (B, H, D) normalized, "is_pad" (B, H). Augmented when `train`
+        (random draws from `generator`)."""
+        idx = torch.as_tensor(np.asarray(indices), dtype=torch.int64)
+        if idx.numel() == 0:
+            raise PolicyError("an empty batch was asked for")
+        images = {}
+        for camera in self.config.cameras:
+            frames = self.dataset.images[camera][idx.numpy()]
+            x = images_to_tensor(frames, self.config.image_size)
+            if train and self.augment.shift_px > 0 and camera in self.augment.cameras:
+                x = random_shift(x, self.augment.shift_px, generator)
+            images[camera] = x
+        return {"images": images, "state": self.state[idx], "actions": self.actions[idx],
+                "is_pad": self.is_pad[idx], "instruction": [self.instructions[i] for i in idx.tolist()]}

@@ -1,0 +1,179 @@
+"""`ros2-vla train DATASET OUT`: train the flow backend (or an OpenVLA LoRA) on a converted dataset.
+
+    ros2-vla train data/franka_pick models/franka_pick --preset compact --steps 3000
+    ros2-vla train data/franka_pick models/franka_pick --resume           # after a stop or Ctrl-C
+    ros2-vla train data/franka_pick models/ft --init models/franka_pick   # fine-tune a checkpoint
+    ros2-vla launch franka --sim --policy flow --model models/franka_pick
+
+DATASET is a LeRobot v3.0 folder from `ros2-vla convert`. Options left out take the defaults of
+`ros2_vla.training.run_config.TrainConfig`; with --resume they take the run's saved values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+# Options that are TrainConfig fields of the same name (argparse dest = field).
+FIELDS = ("preset", "init", "steps", "batch_size", "lr", "warmup_steps", "weight_decay", "grad_clip", "seed",
+          "augment_shift", "val_episodes", "save_every", "log_every", "keep_last", "device", "threads")
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("dataset", help="LeRobot v3.0 dataset folder (ros2-vla convert ... --to lerobot)")
+    parser.add_argument("out", help="output folder: final model, checkpoints/, train_log.jsonl, loss_curve.png")
+    parser.add_argument("--policy", choices=("flow", "openvla"), default="flow",
+                        help="flow: the pi0-style backend (default); openvla: a LoRA fine-tune (GPU job)")
+    parser.add_argument("--preset", help="flow preset fitted to the dataset's robot: tiny | compact (default) | small | pi0")
+    parser.add_argument("--init", help="fine-tune this checkpoint folder instead of a new model (same shapes); "
+                        "with --policy openvla: the base model")
+    parser.add_argument("--steps", type=int, help="optimizer steps in all (default 2000)")
+    parser.add_argument("--batch-size", type=int, help="frames per step (default 32)")
+    parser.add_argument("--lr", type=float, help="peak learning rate (default 3e-4; 5e-5 with --init)")
+    parser.add_argument("--warmup-steps", type=int, help="linear warmup, then cosine (default steps/10, <= 500)")
+    parser.add_argument("--weight-decay", type=float, help="AdamW weight decay on matrices (default 1e-4)")
+    parser.add_argument("--grad-clip", type=float, help="max gradient norm (default 1.0)")
+    parser.add_argument("--save-every", type=int, help="steps between checkpoints, validation and plot (default 500)")
+    parser.add_argument("--log-every", type=int, help="steps between train_log.jsonl records (default 10)")
+    parser.add_argument("--keep-last", type=int, help="checkpoints kept, 0 = all (default 3)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in OUT from its newest checkpoint")
+    parser.add_argument("--seed", type=int, help="seed of init, batches, augmentation and noise (default 0)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: every core)")
+    parser.add_argument("--device", help="auto (default: CUDA when present), cpu or cuda[:N]")
+    parser.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"),
+                        help="model image size [px] (default: the preset's); frames are resized to it on load")
+    parser.add_argument("--augment-shift", type=int,
+                        help="max random shift [px] of fixed cameras' images (default 4%% of the size; 0 = off)")
+    parser.add_argument("--val-episodes", type=int, help="hold out K episodes and log their loss (default 0)")
+    parser.add_argument("--episodes", type=int, nargs="+", help="train on these episode indices only")
+    parser.add_argument("--override", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="FlowConfig fields over the preset, e.g. horizon=16 width=192 (JSON values)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs still written)")
+    lora = parser.add_argument_group("--policy openvla (LoRA on --init, the base OpenVLA-format checkpoint)")
+    lora.add_argument("--lora-rank", type=int, help="LoRA rank (default 32, as OpenVLA)")
+    lora.add_argument("--lora-alpha", type=float, help="LoRA alpha (default min(rank, 16))")
+    lora.add_argument("--lora-dropout", type=float, help="LoRA dropout (default 0)")
+    lora.add_argument("--quantization", help="4bit (QLoRA) | bf16 | fp32 (default bf16 on CUDA, fp32 on CPU)")
+    lora.add_argument("--camera", help="the camera the model sees (default the dataset's first)")
+    lora.add_argument("--unnorm-key", help="name of the saved action statistics (default the dataset folder's name)")
+    lora.add_argument("--trust-remote-code", action="store_true", default=None,
+                      help="run model code shipped in the base checkpoint (real OpenVLA checkpoints need it)")
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """["horizon=16", "text_encoder=hash"] -> {"horizon": 16, "text_encoder": "hash"} (JSON, else text)."""
+    from ros2_vla.errors import PolicyError
+
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise PolicyError(f"--override {item!r}: expected KEY=VALUE, e.g. horizon=16")
+        try:
+            overrides[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key.strip()] = value
+    return overrides
+
+
+def given_options(args: argparse.Namespace) -> dict[str, Any]:
+    """TrainConfig fields set on the command line (options left out are absent)."""
+    given = {name: getattr(args, name) for name in FIELDS if getattr(args, name) is not None}
+    if args.image_size is not None:
+        given["image_size"] = tuple(args.image_size)
+    if args.override:
+        given["overrides"] = parse_overrides(args.override)
+    if args.no_progress:
+        given["progress"] = False
+    return given
+
+
+def model_image_size(args: argparse.Namespace, given: dict[str, Any]) -> tuple[int, int]:
+    """The image size the model reads, known before the dataset is loaded (so frames load at that size)."""
+    from pathlib import Path
+
+    from ros2_vla.errors import PolicyError
+    from ros2_vla.policies.flow.checkpoint import read_config
+    from ros2_vla.policies.flow.config import get_config
+    from ros2_vla.training.checkpoints import latest_checkpoint
+
+    if args.resume:
+        folder = latest_checkpoint(args.out)
+        if folder is None:
+            raise PolicyError(f"--resume: {args.out} has no complete checkpoint (checkpoints/step_*) to continue; "
+                              "start it without --resume")
+        return read_config(folder).image_size
+    if args.init:
+        return read_config(Path(args.init)).image_size
+    size = given.get("image_size") or given.get("overrides", {}).get("image_size")
+    return tuple(size) if size else get_config(given.get("preset", "compact")).image_size
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.policy == "openvla":
+        return run_openvla(args)
+    _refuse_options(args, OPENVLA_ONLY, "flow")
+    from ros2_vla.data.lerobot_reader import load_lerobot_dataset
+    from ros2_vla.training.run_config import TrainConfig
+    from ros2_vla.training.trainer import check_new_run, resume_flow, train_flow
+
+    given = given_options(args)
+    if not args.resume:
+        check_new_run(args.out)  # before minutes of video decoding, not after
+    size = model_image_size(args, given)
+    dataset = load_lerobot_dataset(args.dataset, image_size=size, episodes=args.episodes, progress=not args.no_progress)
+    if args.resume:
+        result = resume_flow(dataset, args.out, **given)
+    else:
+        result = train_flow(dataset, args.out, TrainConfig(**given))
+    if result.interrupted:
+        print(f"stopped at step {result.step}; checkpoint saved. Continue with: "
+              f"ros2-vla train {args.dataset} {args.out} --resume")
+        return 130
+    val = f", validation loss {result.val_loss:.4f}" if result.val_loss is not None else ""
+    print(f"trained to step {result.step} ({result.steps_per_s:.2f} steps/s); loss {result.loss:.4f}{val}\n"
+          f"model: {result.out}  (ros2-vla launch {dataset.robot} --sim --policy flow --model {result.out})")
+    return 0
+
+
+FLOW_ONLY = ("preset", "warmup_steps", "weight_decay", "grad_clip", "augment_shift", "val_episodes", "image_size",
+             "threads")
+OPENVLA_ONLY = ("lora_rank", "lora_alpha", "lora_dropout", "quantization", "camera", "unnorm_key", "trust_remote_code")
+
+
+def _refuse_options(args: argparse.Namespace, names: tuple[str, ...], policy: str) -> None:
+    from ros2_vla.errors import PolicyError
+
+    given = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n, None) is not None]
+    if policy == "openvla" and args.override:
+        given.append("--override")
+    if given:
+        raise PolicyError(f"{', '.join(given)}: not an option of --policy {policy}")
+
+
+def run_openvla(args: argparse.Namespace) -> int:
+    """OpenVLA LoRA fine-tune of --init (`ros2_vla.training.openvla_lora.train_lora`)."""
+    from ros2_vla.training.openvla_lora import train_lora
+
+    _refuse_options(args, FLOW_ONLY, "openvla")
+    dataset = args.dataset
+    if args.episodes:
+        from ros2_vla.data.lerobot_reader import load_lerobot_dataset
+
+        dataset = load_lerobot_dataset(args.dataset, image_size=None, episodes=args.episodes,
+                                       progress=not args.no_progress)
+    result = train_lora(dataset, args.out, args.init, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                        rank=args.lora_rank, alpha=args.lora_alpha, dropout=args.lora_dropout,
+                        save_every=args.save_every, resume=args.resume, seed=args.seed, device=args.device,
+                        quantization=args.quantization, camera=args.camera, unnorm_key=args.unnorm_key,
+                        trust_remote_code=args.trust_remote_code, log_every=args.log_every,
+                        keep_last=args.keep_last, progress=False if args.no_progress else None)
+    if result.interrupted:
+        print(f"stopped at step {result.step}; checkpoint saved. Continue with: "
+              f"ros2-vla train {args.dataset} {args.out} --policy openvla --resume")
+        return 130
+    print(f"trained to step {result.step} ({result.steps_per_s:.2f} steps/s); loss {result.loss:.4f}\n"
+          f"model: {result.out}  (ros2-vla launch ROBOT --sim --policy openvla --model {result.out})")
+    return 0

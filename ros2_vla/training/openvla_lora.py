@@ -1,0 +1,272 @@
+"""OpenVLA LoRA fine-tuning on a converted dataset, as OpenVLA's `vla-scripts/finetune.py` does it.
+
+    result = train_lora("data/franka_pick", "models/openvla_franka", "models/openvla-7b", steps=5000,
+                        trust_remote_code=True)       # a GPU job: bf16, or quantization="4bit" (QLoRA)
+    ros2-vla launch franka --sim --policy openvla --model models/openvla_franka
+
+LoRA (peft) on every linear layer of the base checkpoint, AdamW at a constant rate, cross-entropy on the
+action tokens and the stop token only (`openvla_data`). OUT afterwards holds:
+
+- the merged model (config.json, weights, processor files) with the dataset's statistics in its
+  config.json `norm_stats` and in dataset_statistics.json under `unnorm_key`: what `OpenVlaPolicy` and
+  vla_node load (the base's own statistics are left out, so the one key needs no `unnorm_key`);
+- adapter/: the LoRA weights alone (adapter_config.json names the base dir), for `merge_lora` or peft;
+- checkpoints/step_XXXXXX/: adapter + training_state.pt (optimizer, step, random state) to resume from;
+- openvla_lora_run.json, train_log.jsonl (loss, action-token accuracy, L1 in normalized units) and
+  loss_curve.png.
+
+Batches are a pure function of (seed, step), and the random state is saved, so a resumed run repeats
+the uninterrupted run's steps (same device). Ctrl-C finishes the step, saves a checkpoint and returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ros2_vla.data.frames import FrameDataset
+from ros2_vla.errors import PolicyError
+from ros2_vla.training.checkpoints import TRAINING_STATE, checkpoint_dir, latest_checkpoint, list_checkpoints
+from ros2_vla.training.compat import check_frames
+from ros2_vla.training.log import PLOT_FILE, TrainLog
+from ros2_vla.training.openvla_data import ExampleSource, action_norm, batch_indices
+from ros2_vla.training.openvla_merge import ADAPTER_DIR, merge_lora
+from ros2_vla.training.openvla_metrics import action_metrics, plot_lora_log
+from ros2_vla.training.openvla_run import RUN_FILE, LoraTrainConfig, resume_run, save_run
+
+STATE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class LoraResult:
+    out: Path  # the run folder (the merged model inside when not interrupted)
+    step: int  # optimizer steps completed
+    loss: float  # mean training loss of the last logged window
+    wall_s: float  # [s] this call's training time
+    steps_per_s: float  # this call's mean rate
+    interrupted: bool  # stopped by SIGINT before `steps` (a checkpoint was saved)
+
+
+def train_lora(
+    dataset: str | Path | FrameDataset, out_dir: str | Path, model_dir: str | Path | None = None, *,
+    steps: int | None = None, batch_size: int | None = None, lr: float | None = None, rank: int | None = None,
+    alpha: float | None = None, dropout: float | None = None, save_every: int | None = None, resume: bool = False,
+    seed: int | None = None, device: str | None = None, quantization: str | None = None, camera: str | None = None,
+    unnorm_key: str | None = None, trust_remote_code: bool | None = None, log_every: int | None = None,
+    keep_last: int | None = None, threads: int | None = None, progress: bool | None = None,
+) -> LoraResult:
+    """Fine-tune `model_dir` with LoRA on `dataset` (a LeRobot v3.0 folder or a FrameDataset) into `out_dir`.
+
+    Options left as None take `LoraTrainConfig`'s defaults, or with `resume=True` the run's saved values
+    (then only steps, device, threads, progress, save_every, log_every and keep_last may differ).
+    """
+    given = {k: v for k, v in dict(
+        model_dir=None if model_dir is None else str(model_dir), steps=steps, batch_size=batch_size, lr=lr,
+        rank=rank, alpha=alpha, dropout=dropout, save_every=save_every, seed=seed, device=device,
+        quantization=quantization, camera=camera, unnorm_key=unnorm_key, trust_remote_code=trust_remote_code,
+        log_every=log_every, keep_last=keep_last, threads=threads, progress=progress).items() if v is not None}
+    out = Path(out_dir)
+    data = _load_dataset(dataset, given.get("progress", True))
+    check_frames(data)
+    if resume:
+        config = resume_run(out, data, given)
+        folder = latest_checkpoint(out)
+        if folder is None:
+            raise PolicyError(f"resume: {out} has no complete checkpoint yet (checkpoints/step_*); start it again")
+        return _LoraRun(data, out, config).train(folder, _load_state(folder))
+    if (out / RUN_FILE).exists() or list_checkpoints(out):
+        raise PolicyError(f"{out} already holds a training run; resume it, or choose another folder")
+    if "model_dir" not in given:
+        raise PolicyError("openvla lora: give the base checkpoint dir (model_dir) to fine-tune")
+    from ros2_vla.policies.openvla.loading import resolve_device
+
+    config = LoraTrainConfig(**given).resolved(data, resolve_device(given.get("device", "auto")))
+    run = _LoraRun(data, out, config)  # a bad model, camera or device fails before OUT is written
+    out.mkdir(parents=True, exist_ok=True)
+    save_run(out, config, data)
+    TrainLog(out).path.write_text("")
+    return run.train(None, None)
+
+
+def _load_dataset(dataset: str | Path | FrameDataset, progress: bool) -> FrameDataset:
+    if isinstance(dataset, FrameDataset):
+        return dataset
+    from ros2_vla.data.lerobot_reader import load_lerobot_dataset
+
+    return load_lerobot_dataset(dataset, image_size=None, progress=progress)  # the processor resizes
+
+
+def _load_state(folder: Path) -> dict[str, Any]:
+    path = folder / TRAINING_STATE
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch.load raises many kinds (pickle, zip, runtime) for a damaged file
+        raise PolicyError(f"{path} is not a readable training state ({type(e).__name__}: {e}); "
+                          "delete that checkpoint folder to resume from the one before") from e
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or state.get("kind") != "openvla_lora":
+        raise PolicyError(f"{path} is not an OpenVLA LoRA training state (format {STATE_FORMAT})")
+    return state
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def _sigint_flag():
+    """Yields a dict whose "stop" turns True on SIGINT (main thread only; elsewhere nothing is caught)."""
+    flag = {"stop": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: flag.update(stop=True))
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def with_lora(model: Any, config: LoraTrainConfig) -> Any:
+    """The peft model: LoRA on all linear layers (the output head excepted), everything else frozen."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if config.quantization == "4bit":
+        # fp32 norms, input grads, gradient checkpointing (as OpenVLA's QLoRA path)
+        model = prepare_model_for_kbit_training(model, gradient_checkpointing_kwargs={"use_reentrant": False})
+    torch.manual_seed(config.seed)  # the Gaussian LoRA init
+    lora = LoraConfig(r=config.rank, lora_alpha=config.lora_alpha, lora_dropout=config.dropout,
+                      target_modules="all-linear", init_lora_weights="gaussian")
+    return get_peft_model(model, lora)
+
+
+class _LoraRun:
+    """One call's training loop: base model + LoRA, examples, optimizer."""
+
+    def __init__(self, dataset: FrameDataset, out: Path, config: LoraTrainConfig) -> None:
+        from ros2_vla.policies.openvla.decoding import action_id_range, action_vocab_size, num_action_bins
+        from ros2_vla.policies.openvla.loading import load_checkpoint
+        from ros2_vla.policies.openvla.prompt import suffix_token_id
+
+        self.dataset, self.out, self.config = dataset, out, config
+        loaded = load_checkpoint(config.model_dir, config.quantization, config.device, config.trust_remote_code)
+        self.device, self.dtype, self.processor = loaded.device, loaded.dtype, loaded.processor
+        if self.device.type == "cpu":
+            torch.set_num_threads(config.threads or _cores())  # one per core: oversubscribed OpenMP crawls
+        tokenizer = loaded.processor.tokenizer
+        self.num_bins = num_action_bins(loaded.model.config)
+        self.vocab_size = action_vocab_size(loaded.model.config, tokenizer, self.num_bins)
+        self.first_action_id = action_id_range(self.vocab_size, self.num_bins)[0]
+        self.norm = action_norm(dataset)
+        self.source = ExampleSource(dataset, loaded.processor, config.camera, self.norm, self.vocab_size,
+                                    self.num_bins, suffix_token_id(tokenizer, "auto"))
+        self.model = with_lora(loaded.model, config)
+        self.model.train()
+        self.optimizer = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad], lr=config.lr)
+        self.log = TrainLog(out)
+
+    def _restore(self, folder: Path, state: dict[str, Any]) -> int:
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        set_peft_model_state_dict(self.model, load_file(str(folder / "adapter_model.safetensors"), device=str(self.device)))
+        self.optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        self.log.truncate(state["step"])
+        return int(state["step"])
+
+    def train(self, folder: Path | None, state: dict[str, Any] | None) -> LoraResult:
+        from tqdm import tqdm
+
+        step = self._restore(folder, state) if state is not None else 0
+        first, t0 = step, time.perf_counter()
+        window: list[dict[str, float]] = []
+        window_t0, loss = t0, float("nan")
+        bar = tqdm(total=self.config.steps, initial=step, unit="step", dynamic_ncols=True, disable=not self.config.progress)
+        with _sigint_flag() as flag, bar:
+            while step < self.config.steps and not flag["stop"]:
+                metrics = self._step(step)
+                step += 1
+                window.append(metrics)
+                bar.update(1)
+                bar.set_postfix(loss=f"{metrics['loss']:.4f}", acc=f"{metrics['action_accuracy']:.2f}")
+                if step % self.config.log_every == 0 or step == self.config.steps:
+                    now = time.perf_counter()
+                    record = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
+                    loss = record["loss"]
+                    self.log.append({"step": step, **record, "lr": self.config.lr,
+                                     "steps_per_s": len(window) / (now - window_t0), "wall_s": now - t0})
+                    window, window_t0 = [], now
+                if step % self.config.save_every == 0 and step < self.config.steps:
+                    saving = time.perf_counter()
+                    self._save(step)
+                    window_t0 += time.perf_counter() - saving  # steps/s counts training, not saving
+        if window:
+            loss = float(np.mean([m["loss"] for m in window]))
+        wall = time.perf_counter() - t0
+        interrupted = step < self.config.steps
+        if step > first or folder is None:
+            self._save(step)
+        if not interrupted:
+            self._finish()
+        return LoraResult(self.out, step, loss, wall, (step - first) / wall if wall > 0 else 0.0, interrupted)
+
+    def _step(self, step: int) -> dict[str, float]:
+        indices = batch_indices(step, self.config.batch_size, len(self.source), self.config.seed)
+        batch = {k: v.to(self.device) for k, v in self.source.batch(indices).items()}
+        batch["pixel_values"] = batch["pixel_values"].to(self.dtype)
+        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" and self.dtype == torch.bfloat16
+                    else contextlib.nullcontext())
+        with autocast:
+            output = self.model(**batch)
+        loss = output.loss
+        if not torch.isfinite(loss):
+            raise PolicyError(f"training loss became {loss.item()} at step {step + 1}; lower lr or check the dataset")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        metrics = action_metrics(output.logits.detach(), batch["labels"], self.first_action_id, self.vocab_size,
+                                 self.num_bins)
+        return {"loss": float(loss.item()), **metrics}
+
+    def _save(self, step: int) -> None:
+        """checkpoints/step_XXXXXX: the adapter and the training state, written under a temporary name."""
+        final = checkpoint_dir(self.out, step)
+        tmp = final.with_name(final.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.model.save_pretrained(tmp)  # a peft model saves only its adapter
+        state = {"format": STATE_FORMAT, "kind": "openvla_lora", "step": step, "optimizer": self.optimizer.state_dict(),
+                 "torch_rng": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        torch.save(state, tmp / TRAINING_STATE)
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+        if self.config.keep_last > 0:
+            for _, old in list_checkpoints(self.out)[:-self.config.keep_last]:
+                shutil.rmtree(old, ignore_errors=True)
+        plot_lora_log(self.log.read(), self.out / PLOT_FILE, title=f"{self.out.name}: OpenVLA LoRA r{self.config.rank}")
+
+    def _finish(self) -> None:
+        """The final adapter, then the merged model with the dataset's statistics, into OUT."""
+        adapter = self.out / ADAPTER_DIR
+        shutil.rmtree(adapter, ignore_errors=True)
+        self.model.save_pretrained(adapter)
+        stats = {self.config.unnorm_key: self.norm.openvla_stats(len(self.dataset), self.dataset.num_episodes)}
+        del self.model, self.optimizer  # the merge reloads the base unquantized: free the training copy first
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        merge_lora(adapter, self.out, stats, base=self.config.model_dir, device=str(self.device),
+                   dtype="fp32" if self.config.quantization == "fp32" else "bf16",
+                   trust_remote_code=self.config.trust_remote_code)

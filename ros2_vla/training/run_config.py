@@ -1,0 +1,108 @@
+"""What one training run is: `TrainConfig`, saved as OUT/train_config.json so `--resume` continues it.
+
+Fields that shape the result (model source, optimizer, batch, seed, augmentation, validation split)
+are fixed for a run's life; resuming with other values is refused rather than silently changing the
+run. `RUNTIME_FIELDS` (how long and where it runs) may change on resume; raising `steps` extends the
+cosine schedule from there on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ros2_vla.data.frames import FrameDataset
+from ros2_vla.errors import PolicyError
+from ros2_vla.training.augment import default_shift_px
+from ros2_vla.training.optim import auto_warmup
+
+RUN_FILE = "train_config.json"
+RUNTIME_FIELDS = ("steps", "device", "threads", "progress", "save_every", "log_every", "keep_last")
+LR_NEW, LR_FINETUNE = 3e-4, 5e-5  # peak learning rates: training from scratch / fine-tuning a checkpoint
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # -- the model
+    preset: str = "compact"  # flow preset fitted to the dataset's robot (ignored with `init`)
+    init: str = ""  # checkpoint folder to fine-tune instead ("" = new model from `preset`)
+    overrides: dict[str, Any] = field(default_factory=dict)  # FlowConfig fields over the preset
+    image_size: tuple[int, int] | None = None  # (height, width) [px] of the model; None = the preset's
+    # -- optimization
+    steps: int = 2000  # optimizer steps in all
+    batch_size: int = 32
+    lr: float | None = None  # peak learning rate; None = LR_NEW, or LR_FINETUNE with `init`
+    warmup_steps: int | None = None  # None = a tenth of `steps`, at most 500
+    weight_decay: float = 1e-4  # AdamW, on weight matrices only
+    grad_clip: float = 1.0  # max global gradient norm
+    seed: int = 0  # model init, batch order, augmentation, flow noise and time
+    # -- data
+    augment_shift: int | None = None  # [px] max random shift of fixed cameras; None = 4 % of the image, 0 = off
+    val_episodes: int = 0  # episodes held out for validation loss (chosen by `seed`); 0 = none
+    # -- bookkeeping (may change on resume)
+    save_every: int = 500  # [steps] between checkpoints (and validation, and the plot)
+    log_every: int = 10  # [steps] between train_log.jsonl records
+    keep_last: int = 3  # checkpoints kept (0 = all)
+    device: str = "auto"  # "cpu", "cuda[:N]" or "auto" (CUDA when present)
+    threads: int = 0  # torch CPU threads; 0 = every core this process may use
+    progress: bool = True  # tqdm progress bar
+
+    def __post_init__(self) -> None:
+        if self.image_size is not None:
+            object.__setattr__(self, "image_size", tuple(self.image_size))
+        for name in ("steps", "batch_size", "save_every", "log_every"):
+            if getattr(self, name) <= 0:
+                raise PolicyError(f"training: {name} must be positive, got {getattr(self, name)}")
+        for name in ("val_episodes", "keep_last", "threads"):
+            if getattr(self, name) < 0:
+                raise PolicyError(f"training: {name} must be >= 0, got {getattr(self, name)}")
+        if self.lr is not None and self.lr <= 0:
+            raise PolicyError(f"training: lr must be > 0, got {self.lr}")
+
+    def resolved(self, image_size: tuple[int, int]) -> TrainConfig:
+        """Defaults that depend on the run filled in, so the saved file says what was used."""
+        return dataclasses.replace(
+            self, lr=self.lr if self.lr is not None else (LR_FINETUNE if self.init else LR_NEW),
+            warmup_steps=self.warmup_steps if self.warmup_steps is not None else auto_warmup(self.steps),
+            augment_shift=self.augment_shift if self.augment_shift is not None else default_shift_px(image_size))
+
+
+def dataset_fingerprint(dataset: FrameDataset) -> dict[str, Any]:
+    return {"root": str(dataset.root), "robot": dataset.robot, "frames": len(dataset),
+            "episodes": dataset.num_episodes}
+
+
+def save_run(out: Path, config: TrainConfig, dataset: FrameDataset, val_episodes: list[int]) -> None:
+    doc = {"config": dataclasses.asdict(config), "dataset": dataset_fingerprint(dataset),
+           "val_episodes": val_episodes}
+    (out / RUN_FILE).write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def resume_run(out: Path, dataset: FrameDataset, given: dict[str, Any]) -> tuple[TrainConfig, list[int]]:
+    """The run saved in OUT with the RUNTIME_FIELDS of `given` applied; PolicyError when the file is
+    missing, the dataset is another one, or `given` changes a field fixed for the run."""
+    path = out / RUN_FILE
+    try:
+        doc = json.loads(path.read_text())
+        saved = TrainConfig(**doc["config"])
+    except FileNotFoundError as e:
+        raise PolicyError(f"--resume: {path} is missing; {out} holds no training run to continue") from e
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise PolicyError(f"--resume: {path} is unreadable ({e}); start a new run in another folder") from e
+    unknown = sorted(set(given) - set(saved.__dataclass_fields__))
+    if unknown:
+        raise PolicyError(f"training: unknown settings {unknown}")
+    changed = sorted(k for k, v in given.items() if k not in RUNTIME_FIELDS and v != getattr(saved, k))
+    if changed:
+        raise PolicyError(f"--resume continues {out} with its saved settings; {changed} cannot change "
+                          f"(saved: {', '.join(f'{k}={getattr(saved, k)!r}' for k in changed)}); drop them, "
+                          "or start a new run in another folder")
+    fingerprint = dataset_fingerprint(dataset)
+    if any(doc.get("dataset", {}).get(k) != fingerprint[k] for k in ("robot", "frames", "episodes")):
+        raise PolicyError(f"--resume: {out} was trained on {doc.get('dataset')}, this dataset is {fingerprint}; "
+                          "resume with the same dataset or start a new run")
+    runtime = {k: v for k, v in given.items() if k in RUNTIME_FIELDS}
+    return dataclasses.replace(saved, **runtime), [int(e) for e in doc.get("val_episodes", [])]

@@ -1,0 +1,122 @@
+"""`ros2-vla teleop` over real DDS: keys through a pipe move the simulated arm's TCP the right way
+through bridge_node, and space closes the gripper."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+
+import numpy as np
+import pytest
+from helpers import cli, launched, wait_for
+
+pytest.importorskip("rclpy")
+from rclpy.qos import qos_profile_sensor_data  # noqa: E402
+from sensor_msgs.msg import JointState  # noqa: E402
+
+from ros2_vla.bringup import NAMES  # noqa: E402
+from ros2_vla.config import load_robot_config  # noqa: E402
+from ros2_vla.kinematics.model import ArmModel  # noqa: E402
+from ros2_vla.msg import ActionChunk  # noqa: E402
+from ros2_vla.ros.qos import COMMAND  # noqa: E402
+
+ROBOT = load_robot_config("franka")
+ARM = ROBOT.arms[0]
+
+
+class ArmWatch:
+    """Latest TCP position [m] (arm base frame, FK of /joint_states) and gripper joint position."""
+
+    def __init__(self, node) -> None:
+        self.model = ArmModel.from_arm(ARM)
+        self._msg: JointState | None = None
+        self._lock = threading.Lock()
+        node.create_subscription(JointState, ROBOT.joint_states_topic, self._on, qos_profile_sensor_data)
+
+    def _on(self, msg: JointState) -> None:
+        with self._lock:
+            self._msg = msg
+
+    def read(self) -> tuple[np.ndarray, float] | None:
+        with self._lock:
+            msg = self._msg
+        if msg is None:
+            return None
+        index = {n: i for i, n in enumerate(msg.name)}
+        q = np.array([msg.position[index[n]] for n in ARM.chain.joint_names])
+        return self.model.fk(q)[:3, 3], float(msg.position[index[ARM.gripper.joint]])
+
+    def settled(self, seconds: float = 0.6) -> tuple[np.ndarray, float]:
+        time.sleep(seconds)  # the last chunk (0.3 s) plays out
+        return self.read()
+
+
+def _teleop(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(cli("teleop", "franka", *args), cwd="/", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, bufsize=1)
+
+
+def _send(proc: subprocess.Popen, lines: list[str]) -> None:
+    for line in lines:
+        proc.stdin.write(line + "\n")
+    proc.stdin.flush()
+
+
+@pytest.mark.slow
+def test_keys_through_a_pipe_move_the_sim_arm_and_close_the_gripper(ros_node):
+    arm = ArmWatch(ros_node)
+    chunks: list[ActionChunk] = []
+    ros_node.create_subscription(ActionChunk, NAMES.action_chunk, chunks.append, COMMAND)
+    with launched("franka", "--sim", "--enable") as graph:
+        wait_for(arm.read, 30, "joint states from the sim")
+        proc = _teleop("--speed", "0.4", "--instruction", "push the cube")
+        try:
+            assert proc.stdout.readline().startswith("teleop franka: reading keys"), "teleop did not start"
+            start, finger0 = arm.settled(0.2)
+            assert finger0 > 0.9 * ARM.gripper.open_position, "the gripper should start open"
+
+            _send(proc, ["w"] * 10)  # 10 ticks forward (+x) at 10 Hz
+            wait_for(lambda: len(chunks) >= 10, 15, "ten teleop chunks")
+            after_x, _ = arm.settled()
+            dx, dy, dz = after_x - start
+            assert dx > 0.05, f"TCP moved {after_x - start} m; expected forward (+x) by several cm"
+            assert abs(dy) < 0.2 * dx and abs(dz) < 0.2 * dx, f"TCP moved off the x axis: {after_x - start}"
+
+            _send(proc, ["d"] * 8)  # right (-y)
+            wait_for(lambda: len(chunks) >= 18, 15, "eight more chunks")
+            after_y, _ = arm.settled()
+            d = after_y - after_x
+            assert d[1] < -0.04 and abs(d[0]) < 0.2 * abs(d[1]), f"TCP moved {d} m; expected right (-y)"
+
+            _send(proc, [" "])
+            wait_for(lambda: arm.read()[1] < 0.1 * ARM.gripper.open_position, 10, "the gripper to close")
+            proc.stdin.close()  # end of input: teleop exits
+            assert proc.wait(timeout=15) == 0
+            output = proc.stdout.read()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert "gripper close" in output and "Traceback" not in output, output
+        assert graph.poll() is None, "the launcher died"
+    ours = [c for c in chunks if c.policy == "teleop:keyboard"]
+    assert [c.sequence for c in ours] == list(range(1, len(ours) + 1))  # fresh sequence, none lost
+    assert all(c.instruction == "push the cube" and c.embodiment == "franka" for c in ours)
+    assert list(ours[0].dimension_names) == list(ROBOT.action.dimension_names)
+    stamps = [c.header.stamp.sec + c.header.stamp.nanosec * 1e-9 for c in ours]
+    assert all(b > a for a, b in zip(stamps, stamps[1:])), "each chunk needs a fresh stamp"
+
+
+def test_joint_position_robot_is_one_clear_line():
+    out = subprocess.run(cli("teleop", "aloha"), cwd="/", input="", capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "ee_delta" in lines[0] and "Traceback" not in out.stderr, out.stderr
+
+
+def test_without_a_bridge_it_says_so():
+    out = subprocess.run(cli("teleop", "franka", "--timeout", "1"), cwd="/", input="w\n", capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 2
+    assert "nobody subscribes to /vla/action_chunk" in out.stderr and "Traceback" not in out.stderr, out.stderr
