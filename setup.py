@@ -21,6 +21,8 @@ setup(
         (f"share/{package_name}", ["package.xml"]),
         (f"share/{package_name}/launch", glob("launch/*.launch.py")),
         (f"share/{package_name}/config", glob("config/*")),
+        (f"share/{package_name}/msg", glob("msg/*.msg")),  # bag type definitions (ros2_vla.data.typestore)
+        *[(f"share/{package_name}/{d}", glob(f"{d}/*")) for d in sorted(glob("models/*_default"))],
     ],
     install_requires=["numpy", "PyYAML"],
     python_requires=">=3.10",

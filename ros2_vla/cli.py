@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the first episode's scene and task")
     p.add_argument("--out", default="out/demo", help="folder for the video, GIF and summary")
     p.add_argument("--timeout", type=float, default=45.0, help="[s] per episode")
-    p.add_argument("--policy", default="flow", help="vla_node backend (default flow), or expert: the sim's scripted expert")
+    p.add_argument("--policy", default="expert", help="expert (default): the sim's scripted expert; or a vla_node backend (flow)")
     p.add_argument("--model", default="", help="model directory (default: the policy shipped for the robot)")
     p.add_argument("--phrasing", default="template", choices=("template", "train", "heldout"),
                    help="how the sim words each task; heldout: wording no training demo used")

@@ -26,7 +26,8 @@ def test_expert_episodes_print_the_rate_and_write_the_files(tmp_path):
 
 @pytest.mark.parametrize(("args", "message"), [
     (("franka", "--policy", "flow", "--model", "/nonexistent/model"), "model folder /nonexistent/model does not exist"),
-    (("franka", "--policy", "flow"), "--policy flow needs --model"),
+    (("franka", "--policy", "openvla"), "--policy openvla needs --model"),
+    (("aloha", "--policy", "flow"), "no default policy is shipped for 'aloha'"),
     (("franka", "--policy", "expert", "--kind", "bimanual_pick"), "task kind 'bimanual_pick' is not one franka does"),
     (("franka", "--policy", "expert", "--episodes", "0"), "episodes must be >= 1"),
     (("frank", "--policy", "expert"), "frank"),

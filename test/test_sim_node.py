@@ -245,3 +245,31 @@ def test_after_a_reset_the_bridge_holds_instead_of_dragging_the_arm_back(ros_nod
     # From home, the new task's first chunks move the arm slowly; the old plan would pull it far and fast.
     assert early < 0.1, f"the arm left home by {early:.2f} rad within 0.25 s of the reset"
     assert too_fast < 1.2, f"a joint reached {too_fast:.1f}x its velocity limit after the reset"
+
+
+def test_a_trajectory_sent_before_a_reset_is_ignored_after_it(ros_node):
+    # A bridge's hold on disarm, stamped before /sim/reset but delivered after it, used to drive the arm
+    # from home back to where the last episode ended: recorded demos then started from that pose.
+    robot = load_robot_config("franka")
+    arm = robot.arms[0]
+    names, q_home = arm.chain.joint_names, np.array(arm.chain.home)
+    target = q_home.copy()
+    target[0] += 0.3
+    joints = JointLog(ros_node, robot)
+    pub = ros_node.create_publisher(JointTrajectory, arm.trajectory_topic, COMMAND)
+    client = ros_node.create_client(Trigger, NAMES.sim_reset)
+    with launched("franka", "--sim") as proc:
+        wait_for(lambda: client.service_is_ready() and pub.get_subscription_count() > 0, 20, "sim_node")
+        stale = _trajectory(names, [target], [0.3])
+        stale.header.stamp = ros_node.get_clock().now().to_msg()  # sent now, delivered after the reset
+        future = client.call_async(Trigger.Request())
+        wait_for(lambda: future.result(), 5, "the /sim/reset response")
+        pub.publish(stale)
+        time.sleep(1.0)
+        assert abs(joints.latest()[0] - q_home[0]) < 0.01, "the arm followed a trajectory sent before the reset"
+        fresh = _trajectory(names, [target], [0.3])
+        fresh.header.stamp = ros_node.get_clock().now().to_msg()
+        pub.publish(fresh)
+        wait_for(lambda: abs(joints.latest()[0] - target[0]) < 0.01, 5, "a trajectory sent after the reset to move it")
+        assert proc.poll() is None
+    assert "stamped before the last reset: ignored" in proc.stdout.read()

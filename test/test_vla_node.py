@@ -532,7 +532,7 @@ def test_an_instruction_over_the_length_limit_is_refused_and_stops_the_chunks(vl
 
 
 @pytest.mark.parametrize(("param", "value", "says"), [
-    ("model", "", "needs a model directory: set the `model` parameter"),
+    ("policy", "openvla", "not an image-text-to-text (Vision2Seq) model"),
     ("model", "/nonexistent/checkpoint", "does not exist"),
     ("device", "cuda", "no CUDA GPU"),
     ("policy", "flwo", "Did you mean 'flow'?"),
@@ -552,6 +552,18 @@ def test_a_bad_model_parameter_is_an_error_and_a_good_one_runs(vla, feeding, mod
     mark = feeding.mark()
     vla.ready("flow", models["flow"])
     feeding.wait_chunks(mark, 2)
+
+
+def test_flow_without_a_model_runs_the_policy_shipped_for_the_robot(vla, feeding, models):
+    from ros2_vla.policies.defaults import default_model
+
+    vla.ready("flow", models["flow"])
+    feeding.instruct(PICK)
+    status = vla.use(model="")
+    assert status.code != PolicyStatus.ERROR, status.message
+    mark = feeding.mark()
+    chunks = feeding.wait_chunks(mark, 2, timeout=20.0)
+    assert all(m.policy == f"flow:{default_model(ROBOT.name)}" for _, m in chunks)
 
 
 def test_one_request_setting_several_parameters_reloads_once(vla, feeding, models):

@@ -90,12 +90,15 @@ def load_eval_policy(robot: RobotConfig, name: str, model: str = "", device: str
         if model:
             raise ConfigError("--policy expert takes no --model (the scripted expert reads the sim's true state)")
         return episode.ExpertPolicy(robot)
+    from ros2_vla.policies.defaults import DEFAULT_BACKEND, default_model
     from ros2_vla.policies.registry import BACKENDS, LoadOptions, load_policy
 
     if name not in BACKENDS:
         known = ["expert", *sorted(BACKENDS)]
         close = difflib.get_close_matches(name, known, n=1)
         raise ConfigError(f"unknown policy {name!r}; use one of {known}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    if not model and name == DEFAULT_BACKEND:
+        model = str(default_model(robot.name))  # the policy shipped for this robot
     if not model:
         raise ConfigError(f"--policy {name} needs --model DIR (a {name} checkpoint folder)")
     if model and not Path(model).is_dir():

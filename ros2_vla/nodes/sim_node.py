@@ -184,6 +184,11 @@ class SimNode(Node):
     # --- commands -----------------------------------------------------------------------------
     def _on_trajectory(self, topic: str, msg: JointTrajectory) -> None:
         stamp = time_to_sec(msg.header.stamp)
+        if 0.0 < stamp < self._ros_t0:
+            # Sent before the last /sim/reset (a bridge's hold on disarm can be delivered after the reset
+            # service ran): obeying it would drive the arm from home back to where the last episode ended.
+            self.get_logger().info(f"trajectory on {topic} stamped before the last reset: ignored")
+            return
         start = 0.0 if stamp == 0.0 else self._sim_time_at(stamp)
         points = tuple(jtc.TrajectoryPoint(tuple(p), t, tuple(v)) for p, t, v in trajectory_points(msg))
         try:

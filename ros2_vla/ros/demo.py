@@ -1,10 +1,12 @@
 """The closed-loop demo: the sim robot does a few tasks from language, every message over DDS.
 
-It launches the bringup graph (sim_node + vla_node with the shipped default policy + bridge_node),
-runs episodes back to back (stop the policy, disarm, /sim/reset, arm, send the task's instruction
-on /vla/instruction), records the scene camera with the bridge's predicted end-effector path drawn
-on it, and writes a video, a GIF and a summary table. `policy="expert"` plays the sim's scripted
-expert instead of a learned policy (a check of the sim and the bridge alone).
+It launches the bringup graph, runs episodes back to back, records the scene camera with the
+bridge's predicted end-effector path drawn on it, and writes a video, a GIF and a summary table.
+- `policy="expert"` (today's default): sim_node's scripted expert sends the chunks, over DDS and
+  through the bridge like any policy (per episode: disarm, /sim/reset, arm).
+- `policy="flow"` (or another vla_node backend): vla_node runs the model (`model` "" = the one
+  shipped for the robot in models/) and, per episode, the demo stops it (empty instruction),
+  resets the scene and sends the task's instruction on /vla/instruction.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from ros2_vla.bringup import NAMES, LaunchOptions, describe_graph
 from ros2_vla.config import load_robot_config
 from ros2_vla.errors import Ros2VlaError
 from ros2_vla.launcher import Launcher
-from ros2_vla.policies.defaults import DEFAULT_BACKEND, default_model
+from ros2_vla.policies.defaults import default_model
 from ros2_vla.msg import BridgeStatus
 from ros2_vla.ros.qos import COMMAND, LATCHED, SENSOR, STATUS
 from ros2_vla.sim.scene import base_transform
@@ -116,11 +118,11 @@ def demo_graph(robot: str, seed: int, policy: str, model: str, phrasing: str) ->
 
 
 def run_demo(robot: str = "franka", episodes: int = 3, seed: int = 0, out: Path = Path("out/demo"),
-             timeout: float = 45.0, policy: str = DEFAULT_BACKEND, model: str = "",
+             timeout: float = 45.0, policy: str = "expert", model: str = "",
              phrasing: str = "template") -> list[EpisodeResult]:
     """Launch the graph, run `episodes` episodes, write the video and summary to `out`.
 
-    policy: a vla_node backend ("flow": the shipped default policy unless `model` is given) or "expert".
+    policy: "expert", or a vla_node backend ("flow": the shipped default policy unless `model` is given).
     phrasing: how the sim words each task (sim/phrasings.py); the instruction sent is the sim's."""
     learned = policy != "expert"
     launcher = Launcher(demo_graph(robot, seed, policy, model, phrasing))

@@ -28,6 +28,11 @@ def run_node(make: Callable[[], Node], args: list[str] | None = None) -> int:
     except Ros2VlaError as exc:
         print(f"[{getattr(node, 'get_name', lambda: 'ros2_vla')()}] error: {exc}", file=sys.stderr, flush=True)
         return 2
+    except Exception:
+        if rclpy.ok():
+            raise
+        # A signal shut the context down while a callback was publishing or the executor was building
+        # its wait set (rclpy raises RCLError then, not ExternalShutdownException): a clean exit.
     finally:
         if node is not None:
             node.destroy_node()
