@@ -248,8 +248,7 @@ def test_after_a_reset_the_bridge_holds_instead_of_dragging_the_arm_back(ros_nod
 
 
 def test_a_trajectory_sent_before_a_reset_is_ignored_after_it(ros_node):
-    # A bridge's hold on disarm, stamped before /sim/reset but delivered after it, used to drive the arm
-    # from home back to where the last episode ended: recorded demos then started from that pose.
+    # A trajectory stamped before /sim/reset but delivered after it was planned for the old scene.
     robot = load_robot_config("franka")
     arm = robot.arms[0]
     names, q_home = arm.chain.joint_names, np.array(arm.chain.home)

@@ -185,8 +185,9 @@ class SimNode(Node):
     def _on_trajectory(self, topic: str, msg: JointTrajectory) -> None:
         stamp = time_to_sec(msg.header.stamp)
         if 0.0 < stamp < self._ros_t0:
-            # Sent before the last /sim/reset (a bridge's hold on disarm can be delivered after the reset
-            # service ran): obeying it would drive the arm from home back to where the last episode ended.
+            # Planned before the last /sim/reset, from the old scene: obeying it would drive the arm from
+            # home back to where the last episode ended. (Zero-stamped ones, "start on receipt" as the
+            # bridge sends them, cannot be told apart: the demo and recorder let those land first.)
             self.get_logger().info(f"trajectory on {topic} stamped before the last reset: ignored")
             return
         start = 0.0 if stamp == 0.0 else self._sim_time_at(stamp)

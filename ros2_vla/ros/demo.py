@@ -35,6 +35,9 @@ from ros2_vla.sim.scene import base_transform
 from ros2_vla.viz import draw_polyline, project, world_camera_pose
 
 
+HOLD_DELIVERY = 0.2  # [s] for the bridge's disarm hold to reach the controllers before a reset
+
+
 @dataclass
 class EpisodeResult:
     episode: int
@@ -97,6 +100,20 @@ class DemoWatcher(Node):
             raise Ros2VlaError(f"service {client.srv_name} did not answer")
         return future.result()
 
+    def new_scene(self) -> str:
+        """Disarm, reset the sim (the next seed), and return /sim/reset's answer ("seed N: instruction").
+
+        The bridge's hold on disarm starts on receipt (zero stamp) and travels on another topic than the
+        reset request: arriving after the reset, it drove the arm from home back to the last episode's
+        pose (one demo in seven started there). So the hold gets time to land first."""
+        self.call(self.enable, SetBool.Request(data=False))
+        self.spin_until(lambda: False, HOLD_DELIVERY)
+        answer = self.call(self.reset, Trigger.Request()).message
+        self.success, self.sequences = False, set()
+        self.spin_until(lambda: False, 0.3)  # let the last pre-reset success messages drain
+        self.success = False
+        return answer
+
     def spin_until(self, predicate, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -135,11 +152,7 @@ def run_demo(robot: str = "franka", episodes: int = 3, seed: int = 0, out: Path 
             if ep > 0:  # a new scene: stop the policy, disarm, reset, arm again from where the arm really is
                 if learned:
                     watcher.instruction_pub.publish(String(data=""))
-                watcher.call(watcher.enable, SetBool.Request(data=False))
-                watcher.task = watcher.call(watcher.reset, Trigger.Request()).message.split(": ", 1)[-1]
-                watcher.success, watcher.sequences = False, set()
-                watcher.spin_until(lambda: False, 0.3)  # let the last pre-reset success messages drain
-                watcher.success = False
+                watcher.task = watcher.new_scene().split(": ", 1)[-1]
                 watcher.call(watcher.enable, SetBool.Request(data=True))
             elif not watcher.spin_until(lambda: watcher.task, 30.0):
                 raise Ros2VlaError("the sim published no task within 30 s")

@@ -99,7 +99,7 @@ def _graph(args: argparse.Namespace, out: Path, expert: bool):
 
 def _record_expert(args: argparse.Namespace, out: Path) -> int:
     import rclpy
-    from std_srvs.srv import SetBool, Trigger
+    from std_srvs.srv import SetBool
 
     from ros2_vla.errors import Ros2VlaError
     from ros2_vla.launcher import Launcher
@@ -119,11 +119,7 @@ def _record_expert(args: argparse.Namespace, out: Path) -> int:
         seed = args.seed
         for i in range(args.episodes):
             if i > 0:  # a new scene: disarm, reset, let the last scene's success messages drain
-                watcher.call(watcher.enable, SetBool.Request(data=False))
-                seed, watcher.task = _parse_reset(watcher.call(watcher.reset, Trigger.Request()).message, seed + 1)
-                watcher.success = False
-                watcher.spin_until(lambda: False, 0.3)
-                watcher.success = False
+                seed, watcher.task = _parse_reset(watcher.new_scene(), seed + 1)
             recorder.set_metadata(seed=seed)
             recorder.start()
             watcher.call(watcher.enable, SetBool.Request(data=True))
