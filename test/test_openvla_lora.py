@@ -214,9 +214,10 @@ def test_ros2_vla_train_policy_openvla_on_a_lerobot_folder(base, dataset, tmp_pa
     from ros2_vla.cli import main
 
     assert main(["train", str(root), str(tmp_path / "run"), "--policy", "openvla", "--init", str(base), "--steps", "2",
-                 "--batch-size", "2", "--lora-rank", "4", "--device", "cpu", "--no-progress"]) == 0
+                 "--batch-size", "2", "--lora-rank", "4", "--device", "cpu", "--threads", "1", "--no-progress"]) == 0
     run = json.loads((tmp_path / "run" / "openvla_lora_run.json").read_text())["config"]
     assert (run["rank"], run["alpha"], run["lr"], run["quantization"]) == (4, 4.0, 5e-4, "fp32")  # OpenVLA's defaults
+    assert run["threads"] == 1
     stats = json.loads((tmp_path / "run" / "dataset_statistics.json").read_text())
     assert list(stats) == ["toy_pick"] and stats["toy_pick"]["num_trajectories"] == 2
     assert np.allclose(stats["toy_pick"]["action"]["q99"], dataset.action.max(0), atol=1e-6)

@@ -138,8 +138,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-FLOW_ONLY = ("preset", "warmup_steps", "weight_decay", "grad_clip", "augment_shift", "val_episodes", "image_size",
-             "threads")
+FLOW_ONLY = ("preset", "warmup_steps", "weight_decay", "grad_clip", "augment_shift", "val_episodes", "image_size")
 OPENVLA_ONLY = ("lora_rank", "lora_alpha", "lora_dropout", "quantization", "camera", "unnorm_key", "trust_remote_code")
 
 
@@ -169,7 +168,7 @@ def run_openvla(args: argparse.Namespace) -> int:
                         save_every=args.save_every, resume=args.resume, seed=args.seed, device=args.device,
                         quantization=args.quantization, camera=args.camera, unnorm_key=args.unnorm_key,
                         trust_remote_code=args.trust_remote_code, log_every=args.log_every,
-                        keep_last=args.keep_last, progress=False if args.no_progress else None)
+                        keep_last=args.keep_last, threads=args.threads, progress=False if args.no_progress else None)
     if result.interrupted:
         print(f"stopped at step {result.step}; checkpoint saved. Continue with: "
               f"ros2-vla train {args.dataset} {args.out} --policy openvla --resume")
