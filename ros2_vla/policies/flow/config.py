@@ -5,7 +5,7 @@ like (action space, dimension names, dt). It is written to `config.json` beside 
 
 Presets:
 - `tiny`: unit tests; builds and runs in milliseconds on a CPU, hash text encoder (no MiniLM).
-- `compact`: the shipped default policies (models/): 96x96 cameras, 1.2M trainable parameters
+- `compact`: meant for the default policies (models/): 96x96 cameras, 1.2M trainable parameters
   around the frozen MiniLM; trains on a 2-core CPU in well under an hour.
 - `small`: a larger CPU policy, meant for >= 10 Hz end-to-end on a 2-core CPU with two 224x224
   cameras (see benchmarks/flow_bench.py for the measured rate); slow to train without a GPU.
