@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import platform
 import time
 
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 
 from ros2_vla.config import load_robot_config
+from ros2_vla.cpu import cpu_cores
 from ros2_vla.data.frames import FrameDataset
 from ros2_vla.data.lerobot_reader import resize_frames
 from ros2_vla.policies.flow.config import config_for_robot, robot_state_dim
@@ -105,8 +105,7 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: every core)")
     args = p.parse_args()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    torch.set_num_threads(args.threads or cores)
+    torch.set_num_threads(args.threads or cpu_cores())
     dataset = synthetic_dataset()
     rows = [bench(name, b, dataset, args.device, args.steps, args.warmup)
             for name in args.configs for b in args.batch_sizes]

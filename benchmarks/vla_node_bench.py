@@ -156,10 +156,10 @@ class Feeder:
 def bench_node(robot, policy_name: str, model: Path, quantization: str, seconds: float, folder: Path) -> dict:
     """vla_node as a process, fed over DDS for `seconds` after its first chunk: overhead p50/p99 [ms]."""
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
 
     from ros2_vla.bringup import NodeSpec
     from ros2_vla.launcher import node_command, write_params_file
+    from ros2_vla.ros.spin import spinning
 
     spec = NodeSpec("vla", "vla_node", {"robot": robot.name, "policy": policy_name, "model": str(model),
                                         "quantization": quantization, "device": "cpu", "instruction": INSTRUCTION})
@@ -167,33 +167,23 @@ def bench_node(robot, policy_name: str, model: Path, quantization: str, seconds:
     proc = subprocess.Popen(node_command(spec, write_params_file([spec], folder)), cwd="/", stdout=log,
                             stderr=subprocess.STDOUT)
     node = rclpy.create_node("vla_node_bench")
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
     feeder = Feeder(node, robot)
-    spinning = threading.Event()
-
-    def spin() -> None:
-        while not spinning.is_set():
-            executor.spin_once(timeout_sec=0.05)
-
-    spinner = threading.Thread(target=spin, daemon=True)
-    spinner.start()
-    feeder.start()
     try:
-        deadline = time.monotonic() + 120
-        while not feeder.received and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.05)
-        if not feeder.received:
-            raise RuntimeError(f"vla_node sent no chunk; see {log.name}")
-        time.sleep(1.0)  # warm-up: first chunks pay for lazy initialisation
-        first, ticks0 = len(feeder.received), feeder.ticks
-        time.sleep(seconds)
-        samples, ticks = feeder.received[first:], feeder.ticks - ticks0
+        with spinning(node, 0.05):
+            feeder.start()
+            try:
+                deadline = time.monotonic() + 120
+                while not feeder.received and time.monotonic() < deadline and proc.poll() is None:
+                    time.sleep(0.05)
+                if not feeder.received:
+                    raise RuntimeError(f"vla_node sent no chunk; see {log.name}")
+                time.sleep(1.0)  # warm-up: first chunks pay for lazy initialisation
+                first, ticks0 = len(feeder.received), feeder.ticks
+                time.sleep(seconds)
+                samples, ticks = feeder.received[first:], feeder.ticks - ticks0
+            finally:
+                feeder.stop()
     finally:
-        feeder.stop()
-        spinning.set()
-        spinner.join(timeout=2)
-        executor.remove_node(node)
         node.destroy_node()
         proc.send_signal(2)
         try:

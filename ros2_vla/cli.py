@@ -22,6 +22,7 @@ import importlib
 import sys
 
 from ros2_vla.errors import Ros2VlaError
+from ros2_vla.sim.phrasings import PHRASINGS
 
 # Commands that live in their own module: command -> (module, help). Each module has
 # `add_arguments(parser)` (cheap imports only) and `run(args) -> int` (heavy imports inside).
@@ -43,7 +44,7 @@ def _add_launch_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--enable", action="store_true", help="arm the bridge at start")
     p.add_argument("--expert", action="store_true", help="with --sim: the scripted expert drives the robot through the bridge")
     p.add_argument("--seed", type=int, default=0, help="with --sim: seed of the first scene and task")
-    p.add_argument("--phrasing", default="template", choices=("template", "train", "heldout"),
+    p.add_argument("--phrasing", default="template", choices=PHRASINGS,
                    help="with --sim: how tasks are worded (train: training paraphrases, for varied demos)")
     p.add_argument("--record", default="", metavar="DIR", help="also run recorder_node, episodes into DIR (start with /recorder/start)")
 
@@ -73,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=45.0, help="[s] per episode")
     p.add_argument("--policy", default="expert", help="expert (default): the sim's scripted expert; or a vla_node backend (flow)")
     p.add_argument("--model", default="", help="model directory (default: the policy shipped for the robot)")
-    p.add_argument("--phrasing", default="template", choices=("template", "train", "heldout"),
+    p.add_argument("--phrasing", default="template", choices=PHRASINGS,
                    help="how the sim words each task; heldout: wording no training demo used")
 
     for name, (module, help_text) in MODULE_COMMANDS.items():

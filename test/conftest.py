@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import threading
 
 import helpers  # noqa: F401  (sets ROS_DOMAIN_ID before rclpy starts)
 import pytest
@@ -20,22 +19,11 @@ def rclpy_context():
 @pytest.fixture
 def ros_node(rclpy_context):
     """A test-side node spinning in a background thread; make subscriptions on it freely."""
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
 
+    from ros2_vla.ros.spin import spinning
+
     node = Node(f"test_{random.randint(0, 1 << 30)}")
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    stop = threading.Event()
-
-    def spin() -> None:
-        while not stop.is_set():
-            executor.spin_once(timeout_sec=0.02)
-
-    thread = threading.Thread(target=spin, daemon=True)
-    thread.start()
-    yield node
-    stop.set()
-    thread.join(timeout=2)
-    executor.remove_node(node)
+    with spinning(node):
+        yield node
     node.destroy_node()

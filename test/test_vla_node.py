@@ -253,26 +253,15 @@ class VlaNode:
 
 @pytest.fixture(scope="module")
 def rig(rclpy_context):
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
 
+    from ros2_vla.ros.spin import spinning
+
     node = Node("vla_node_test")
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    stop = threading.Event()
-
-    def spin() -> None:
-        while not stop.is_set():
-            executor.spin_once(timeout_sec=0.02)
-
-    spinner = threading.Thread(target=spin, daemon=True)
-    spinner.start()
-    rig = Rig(node)
-    yield rig
-    rig.close()
-    stop.set()
-    spinner.join(timeout=2)
-    executor.remove_node(node)
+    with spinning(node):
+        rig = Rig(node)
+        yield rig
+        rig.close()
     node.destroy_node()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from ros2_vla.evaluation.seeds import HELD_OUT_SEED
+from ros2_vla.sim.phrasings import PHRASINGS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"first seed (default {HELD_OUT_SEED}: training demos use seeds below it)")
     parser.add_argument("--kind", default="", help="task kind for every episode: pick | place | bimanual_pick "
                                                     "(default: drawn from each seed)")
-    parser.add_argument("--phrasing", default="template", choices=("template", "train", "heldout"),
+    parser.add_argument("--phrasing", default="template", choices=PHRASINGS,
                         help="instruction wording: the template, training paraphrases, or held-out paraphrases")
     parser.add_argument("--out", default="out/eval", help="folder for results.json, summary.md and the video")
     parser.add_argument("--video-episodes", type=int, default=3, help="film the first N episodes (0: no video)")

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ros2_vla.config import RobotConfig
+from ros2_vla.cpu import inference_threads
 from ros2_vla.errors import PolicyError
 from ros2_vla.policies.base import Policy
 from ros2_vla.policies.defaults import DEFAULT_BACKEND, default_model
@@ -25,25 +26,14 @@ class LoadOptions:
     trust_remote_code: bool = False  # openvla: run the model code shipped in the checkpoint dir (real OpenVLA needs it)
 
 
-def _spare_one_core() -> None:
-    """Give torch's CPU ops one core fewer than this process may use (at least one). The spare core
-    serves the node's callbacks and DDS: measured on the 2-core machine, the tiny 4-bit OpenVLA on two
-    threads took 28 ms a step instead of 20 on one, and the OpenMP workers spinning after each step
-    delayed the chunk's delivery by up to 4 ms (p99 of the node's overhead 7.3 ms, 4.4 on one thread)."""
-    import os
-
-    import torch
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    torch.set_num_threads(max(1, cores - 1))
-
-
 def _openvla(robot: RobotConfig, opts: LoadOptions) -> Policy:
     from ros2_vla.policies.openvla.backend import OpenVlaConfig, OpenVlaPolicy
     from ros2_vla.policies.openvla.loading import resolve_device
 
     if resolve_device(opts.device) == "cpu":  # (the flow backend does the same itself)
-        _spare_one_core()
+        import torch
+
+        torch.set_num_threads(inference_threads())
     return OpenVlaPolicy(OpenVlaConfig(
         checkpoint=opts.model, dt=robot.action.dt, cameras=tuple(c.name for c in robot.cameras),
         unnorm_key=opts.unnorm_key or None, quantization=opts.quantization or None, device=opts.device,

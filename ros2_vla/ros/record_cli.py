@@ -32,6 +32,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from ros2_vla.sim.phrasings import PHRASINGS
+
 KEYS_HELP = "keys: r start | s stop, success | f stop, failure | d discard | n new sim scene (--sim) | q quit"
 
 
@@ -45,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=60.0, help="[s] with --expert: an episode without success ends as a failure")
     parser.add_argument("--hold", type=float, default=1.0, help="[s] with --expert: recorded after success, the finished task")
     parser.add_argument("--task-kind", default="", help="with --expert: pick | place | bimanual_pick (default: drawn per seed)")
-    parser.add_argument("--phrasing", default="template", choices=("template", "train", "heldout"),
+    parser.add_argument("--phrasing", default="template", choices=PHRASINGS,
                         help="with --expert: how the sim words instructions (train: training paraphrases)")
     parser.add_argument("--variant", default="", help="kinematic variant, e.g. panda for franka")
     parser.add_argument("--task", default="", help="task label stored with every episode (default: --task-kind)")

@@ -1,10 +1,13 @@
-"""The `main()` every node shares: init, build, spin, and a clean exit on Ctrl-C or SIGTERM."""
+"""Spinning nodes: the `main()` every node shares (init, build, spin, a clean exit on Ctrl-C or SIGTERM),
+and `spinning()` for scripts, tests and benchmarks that talk to a graph from a background thread."""
 
 from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import rclpy
 from rclpy.executors import ExternalShutdownException
@@ -38,3 +41,27 @@ def run_node(make: Callable[[], Node], args: list[str] | None = None) -> int:
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+@contextmanager
+def spinning(node: Node, period: float = 0.02) -> Iterator[Node]:
+    """Spin `node` on its own executor in a background thread while the block runs (tools, tests and
+    benchmarks that talk to a graph from a script); the node is removed from it, not destroyed, after."""
+    from rclpy.executors import SingleThreadedExecutor
+
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=period)
+
+    thread = threading.Thread(target=spin, name=f"spin {node.get_name()}", daemon=True)
+    thread.start()
+    try:
+        yield node
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        executor.remove_node(node)

@@ -13,13 +13,16 @@ Checks read true object poses and contacts from the `Simulation`, never the poli
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ros2_vla.config import RobotConfig
 from ros2_vla.errors import ConfigError
 from ros2_vla.sim.scene import BOWL, SceneSpec, base_transform, cube_name
-from ros2_vla.sim.world import Simulation
+
+if TYPE_CHECKING:  # annotations only: task wording (sim/phrasings.py) stays importable without MuJoCo
+    from ros2_vla.sim.world import Simulation
 
 LIFT = 0.05  # [m] the cube's bottom above the table for "lifted"
 TEMPLATES = {

@@ -22,23 +22,20 @@ the uninterrupted run's steps (same device). Ctrl-C finishes the step, saves a c
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import signal
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
+from ros2_vla.cpu import cpu_cores
 from ros2_vla.data.frames import FrameDataset
 from ros2_vla.errors import PolicyError
 from ros2_vla.training.checkpoints import TRAINING_STATE, checkpoint_dir, latest_checkpoint, list_checkpoints
 from ros2_vla.training.compat import check_frames
 from ros2_vla.training.log import PLOT_FILE, TrainLog
+from ros2_vla.training.loop import run_steps
 from ros2_vla.training.openvla_data import ExampleSource, action_norm, batch_indices
 from ros2_vla.training.openvla_merge import ADAPTER_DIR, merge_lora
 from ros2_vla.training.openvla_metrics import action_metrics, plot_lora_log
@@ -118,24 +115,6 @@ def _load_state(folder: Path) -> dict[str, Any]:
     return state
 
 
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-@contextlib.contextmanager
-def _sigint_flag():
-    """Yields a dict whose "stop" turns True on SIGINT (main thread only; elsewhere nothing is caught)."""
-    flag = {"stop": False}
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-    previous = signal.signal(signal.SIGINT, lambda *_: flag.update(stop=True))
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def with_lora(model: Any, config: LoraTrainConfig) -> Any:
     """The peft model: LoRA on all linear layers (the output head excepted), everything else frozen."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
@@ -161,7 +140,7 @@ class _LoraRun:
         loaded = load_checkpoint(config.model_dir, config.quantization, config.device, config.trust_remote_code)
         self.device, self.dtype, self.processor = loaded.device, loaded.dtype, loaded.processor
         if self.device.type == "cpu":
-            torch.set_num_threads(config.threads or _cores())  # one per core: oversubscribed OpenMP crawls
+            torch.set_num_threads(config.threads or cpu_cores())  # one per core: oversubscribed OpenMP crawls
         tokenizer = loaded.processor.tokenizer
         self.num_bins = num_action_bins(loaded.model.config)
         self.vocab_size = action_vocab_size(loaded.model.config, tokenizer, self.num_bins)
@@ -187,40 +166,21 @@ class _LoraRun:
         return int(state["step"])
 
     def train(self, folder: Path | None, state: dict[str, Any] | None) -> LoraResult:
-        from tqdm import tqdm
-
-        step = self._restore(folder, state) if state is not None else 0
-        first, t0 = step, time.perf_counter()
-        window: list[dict[str, float]] = []
-        window_t0, loss = t0, float("nan")
-        bar = tqdm(total=self.config.steps, initial=step, unit="step", dynamic_ncols=True, disable=not self.config.progress)
-        with _sigint_flag() as flag, bar:
-            while step < self.config.steps and not flag["stop"]:
-                metrics = self._step(step)
-                step += 1
-                window.append(metrics)
-                bar.update(1)
-                bar.set_postfix(loss=f"{metrics['loss']:.4f}", acc=f"{metrics['action_accuracy']:.2f}")
-                if step % self.config.log_every == 0 or step == self.config.steps:
-                    now = time.perf_counter()
-                    record = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
-                    loss = record["loss"]
-                    self.log.append({"step": step, **record, "lr": self.config.lr,
-                                     "steps_per_s": len(window) / (now - window_t0), "wall_s": now - t0})
-                    window, window_t0 = [], now
-                if step % self.config.save_every == 0 and step < self.config.steps:
-                    saving = time.perf_counter()
-                    self._save(step)
-                    window_t0 += time.perf_counter() - saving  # steps/s counts training, not saving
-        if window:
-            loss = float(np.mean([m["loss"] for m in window]))
-        wall = time.perf_counter() - t0
-        interrupted = step < self.config.steps
-        if step > first or folder is None:
-            self._save(step)
-        if not interrupted:
+        self._done = self._restore(folder, state) if state is not None else 0
+        first, c = self._done, self.config
+        done = run_steps(first, c.steps, self._next_step, lambda: {"lr": c.lr}, self._save, self.log, c.log_every,
+                         c.save_every, c.progress,
+                         lambda m: {"loss": f"{m['loss']:.4f}", "acc": f"{m['action_accuracy']:.2f}"})
+        if done.step > first or folder is None:
+            self._save(done.step)
+        if not done.interrupted:
             self._finish()
-        return LoraResult(self.out, step, loss, wall, (step - first) / wall if wall > 0 else 0.0, interrupted)
+        return LoraResult(self.out, done.step, done.loss, done.wall, done.steps_per_s, done.interrupted)
+
+    def _next_step(self) -> dict[str, float]:
+        metrics = self._step(self._done)
+        self._done += 1
+        return metrics
 
     def _step(self, step: int) -> dict[str, float]:
         indices = batch_indices(step, self.config.batch_size, len(self.source), self.config.seed)

@@ -9,17 +9,15 @@ run's life; `RUNTIME_FIELDS` (how long and where it runs) may change on resume.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ros2_vla.data.frames import FrameDataset
 from ros2_vla.errors import PolicyError
-from ros2_vla.training.run_config import dataset_fingerprint
+from ros2_vla.training.run_config import read_run, write_run
 
 RUN_FILE = "openvla_lora_run.json"
-RUNTIME_FIELDS = ("steps", "device", "threads", "progress", "save_every", "log_every", "keep_last")
 TRAIN_QUANTIZATIONS = ("4bit", "bf16", "fp32")
 
 
@@ -92,28 +90,9 @@ def default_camera(dataset: FrameDataset) -> str | None:
 
 
 def save_run(out: Path, config: LoraTrainConfig, dataset: FrameDataset) -> None:
-    doc = {"config": dataclasses.asdict(config), "dataset": dataset_fingerprint(dataset)}
-    (out / RUN_FILE).write_text(json.dumps(doc, indent=2) + "\n")
+    write_run(out / RUN_FILE, config, dataset)
 
 
 def resume_run(out: Path, dataset: FrameDataset, given: dict[str, Any]) -> LoraTrainConfig:
-    """The run saved in OUT with the RUNTIME_FIELDS of `given` applied; PolicyError when the file is
-    missing, the dataset is another one, or `given` changes a field fixed for the run."""
-    path = out / RUN_FILE
-    try:
-        doc = json.loads(path.read_text())
-        saved = LoraTrainConfig(**doc["config"])
-    except FileNotFoundError as e:
-        raise PolicyError(f"resume: {path} is missing; {out} holds no OpenVLA LoRA run to continue") from e
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise PolicyError(f"resume: {path} is unreadable ({e}); start a new run in another folder") from e
-    changed = sorted(k for k, v in given.items() if k not in RUNTIME_FIELDS and v != getattr(saved, k))
-    if changed:
-        raise PolicyError(f"resume continues {out} with its saved settings; {changed} cannot change "
-                          f"(saved: {', '.join(f'{k}={getattr(saved, k)!r}' for k in changed)}); drop them, "
-                          "or start a new run in another folder")
-    fingerprint = dataset_fingerprint(dataset)
-    if any(doc.get("dataset", {}).get(k) != fingerprint[k] for k in ("robot", "frames", "episodes")):
-        raise PolicyError(f"resume: {out} was trained on {doc.get('dataset')}, this dataset is {fingerprint}; "
-                          "resume with the same dataset or start a new run")
-    return dataclasses.replace(saved, **{k: v for k, v in given.items() if k in RUNTIME_FIELDS})
+    """The LoRA run saved in OUT with the RUNTIME_FIELDS of `given` applied (`run_config.read_run`)."""
+    return read_run(out / RUN_FILE, LoraTrainConfig, dataset, given)[0]

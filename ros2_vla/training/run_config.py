@@ -75,19 +75,20 @@ def dataset_fingerprint(dataset: FrameDataset) -> dict[str, Any]:
             "episodes": dataset.num_episodes}
 
 
-def save_run(out: Path, config: TrainConfig, dataset: FrameDataset, val_episodes: list[int]) -> None:
-    doc = {"config": dataclasses.asdict(config), "dataset": dataset_fingerprint(dataset),
-           "val_episodes": val_episodes}
-    (out / RUN_FILE).write_text(json.dumps(doc, indent=2) + "\n")
+def write_run(path: Path, config: Any, dataset: FrameDataset, **extra: Any) -> None:
+    """A run's config (a dataclass), the dataset's fingerprint and `extra` fields as JSON at `path`."""
+    doc = {"config": dataclasses.asdict(config), "dataset": dataset_fingerprint(dataset), **extra}
+    path.write_text(json.dumps(doc, indent=2) + "\n")
 
 
-def resume_run(out: Path, dataset: FrameDataset, given: dict[str, Any]) -> tuple[TrainConfig, list[int]]:
-    """The run saved in OUT with the RUNTIME_FIELDS of `given` applied; PolicyError when the file is
-    missing, the dataset is another one, or `given` changes a field fixed for the run."""
-    path = out / RUN_FILE
+def read_run(path: Path, config_type: type, dataset: FrameDataset, given: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The run saved at `path` (`write_run`) with the RUNTIME_FIELDS of `given` applied, and the saved
+    document; PolicyError when the file is missing or unreadable, the dataset is another one, or `given`
+    changes a field fixed for the run."""
+    out = path.parent
     try:
         doc = json.loads(path.read_text())
-        saved = TrainConfig(**doc["config"])
+        saved = config_type(**doc["config"])
     except FileNotFoundError as e:
         raise PolicyError(f"--resume: {path} is missing; {out} holds no training run to continue") from e
     except (OSError, ValueError, KeyError, TypeError) as e:
@@ -105,4 +106,14 @@ def resume_run(out: Path, dataset: FrameDataset, given: dict[str, Any]) -> tuple
         raise PolicyError(f"--resume: {out} was trained on {doc.get('dataset')}, this dataset is {fingerprint}; "
                           "resume with the same dataset or start a new run")
     runtime = {k: v for k, v in given.items() if k in RUNTIME_FIELDS}
-    return dataclasses.replace(saved, **runtime), [int(e) for e in doc.get("val_episodes", [])]
+    return dataclasses.replace(saved, **runtime), doc
+
+
+def save_run(out: Path, config: TrainConfig, dataset: FrameDataset, val_episodes: list[int]) -> None:
+    write_run(out / RUN_FILE, config, dataset, val_episodes=val_episodes)
+
+
+def resume_run(out: Path, dataset: FrameDataset, given: dict[str, Any]) -> tuple[TrainConfig, list[int]]:
+    """The flow run saved in OUT (`read_run`) and its validation episodes."""
+    config, doc = read_run(out / RUN_FILE, TrainConfig, dataset, given)
+    return config, [int(e) for e in doc.get("val_episodes", [])]

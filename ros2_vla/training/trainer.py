@@ -12,11 +12,6 @@ count). Ctrl-C (SIGINT) finishes the current step, saves a checkpoint and return
 
 from __future__ import annotations
 
-import os
-import signal
-import threading
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +20,7 @@ import numpy as np
 import torch
 
 from ros2_vla.config import load_robot_config
+from ros2_vla.cpu import cpu_cores
 from ros2_vla.data.frames import FrameDataset
 from ros2_vla.errors import PolicyError
 from ros2_vla.policies.flow.checkpoint import WEIGHTS, load_checkpoint, resolve_device, save_checkpoint
@@ -35,6 +31,7 @@ from ros2_vla.training.checkpoints import (TrainingState, latest_checkpoint, lis
                                           save_training_checkpoint)
 from ros2_vla.training.compat import check_dataset, check_frames
 from ros2_vla.training.log import PLOT_FILE, TrainLog, plot_loss
+from ros2_vla.training.loop import run_steps
 from ros2_vla.training.model_setup import init_model, new_model
 from ros2_vla.training.optim import make_optimizer
 from ros2_vla.training.run_config import TrainConfig, resume_run, save_run
@@ -118,25 +115,6 @@ def train_step(model: FlowModel, optimizer: torch.optim.Optimizer, scheduler: An
     return loss.item(), float(grad_norm)
 
 
-@contextmanager
-def _sigint_flag():
-    """Yields a dict whose "stop" turns True on SIGINT (main thread only; elsewhere nothing is caught)."""
-    flag = {"stop": False}
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-    previous = signal.signal(signal.SIGINT, lambda *_: flag.update(stop=True))
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _threads(n: int) -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return n or cores
-
-
 class _Run:
     """One call's training loop over a prepared model, data and generator."""
 
@@ -147,7 +125,7 @@ class _Run:
             device_name = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = resolve_device(device_name)
         if self.device.type == "cpu":
-            torch.set_num_threads(_threads(config.threads))
+            torch.set_num_threads(config.threads or cpu_cores())
         self.out, self.config, self.generator = out, config, generator
         self.model = model.to(self.device).train()
         self.norm_stats = norm_stats_from_dataset(dataset, model.config.dimension_names)
@@ -160,6 +138,7 @@ class _Run:
                                                         config.steps)
         self.log = TrainLog(out)
         self.val_loss: float | None = None
+        self._grad_norm = float("nan")  # of the last step, logged as it is
 
     def _restore(self, state: TrainingState) -> int:
         self.optimizer.load_state_dict(state.optimizer)
@@ -168,46 +147,23 @@ class _Run:
         return state.step
 
     def train(self, state: TrainingState | None) -> TrainResult:
-        from tqdm import tqdm
-
-        step = self._restore(state) if state is not None else 0
-        first, t0 = step, time.perf_counter()
-        window: list[float] = []
-        window_t0, loss = t0, float("nan")
-        bar = tqdm(total=self.config.steps, initial=step, unit="step", dynamic_ncols=True,
-                   disable=not self.config.progress)
-        with _sigint_flag() as flag, bar:
-            while step < self.config.steps and not flag["stop"]:
-                loss_value, grad_norm = self._step()
-                step += 1
-                window.append(loss_value)
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
-                if step % self.config.log_every == 0 or step == self.config.steps:
-                    now = time.perf_counter()
-                    loss = float(np.mean(window))
-                    self.log.append({"step": step, "loss": loss, "lr": self.scheduler.get_last_lr()[0],
-                                     "grad_norm": grad_norm, "steps_per_s": len(window) / (now - window_t0),
-                                     "wall_s": now - t0})
-                    window, window_t0 = [], now
-                if step % self.config.save_every == 0 and step < self.config.steps:
-                    saving = time.perf_counter()
-                    self._save(step)
-                    window_t0 += time.perf_counter() - saving  # steps/s counts training, not saving
-        if window:
-            loss = float(np.mean(window))
-        wall = time.perf_counter() - t0
-        interrupted = step < self.config.steps
-        if step > first:  # a resume with nothing left to do keeps the checkpoint it started from
-            self._save(step)
-        if not interrupted:
+        first = self._restore(state) if state is not None else 0
+        c = self.config
+        done = run_steps(first, c.steps, self._step, self._extras, self._save, self.log, c.log_every, c.save_every,
+                         c.progress, lambda m: {"loss": f"{m['loss']:.4f}", "lr": f"{self.scheduler.get_last_lr()[0]:.2e}"})
+        if done.step > first:  # a resume with nothing left to do keeps the checkpoint it started from
+            self._save(done.step)
+        if not done.interrupted:
             save_checkpoint(self.out, self.model, self.model.config, self.norm_stats)
-        return TrainResult(self.out, step, loss, self.val_loss, wall, (step - first) / wall if wall > 0 else 0.0,
-                           interrupted)
+        return TrainResult(self.out, done.step, done.loss, self.val_loss, done.wall, done.steps_per_s, done.interrupted)
 
-    def _step(self) -> tuple[float, float]:
-        return train_step(self.model, self.optimizer, self.scheduler, self.batcher, self.train_frames,
-                          self.config.batch_size, self.config.grad_clip, self.generator)
+    def _step(self) -> dict[str, float]:
+        loss, self._grad_norm = train_step(self.model, self.optimizer, self.scheduler, self.batcher, self.train_frames,
+                                           self.config.batch_size, self.config.grad_clip, self.generator)
+        return {"loss": loss}
+
+    def _extras(self) -> dict[str, float]:
+        return {"lr": self.scheduler.get_last_lr()[0], "grad_norm": self._grad_norm}
 
     def _save(self, step: int) -> None:
         if self.val_frames.size:

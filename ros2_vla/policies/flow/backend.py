@@ -11,7 +11,6 @@ OpenVLA's chunks do. The bridge un-normalizes both kinds the same way.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ros2_vla.cpu import inference_threads
 from ros2_vla.errors import PolicyError
 from ros2_vla.policies.base import Observation, PolicyOutput, PolicySpec
 from ros2_vla.policies.flow.checkpoint import load_checkpoint, read_config, resolve_device
@@ -45,14 +45,6 @@ def check_robot(config: FlowConfig, robot: Any, source: str | Path) -> None:
                           f"has {state_dim} (arm joints, then grippers)")
 
 
-def default_threads() -> int:
-    """One core fewer than this process may use, at least one. Measured on the 2-core machine with other
-    processes busy: the small preset ran at 17 Hz on 1 thread but under 3 Hz on 2, whose OpenMP threads
-    spin-wait for a core held by someone else; the spare core serves the node, the bridge and the sim."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores - 1)
-
-
 @dataclass(frozen=True)
 class ChunkOutput:
     """Normalized actions (H, D) -> PolicyOutput with q01/q99 bounds and the normalization mask."""
@@ -75,7 +67,7 @@ class FlowPolicy:
     def __init__(self, checkpoint: str | Path, device: str = "cpu", dtype: str = "float32",
                  num_threads: int | None = None, seed: int | None = 0) -> None:
         """checkpoint: folder from `save_checkpoint`; device "cpu" or "cuda[:N]"; dtype "float32" or
-        "bfloat16"; num_threads: torch CPU threads (process-wide; default `default_threads()`); seed:
+        "bfloat16"; num_threads: torch CPU threads (process-wide; default `ros2_vla.cpu.inference_threads()`); seed:
         the noise generator's seed (None: random), so equal seeds give equal chunks."""
         model, _, norm_stats = load_checkpoint(checkpoint, device)
         self._setup(model, norm_stats, f"flow:{checkpoint}", dtype, num_threads, seed)
@@ -108,7 +100,7 @@ class FlowPolicy:
             raise PolicyError(f"dtype {dtype!r} unknown; use one of {list(DTYPES)}")
         device = resolve_device(model.device)
         if device.type == "cpu":
-            torch.set_num_threads(num_threads or default_threads())
+            torch.set_num_threads(num_threads or inference_threads())
         self.model = model.to(DTYPES[dtype]).eval().requires_grad_(False)
         self.text_encoder = self.model.text_encoder  # MiniLM loads here, not in the first infer call
         cfg = model.config
