@@ -22,7 +22,6 @@ import importlib
 import sys
 
 from ros2_vla.errors import Ros2VlaError
-from ros2_vla.sim.phrasings import PHRASINGS
 
 # Commands that live in their own module: command -> (module, help). Each module has
 # `add_arguments(parser)` (cheap imports only) and `run(args) -> int` (heavy imports inside).
@@ -36,6 +35,8 @@ MODULE_COMMANDS = {
 
 
 def _add_launch_options(p: argparse.ArgumentParser) -> None:
+    from ros2_vla.sim.phrasings import PHRASINGS
+
     p.add_argument("robot", help="robot config name (config/<robot>.yaml), e.g. franka, widowx, aloha")
     p.add_argument("--sim", action="store_true", help="run the MuJoCo stand-in instead of hardware")
     p.add_argument("--policy", default="", help="vla_node backend (openvla | flow); omitted: no vla_node")
@@ -65,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="print /vla/status and /vla/bridge/status")
     p.add_argument("--once", action="store_true", help="print one message of each and exit")
     p.add_argument("--timeout", type=float, default=10.0, help="with --once: seconds to wait")
+
+    from ros2_vla.sim.phrasings import PHRASINGS  # numpy: build_parser runs where a missing one is reported
 
     p = sub.add_parser("demo", help="the closed-loop sim demo: episodes, a video and a summary table")
     p.add_argument("robot", nargs="?", default="franka", help="robot config name (default franka)")
@@ -128,9 +131,8 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
-        return run_command(args)
+        return run_command(build_parser().parse_args(argv))
     except Ros2VlaError as exc:
         print(f"ros2-vla: {exc}", file=sys.stderr)
         return 2

@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 
 from ros2_vla.evaluation.seeds import HELD_OUT_SEED
-from ros2_vla.sim.phrasings import PHRASINGS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ros2_vla.sim.phrasings import PHRASINGS
+
     parser.add_argument("robot", help="robot config name (config/<robot>.yaml), e.g. franka, widowx, aloha")
     parser.add_argument("--policy", required=True,
                         help="flow | openvla (a vla_node backend, needs --model) | expert (the scripted expert: a baseline)")

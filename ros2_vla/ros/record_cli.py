@@ -32,12 +32,13 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from ros2_vla.sim.phrasings import PHRASINGS
 
 KEYS_HELP = "keys: r start | s stop, success | f stop, failure | d discard | n new sim scene (--sim) | q quit"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ros2_vla.sim.phrasings import PHRASINGS
+
     parser.add_argument("robot", help="robot config name (config/<robot>.yaml), e.g. franka, widowx, aloha")
     parser.add_argument("out", help="folder for the episodes (OUT/episode_NNNN, numbered on from what is there)")
     parser.add_argument("--sim", action="store_true", help="record the sim's /sim/task and /sim/success too")
