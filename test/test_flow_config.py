@@ -48,6 +48,8 @@ def test_override_applies_and_unknown_override_is_refused():
     ({"flow_steps": 2.5}, "flow_steps must be a positive integer"),
     ({"dt": 0.0}, "dt must be > 0"),
     ({"vision_depth": -1}, "vision_depth must be >= 0"),
+    ({"keypoints": -1}, "keypoints must be an integer >= 0"),
+    ({"keypoints": 4, "patch_size": 4}, "patch_size 4 must be a multiple of 8"),
 ])
 def test_bad_fields_are_refused_by_name(overrides, message):
     with pytest.raises(PolicyError, match=message):

@@ -41,6 +41,15 @@ def test_a_few_steps_reduce_the_loss(tmp_path, dataset):
     assert after < 0.8 * before
 
 
+def test_a_goal_head_is_trained_and_its_loss_logged(tmp_path, dataset):
+    train_flow(dataset, tmp_path, fast_config(steps=60, lr=3e-3, augment_shift=0, save_every=100,
+                                              overrides={"goal_head": True}))
+    records = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    goal = [r["goal_loss"] for r in records if "goal_loss" in r]
+    assert len(goal) == len(records) > 1 and goal[-1] < 0.8 * goal[0]
+    FlowPolicy(tmp_path, num_threads=1)  # the head is saved and loads with the rest
+
+
 def test_the_trained_folder_is_a_flow_policy_for_the_robot(tmp_path, dataset):
     result = train_flow(dataset, tmp_path, fast_config(steps=10))
     assert result.step == 10 and not result.interrupted

@@ -31,6 +31,7 @@ from ros2_vla.policies.flow.config import FlowConfig
 from ros2_vla.policies.flow.norm import NormStats, Stats, default_action_mask
 from ros2_vla.policies.flow.preprocess import images_to_tensor
 from ros2_vla.training.augment import random_shift
+from ros2_vla.training.goals import goal_targets, normalize_goals
 
 DELTA_SPACES = ("ee_delta", "joint_delta")  # action spaces whose non-gripper dims are motions per step
 STATE_FEATURE, ACTION_FEATURE = "observation.state", "action"  # LeRobot feature names in `stats`
@@ -97,6 +98,8 @@ class ChunkBatcher:
         self.actions = torch.from_numpy(norm_stats.normalize_actions(chunks))  # (N, H, D)
         self.is_pad = torch.from_numpy(is_pad)  # (N, H)
         self.state = torch.from_numpy(norm_stats.normalize_state(dataset.state))  # (N, S)
+        goals = goal_targets(dataset.action, dataset.episode_index, config.dimension_names, hold)
+        self.goals = torch.from_numpy(normalize_goals(goals))  # (N, D) targets of the goal loss
         self.instructions = [dataset.tasks[int(t)] for t in dataset.task_index]
 
     def __len__(self) -> int:
@@ -105,8 +108,8 @@ class ChunkBatcher:
     def batch(self, indices: Sequence[int] | np.ndarray | torch.Tensor,
               generator: torch.Generator | None = None, train: bool = True) -> dict:
         """Batch for frames `indices`: "images" camera -> (B, 3, h, w) in [-1, 1], "state" (B, S),
-        "instruction" B strings, "actions" (B, H, D) normalized, "is_pad" (B, H). Augmented when `train`
-        (random draws from `generator`)."""
+        "instruction" B strings, "actions" (B, H, D) normalized, "is_pad" (B, H), "goals" (B, D) normalized.
+        Augmented when `train` (random draws from `generator`)."""
         idx = torch.as_tensor(np.asarray(indices), dtype=torch.int64)
         if idx.numel() == 0:
             raise PolicyError("an empty batch was asked for")
@@ -118,4 +121,5 @@ class ChunkBatcher:
                 x = random_shift(x, self.augment.shift_px, generator)
             images[camera] = x
         return {"images": images, "state": self.state[idx], "actions": self.actions[idx],
-                "is_pad": self.is_pad[idx], "instruction": [self.instructions[i] for i in idx.tolist()]}
+                "is_pad": self.is_pad[idx], "goals": self.goals[idx],
+                "instruction": [self.instructions[i] for i in idx.tolist()]}

@@ -16,8 +16,8 @@ import json
 from typing import Any
 
 # Options that are TrainConfig fields of the same name (argparse dest = field).
-FIELDS = ("preset", "init", "steps", "batch_size", "lr", "warmup_steps", "weight_decay", "grad_clip", "seed",
-          "augment_shift", "val_episodes", "save_every", "log_every", "keep_last", "device", "threads")
+FIELDS = ("preset", "init", "steps", "batch_size", "lr", "warmup_steps", "weight_decay", "grad_clip", "goal_weight",
+          "seed", "augment_shift", "val_episodes", "save_every", "log_every", "keep_last", "device", "threads")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
@@ -35,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup-steps", type=int, help="linear warmup, then cosine (default steps/10, <= 500)")
     parser.add_argument("--weight-decay", type=float, help="AdamW weight decay on matrices (default 1e-4)")
     parser.add_argument("--grad-clip", type=float, help="max gradient norm (default 1.0)")
+    parser.add_argument("--goal-weight", type=float,
+                        help="weight of the goal loss for models with a goal head, 0 = off (default 1.0)")
     parser.add_argument("--save-every", type=int, help="steps between checkpoints, validation and plot (default 500)")
     parser.add_argument("--log-every", type=int, help="steps between train_log.jsonl records (default 10)")
     parser.add_argument("--keep-last", type=int, help="checkpoints kept, 0 = all (default 3)")
@@ -120,14 +122,16 @@ def run(args: argparse.Namespace) -> int:
     from ros2_vla.training.trainer import check_new_run, resume_flow, train_flow
 
     given = given_options(args)
-    if not args.resume:
-        check_new_run(args.out)  # before minutes of video decoding, not after
+    config = None
+    if not args.resume:  # settings and the folder are checked before minutes of video decoding, not after
+        config = TrainConfig(**given)
+        check_new_run(args.out)
     size = model_image_size(args, given)
     dataset = load_lerobot_dataset(args.dataset, image_size=size, episodes=args.episodes, progress=not args.no_progress)
-    if args.resume:
+    if config is None:
         result = resume_flow(dataset, args.out, **given)
     else:
-        result = train_flow(dataset, args.out, TrainConfig(**given))
+        result = train_flow(dataset, args.out, config)
     if result.interrupted:
         print(f"stopped at step {result.step}; checkpoint saved. Continue with: "
               f"ros2-vla train {args.dataset} {args.out} --resume")
@@ -138,7 +142,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-FLOW_ONLY = ("preset", "warmup_steps", "weight_decay", "grad_clip", "augment_shift", "val_episodes", "image_size")
+FLOW_ONLY = ("preset", "warmup_steps", "weight_decay", "grad_clip", "goal_weight", "augment_shift", "val_episodes",
+             "image_size")
 OPENVLA_ONLY = ("lora_rank", "lora_alpha", "lora_dropout", "quantization", "camera", "unnorm_key", "trust_remote_code")
 
 

@@ -38,6 +38,7 @@ class TrainConfig:
     warmup_steps: int | None = None  # None = a tenth of `steps`, at most 500
     weight_decay: float = 1e-4  # AdamW, on weight matrices only
     grad_clip: float = 1.0  # max global gradient norm
+    goal_weight: float = 1.0  # weight of the goal loss (models with a goal head; training/goals.py)
     seed: int = 0  # model init, batch order, augmentation, flow noise and time
     # -- data
     augment_shift: int | None = None  # [px] max random shift of fixed cameras; None = 4 % of the image, 0 = off
@@ -59,6 +60,8 @@ class TrainConfig:
         for name in ("val_episodes", "keep_last", "threads"):
             if getattr(self, name) < 0:
                 raise PolicyError(f"training: {name} must be >= 0, got {getattr(self, name)}")
+        if self.goal_weight < 0:
+            raise PolicyError(f"training: goal_weight must be >= 0, got {self.goal_weight}")
         if self.lr is not None and self.lr <= 0:
             raise PolicyError(f"training: lr must be > 0, got {self.lr}")
 

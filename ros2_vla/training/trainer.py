@@ -24,7 +24,7 @@ from ros2_vla.cpu import cpu_cores
 from ros2_vla.data.frames import FrameDataset
 from ros2_vla.errors import PolicyError
 from ros2_vla.policies.flow.checkpoint import WEIGHTS, load_checkpoint, resolve_device, save_checkpoint
-from ros2_vla.policies.flow.loss import flow_matching_loss
+from ros2_vla.policies.flow.loss import training_losses
 from ros2_vla.policies.flow.model import FlowModel
 from ros2_vla.training.batching import Augment, ChunkBatcher, norm_stats_from_dataset
 from ros2_vla.training.checkpoints import (TrainingState, latest_checkpoint, list_checkpoints, load_training_state,
@@ -98,13 +98,15 @@ def resume_flow(dataset: FrameDataset, out: str | Path, **given: Any) -> TrainRe
 
 
 def train_step(model: FlowModel, optimizer: torch.optim.Optimizer, scheduler: Any, batcher: ChunkBatcher,
-               frames: torch.Tensor, batch_size: int, grad_clip: float,
-               generator: torch.Generator) -> tuple[float, float]:
+               frames: torch.Tensor, batch_size: int, grad_clip: float, generator: torch.Generator,
+               goal_weight: float = 0.0) -> tuple[dict[str, float], float]:
     """One optimizer step on `batch_size` frames drawn from `frames` (with replacement) by `generator`;
-    returns (loss, gradient norm before clipping). PolicyError when the loss is not finite."""
+    returns ({"loss": flow loss [, "goal_loss"]}, gradient norm before clipping). The goal loss (weighted by
+    `goal_weight`) counts only for models with a goal head. PolicyError when the loss is not finite."""
     pick = torch.randint(len(frames), (batch_size,), generator=generator)
     batch = batcher.batch(frames[pick], generator, train=True)
-    loss = flow_matching_loss(model, batch, generator)
+    losses = training_losses(model, batch, generator, goal_weight if model.goal is not None else 0.0)
+    loss = losses["total"]
     if not torch.isfinite(loss):
         raise PolicyError(f"training loss became {loss.item()}; lower --lr or check the dataset for outliers")
     optimizer.zero_grad(set_to_none=True)
@@ -112,7 +114,10 @@ def train_step(model: FlowModel, optimizer: torch.optim.Optimizer, scheduler: An
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
     scheduler.step()
-    return loss.item(), float(grad_norm)
+    logged = {"loss": losses["flow"].item()}
+    if "goal" in losses:
+        logged["goal_loss"] = losses["goal"].item()
+    return logged, float(grad_norm)
 
 
 class _Run:
@@ -158,9 +163,10 @@ class _Run:
         return TrainResult(self.out, done.step, done.loss, self.val_loss, done.wall, done.steps_per_s, done.interrupted)
 
     def _step(self) -> dict[str, float]:
-        loss, self._grad_norm = train_step(self.model, self.optimizer, self.scheduler, self.batcher, self.train_frames,
-                                           self.config.batch_size, self.config.grad_clip, self.generator)
-        return {"loss": loss}
+        losses, self._grad_norm = train_step(self.model, self.optimizer, self.scheduler, self.batcher,
+                                             self.train_frames, self.config.batch_size, self.config.grad_clip,
+                                             self.generator, self.config.goal_weight)
+        return losses
 
     def _extras(self) -> dict[str, float]:
         return {"lr": self.scheduler.get_last_lr()[0], "grad_norm": self._grad_norm}

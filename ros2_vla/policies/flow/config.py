@@ -5,7 +5,8 @@ like (action space, dimension names, dt). It is written to `config.json` beside 
 
 Presets:
 - `tiny`: unit tests; builds and runs in milliseconds on a CPU, hash text encoder (no MiniLM).
-- `compact`: meant for the default policies (models/): 96x96 cameras, 1.2M trainable parameters
+- `compact`: meant for the default policies (models/): 96x96 cameras, 16 instruction-conditioned
+  keypoints per camera, a goal head for the training-only goal loss, 1.3M trainable parameters
   around the frozen MiniLM; trains on a 2-core CPU in well under an hour.
 - `small`: a larger CPU policy, meant for >= 10 Hz end-to-end on a 2-core CPU with two 224x224
   cameras (see benchmarks/flow_bench.py for the measured rate); slow to train without a GPU.
@@ -37,6 +38,7 @@ class FlowConfig:
     patch_size: int = 32  # [px] side of the image area one token covers; its powers of 2 become stride-2 convs
     vision_width: int = 256  # channels of an image token
     vision_depth: int = 2  # ViT blocks run per camera before the shared prefix (0: conv stem only)
+    keypoints: int = 0  # K instruction-conditioned image points per camera, one extra token each camera (0: none)
     # -- language
     text_encoder: str = "minilm"  # "minilm": frozen all-MiniLM-L6-v2 token features; "hash": trainable word hash
     text_max_tokens: int = 48  # longer instructions are refused (MiniLM counts [CLS] and [SEP])
@@ -50,6 +52,7 @@ class FlowConfig:
     expert_width: int = 256  # action token width
     expert_depth: int = 4  # expert blocks, each with its own keys/values of the prefix
     expert_heads: int = 4  # expert attention heads (expert_width must divide)
+    goal_head: bool = False  # a training-only head that predicts where the demo goes next (see training/goals.py)
     mlp_ratio: int = 4  # MLP hidden size / width in the vision encoder and the action expert
     # -- actions
     horizon: int = 10  # H: steps per chunk
@@ -83,6 +86,10 @@ class FlowConfig:
             _require(int(getattr(self, name)) == getattr(self, name) and getattr(self, name) > 0,
                      f"{name} must be a positive integer, got {getattr(self, name)!r}")
         _require(self.vision_depth >= 0, f"vision_depth must be >= 0, got {self.vision_depth}")
+        _require(int(self.keypoints) == self.keypoints and self.keypoints >= 0,
+                 f"keypoints must be an integer >= 0, got {self.keypoints!r}")
+        _require(self.keypoints == 0 or self.patch_size % 8 == 0,
+                 f"keypoints read the stem's stride-4 features: patch_size {self.patch_size} must be a multiple of 8")
         _require(self.width % self.heads == 0, f"width {self.width} must be a multiple of heads {self.heads}")
         _require(self.expert_width % self.expert_heads == 0,
                  f"expert_width {self.expert_width} must be a multiple of expert_heads {self.expert_heads}")
@@ -122,8 +129,9 @@ PRESETS: dict[str, FlowConfig] = {
                        text_max_tokens=16, hash_vocab=256, width=32, depth=1, heads=2, expert_width=32,
                        expert_depth=1, expert_heads=2, mlp_ratio=2, prefix_mlp_ratio=2, horizon=4,
                        flow_steps=10, preset="tiny"),
-    "compact": FlowConfig(image_size=(96, 96), patch_size=16, vision_width=128, vision_depth=1, width=128, depth=2,
-                          heads=4, expert_width=128, expert_depth=2, expert_heads=4, preset="compact"),
+    "compact": FlowConfig(image_size=(96, 96), patch_size=16, vision_width=128, vision_depth=1, keypoints=16,
+                          width=128, depth=2, heads=4, expert_width=128, expert_depth=2, expert_heads=4,
+                          goal_head=True, preset="compact"),
     "small": FlowConfig(preset="small"),
     "pi0": FlowConfig(image_size=(224, 224), cameras=("base", "left_wrist", "right_wrist"), state_dim=32,
                       patch_size=14, vision_width=1152, vision_depth=27, text_max_tokens=48, width=2048, depth=18,

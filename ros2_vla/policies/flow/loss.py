@@ -35,6 +35,13 @@ def flow_matching_loss(model: FlowModel, batch: Mapping[str, Any],
     batch: "images" dict camera -> (B, 3, h, w) in [-1, 1] (or stacked (B, C, 3, h, w)), "state" (B, S)
     normalized, "instruction" list of B strings or TextTokens, "actions" (B, H, D) normalized.
     """
+    return training_losses(model, batch, generator)["flow"]
+
+
+def training_losses(model: FlowModel, batch: Mapping[str, Any], generator: torch.Generator | None = None,
+                    goal_weight: float = 0.0) -> dict[str, torch.Tensor]:
+    """{"flow": the flow-matching loss, "goal": mean squared error of the goal head on batch["goals"]
+    (B, D) (only with `goal_weight` > 0), "total": flow + goal_weight * goal}; one prefix pass serves both."""
     missing = [k for k in ("images", "state", "instruction", "actions") if k not in batch]
     if missing:
         raise PolicyError(f"flow batch lacks {missing}")
@@ -49,5 +56,14 @@ def flow_matching_loss(model: FlowModel, batch: Mapping[str, Any],
     t = sample_flow_time(actions.shape[0], generator, model.device)
     tb = t[:, None, None].to(actions.dtype)
     x_t = tb * noise + (1.0 - tb) * actions
-    v = model.velocity(model.encode_prefix(inputs), x_t, t)
-    return torch.mean((v.float() - (noise - actions).float()) ** 2)
+    prefix, mask = model.prefix(inputs)
+    v = model.velocity(model.cache_of(prefix, mask), x_t, t)
+    losses = {"flow": torch.mean((v.float() - (noise - actions).float()) ** 2)}
+    losses["total"] = losses["flow"]
+    if goal_weight > 0:
+        if "goals" not in batch:
+            raise PolicyError("goal_weight > 0 needs batch['goals'] (training.goals.goal_targets)")
+        goals = batch["goals"].to(model.device)
+        losses["goal"] = torch.mean((model.predict_goal(prefix, mask).float() - goals.float()) ** 2)
+        losses["total"] = losses["flow"] + goal_weight * losses["goal"]
+    return losses

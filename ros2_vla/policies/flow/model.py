@@ -62,15 +62,22 @@ class PrefixEncoder(nn.Module):
         self.norm = nn.LayerNorm(config.width)
 
     def forward(self, inputs: PrefixInputs) -> tuple[torch.Tensor, torch.Tensor]:
-        image = self.vision(inputs.images)
+        text = self.text(inputs.text)
+        image = self.vision(inputs.images, _masked_mean(text, inputs.text.mask))
         state = self.state(inputs.state)[:, None, :]
-        x = torch.cat([image, self.text(inputs.text), state], dim=1)
+        x = torch.cat([image, text, state], dim=1)
         b = x.shape[0]
         ones = torch.ones((b, 1), dtype=torch.bool, device=x.device)
         mask = torch.cat([ones.expand(b, image.shape[1]), inputs.text.mask, ones], dim=1)
         for block in self.blocks:
             x = block(x, mask)
         return self.norm(x), mask
+
+
+def _masked_mean(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, T, W) tokens, (B, T) bool -> (B, W) mean over the unmasked ones."""
+    weights = mask.to(tokens.dtype)[:, :, None]
+    return (tokens * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
 
 class ExpertBlock(nn.Module):
@@ -136,6 +143,9 @@ class FlowModel(nn.Module):
         self.config = config
         self.prefix = PrefixEncoder(config)
         self.expert = ActionExpert(config)
+        # Training only: the pooled prefix -> where the demo goes next (normalized, `training.goals`). It makes
+        # the prefix say which object the words name from the first frame on; inference never calls it.
+        self.goal = nn.Linear(config.width, config.action_dim) if config.goal_head else None
         self._text_encoder: CachedTextEncoder | None = None  # built on first use: MiniLM takes ~0.5 s to load
 
     @property
@@ -173,9 +183,18 @@ class FlowModel(nn.Module):
                             TextTokens(values, text.mask.to(self.device)))
 
     def encode_prefix(self, inputs: PrefixInputs) -> PrefixCache:
-        prefix, mask = self.prefix(inputs)
+        return self.cache_of(*self.prefix(inputs))
+
+    def cache_of(self, prefix: torch.Tensor, mask: torch.Tensor) -> PrefixCache:
+        """Final prefix embeddings (B, L, width) and key mask (B, L) -> each expert layer's keys/values."""
         kv = [block.prefix_keys_values(prefix) for block in self.expert.blocks]
         return PrefixCache(tuple(k for k, _ in kv), tuple(v for _, v in kv), mask)
+
+    def predict_goal(self, prefix: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, D) normalized goal from the final prefix embeddings; PolicyError without a goal head."""
+        if self.goal is None:
+            raise PolicyError("this model has no goal head (FlowConfig.goal_head is false)")
+        return self.goal(_masked_mean(prefix, mask))
 
     def velocity(self, cache: PrefixCache, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.expert(x_t, t, cache)

@@ -4,17 +4,26 @@ The stem replaces a ViT's single patchify convolution by stride-2 3x3 convolutio
 two in `patch_size` (Xiao et al. 2021, "Early convolutions help transformers see better"), which
 trains faster from scratch on small robot datasets. A patch size without a factor 4 (pi0's 14)
 falls back to a plain patchify convolution.
+
+With `keypoints` > 0 each camera also gets one keypoint token: the instruction modulates the stem's
+stride-4 features (FiLM, Perez et al. 2018) and K heatmaps are reduced to their expected image
+coordinates (spatial softmax, Levine et al. 2016). A cube is a few pixels wide at 96 px: a patch
+token blurs where it is, an expected coordinate over the stride-4 map does not, and FiLM lets the
+words pick which cube the points follow.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from ros2_vla.errors import PolicyError
 from ros2_vla.policies.flow.config import FlowConfig
 from ros2_vla.policies.flow.layers import SelfAttentionBlock
 
 VISION_HEAD_DIM = 64
+KEYPOINT_STEM_BLOCKS = 2  # stem blocks (stride 2 each) before the keypoint head reads the features: stride 4
 
 
 def _stride2_convs(patch_size: int) -> int:
@@ -44,6 +53,40 @@ class ConvStem(nn.Sequential):
         super().__init__(*layers)
 
 
+def stem_channels(patch_size: int, width: int, block: int) -> int:
+    """Output channels of stem block `block` (1-based), as ConvStem builds them."""
+    n = _stride2_convs(patch_size)
+    return max(8, width >> (n - block + 1))
+
+
+class KeypointHead(nn.Module):
+    """(features (N, ch, h, w), instruction (N, width)) -> one token (N, width) from K expected image points."""
+
+    def __init__(self, channels: int, keypoints: int, width: int) -> None:
+        super().__init__()
+        self.film = nn.Linear(width, 2 * channels)
+        nn.init.zeros_(self.film.weight)  # start as the unmodulated features
+        nn.init.zeros_(self.film.bias)
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+        self.heatmaps = nn.Conv2d(channels, keypoints, 1)
+        self.log_temperature = nn.Parameter(torch.zeros(keypoints))
+        self.out = nn.Sequential(nn.Linear(2 * keypoints, width), nn.GELU(approximate="tanh"), nn.Linear(width, width))
+
+    def points(self, features: torch.Tensor, instruction: torch.Tensor) -> torch.Tensor:
+        """Expected (x, y) in [-1, 1] of each heatmap: (N, K, 2)."""
+        scale, shift = self.film(instruction)[:, :, None, None].chunk(2, dim=1)
+        x = F.gelu(self.conv(features * (1 + scale) + shift), approximate="tanh")
+        n, k, h, w = x.shape[0], self.heatmaps.out_channels, *x.shape[2:]
+        logits = self.heatmaps(x).flatten(2) / self.log_temperature.exp()[None, :, None]
+        weights = torch.softmax(logits.float(), dim=-1).to(x.dtype).view(n, k, h, w)
+        xs = torch.linspace(-1.0, 1.0, w, device=x.device, dtype=x.dtype)
+        ys = torch.linspace(-1.0, 1.0, h, device=x.device, dtype=x.dtype)
+        return torch.stack([(weights.sum(2) * xs).sum(-1), (weights.sum(3) * ys).sum(-1)], dim=-1)
+
+    def forward(self, features: torch.Tensor, instruction: torch.Tensor) -> torch.Tensor:
+        return self.out(self.points(features, instruction).flatten(1))
+
+
 class VisionEncoder(nn.Module):
     """Cameras (B, C, 3, h, w) in [-1, 1] -> image tokens (B, C * P, prefix width), P patches per camera.
 
@@ -54,6 +97,10 @@ class VisionEncoder(nn.Module):
     def __init__(self, config: FlowConfig) -> None:
         super().__init__()
         self.stem = ConvStem(config.patch_size, config.vision_width)
+        self.keypoints = None
+        if config.keypoints:
+            channels = stem_channels(config.patch_size, config.vision_width, KEYPOINT_STEM_BLOCKS)
+            self.keypoints = KeypointHead(channels, config.keypoints, config.width)
         self.position = nn.Parameter(torch.randn(1, config.tokens_per_camera, config.vision_width) * 0.02)
         heads = max(1, config.vision_width // VISION_HEAD_DIM)
         self.blocks = nn.ModuleList(SelfAttentionBlock(config.vision_width, heads, config.mlp_ratio)
@@ -62,10 +109,32 @@ class VisionEncoder(nn.Module):
         self.project = nn.Linear(config.vision_width, config.width)
         self.camera = nn.Parameter(torch.randn(len(config.cameras), config.width) * 0.02)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, instruction: torch.Tensor | None = None) -> torch.Tensor:
+        """instruction: (B, width) pooled instruction embedding, required when the config has keypoints."""
         b, c = images.shape[:2]
-        x = self.stem(images.flatten(0, 1)).flatten(2).transpose(1, 2) + self.position  # (B*C, P, Wv)
+        x = images.flatten(0, 1)
+        points = None
+        if self.keypoints is not None:
+            if instruction is None:
+                raise PolicyError("this vision encoder has keypoints: pass the pooled instruction embedding")
+            layers = list(self.stem)
+            split = 3 * KEYPOINT_STEM_BLOCKS  # conv, norm, activation per block
+            early = _run(layers[:split], x)
+            x = _run(layers[split:], early)
+            points = self.keypoints(early, instruction.repeat_interleave(c, dim=0))[:, None, :]  # (B*C, 1, W)
+        else:
+            x = self.stem(x)
+        x = x.flatten(2).transpose(1, 2) + self.position  # (B*C, P, Wv)
         for block in self.blocks:
             x = block(x)
-        x = self.project(self.norm(x)).unflatten(0, (b, c)) + self.camera[None, :, None, :]  # (B, C, P, W)
+        x = self.project(self.norm(x))  # (B*C, P, W)
+        if points is not None:
+            x = torch.cat([x, points], dim=1)
+        x = x.unflatten(0, (b, c)) + self.camera[None, :, None, :]  # (B, C, P (+1), W)
         return x.flatten(1, 2)
+
+
+def _run(layers: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
+    for layer in layers:
+        x = layer(x)
+    return x
