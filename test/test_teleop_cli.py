@@ -18,8 +18,8 @@ from sensor_msgs.msg import JointState  # noqa: E402
 from ros2_vla.bringup import NAMES  # noqa: E402
 from ros2_vla.config import load_robot_config  # noqa: E402
 from ros2_vla.kinematics.model import ArmModel  # noqa: E402
-from ros2_vla.msg import ActionChunk  # noqa: E402
-from ros2_vla.ros.qos import COMMAND  # noqa: E402
+from ros2_vla.msg import ActionChunk, BridgeStatus  # noqa: E402
+from ros2_vla.ros.qos import COMMAND, STATUS  # noqa: E402
 
 ROBOT = load_robot_config("franka")
 ARM = ROBOT.arms[0]
@@ -57,6 +57,24 @@ def _teleop(*args: str) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, text=True, bufsize=1)
 
 
+def _within(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _said(proc: subprocess.Popen) -> str:
+    """What teleop printed so far (it prints the bridge's answers), for failure messages."""
+    proc.stdin.close()
+    try:
+        return proc.communicate(timeout=5)[0]
+    except subprocess.TimeoutExpired:
+        return "(teleop still running)"
+
+
 def _send(proc: subprocess.Popen, lines: list[str]) -> None:
     for line in lines:
         proc.stdin.write(line + "\n")
@@ -68,19 +86,27 @@ def test_keys_through_a_pipe_move_the_sim_arm_and_close_the_gripper(ros_node):
     arm = ArmWatch(ros_node)
     chunks: list[ActionChunk] = []
     ros_node.create_subscription(ActionChunk, NAMES.action_chunk, chunks.append, COMMAND)
+    statuses: list[BridgeStatus] = []
+    ros_node.create_subscription(BridgeStatus, NAMES.bridge_status, statuses.append, STATUS)
     with launched("franka", "--sim", "--enable") as graph:
         wait_for(arm.read, 30, "joint states from the sim")
+        # The bridge arms when joint states reach it, which may be after they reach this node.
+        wait_for(lambda: statuses and statuses[-1].enabled, 15, "the bridge to arm")
         proc = _teleop("--speed", "0.4", "--instruction", "push the cube")
         try:
-            assert proc.stdout.readline().startswith("teleop franka: reading keys"), "teleop did not start"
+            said = [proc.stdout.readline()]
+            while said[-1] and not said[-1].startswith("teleop franka: reading keys") and len(said) < 10:
+                said.append(proc.stdout.readline())  # the bridge's answers may come first
+            assert said[-1].startswith("teleop franka: reading keys"), f"teleop did not start: {said!r}"
             start, finger0 = arm.settled(0.2)
             assert finger0 > 0.9 * ARM.gripper.open_position, "the gripper should start open"
 
             _send(proc, ["w"] * 10)  # 10 ticks forward (+x) at 10 Hz
-            wait_for(lambda: len(chunks) >= 10, 15, "ten teleop chunks")
+            if not _within(lambda: len(chunks) >= 10, 15):
+                pytest.fail(f"got {len(chunks)} of ten teleop chunks; teleop said: {_said(proc)}")
             after_x, _ = arm.settled()
             dx, dy, dz = after_x - start
-            assert dx > 0.05, f"TCP moved {after_x - start} m; expected forward (+x) by several cm"
+            assert dx > 0.05, f"TCP moved {after_x - start} m; expected forward (+x) by several cm ({_said(proc)})"
             assert abs(dy) < 0.2 * dx and abs(dz) < 0.2 * dx, f"TCP moved off the x axis: {after_x - start}"
 
             _send(proc, ["d"] * 8)  # right (-y)

@@ -16,8 +16,14 @@ import os
 import signal
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from ros2_vla.terminal import KeySource, cbreak, no_terminal_mode
+
+if TYPE_CHECKING:  # rclpy is imported when teleop runs, not for --help
+    from rclpy.node import Node
+
+MATCH_SETTLE_S = 0.5  # [s] after the bridge's reader is matched, before the first chunk
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,12 +72,16 @@ def run(args: argparse.Namespace) -> int:
                 last_code[0] = msg.code
                 print(f"[bridge] {code_name(msg)} {msg.message}", flush=True)
 
-        node.create_subscription(BridgeStatus, NAMES.bridge_status, on_status, STATUS)
+        status = node.create_subscription(BridgeStatus, NAMES.bridge_status, on_status, STATUS)
         deadline = time.monotonic() + args.timeout
-        while pub.get_subscription_count() == 0:
+        while not _bridge_listens(node, pub.topic_name, status.topic_name, pub.get_subscription_count()):
             if time.monotonic() > deadline:
                 raise Ros2VlaError(f"nobody subscribes to {NAMES.action_chunk} after {args.timeout:.0f} s: is bridge_node "
                                    f"running (ros2-vla launch {robot.name})?")
+            rclpy.spin_once(node, timeout_sec=0.05)
+        # Matching is two-sided: the readers may not know this writer yet, and would drop what it sends now.
+        settle = time.monotonic() + MATCH_SETTLE_S
+        while time.monotonic() < settle:
             rclpy.spin_once(node, timeout_sec=0.05)
 
         sequence = 0
@@ -96,6 +106,15 @@ def run(args: argparse.Namespace) -> int:
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
+
+
+def _bridge_listens(node: Node, chunk_topic: str, status_topic: str, matched: int) -> bool:
+    """A node that publishes the bridge status reads the chunk topic, and every reader of it is matched.
+    Any subscriber is not enough: a recorder or a test's node may read chunks before the bridge does,
+    and chunks sent then would never reach the bridge (volatile QoS)."""
+    bridges = {(i.node_namespace, i.node_name) for i in node.get_publishers_info_by_topic(status_topic)}
+    readers = node.get_subscriptions_info_by_topic(chunk_topic)
+    return any((i.node_namespace, i.node_name) in bridges for i in readers) and matched >= len(readers)
 
 
 def _key_loop(keys: KeySource, teleop, publish, spin, period: float) -> None:
