@@ -4,8 +4,8 @@ the first chunk heads.
     python benchmarks/grounding_probe.py franka --model MODEL_DIR [--scenes 20] [--seed 100000] [--json]
 
 For every scene (a sim reset at a held-out seed, the arm at home) and every cube color, the flow policy
-is asked "pick up the {color} cube" through the same Observation that vla_node builds. The x-y sum of
-its first chunk's translations (as the bridge decodes them) is compared, by angle from the gripper,
+is asked "pick up the {color} cube", fed as `ros2-vla eval` feeds it (the Observation vla_node builds).
+The x-y sum of its first chunk's translations (as the bridge decodes them) is compared, by angle from the gripper,
 with the direction of each cube. `grounded` counts the (scene, color) pairs whose chunk heads closest
 to the named cube: chance is one in the number of cubes, and a policy that ignores the words heads
 the same way for every color (`spread`, the mean angle between the colors' headings, near 0; each
@@ -23,12 +23,12 @@ import numpy as np
 
 from ros2_vla.actions.chunk import chunk_to_array
 from ros2_vla.config import load_robot_config
+from ros2_vla.evaluation.adapter import load_eval_policy
 from ros2_vla.evaluation.stats import wilson_interval
-from ros2_vla.policies.base import Observation
-from ros2_vla.policies.observation import state_names
-from ros2_vla.policies.registry import LoadOptions, load_policy
-from ros2_vla.policies.runner import output_chunk
+from ros2_vla.sim.episode import Observation
+from ros2_vla.sim.expert import ExpertObservation
 from ros2_vla.sim.scene import base_transform, cube_name
+from ros2_vla.sim.tasks import Task
 from ros2_vla.sim.world import Simulation
 
 
@@ -45,26 +45,26 @@ def heading(chunk_xy: np.ndarray, tcp_xy: np.ndarray, targets: dict[str, np.ndar
 def probe(robot_name: str, model: str, scenes: int, seed: int) -> dict:
     robot = load_robot_config(robot_name)
     arm = robot.arms[0]
-    policy = load_policy("flow", robot, LoadOptions(model=model, device="cpu"))
+    policy = load_eval_policy(robot, "flow", model, device="cpu")
     sim = Simulation(robot, seed=seed)
-    names = state_names(robot)
     T_base_world = np.linalg.inv(base_transform(arm))
     colors = sim.scene.cube_colors
     hits, spreads, rows = 0, [], []
     for k in range(scenes):
         sim.reset(seed + k)
-        js = sim.joint_state()
-        position = dict(zip(js.names, js.positions))
-        state = np.array([position[n] for n in names], np.float32)
-        images = {c: sim.render(c) for c in policy.spec.cameras}
+        images = {c: sim.render(c) for c in policy.cameras}
         tcp_xy = sim.tcp_pose(arm.name, frame="base")[:2, 3]
         cubes = {c: (T_base_world @ sim.object_pose(cube_name(c)))[:2, 3] for c in colors}
         headings = []
         for color in colors:
-            instruction = f"pick up the {color} cube"
-            policy.generator.manual_seed(seed + k)  # the same flow noise for every color: only the words differ
-            out = policy.infer(Observation(0.0, images, state, instruction))
-            xy = chunk_to_array(output_chunk(robot.name, policy.spec, out, 0.0, instruction, 0, 0.0))[:, :2].sum(0)
+            task = Task("pick", (color,))
+            policy.reset()
+            policy.backend.generator.manual_seed(seed + k)  # the same flow noise for every color: only the words differ
+            chunk = policy(Observation(0.0, task.instruction, sim.joint_state(), images, task,
+                                       ExpertObservation.from_sim(sim)))
+            if chunk is None:
+                raise SystemExit(f"the policy declined the observation: {policy.refusals[-1]}")
+            xy = chunk_to_array(chunk)[:, :2].sum(0)
             angles = heading(xy, tcp_xy, cubes)
             nearest = min(angles, key=angles.get)
             hits += nearest == color

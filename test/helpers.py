@@ -22,15 +22,17 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(10, 99)))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 
-def wait_for(predicate: Callable[[], object], timeout: float, what: str, poll: float = 0.02):
-    """Poll until predicate() is truthy; fail the test naming `what` after `timeout` s."""
+def wait_for(predicate: Callable[[], object], timeout: float, what: str, poll: float = 0.02,
+             detail: Callable[[], str] | None = None):
+    """Poll until predicate() is truthy; fail the test naming `what` (and `detail()`, when given) after
+    `timeout` s."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(poll)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}" + (f"; {detail()}" if detail else ""))
 
 
 def cli(*args: str) -> list[str]:

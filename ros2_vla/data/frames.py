@@ -37,3 +37,10 @@ class FrameDataset:
     @property
     def num_episodes(self) -> int:
         return int(np.unique(self.episode_index).size)
+
+
+def episode_bounds(episode_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends): first and one-past-last frame of each run of equal episode indices, in order."""
+    ep = np.asarray(episode_index)
+    starts = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]])
+    return starts, np.r_[starts[1:], ep.shape[0]]

@@ -19,9 +19,14 @@ def models_dir() -> Path:
     return config_dir().parent / "models"
 
 
+def default_model_dir(robot: str) -> Path:
+    """Where the default policy for `robot` (config name) is shipped, whether or not it is there."""
+    return models_dir() / f"{robot}_default"
+
+
 def default_model(robot: str) -> Path:
     """The shipped default policy for `robot` (config name); PolicyError naming what exists otherwise."""
-    folder = models_dir() / f"{robot}_default"
+    folder = default_model_dir(robot)
     if not (folder / "config.json").is_file():
         have = sorted(p.name for p in models_dir().glob("*_default")) if models_dir().is_dir() else []
         raise PolicyError(f"no default policy is shipped for {robot!r} (looked in {folder}; shipped: {have or 'none'}); "

@@ -32,7 +32,6 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-
 KEYS_HELP = "keys: r start | s stop, success | f stop, failure | d discard | n new sim scene (--sim) | q quit"
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ros2_vla.data.frames import FrameDataset
+from ros2_vla.data.frames import FrameDataset, episode_bounds
 from ros2_vla.errors import PolicyError
 from ros2_vla.policies.flow.config import FlowConfig
 from ros2_vla.policies.flow.norm import NormStats, Stats, default_action_mask
@@ -48,12 +48,9 @@ def hold_dims(action_space: str, dimension_names: Sequence[str]) -> np.ndarray:
 def chunk_indices(episode_index: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
     """(N, H) frame indices of each frame's chunk, clamped to its episode's last frame, and (N, H) bool
     `is_pad` (True past the episode's end). Frames of an episode must be contiguous."""
-    ep = np.asarray(episode_index)
-    n = ep.shape[0]
-    starts = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]])
-    ends = np.r_[starts[1:], n]  # exclusive
+    starts, ends = episode_bounds(episode_index)
     last = np.repeat(ends - 1, ends - starts)  # (N,) last frame of each frame's episode
-    wanted = np.arange(n)[:, None] + np.arange(horizon)[None, :]
+    wanted = np.arange(last.shape[0])[:, None] + np.arange(horizon)[None, :]
     return np.minimum(wanted, last[:, None]), wanted > last[:, None]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ros2_vla.data.frames import FrameDataset
+from ros2_vla.data.frames import FrameDataset, episode_bounds
 from ros2_vla.errors import DatasetError
 from ros2_vla.policies.flow.config import FlowConfig
 
@@ -26,9 +26,8 @@ def check_frames(dataset: FrameDataset) -> None:
                         *((f"images[{c!r}]", a) for c, a in dataset.images.items())):
         if array.shape[0] != n:
             raise DatasetError(f"{where}: {name} has {array.shape[0]} rows, state has {n}")
-    ep = np.asarray(dataset.episode_index)
-    starts = ep[np.r_[True, ep[1:] != ep[:-1]]]
-    if np.unique(starts).size != starts.size:
+    runs = np.asarray(dataset.episode_index)[episode_bounds(dataset.episode_index)[0]]  # one per run of frames
+    if np.unique(runs).size != runs.size:
         raise DatasetError(f"{where}: the frames of an episode are not contiguous; sort by episode and frame")
     if dataset.task_index.size and (dataset.task_index.min() < 0 or dataset.task_index.max() >= len(dataset.tasks)):
         raise DatasetError(f"{where}: task_index points past the {len(dataset.tasks)} tasks in meta/tasks")

@@ -20,20 +20,22 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ros2_vla.data.frames import episode_bounds
+
 _STD_FLOOR = 1e-3  # goal dims that barely vary (a fixed roll) are not blown up by normalization
+# Gripper actions are the policy's openness in [0, 1] in every action space (actions/gripper.py), so a
+# grasp or a release crosses the middle whatever threshold a robot's bridge binarizes with.
+OPENNESS_MIDDLE = 0.5
 
 
 def goal_frames(gripper: np.ndarray | None, episode_index: np.ndarray) -> np.ndarray:
     """(N,) index of each frame's goal frame g: its next gripper change in the episode, else one past the
     episode's last frame. gripper: (N,) commands (None: no gripper, every goal is the episode's end)."""
-    ep = np.asarray(episode_index)
-    n = ep.shape[0]
-    starts = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]])
-    ends = np.r_[starts[1:], n]
+    starts, ends = episode_bounds(episode_index)
     goal = np.repeat(ends, ends - starts)  # default: the end of each frame's episode
     if gripper is None:
         return goal
-    closed = np.asarray(gripper) < 0.5
+    closed = np.asarray(gripper) < OPENNESS_MIDDLE
     for s, e in zip(starts, ends):
         nxt = e
         for i in range(e - 1, s - 1, -1):  # walking back, the next change after i is known
@@ -50,7 +52,8 @@ def goal_targets(action: np.ndarray, episode_index: np.ndarray, dimension_names:
     action = np.asarray(action, np.float64)
     grippers = [k for k, name in enumerate(dimension_names) if "gripper" in name]
     g = goal_frames(action[:, grippers[0]] if grippers else None, episode_index)
-    last = np.minimum(g, _episode_last(episode_index))  # the frame whose value a held dim takes
+    starts, ends = episode_bounds(episode_index)
+    last = np.minimum(g, np.repeat(ends - 1, ends - starts))  # the frame whose value a held dim takes
     goals = action[last].copy()
     if not hold.all():  # a delta space: the motion dims sum what is still to go
         csum = np.vstack([np.zeros((1, action.shape[1])), np.cumsum(action, axis=0)])
@@ -63,11 +66,3 @@ def normalize_goals(goals: np.ndarray) -> np.ndarray:
     """Z-scores per dim (the head's targets; its outputs are never un-normalized, so nothing is saved)."""
     mean, std = goals.mean(0), np.maximum(goals.std(0), _STD_FLOOR)
     return ((goals - mean) / std).astype(np.float32)
-
-
-def _episode_last(episode_index: np.ndarray) -> np.ndarray:
-    ep = np.asarray(episode_index)
-    n = ep.shape[0]
-    starts = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]])
-    ends = np.r_[starts[1:], n]
-    return np.repeat(ends - 1, ends - starts)

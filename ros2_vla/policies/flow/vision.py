@@ -39,24 +39,33 @@ def _stride2_convs(patch_size: int) -> int:
 class ConvStem(nn.Sequential):
     """(B, 3, h, w) image in [-1, 1] -> (B, width, h / patch, w / patch) features."""
 
+    LAYERS_PER_BLOCK = 3  # conv, norm, activation
+
     def __init__(self, patch_size: int, width: int) -> None:
         n = _stride2_convs(patch_size)
         layers: list[nn.Module] = []
         channels_in = 3
+        block_channels = []
         for i in range(n):
             channels = max(8, width >> (n - i))  # doubling to width / 2 before the patchify conv
             layers += [nn.Conv2d(channels_in, channels, 3, stride=2, padding=1, bias=False),
                        nn.GroupNorm(min(8, channels), channels), nn.GELU(approximate="tanh")]
             channels_in = channels
+            block_channels.append(channels)
         rest = patch_size >> n
         layers.append(nn.Conv2d(channels_in, width, rest, stride=rest))
         super().__init__(*layers)
+        self.block_channels = tuple(block_channels)  # output channels of each stride-2 block
 
-
-def stem_channels(patch_size: int, width: int, block: int) -> int:
-    """Output channels of stem block `block` (1-based), as ConvStem builds them."""
-    n = _stride2_convs(patch_size)
-    return max(8, width >> (n - block + 1))
+    def forward_tapped(self, x: torch.Tensor, blocks: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the stem's output, the features after its first `blocks` stride-2 blocks)."""
+        tap = self.LAYERS_PER_BLOCK * blocks - 1
+        early = x
+        for i, layer in enumerate(self):
+            x = layer(x)
+            if i == tap:
+                early = x
+        return x, early
 
 
 class KeypointHead(nn.Module):
@@ -99,7 +108,7 @@ class VisionEncoder(nn.Module):
         self.stem = ConvStem(config.patch_size, config.vision_width)
         self.keypoints = None
         if config.keypoints:
-            channels = stem_channels(config.patch_size, config.vision_width, KEYPOINT_STEM_BLOCKS)
+            channels = self.stem.block_channels[KEYPOINT_STEM_BLOCKS - 1]
             self.keypoints = KeypointHead(channels, config.keypoints, config.width)
         self.position = nn.Parameter(torch.randn(1, config.tokens_per_camera, config.vision_width) * 0.02)
         heads = max(1, config.vision_width // VISION_HEAD_DIM)
@@ -117,10 +126,7 @@ class VisionEncoder(nn.Module):
         if self.keypoints is not None:
             if instruction is None:
                 raise PolicyError("this vision encoder has keypoints: pass the pooled instruction embedding")
-            layers = list(self.stem)
-            split = 3 * KEYPOINT_STEM_BLOCKS  # conv, norm, activation per block
-            early = _run(layers[:split], x)
-            x = _run(layers[split:], early)
+            x, early = self.stem.forward_tapped(x, KEYPOINT_STEM_BLOCKS)
             points = self.keypoints(early, instruction.repeat_interleave(c, dim=0))[:, None, :]  # (B*C, 1, W)
         else:
             x = self.stem(x)
@@ -132,9 +138,3 @@ class VisionEncoder(nn.Module):
             x = torch.cat([x, points], dim=1)
         x = x.unflatten(0, (b, c)) + self.camera[None, :, None, :]  # (B, C, P (+1), W)
         return x.flatten(1, 2)
-
-
-def _run(layers: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
-    for layer in layers:
-        x = layer(x)
-    return x
