@@ -15,6 +15,7 @@ pi0 runs only on CUDA (its shapes are for a GPU) and keeps its preset's 3 camera
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
@@ -50,6 +51,8 @@ def _time_ms(fn, device: str) -> float:
 
 def _policy(preset: str, device: str, dtype: str, threads: int | None, text: str | None, tmp: str) -> FlowPolicy:
     config = get_config(preset, **({"text_encoder": text} if text else {}))
+    if config.tcp_state:  # the TCP pose comes from a robot's kinematics: the Franka's, whose state size it has
+        config = dataclasses.replace(config, robot="franka")
     torch.manual_seed(0)
     stats = identity_norm_stats(config.action_dim, config.state_dim)
     if preset == "pi0":

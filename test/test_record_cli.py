@@ -24,7 +24,8 @@ def record(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_expert_episodes_are_recorded_labelled_and_complete(tmp_path):
     out = tmp_path / "demos"
-    result = record("franka", str(out), "--sim", "--expert", "--episodes", "2", "--seed", "5", "--task-kind", "pick")
+    result = record("franka", str(out), "--sim", "--expert", "--episodes", "2", "--seed", "5", "--task-kind", "pick",
+                    "--expert-period", "0.1")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "episode 2/2 episode_0001" in result.stdout and "recorded 2 episodes" in result.stdout
 
@@ -40,7 +41,9 @@ def test_expert_episodes_are_recorded_labelled_and_complete(tmp_path):
             counts = {c.topic: c.msgcount for c in reader.connections}
         assert counts == meta.message_counts
         assert all(counts[c.topic] > 0 for c in robot.cameras)
-        assert counts[NAMES.action_chunk] > 0 and counts[robot.arms[0].trajectory_topic] > 0
+        assert counts[robot.arms[0].trajectory_topic] > 0
+        seconds = (meta.stop_ns - meta.start_ns) * 1e-9
+        assert 0.5 * seconds / 0.1 < counts[NAMES.action_chunk] <= seconds / 0.1 + 2  # a chunk every 0.1 s
         assert counts[NAMES.sim_task] == 1 and sum(meta.dropped.values()) == 0
 
 
@@ -82,6 +85,11 @@ def test_keys_start_stop_discard_and_quit(tmp_path):
 def test_expert_without_sim_is_one_line_error(tmp_path):
     result = record("franka", str(tmp_path), "--expert")
     assert result.returncode == 2 and "--expert needs the sim" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_period_that_is_not_positive_is_one_line_error(tmp_path):
+    result = record("franka", str(tmp_path), "--sim", "--expert", "--expert-period", "0")
+    assert result.returncode == 2 and "--expert-period must be > 0" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_print_topics_lists_the_episode_topics():

@@ -45,9 +45,10 @@ def _observation(dataset, i: int) -> Observation:
                        state=dataset.state[i], instruction=dataset.tasks[dataset.task_index[i]])
 
 
-def test_batches_normalize_exactly_as_flow_policy_infers():
+@pytest.mark.parametrize("tcp_state", [False, True])
+def test_batches_normalize_exactly_as_flow_policy_infers(tcp_state):
     dataset = tiny_dataset(size=(40, 48))  # not the model's 32x32: both sides must resize the same way
-    config = tiny_config(dimension_names=dataset.action_names)
+    config = tiny_config(dimension_names=dataset.action_names, tcp_state=tcp_state, robot="franka")
     stats = norm_stats_from_dataset(dataset, config.dimension_names)
     batcher = ChunkBatcher(dataset, config, stats)
     policy = FlowPolicy.from_model(random_model(config), stats, num_threads=1)
@@ -59,6 +60,7 @@ def test_batches_normalize_exactly_as_flow_policy_infers():
         for c, camera in enumerate(config.cameras):
             torch.testing.assert_close(batch["images"][camera][row], images[c], rtol=0, atol=0)
         torch.testing.assert_close(batch["state"][row], policy.state(obs.state)[0], rtol=0, atol=0)
+        assert batch["state"].shape[1] == config.state_dim + 9 * tcp_state
         assert batch["instruction"][row] == obs.instruction
 
 

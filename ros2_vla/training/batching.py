@@ -12,7 +12,8 @@ true labels (after the demo ends the arm does stay put), so the loss keeps them,
 learns to stop when a task is done rather than leaving its tail outputs unconstrained. `is_pad` is
 returned with each batch for inspection.
 
-Normalization: state z-scores (mean/std), actions q01/q99 -> [-1, 1] on the dims the mask marks, the
+Normalization: state z-scores (mean/std), then a tcp_state model's TCP features (`proprio.model_state`,
+which FlowPolicy uses too), actions q01/q99 -> [-1, 1] on the dims the mask marks, the
 gripper raw: the very `NormStats` saved in the checkpoint, so FlowPolicy undoes what training did.
 Images go through `images_to_tensor`, the function FlowPolicy's `CameraImages` uses.
 """
@@ -30,6 +31,7 @@ from ros2_vla.errors import PolicyError
 from ros2_vla.policies.flow.config import FlowConfig
 from ros2_vla.policies.flow.norm import NormStats, Stats, default_action_mask
 from ros2_vla.policies.flow.preprocess import images_to_tensor
+from ros2_vla.policies.flow.proprio import model_state, tcp_features_for
 from ros2_vla.training.augment import random_shift
 from ros2_vla.training.goals import goal_targets, normalize_goals
 
@@ -94,7 +96,8 @@ class ChunkBatcher:
         chunks, is_pad = padded_chunks(dataset.action, dataset.episode_index, config.horizon, hold)
         self.actions = torch.from_numpy(norm_stats.normalize_actions(chunks))  # (N, H, D)
         self.is_pad = torch.from_numpy(is_pad)  # (N, H)
-        self.state = torch.from_numpy(norm_stats.normalize_state(dataset.state))  # (N, S)
+        tcp = tcp_features_for(config)
+        self.state = torch.from_numpy(model_state(dataset.state, norm_stats, tcp))  # (N, proprio_dim)
         goals = goal_targets(dataset.action, dataset.episode_index, config.dimension_names, hold)
         self.goals = torch.from_numpy(normalize_goals(goals))  # (N, D) targets of the goal loss
         self.instructions = [dataset.tasks[int(t)] for t in dataset.task_index]

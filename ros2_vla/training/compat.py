@@ -50,6 +50,8 @@ def check_dataset(dataset: FrameDataset, config: FlowConfig, model: str = "the m
                         f"{list(config.dimension_names)}")
     if dataset.state.ndim != 2 or dataset.state.shape[1] != config.state_dim:
         problems.append(f"state has {dataset.state.shape[1:]} values per frame, {model} takes {config.state_dim}")
+    if config.tcp_state and dataset.robot != config.robot:
+        problems.append(f"{model} reads the TCP pose of a {config.robot!r} (forward kinematics of the state)")
     if dataset.fps <= 0 or abs(1.0 / dataset.fps - config.dt) > DT_TOLERANCE:
         problems.append(f"the dataset runs at {dataset.fps} fps, {model} steps its chunks every {config.dt} s "
                         "(one chunk step is one frame)")

@@ -26,6 +26,7 @@ from ros2_vla.policies.flow.config import FlowConfig, robot_state_dim
 from ros2_vla.policies.flow.model import FlowModel
 from ros2_vla.policies.flow.norm import NormStats
 from ros2_vla.policies.flow.preprocess import CameraImages, Instruction, StateVector, check_observation
+from ros2_vla.policies.flow.proprio import tcp_features_for
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 QUANTIZATION_DTYPES = {"": "float32", "fp32": "float32", "bf16": "bfloat16"}  # vla_node's `quantization` values
@@ -43,6 +44,8 @@ def check_robot(config: FlowConfig, robot: Any, source: str | Path) -> None:
     if config.state_dim != state_dim:
         raise PolicyError(f"flow model {source} takes a state of {config.state_dim} values; robot {robot.name!r} "
                           f"has {state_dim} (arm joints, then grippers)")
+    if config.tcp_state and config.robot != robot.name:
+        raise PolicyError(f"flow model {source} reads the TCP pose of a {config.robot!r}, not of robot {robot.name!r}")
 
 
 @dataclass(frozen=True)
@@ -65,20 +68,22 @@ class FlowPolicy:
     """A flow checkpoint ready to infer; build once, then call `infer` from one thread at a time."""
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu", dtype: str = "float32",
-                 num_threads: int | None = None, seed: int | None = 0) -> None:
+                 num_threads: int | None = None, seed: int | None = 0, robot: Any = None) -> None:
         """checkpoint: folder from `save_checkpoint`; device "cpu" or "cuda[:N]"; dtype "float32" or
         "bfloat16"; num_threads: torch CPU threads (process-wide; default `ros2_vla.cpu.inference_threads()`); seed:
-        the noise generator's seed (None: random), so equal seeds give equal chunks."""
+        the noise generator's seed (None: random), so equal seeds give equal chunks; robot: the RobotConfig
+        whose kinematics give a tcp_state model its TCP pose (None: the default variant of the model's robot)."""
         model, _, norm_stats = load_checkpoint(checkpoint, device)
-        self._setup(model, norm_stats, f"flow:{checkpoint}", dtype, num_threads, seed)
+        self._setup(model, norm_stats, f"flow:{checkpoint}", dtype, num_threads, seed, robot)
 
     @classmethod
     def from_model(cls, model: FlowModel, norm_stats: NormStats, name: str = "flow:in-memory",
-                   dtype: str = "float32", num_threads: int | None = None, seed: int | None = 0) -> FlowPolicy:
+                   dtype: str = "float32", num_threads: int | None = None, seed: int | None = 0,
+                   robot: Any = None) -> FlowPolicy:
         """Wrap a model already in memory (benchmarks, training evaluation); same behaviour as a checkpoint.
         The model is put in eval mode and converted to `dtype` in place."""
         policy = cls.__new__(cls)
-        policy._setup(model, norm_stats, name, dtype, num_threads, seed)
+        policy._setup(model, norm_stats, name, dtype, num_threads, seed, robot)
         return policy
 
     @classmethod
@@ -92,10 +97,10 @@ class FlowPolicy:
                               f"not quantization {opts.quantization!r}")
         config = read_config(opts.model)
         check_robot(config, robot, opts.model)
-        return cls(opts.model, device=device, dtype=QUANTIZATION_DTYPES[opts.quantization])
+        return cls(opts.model, device=device, dtype=QUANTIZATION_DTYPES[opts.quantization], robot=robot)
 
     def _setup(self, model: FlowModel, norm_stats: NormStats, name: str, dtype: str,
-               num_threads: int | None, seed: int | None) -> None:
+               num_threads: int | None, seed: int | None, robot: Any) -> None:
         if dtype not in DTYPES:
             raise PolicyError(f"dtype {dtype!r} unknown; use one of {list(DTYPES)}")
         device = resolve_device(model.device)
@@ -108,7 +113,7 @@ class FlowPolicy:
                                action_space=cfg.action_space, dimension_names=cfg.dimension_names,
                                horizon=cfg.horizon, dt=cfg.dt, max_instruction_chars=MAX_INSTRUCTION_CHARS)
         self.images = CameraImages(cfg.cameras, cfg.image_size)
-        self.state = StateVector(norm_stats)
+        self.state = StateVector(norm_stats, tcp_features_for(cfg, robot))
         self.instruction = Instruction(MAX_INSTRUCTION_CHARS)
         self.output = ChunkOutput(norm_stats)
         self.generator = torch.Generator(device=device)

@@ -6,7 +6,8 @@ like (action space, dimension names, dt). It is written to `config.json` beside 
 Presets:
 - `tiny`: unit tests; builds and runs in milliseconds on a CPU, hash text encoder (no MiniLM).
 - `compact`: meant for the default policies (models/): 96x96 cameras, 16 instruction-conditioned
-  keypoints per camera, a goal head for the training-only goal loss, 1.3M trainable parameters
+  keypoints per camera, the TCP pose beside the joint state, a goal head for the training-only goal
+  loss, 1.3M trainable parameters
   around the frozen MiniLM; trains on a 2-core CPU in well under an hour.
 - `small`: a larger CPU policy, meant for >= 10 Hz end-to-end on a 2-core CPU with two 224x224
   cameras (see benchmarks/flow_bench.py for the measured rate); slow to train without a GPU.
@@ -34,6 +35,8 @@ class FlowConfig:
     image_size: tuple[int, int] = (224, 224)  # (height, width) [px] every camera is resized to
     cameras: tuple[str, ...] = ("scene", "wrist")  # camera names, in the model's input order
     state_dim: int = 8  # S: proprioception values (arm joints, then grippers, in config order)
+    tcp_state: bool = False  # also read each arm's TCP pose, by FK of the joint state (flow/proprio.py)
+    robot: str = ""  # config/<robot>.yaml whose kinematics give the TCP pose (config_for_robot sets it)
     # -- vision encoder (trained from scratch): conv stem down to patch_size, then ViT blocks per camera
     patch_size: int = 32  # [px] side of the image area one token covers; its powers of 2 become stride-2 convs
     vision_width: int = 256  # channels of an image token
@@ -130,8 +133,8 @@ PRESETS: dict[str, FlowConfig] = {
                        expert_depth=1, expert_heads=2, mlp_ratio=2, prefix_mlp_ratio=2, horizon=4,
                        flow_steps=10, preset="tiny"),
     "compact": FlowConfig(image_size=(96, 96), patch_size=16, vision_width=128, vision_depth=1, keypoints=16,
-                          width=128, depth=2, heads=4, expert_width=128, expert_depth=2, expert_heads=4,
-                          goal_head=True, preset="compact"),
+                          tcp_state=True, width=128, depth=2, heads=4, expert_width=128, expert_depth=2,
+                          expert_heads=4, goal_head=True, preset="compact"),
     "small": FlowConfig(preset="small"),
     "pi0": FlowConfig(image_size=(224, 224), cameras=("base", "left_wrist", "right_wrist"), state_dim=32,
                       patch_size=14, vision_width=1152, vision_depth=27, text_max_tokens=48, width=2048, depth=18,
@@ -161,7 +164,7 @@ def robot_state_dim(robot: Any) -> int:
 def config_for_robot(name: str, robot: Any, **overrides: Any) -> FlowConfig:
     """Preset `name` with cameras, state size and action layout taken from a RobotConfig
     (`ros2_vla.config.load_robot_config`): state = every arm joint, then each gripper."""
-    fields = dict(cameras=tuple(c.name for c in robot.cameras), state_dim=robot_state_dim(robot),
+    fields = dict(robot=robot.name, cameras=tuple(c.name for c in robot.cameras), state_dim=robot_state_dim(robot),
                   action_space=robot.action.space, dimension_names=tuple(robot.action.dimension_names),
                   action_dim=len(robot.action.dimension_names), dt=robot.action.dt)
     fields.update(overrides)

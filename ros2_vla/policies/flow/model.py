@@ -22,6 +22,7 @@ from torch import nn
 from ros2_vla.errors import PolicyError
 from ros2_vla.policies.flow.config import FlowConfig
 from ros2_vla.policies.flow.layers import Mlp, SelfAttentionBlock, merge_heads, sinusoidal_embedding, split_heads
+from ros2_vla.policies.flow.proprio import proprio_dim
 from ros2_vla.policies.flow.sampling import euler_sample
 from ros2_vla.policies.flow.text import CachedTextEncoder, TextEmbedding, TextTokens, build_text_encoder
 from ros2_vla.policies.flow.vision import VisionEncoder
@@ -32,7 +33,7 @@ class PrefixInputs:
     """One batch of observations, preprocessed."""
 
     images: torch.Tensor  # (B, C, 3, h, w) float in [-1, 1], cameras in config order
-    state: torch.Tensor  # (B, S) normalized proprioception
+    state: torch.Tensor  # (B, S) normalized joint state, then the TCP features of a tcp_state model
     text: TextTokens  # encoded instructions
 
 
@@ -56,7 +57,7 @@ class PrefixEncoder(nn.Module):
         super().__init__()
         self.vision = VisionEncoder(config)
         self.text = TextEmbedding(config)
-        self.state = nn.Linear(config.state_dim, config.width)
+        self.state = nn.Linear(proprio_dim(config), config.width)
         self.blocks = nn.ModuleList(SelfAttentionBlock(config.width, config.heads, config.prefix_mlp_ratio)
                                     for _ in range(config.depth))
         self.norm = nn.LayerNorm(config.width)
@@ -174,9 +175,10 @@ class FlowModel(nn.Module):
         expected = (len(self.config.cameras), 3, *self.config.image_size)
         if images.dim() != 5 or tuple(images.shape[1:]) != expected:
             raise PolicyError(f"images have shape {tuple(images.shape)}; expected (B, {', '.join(map(str, expected))})")
-        if state.dim() != 2 or state.shape != (images.shape[0], self.config.state_dim):
-            raise PolicyError(f"state has shape {tuple(state.shape)}; "
-                              f"expected ({images.shape[0]}, {self.config.state_dim})")
+        s = proprio_dim(self.config)
+        if state.dim() != 2 or state.shape != (images.shape[0], s):
+            raise PolicyError(f"state has shape {tuple(state.shape)}; expected ({images.shape[0]}, {s})"
+                              + (" (joint state, then TCP features)" if self.config.tcp_state else ""))
         dtype = self.expert.position.dtype  # float32, or bfloat16 for a half-precision model
         values = text.values.to(self.device, dtype) if text.values.is_floating_point() else text.values.to(self.device)
         return PrefixInputs(images.to(self.device, dtype), state.to(self.device, dtype),

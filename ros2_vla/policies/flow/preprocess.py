@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from ros2_vla.errors import PolicyError
 from ros2_vla.policies.base import Observation
 from ros2_vla.policies.flow.norm import NormStats
+from ros2_vla.policies.flow.proprio import TcpFeatures, model_state
 
 
 def images_to_tensor(frames: np.ndarray | torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -59,9 +60,10 @@ def _check_frame(name: str, frame: object) -> None:
 
 @dataclass(frozen=True)
 class StateVector:
-    """Observation state (S,) -> (1, S) float32 z-scores."""
+    """Observation state (S,) -> (1, S') float32: z-scores, then the TCP features of a tcp_state model."""
 
     norm_stats: NormStats
+    tcp: TcpFeatures | None = None
 
     def __call__(self, state: np.ndarray) -> torch.Tensor:
         s = np.asarray(state)
@@ -70,7 +72,7 @@ class StateVector:
             raise PolicyError(f"state has shape {s.shape}, this model takes ({n},) (arm joints, then grippers)")
         if not np.issubdtype(s.dtype, np.floating) or not np.all(np.isfinite(s)):
             raise PolicyError(f"state must be finite floats, got dtype {s.dtype} with values {s}")
-        return torch.from_numpy(self.norm_stats.normalize_state(s))[None]
+        return torch.from_numpy(model_state(s, self.norm_stats, self.tcp))[None]
 
 
 @dataclass(frozen=True)
