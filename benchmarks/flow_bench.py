@@ -15,7 +15,6 @@ pi0 runs only on CUDA (its shapes are for a GPU) and keeps its preset's 3 camera
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import tempfile
 import time
@@ -23,9 +22,12 @@ import time
 import numpy as np
 import torch
 
+from ros2_vla.config import load_robot_config
 from ros2_vla.policies.base import Observation
+from ros2_vla.policies.flow.config import config_for_robot
 from ros2_vla.policies.flow import FlowModel, FlowPolicy, get_config, identity_norm_stats, save_checkpoint
 
+TCP_ROBOT = "franka"  # whose FK a tcp_state preset (compact) reads in this benchmark
 CAMERA_SIZE = (224, 224)  # (height, width) [px] of the frames handed to infer
 
 
@@ -50,9 +52,10 @@ def _time_ms(fn, device: str) -> float:
 
 
 def _policy(preset: str, device: str, dtype: str, threads: int | None, text: str | None, tmp: str) -> FlowPolicy:
-    config = get_config(preset, **({"text_encoder": text} if text else {}))
-    if config.tcp_state:  # the TCP pose comes from a robot's kinematics: the Franka's, whose state size it has
-        config = dataclasses.replace(config, robot="franka")
+    overrides = {"text_encoder": text} if text else {}
+    config = get_config(preset, **overrides)
+    if config.tcp_state:  # the TCP pose needs a robot's kinematics, and the state size that goes with them
+        config = config_for_robot(preset, load_robot_config(TCP_ROBOT), **overrides)
     torch.manual_seed(0)
     stats = identity_norm_stats(config.action_dim, config.state_dim)
     if preset == "pi0":

@@ -24,6 +24,7 @@ import numpy as np
 from ros2_vla.actions.chunk import chunk_to_array
 from ros2_vla.config import load_robot_config
 from ros2_vla.evaluation.adapter import load_eval_policy
+from ros2_vla.evaluation.seeds import HELD_OUT_SEED
 from ros2_vla.evaluation.stats import wilson_interval
 from ros2_vla.sim.episode import Observation
 from ros2_vla.sim.expert import ExpertObservation
@@ -85,7 +86,8 @@ def main() -> None:
     parser.add_argument("robot", help="robot config name (one-arm ee_delta: franka, widowx)")
     parser.add_argument("--model", required=True, help="flow checkpoint folder")
     parser.add_argument("--scenes", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=100000, help="first scene seed (demos use seeds below 100000)")
+    parser.add_argument("--seed", type=int, default=HELD_OUT_SEED,
+                        help=f"first scene seed (default {HELD_OUT_SEED}; demos use seeds below it)")
     parser.add_argument("--json", action="store_true", help="print JSON (with every row) instead of a table")
     args = parser.parse_args()
     result = probe(args.robot, args.model, args.scenes, args.seed)

@@ -46,9 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="with --expert: seed of the first scene (then +1 per episode)")
     parser.add_argument("--timeout", type=float, default=60.0, help="[s] with --expert: an episode without success ends as a failure")
     parser.add_argument("--hold", type=float, default=1.0, help="[s] with --expert: recorded after success, the finished task")
-    parser.add_argument("--expert-period", type=float, default=0.25,
-                        help="[s] with --expert: between the expert's chunks (default 0.25; a policy in vla_node "
-                             "sends one per camera frame)")
+    parser.add_argument("--expert-period", type=float, default=None,
+                        help="[s] with --expert: between the expert's chunks (default: sim_node's expert_period; "
+                             "a policy in vla_node sends one per camera frame)")
     parser.add_argument("--task-kind", default="", help="with --expert: pick | place | bimanual_pick (default: drawn per seed)")
     parser.add_argument("--phrasing", default="template", choices=PHRASINGS,
                         help="with --expert: how the sim words instructions (train: training paraphrases)")
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.expert and not args.sim:
         raise ConfigError("--expert needs the sim: add --sim")
-    if args.expert and not args.expert_period > 0:
+    if args.expert and args.expert_period is not None and not args.expert_period > 0:
         raise ConfigError(f"--expert-period must be > 0 [s], got {args.expert_period}")
     if args.expert and args.episodes < 1:
         raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
@@ -97,7 +97,8 @@ def _graph(args: argparse.Namespace, out: Path, expert: bool):
                          phrasing=args.phrasing, record=str(out))
     specs = []
     for spec in describe_graph(opts):
-        extra = {"sim_node": {"task_kind": args.task_kind, "expert_period": args.expert_period},
+        period = {} if args.expert_period is None else {"expert_period": args.expert_period}
+        extra = {"sim_node": {"task_kind": args.task_kind, **period},
                  "bridge_node": {"enabled": False},  # armed per episode, once recording runs
                  "recorder_node": metadata}.get(spec.executable, {})
         specs.append(replace(spec, parameters={**spec.parameters, **extra}))
