@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -9,12 +10,14 @@ import subprocess
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from bag_fixtures import image_msg, simulate, write_bag
+from bag_fixtures import EPOCH_NS, image_msg, simulate, write_bag
 from helpers import cli
 
 from ros2_vla.actions.targets import apply_ee_delta, pose_error
+from ros2_vla.bringup import NAMES
 from ros2_vla.config import load_robot_config
 from ros2_vla.data.bag_reader import open_episode, read_messages
+from ros2_vla.data.chunk_log import ChunkLog, hold_mask
 from ros2_vla.data.convert import ConvertOptions, convert_to_lerobot
 from ros2_vla.data.episode import EpisodeMeta
 from ros2_vla.data.lerobot_reader import load_lerobot_dataset
@@ -242,3 +245,63 @@ def test_cli_converts_and_reports_errors_in_one_line(franka, tmp_path):
     only_failed = subprocess.run(cli("convert", str(root / "episode_0001"), "--to", "lerobot", str(tmp_path / "x")),
                                  capture_output=True, text=True, timeout=120)
     assert only_failed.returncode == 2 and "--include-failed" in only_failed.stderr and only_failed.stderr.count("\n") == 1
+
+
+def _expert_stream(good, times):
+    """The expert's chunk step under way at each sim time [s], worked out here from what it published."""
+    chunk_times = np.array([t for t, _ in good.chunks])
+    rows = []
+    for t in times:
+        tc, values = good.chunks[max(np.searchsorted(chunk_times, t + 1e-9, side="right") - 1, 0)]
+        step = max(int(np.floor((t - tc) / 0.1 + 1e-9)), 0)
+        rows.append(values[step] if step < len(values) else np.r_[np.zeros(6), values[-1, -1]])
+    return np.array(rows)
+
+
+def test_commanded_labels_are_the_chunk_steps_the_bridge_played(franka, tmp_path):
+    root, good = franka
+    out = tmp_path / "commanded"
+    convert_to_lerobot([root / "episode_0000"], out, ConvertOptions(labels="commanded"))
+    extras = json.loads((out / "meta/ros2_vla.json").read_text())
+    assert extras["action_labels"] == "commanded"
+    data = load_lerobot_dataset(out)
+    t0 = (extras["episodes"][0]["start_ns"] - EPOCH_NS) / 1e9  # frame 0's instant on the sim clock
+    expected = _expert_stream(good, t0 + np.arange(len(data)) * 0.1)
+    np.testing.assert_allclose(data.action, expected, atol=1e-6)
+    # Commanded steps are the expert's straight lines: steady where the measured motion lags and stops.
+    measured = load_lerobot_dataset(convert_to_lerobot([root / "episode_0000"], tmp_path / "measured").out)
+    jerk = lambda a: np.median(np.linalg.norm(np.diff(a[:, :3], axis=0), axis=1))  # noqa: E731
+    assert jerk(data.action) < 0.5 * jerk(measured.action)
+    # Both point where the arm went over the episode; the commands run ahead of the motion, as the
+    # bridge's velocity and acceleration limits and the servo make the arm lag them.
+    c, m = data.action[:, :3].sum(axis=0), measured.action[:, :3].sum(axis=0)
+    assert c @ m / (np.linalg.norm(c) * np.linalg.norm(m)) > 0.95
+    assert 0.8 < np.linalg.norm(c) / np.linalg.norm(m) < 1.6
+
+
+def test_commanded_labels_need_chunks_the_robot_can_play(franka, tmp_path):
+    _, good = franka
+    write_bag(tmp_path / "none" / "episode_0000", good, skip_topics=(NAMES.action_chunk,))
+    with pytest.raises(DatasetError, match="no action chunks .* --labels measured"):
+        convert_to_lerobot([tmp_path / "none"], tmp_path / "out", ConvertOptions(labels="commanded"))
+    convert_to_lerobot([tmp_path / "none"], tmp_path / "out")  # measured labels need no chunks
+    in_ee = lambda msg: dataclasses.replace(msg, header=dataclasses.replace(msg.header, frame_id="ee"))  # noqa: E731
+    ee = [(t, topic, in_ee(msg) if topic == NAMES.action_chunk else msg) for t, topic, msg in good.messages]
+    write_bag(tmp_path / "ee" / "episode_0000", dataclasses.replace(good, messages=ee))
+    with pytest.raises(DatasetError, match=r"episode_0000: /vla/action_chunk: a chunk in ee_delta \(frame 'ee'"):
+        convert_to_lerobot([tmp_path / "ee"], tmp_path / "out2", ConvertOptions(labels="commanded"))
+    assert not (tmp_path / "out2").exists()
+
+
+def test_chunk_log_replaces_holds_and_starts_at_the_first_decision():
+    robot = load_robot_config("franka")
+    a = np.arange(3 * 7, dtype=np.float64).reshape(3, 7) + 1.0  # steps 0..2, gripper last
+    b = -np.ones((3, 7))
+    log = ChunkLog(receipt=np.array([0.52, 0.82]), start=np.array([0.5, 0.8]), actions=(a, b), dt=0.1,
+                   hold_motion=hold_mask(robot))
+    got = log.at(np.array([0.0, 0.5, 0.65, 0.75, 0.81, 0.85, 1.1, 1.3]))
+    np.testing.assert_array_equal(got[0], a[0])  # before any chunk: the first one's step 0
+    np.testing.assert_array_equal(got[1:4], a)  # step k from stamp + k dt
+    np.testing.assert_array_equal(got[4], np.r_[np.zeros(6), a[-1, -1]])  # past its end: hold, gripper kept
+    np.testing.assert_array_equal(got[5], b[0])  # the newer chunk has arrived
+    np.testing.assert_array_equal(got[6:], np.tile(np.r_[np.zeros(6), b[-1, -1]], (2, 1)))

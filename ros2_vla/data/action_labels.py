@@ -1,4 +1,7 @@
-"""Action labels in the policy's action space, computed from what the robot did between frames.
+"""Action labels in the policy's action space: what the robot did between frames ("measured"), or
+what it was told to do ("commanded": the chunks on /vla/action_chunk, `ros2_vla.data.chunk_log`).
+
+Measured:
 
 - ee_delta: the TCP motion from t_k to t_{k+1}, poses by forward kinematics of the recorded joints,
   in the BridgeData convention `apply_ee_delta` plays back (frame "base": dp = p1 - p0 in base axes,
@@ -77,8 +80,16 @@ def gripper_positions(series: EpisodeSeries, plan: FramePlan, arm: ArmSpec) -> n
     return np.where(np.isnan(commanded), measured, commanded)
 
 
-def action_labels(series: EpisodeSeries, plan: FramePlan) -> np.ndarray:
+MEASURED, COMMANDED = "measured", "commanded"
+LABEL_SOURCES = (MEASURED, COMMANDED)
+
+
+def action_labels(series: EpisodeSeries, plan: FramePlan, source: str = MEASURED) -> np.ndarray:
     """(N, D) float64 actions in `robot.action.dimension_names` order."""
+    if source == COMMANDED:
+        return commanded_labels(series, plan)
+    if source != MEASURED:
+        raise DatasetError(f"unknown action label source {source!r}; known: {', '.join(LABEL_SOURCES)}")
     robot = series.robot
     space, names = robot.action.space, robot.action.dimension_names
     columns: dict[str, np.ndarray] = {}
@@ -106,3 +117,11 @@ def action_labels(series: EpisodeSeries, plan: FramePlan) -> np.ndarray:
         raise DatasetError(f"config/{robot.name}.yaml: action dimensions {missing} cannot be computed from a recording "
                            f"of {space}; known: {sorted(columns)}")
     return np.column_stack([columns[n] for n in names])
+
+
+def commanded_labels(series: EpisodeSeries, plan: FramePlan) -> np.ndarray:
+    """(N, D) the commanded step under way at each frame's instant (read with `read_series(with_chunks=True)`)."""
+    if series.chunks is None:
+        raise DatasetError(f"{series.bag.path}: no action chunks the bridge would take on /vla/action_chunk to label "
+                           f"frames with what was commanded; convert with --labels measured")
+    return series.chunks.at(plan.times[:-1])

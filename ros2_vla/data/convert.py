@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ros2_vla.config import RobotConfig, load_robot_config
-from ros2_vla.data.action_labels import action_labels
+from ros2_vla.data.action_labels import COMMANDED, MEASURED, action_labels
 from ros2_vla.data.bag_reader import EpisodeBag, decode, find_episodes, open_episode, read_messages
 from ros2_vla.data.lerobot_writer import LeRobotWriter
 from ros2_vla.data.sampling import FramePlan, plan_frames
@@ -38,6 +38,7 @@ class ConvertOptions:
     include_failed: bool = False  # keep episodes labelled success=False (unlabelled ones are always kept)
     video: VideoSettings = field(default_factory=VideoSettings)
     progress: bool = False  # tqdm bars on stderr
+    labels: str = MEASURED  # action labels: the motion between frames, or the chunks commanded (action_labels)
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def convert_to_lerobot(bags: Sequence[str | Path], out: str | Path, options: Con
     if not kept:
         raise DatasetError(f"no episodes to convert: all {len(opened)} are labelled failures (success: false); "
                            f"pass --include-failed to convert them anyway")
-    prepared = [_prepare(b, robot, fps) for b in _bar(kept, options.progress, "reading bags")]
+    prepared = [_prepare(b, robot, fps, options.labels) for b in _bar(kept, options.progress, "reading bags")]
     cameras = _camera_sizes(prepared)
     with atomic_output(out, options.overwrite) as folder:
         writer = LeRobotWriter(folder, fps, robot.name, prepared[0].series.state_names, robot.action.dimension_names,
@@ -81,7 +82,7 @@ def convert_to_lerobot(bags: Sequence[str | Path], out: str | Path, options: Con
                 writer.start_episode(p.plan.num_frames)
                 _write_frames(writer, p.series, p.plan)
                 writer.end_episode(p.plan.state[:-1], p.action, p.plan.tasks)
-            writer.finish(_extras(robot, prepared, skipped, options.video))
+            writer.finish(_extras(robot, prepared, skipped, options))
         except BaseException:
             writer.abort()
             raise
@@ -145,10 +146,10 @@ def _one_robot(bags: list[EpisodeBag]) -> RobotConfig:
         raise DatasetError(f"{first.path}: {exc}") from exc
 
 
-def _prepare(bag: EpisodeBag, robot: RobotConfig, fps: int) -> _Prepared:
-    series = read_series(bag, robot)
+def _prepare(bag: EpisodeBag, robot: RobotConfig, fps: int, labels: str) -> _Prepared:
+    series = read_series(bag, robot, with_chunks=labels == COMMANDED)
     plan = plan_frames(series, fps, bag.meta.instruction or bag.meta.task)
-    return _Prepared(series, plan, action_labels(series, plan))
+    return _Prepared(series, plan, action_labels(series, plan, labels))
 
 
 def _camera_sizes(prepared: list[_Prepared]) -> dict[str, tuple[int, int]]:
@@ -191,8 +192,9 @@ def _write_frames(writer: LeRobotWriter, series: EpisodeSeries, plan: FramePlan)
                            f"is it still being written?")
 
 
-def _extras(robot: RobotConfig, prepared: list[_Prepared], skipped: tuple[Path, ...], video: VideoSettings) -> dict:
+def _extras(robot: RobotConfig, prepared: list[_Prepared], skipped: tuple[Path, ...], options: ConvertOptions) -> dict:
     """meta/ros2_vla.json: what LeRobot's files cannot say (action space, frame, sources)."""
+    video = options.video
     grippers = {a.gripper.joint: {"open_position": a.gripper.open_position, "closed_position": a.gripper.closed_position,
                                   "binarize": a.gripper.binarize, "invert": a.gripper.invert}
                 for a in robot.arms if a.gripper is not None}
@@ -203,6 +205,7 @@ def _extras(robot: RobotConfig, prepared: list[_Prepared], skipped: tuple[Path, 
                 for i, p in enumerate(prepared)]
     return {"format": EXTRAS_FORMAT, "robot": robot.name, "variant": prepared[0].series.bag.meta.variant,
             "action_space": robot.action.space, "action_frame": robot.action.frame, "action_dt": robot.action.dt,
+            "action_labels": options.labels,
             "action_names": list(robot.action.dimension_names), "state_names": list(prepared[0].series.state_names),
             "grippers": grippers, "video": {"codec": video.codec, "crf": video.crf, "preset": video.preset, "gop": video.gop},
             "episodes": episodes, "skipped_failed": [str(p) for p in skipped]}

@@ -1,7 +1,9 @@
 """`ros2-vla convert BAG [BAG ...] --to lerobot OUT`: recorded episodes -> a LeRobot v3.0 dataset.
 
 A BAG is an episode folder (rosbag2, as `ros2-vla record` writes) or a folder of them. Episodes
-labelled failures are left out unless --include-failed; unlabelled ones are kept.
+labelled failures are left out unless --include-failed; unlabelled ones are kept. Actions are the
+measured motion between frames, or with --labels commanded the chunks the robot was sent on
+/vla/action_chunk (the expert's, a teleoperator's or a policy's), as the bridge played them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="dataset format (lerobot: LeRobot v3.0) and the dataset folder to create")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists and is not empty")
     parser.add_argument("--include-failed", action="store_true", help="also convert episodes labelled success: false")
+    parser.add_argument("--labels", choices=("measured", "commanded"), default="measured",
+                        help="action labels: the TCP/joint motion between frames (default), or the commanded chunk step "
+                             "under way at each frame (needs /vla/action_chunk in every bag)")
     parser.add_argument("--crf", type=int, default=18, help="H.264 quality of the videos (0 lossless .. 51; default 18)")
 
 
@@ -35,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     # SIGTERM ends the conversion like Ctrl-C: the partial output is removed on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     options = ConvertOptions(overwrite=args.overwrite, include_failed=args.include_failed,
-                             video=VideoSettings(crf=args.crf), progress=sys.stderr.isatty())
+                             video=VideoSettings(crf=args.crf), progress=sys.stderr.isatty(), labels=args.labels)
     report = convert_to_lerobot(args.bags, out, options)
     print(f"wrote {report.out}: {report.episodes} episode(s), {report.frames} frames, {report.tasks} task(s), "
           f"{report.bytes_written / 1e6:.1f} MB in {report.seconds:.1f} s")

@@ -15,7 +15,8 @@ import numpy as np
 from ros2_vla.bringup import NAMES
 from ros2_vla.config import ArmSpec, RobotConfig
 from ros2_vla.data.bag_reader import EpisodeBag, decode, read_messages
-from ros2_vla.data.episode import IMAGE, JOINT_STATE, STRING, TRAJECTORY
+from ros2_vla.data.chunk_log import ChunkLog, chunk_actions, chunk_from_bag_msg, hold_mask
+from ros2_vla.data.episode import ACTION_CHUNK, IMAGE, JOINT_STATE, STRING, TRAJECTORY
 from ros2_vla.errors import DatasetError, PolicyError
 from ros2_vla.policies.observation import decode_compressed, decode_raw, state_names
 
@@ -63,6 +64,7 @@ class EpisodeSeries:
     grippers: dict[str, CommandLog]  # arm name -> commands to its gripper (absent: none recorded)
     instructions: tuple[tuple[float, str], ...]  # (time [s], text) on /vla/instruction, non-empty only
     sim_tasks: tuple[tuple[float, str], ...]  # (time [s], text) on /sim/task
+    chunks: ChunkLog | None = None  # the chunks on /vla/action_chunk the bridge would take; None: none recorded
 
 
 def camera_topics(bag: EpisodeBag, robot: RobotConfig) -> tuple[dict[str, str], list[str]]:
@@ -103,18 +105,22 @@ def decode_image(bag: EpisodeBag, topic: str, msg) -> np.ndarray:
         raise DatasetError(f"{bag.path}: frame on {topic}: {exc}") from exc
 
 
-def read_series(bag: EpisodeBag, robot: RobotConfig) -> EpisodeSeries:
-    """First pass over the bag: every series but the camera frames (times and first-frame size only)."""
+def read_series(bag: EpisodeBag, robot: RobotConfig, with_chunks: bool = False) -> EpisodeSeries:
+    """First pass over the bag: every series but the camera frames (times and first-frame size only);
+    `with_chunks` also reads the action chunks (DatasetError for chunks that cannot label this robot)."""
     cams = check_required_topics(bag, robot)
     names = state_names(robot)
     gripper_topics = {_gripper_topic(arm): arm for arm in robot.arms if arm.gripper is not None}
     wanted = [robot.joint_states_topic, *cams.values(), *(t for t in gripper_topics if bag.topics.get(t) == TRAJECTORY)]
     wanted += [t for t in (NAMES.instruction, NAMES.sim_task) if bag.topics.get(t) == STRING]
+    if with_chunks and bag.topics.get(NAMES.action_chunk) == ACTION_CHUNK:
+        wanted.append(NAMES.action_chunk)
     latest: dict[str, float] = {}
     state_t, state_rows = [], []
     frames: dict[str, list[int]] = {c: [] for c in cams}
     shapes: dict[str, tuple[int, int, int]] = {}
     commands: dict[str, list] = {}
+    chunks: list[tuple[int, int, np.ndarray]] = []
     texts: dict[str, list[tuple[int, str]]] = {NAMES.instruction: [], NAMES.sim_task: []}
     topic_camera = {t: c for c, t in cams.items()}
     for topic, t_ns, msg in read_messages(bag, wanted, raw_topics=set(cams.values())):
@@ -130,6 +136,8 @@ def read_series(bag: EpisodeBag, robot: RobotConfig) -> EpisodeSeries:
             frames[cam].append(t_ns)
         elif topic in gripper_topics:
             _note_command(commands, gripper_topics[topic], msg, t_ns)
+        elif topic == NAMES.action_chunk:
+            _note_chunk(chunks, bag, robot, msg, t_ns)
         elif msg.data:
             texts[topic].append((t_ns, msg.data))
     if not state_t:
@@ -149,6 +157,7 @@ def read_series(bag: EpisodeBag, robot: RobotConfig) -> EpisodeSeries:
         grippers={arm: _command_log(rows, origin) for arm, rows in commands.items()},
         instructions=tuple((float(sec(t)), s) for t, s in texts[NAMES.instruction]),
         sim_tasks=tuple((float(sec(t)), s) for t, s in texts[NAMES.sim_task]),
+        chunks=_chunk_log(chunks, robot, origin) if chunks else None,
     )
 
 
@@ -172,6 +181,24 @@ def _note_command(commands: dict[str, list], arm: ArmSpec, msg, t_ns: int) -> No
     # the log time is on another clock (sim time vs wall time), so the receipt is the better start.
     start_ns = stamp_ns if stamp_ns and abs(stamp_ns - t_ns) < _SAME_CLOCK_NS else t_ns
     commands.setdefault(arm.name, []).append((t_ns, start_ns, times, positions))
+
+
+def _note_chunk(chunks: list, bag: EpisodeBag, robot: RobotConfig, msg, t_ns: int) -> None:
+    """Keep one ActionChunk's physical steps, unless the bridge would have refused it."""
+    stamp_ns = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+    start_ns = stamp_ns if stamp_ns and abs(stamp_ns - t_ns) < _SAME_CLOCK_NS else t_ns  # as for gripper commands
+    try:
+        actions = chunk_actions(chunk_from_bag_msg(msg, 0.0), robot)
+    except DatasetError as exc:
+        raise DatasetError(f"{bag.path}: {NAMES.action_chunk}: {exc}") from exc
+    if actions is not None:
+        chunks.append((t_ns, start_ns, actions))
+
+
+def _chunk_log(rows: list, robot: RobotConfig, origin_ns: int) -> ChunkLog:
+    return ChunkLog(receipt=np.array([(r[0] - origin_ns) / 1e9 for r in rows]),
+                    start=np.array([(r[1] - origin_ns) / 1e9 for r in rows]),
+                    actions=tuple(r[2] for r in rows), dt=robot.action.dt, hold_motion=hold_mask(robot))
 
 
 def _command_log(rows: list, origin_ns: int) -> CommandLog:
