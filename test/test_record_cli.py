@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import time
 
+import numpy as np
 import pytest
 from helpers import cli, wait_for
 
@@ -14,6 +15,7 @@ from rosbags.rosbag2 import Reader  # noqa: E402
 
 from ros2_vla.bringup import NAMES  # noqa: E402
 from ros2_vla.config import load_robot_config  # noqa: E402
+from ros2_vla.data.bag_reader import open_episode, read_messages  # noqa: E402
 from ros2_vla.data.episode import episode_topics, read_episode_meta  # noqa: E402
 
 
@@ -25,7 +27,7 @@ def record(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
 def test_expert_episodes_are_recorded_labelled_and_complete(tmp_path):
     out = tmp_path / "demos"
     result = record("franka", str(out), "--sim", "--expert", "--episodes", "2", "--seed", "5", "--task-kind", "pick",
-                    "--expert-period", "0.1")
+                    "--expert-period", "0.1", "--start-jitter", "0.3")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "episode 2/2 episode_0001" in result.stdout and "recorded 2 episodes" in result.stdout
 
@@ -45,6 +47,9 @@ def test_expert_episodes_are_recorded_labelled_and_complete(tmp_path):
         seconds = (meta.stop_ns - meta.start_ns) * 1e-9
         assert 0.5 * seconds / 0.1 < counts[NAMES.action_chunk] <= seconds / 0.1 + 2  # a chunk every 0.1 s
         assert counts[NAMES.sim_task] == 1 and sum(meta.dropped.values()) == 0
+        _, _, first = next(read_messages(open_episode(bag), [robot.joint_states_topic]))
+        start = np.array([first.position[list(first.name).index(n)] for n in robot.arms[0].chain.joint_names])
+        assert 0.05 < np.abs(start - robot.arms[0].chain.home).max() <= 0.3 + 1e-6  # --start-jitter reached the sim
 
 
 def test_keys_start_stop_discard_and_quit(tmp_path):
@@ -90,6 +95,11 @@ def test_expert_without_sim_is_one_line_error(tmp_path):
 def test_a_period_that_is_not_positive_is_one_line_error(tmp_path):
     result = record("franka", str(tmp_path), "--sim", "--expert", "--expert-period", "0")
     assert result.returncode == 2 and "--expert-period must be > 0" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_negative_start_jitter_is_one_line_error(tmp_path):
+    result = record("franka", str(tmp_path), "--sim", "--expert", "--start-jitter", "-0.1")
+    assert result.returncode == 2 and "--start-jitter must be >= 0" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_print_topics_lists_the_episode_topics():

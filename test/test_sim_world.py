@@ -11,7 +11,7 @@ from ros2_vla.config import load_robot_config
 from ros2_vla.errors import ConfigError, TrajectoryError
 from ros2_vla.sim.controller import JointTrajectory, TrajectoryPoint
 from ros2_vla.sim.scene import BOWL, arm_spawn_box
-from ros2_vla.sim.world import Simulation
+from ros2_vla.sim.world import START_CLEARANCE, Simulation
 
 ROBOTS = ("franka", "widowx", "aloha")
 
@@ -54,6 +54,34 @@ def test_reset_is_repeatable_per_seed_and_varies_across_seeds(sim):
 
     np.testing.assert_array_equal(layout(5), layout(5))
     assert np.abs(layout(5) - layout(6)).max() > 0.01
+
+
+def test_start_jitter_varies_the_start_pose_but_not_the_objects(sim):
+    def start(seed, jitter):
+        sim.reset(seed, start_jitter=jitter)
+        arms = {a.name: sim.joint_state().positions[[sim.joint_state().names.index(n) for n in a.chain.joint_names]]
+                for a in sim.robot.arms}
+        return arms, np.array([sim.object_pose(o)[:3, 3] for o in sim.object_names()])
+
+    home, objects = start(7, 0.0)
+    moved, same_objects = start(7, 0.3)
+    np.testing.assert_array_equal(objects, same_objects)  # the layout is the seed's either way
+    for arm in sim.robot.arms:
+        offset = moved[arm.name] - np.array(arm.chain.home)
+        assert 0.05 < np.abs(offset).max() <= 0.3 + 1e-9
+        assert all(j.lower <= q <= j.upper for j, q in zip(arm.chain.joints, moved[arm.name]))
+        assert sim.tcp_pose(arm.name, frame="world")[2, 3] >= sim.scene.table_height + START_CLEARANCE
+        np.testing.assert_allclose(sim.joint_state().velocities, 0.0, atol=1e-9)
+    again, _ = start(7, 0.3)
+    assert all(np.array_equal(again[a], moved[a]) for a in moved)  # repeatable per seed
+    other, _ = start(8, 0.3)
+    assert any(np.abs(other[a] - moved[a]).max() > 0.01 for a in moved)
+    sim.step_until(0.5)  # the controllers hold the jittered start, not home
+    held, _ = start(7, 0.3)
+    sim.step_until(0.5)
+    for arm in sim.robot.arms:
+        q = sim.joint_state().positions[[sim.joint_state().names.index(n) for n in arm.chain.joint_names]]
+        np.testing.assert_allclose(q, held[arm.name], atol=2e-3)
 
 
 def test_objects_rest_on_the_table_apart_and_within_reach(sim):

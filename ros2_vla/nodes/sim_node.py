@@ -89,6 +89,7 @@ class SimNode(Node):
             "cameras": True,  # render and publish the configured cameras
             "expert": False,  # play the scripted expert (publishes ActionChunks to the bridge)
             "expert_period": 0.25,  # [s] between expert chunks
+            "start_jitter": 0.0,  # [rad] arm joints start up to this far from home at each reset (varied demos)
             "phrasing": "template",  # template | train | heldout: how /sim/task words the task (see sim/phrasings.py)
         }
         return {name: self.declare_parameter(name, value).value for name, value in defaults.items()}
@@ -103,7 +104,7 @@ class SimNode(Node):
     # --- reset and task -----------------------------------------------------------------------
     def _reset(self, seed: int) -> Task:
         with self._lock:
-            self.sim.reset(seed)
+            self.sim.reset(seed, start_jitter=self.get_parameter("start_jitter").value)
         task = sample_task(self.robot, np.random.default_rng(seed), sim=self.sim, kind=self.get_parameter("task_kind").value)
         self.task = task
         self.instruction = instruction_for(task, self.get_parameter("phrasing").value, seed)

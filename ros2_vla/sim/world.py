@@ -31,6 +31,10 @@ from ros2_vla.sim.layout import random_layout
 from ros2_vla.sim.mjcf import build_scene_xml, finger_joint_names
 from ros2_vla.sim.scene import SceneSpec, base_transform
 
+START_CLEARANCE = 0.2  # [m] a jittered start keeps every TCP this far above the table (clear of the objects)
+_START_TRIES = 20
+_START_STREAM = 1  # second seed word of the start-jitter draws, apart from the layout's stream
+
 
 class JointState(NamedTuple):
     names: tuple[str, ...]  # arm by arm: the chain's joints, then its gripper joint
@@ -111,14 +115,17 @@ class Simulation:
         return JointState(tuple(names), np.array(pos), np.array(vel))
 
     # --- reset ------------------------------------------------------------------------------
-    def reset(self, seed: int | None = None) -> None:
+    def reset(self, seed: int | None = None, start_jitter: float = 0.0) -> None:
         """Arms at home with grippers open, controllers holding that; objects at random spots in
-        front of the arm(s) (same seed, same spots); sim time back to 0."""
+        front of the arm(s) (same seed, same spots); sim time back to 0.
+
+        start_jitter: [rad] each arm joint starts up to this far from home (uniform, within its limits,
+        redrawn until every TCP is START_CLEARANCE above the table), so demos begin from varied poses and
+        a policy learns to reach the cube from wherever the arm is. Its draws come from their own stream:
+        the seed's objects are where they would be without it."""
         rng = np.random.default_rng(seed)
         mujoco.mj_resetData(self.model, self.data)
-        for arm in self.robot.arms:
-            for n, q in zip(arm.chain.joint_names, arm.chain.home):
-                self.data.qpos[self._joint[n].qposadr[0]] = q
+        self._set_arms(self._start_posture(seed, start_jitter))
         for g in self._grippers.values():
             self.data.qpos[list(g.qpos)] = g.travel
         for p in random_layout(self.robot, self.scene, rng):
@@ -128,6 +135,27 @@ class Simulation:
             ctrl.reset(self._measured(ctrl.joint_names))
         self._next_tick = 0.0
         self._apply_controllers(0.0)
+
+    def _set_arms(self, postures: dict[str, np.ndarray]) -> None:
+        for arm in self.robot.arms:
+            for n, q in zip(arm.chain.joint_names, postures[arm.name]):
+                self.data.qpos[self._joint[n].qposadr[0]] = q
+
+    def _start_posture(self, seed: int | None, jitter: float) -> dict[str, np.ndarray]:
+        """Arm name -> start joints [rad]: home, or home jittered (see `reset`)."""
+        home = {arm.name: np.array(arm.chain.home, dtype=np.float64) for arm in self.robot.arms}
+        if jitter <= 0.0:
+            return home
+        rng = np.random.default_rng(None if seed is None else [seed, _START_STREAM])
+        for _ in range(_START_TRIES):
+            postures = {arm.name: np.clip(home[arm.name] + rng.uniform(-jitter, jitter, len(home[arm.name])),
+                                          [j.lower for j in arm.chain.joints], [j.upper for j in arm.chain.joints])
+                        for arm in self.robot.arms}
+            self._set_arms(postures)
+            mujoco.mj_kinematics(self.model, self.data)
+            if all(self.tcp_pose(a.name, frame="world")[2, 3] >= self.scene.table_height + START_CLEARANCE for a in self.robot.arms):
+                return postures
+        return home  # no clear draw (a jitter too large for this arm): start at home
 
     def set_object_pose(self, name: str, xyz, yaw: float = 0.0) -> None:
         """Put a free object (cube or bowl) at world position xyz [m] (its body origin) with yaw [rad], at rest."""
