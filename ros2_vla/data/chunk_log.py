@@ -49,9 +49,9 @@ class ChunkLog:
         return out
 
 
-def chunk_from_bag_msg(msg, stamp_s: float) -> Chunk:
-    """A decoded ros2_vla/msg/ActionChunk (rosbags) -> Chunk with `stamp_s` [s] on the series' clock."""
-    return Chunk(stamp=stamp_s, frame_id=msg.header.frame_id, embodiment=msg.embodiment, action_space=msg.action_space,
+def chunk_from_bag_msg(msg) -> Chunk:
+    """A decoded ros2_vla/msg/ActionChunk (rosbags) -> Chunk; its stamp stays 0 (the series keeps the times)."""
+    return Chunk(frame_id=msg.header.frame_id, embodiment=msg.embodiment, action_space=msg.action_space,
                  dimension_names=tuple(msg.dimension_names), dt=msg.dt, horizon=msg.horizon,
                  values=np.asarray(msg.values, dtype=np.float32), tokens=np.asarray(msg.tokens, dtype=np.uint16),
                  num_bins=msg.num_bins, low=np.asarray(msg.low, dtype=np.float32),

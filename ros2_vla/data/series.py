@@ -188,7 +188,7 @@ def _note_chunk(chunks: list, bag: EpisodeBag, robot: RobotConfig, msg, t_ns: in
     stamp_ns = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
     start_ns = stamp_ns if stamp_ns and abs(stamp_ns - t_ns) < _SAME_CLOCK_NS else t_ns  # as for gripper commands
     try:
-        actions = chunk_actions(chunk_from_bag_msg(msg, 0.0), robot)
+        actions = chunk_actions(chunk_from_bag_msg(msg), robot)
     except DatasetError as exc:
         raise DatasetError(f"{bag.path}: {NAMES.action_chunk}: {exc}") from exc
     if actions is not None:
