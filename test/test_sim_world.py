@@ -63,7 +63,7 @@ def test_start_jitter_varies_the_start_pose_but_not_the_objects(sim):
                 for a in sim.robot.arms}
         return arms, np.array([sim.object_pose(o)[:3, 3] for o in sim.object_names()])
 
-    home, objects = start(7, 0.0)
+    _, objects = start(7, 0.0)
     moved, same_objects = start(7, 0.3)
     np.testing.assert_array_equal(objects, same_objects)  # the layout is the seed's either way
     for arm in sim.robot.arms:
@@ -76,9 +76,8 @@ def test_start_jitter_varies_the_start_pose_but_not_the_objects(sim):
     assert all(np.array_equal(again[a], moved[a]) for a in moved)  # repeatable per seed
     other, _ = start(8, 0.3)
     assert any(np.abs(other[a] - moved[a]).max() > 0.01 for a in moved)
-    sim.step_until(0.5)  # the controllers hold the jittered start, not home
     held, _ = start(7, 0.3)
-    sim.step_until(0.5)
+    sim.step_until(0.5)  # the controllers hold the jittered start, not home
     for arm in sim.robot.arms:
         q = sim.joint_state().positions[[sim.joint_state().names.index(n) for n in arm.chain.joint_names]]
         np.testing.assert_allclose(q, held[arm.name], atol=2e-3)
