@@ -15,21 +15,24 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pyarrow.dataset as pads
+
+from ros2_vla.actions.spaces import EE_DELTA, EE_TRANSLATION
+from ros2_vla.data.episode import MEASURED
+from ros2_vla.data.lerobot_format import ACTION
+from ros2_vla.data.lerobot_reader import read_extras, read_frame_columns
 
 
 def smoothness(root: Path) -> dict:
-    table = pads.dataset(root / "data", format="parquet").to_table(columns=["action", "episode_index"])
-    action = np.stack(table.column("action").to_numpy(zero_copy_only=False)).astype(np.float64)
-    episode = table.column("episode_index").to_numpy()
-    extras = json.loads((root / "meta" / "ros2_vla.json").read_text())
-    if extras["action_space"] != "ee_delta":
-        raise SystemExit(f"{root}: {extras['action_space']} actions; this measures ee_delta translations")
-    xyz = action[:, [extras["action_names"].index(n) for n in ("x", "y", "z")]]
+    extras = read_extras(root)
+    if extras.get("action_space") != EE_DELTA:
+        raise SystemExit(f"{root}: {extras.get('action_space')} actions; this measures {EE_DELTA} translations")
+    frames = read_frame_columns(root)
+    episode = frames["episode_index"]
+    xyz = frames[ACTION][:, [extras["action_names"].index(n) for n in EE_TRANSLATION]].astype(np.float64)
     same = episode[1:] == episode[:-1]
     step = np.linalg.norm(xyz, axis=1) * 1e3
     change = np.linalg.norm(np.diff(xyz, axis=0), axis=1)[same] * 1e3
-    return {"dataset": str(root), "labels": extras.get("action_labels", "measured"), "frames": int(len(action)),
+    return {"dataset": str(root), "labels": extras.get("action_labels", MEASURED), "frames": int(len(episode)),
             "episodes": int(len(np.unique(episode))), "step_mm_median": float(np.median(step)),
             "step_mm_mean": float(step.mean()), "change_mm_median": float(np.median(change)),
             "change_mm_mean": float(change.mean())}

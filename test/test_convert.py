@@ -13,11 +13,12 @@ import pytest
 from bag_fixtures import EPOCH_NS, image_msg, simulate, write_bag
 from helpers import cli
 
+from ros2_vla.actions.spaces import hold_dims
 from ros2_vla.actions.targets import apply_ee_delta, pose_error
 from ros2_vla.bringup import NAMES
 from ros2_vla.config import load_robot_config
 from ros2_vla.data.bag_reader import open_episode, read_messages
-from ros2_vla.data.chunk_log import ChunkLog, hold_mask
+from ros2_vla.data.chunk_log import ChunkLog
 from ros2_vla.data.convert import ConvertOptions, convert_to_lerobot
 from ros2_vla.data.episode import EpisodeMeta
 from ros2_vla.data.lerobot_reader import load_lerobot_dataset
@@ -253,7 +254,7 @@ def _expert_stream(good, times):
     rows = []
     for t in times:
         tc, values = good.chunks[max(np.searchsorted(chunk_times, t + 1e-9, side="right") - 1, 0)]
-        step = max(int(np.floor((t - tc) / 0.1 + 1e-9)), 0)
+        step = max(int(np.floor((t - tc) / good.robot.action.dt + 1e-9)), 0)
         rows.append(values[step] if step < len(values) else np.r_[np.zeros(6), values[-1, -1]])
     return np.array(rows)
 
@@ -266,7 +267,7 @@ def test_commanded_labels_are_the_chunk_steps_the_bridge_played(franka, tmp_path
     assert extras["action_labels"] == "commanded"
     data = load_lerobot_dataset(out)
     t0 = (extras["episodes"][0]["start_ns"] - EPOCH_NS) / 1e9  # frame 0's instant on the sim clock
-    expected = _expert_stream(good, t0 + np.arange(len(data)) * 0.1)
+    expected = _expert_stream(good, t0 + np.arange(len(data)) / data.fps)
     np.testing.assert_allclose(data.action, expected, atol=1e-6)
     # Commanded steps are the expert's straight lines: steady where the measured motion lags and stops.
     measured = load_lerobot_dataset(convert_to_lerobot([root / "episode_0000"], tmp_path / "measured").out)
@@ -298,7 +299,7 @@ def test_chunk_log_replaces_holds_and_starts_at_the_first_decision():
     a = np.arange(3 * 7, dtype=np.float64).reshape(3, 7) + 1.0  # steps 0..2, gripper last
     b = -np.ones((3, 7))
     log = ChunkLog(receipt=np.array([0.52, 0.82]), start=np.array([0.5, 0.8]), actions=(a, b), dt=0.1,
-                   hold_motion=hold_mask(robot))
+                   hold_motion=~hold_dims(robot.action.space, robot.action.dimension_names))
     got = log.at(np.array([0.0, 0.5, 0.65, 0.75, 0.81, 0.85, 1.1, 1.3]))
     np.testing.assert_array_equal(got[0], a[0])  # before any chunk: the first one's step 0
     np.testing.assert_array_equal(got[1:4], a)  # step k from stamp + k dt

@@ -1,5 +1,5 @@
 """sim_node over real DDS: the closed loop through bridge_node succeeds, bad trajectories are refused
-while the arm holds, and a reset in mid-motion is safe.
+while the arm holds, a reset in mid-motion is safe, and a bad parameter fails the reset call, not the node.
 
 Every test starts `ros2-vla launch ROBOT --sim ...` as real processes and talks to them from a
 test-side rclpy node.
@@ -15,6 +15,8 @@ import pytest
 from helpers import launched, wait_for
 
 pytest.importorskip("rclpy")
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue  # noqa: E402
+from rcl_interfaces.srv import SetParameters  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Bool, String  # noqa: E402
@@ -272,3 +274,34 @@ def test_a_trajectory_sent_before_a_reset_is_ignored_after_it(ros_node):
         wait_for(lambda: abs(joints.latest()[0] - target[0]) < 0.01, 5, "a trajectory sent after the reset to move it")
         assert proc.poll() is None
     assert "stamped before the last reset: ignored" in proc.stdout.read()
+
+
+def test_a_bad_start_jitter_fails_the_reset_call_and_a_good_one_moves_the_start(ros_node):
+    robot = load_robot_config("franka")
+    joints = JointLog(ros_node, robot)
+    reset = ros_node.create_client(Trigger, NAMES.sim_reset)
+    params = ros_node.create_client(SetParameters, "/sim/set_parameters")
+
+    def call(client, request, what):
+        future = client.call_async(request)
+        return wait_for(lambda: future.result(), 5, what)
+
+    def set_jitter(value: float) -> None:
+        value_msg = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
+        result = call(params, SetParameters.Request(parameters=[Parameter(name="start_jitter", value=value_msg)]),
+                      "the set_parameters response")
+        assert result.results[0].successful
+
+    with launched("franka", "--sim") as proc:
+        wait_for(lambda: reset.service_is_ready() and params.service_is_ready(), 20, "/sim/reset and /sim/set_parameters")
+        set_jitter(-0.1)
+        response = call(reset, Trigger.Request(), "the /sim/reset response")
+        assert not response.success and "start_jitter must be >= 0" in response.message
+        assert proc.poll() is None  # the node answered; it did not die
+        set_jitter(0.3)
+        response = call(reset, Trigger.Request(), "the /sim/reset response")
+        assert response.success, response.message
+        t_reset = time.monotonic()
+        wait_for(lambda: len(joints.since(t_reset)) > 5, 5, "joint states after the reset")
+        q = joints.since(t_reset)[-1][1][:7]
+        assert 0.05 < np.max(np.abs(q - np.array(robot.arms[0].chain.home))) <= 0.3 + SERVO_NOISE

@@ -81,6 +81,8 @@ def test_start_jitter_varies_the_start_pose_but_not_the_objects(sim):
     for arm in sim.robot.arms:
         q = sim.joint_state().positions[[sim.joint_state().names.index(n) for n in arm.chain.joint_names]]
         np.testing.assert_allclose(q, held[arm.name], atol=2e-3)
+    with pytest.raises(ConfigError, match="start_jitter must be >= 0"):
+        sim.reset(7, start_jitter=-0.1)
 
 
 def test_objects_rest_on_the_table_apart_and_within_reach(sim):

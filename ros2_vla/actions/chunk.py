@@ -82,6 +82,30 @@ class Chunk:
         return self.tokens.size > 0
 
 
+def chunk_from_message(msg) -> Chunk:
+    """An ActionChunk message -> Chunk, by field name: an rclpy message or one a bag reader (rosbags)
+    decoded alike. Layout and values are checked later by validate_chunk."""
+    return Chunk(
+        stamp=msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9,
+        frame_id=msg.header.frame_id,
+        embodiment=msg.embodiment,
+        action_space=msg.action_space,
+        dimension_names=tuple(msg.dimension_names),
+        dt=msg.dt,
+        horizon=msg.horizon,
+        values=np.asarray(msg.values, dtype=np.float32),
+        tokens=np.asarray(msg.tokens, dtype=np.uint16),
+        num_bins=msg.num_bins,
+        low=np.asarray(msg.low, dtype=np.float32),
+        high=np.asarray(msg.high, dtype=np.float32),
+        normalized=np.asarray(msg.normalized, dtype=bool),
+        instruction=msg.instruction,
+        policy=msg.policy,
+        sequence=msg.sequence,
+        inference_time=msg.inference_time,
+    )
+
+
 def check_layout(chunk: Chunk) -> None:
     """Robot-independent checks: sizes, steps, token range, bounds, finiteness. Raises ChunkError."""
     H, D = chunk.horizon, chunk.dim

@@ -6,6 +6,10 @@ robot facts: which joints a robot has still comes only from its config.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
+
 EE_DELTA = "ee_delta"  # per-step TCP motion: translation [m] and roll/pitch/yaw [rad]
 EE_ABSOLUTE = "ee_absolute"  # TCP pose in the arm base frame: position [m], roll/pitch/yaw [rad]
 JOINT_POSITION = "joint_position"  # absolute joint positions [rad or m]
@@ -14,6 +18,7 @@ JOINT_DELTA = "joint_delta"  # per-step joint motion [rad or m]
 EE_SPACES = (EE_DELTA, EE_ABSOLUTE)
 JOINT_SPACES = (JOINT_POSITION, JOINT_DELTA)
 ACTION_SPACES = EE_SPACES + JOINT_SPACES
+DELTA_SPACES = (EE_DELTA, JOINT_DELTA)  # action spaces whose non-gripper dims are motions per step
 
 # Dimension names of end-effector actions; a chunk may use any subset, in any order.
 EE_TRANSLATION = ("x", "y", "z")
@@ -25,3 +30,11 @@ EE_DIMENSIONS = EE_TRANSLATION + EE_ROTATION + (GRIPPER,)
 BASE_FRAME = "base"  # BridgeData convention: deltas in the arm base axes, rotation about the TCP point
 EE_FRAME = "ee"  # deltas in the current TCP frame
 DELTA_FRAMES = (BASE_FRAME, EE_FRAME)
+
+
+def hold_dims(action_space: str, dimension_names: Sequence[str]) -> np.ndarray:
+    """(D,) bool: True where holding still repeats the last value (absolute targets, grippers), False
+    where it is 0 (per-step motions of a delta action space). Chunk padding and commanded labels use it."""
+    if action_space not in DELTA_SPACES:
+        return np.ones(len(dimension_names), bool)
+    return np.array(["gripper" in name for name in dimension_names], bool)

@@ -21,6 +21,7 @@ import numpy as np
 from ros2_vla.actions.rotations import matrix_to_rpy
 from ros2_vla.actions.spaces import EE_ABSOLUTE, EE_DELTA, EE_FRAME, EE_ROTATION, EE_TRANSLATION, GRIPPER, JOINT_DELTA, JOINT_POSITION
 from ros2_vla.config import ArmSpec, GripperSpec
+from ros2_vla.data.episode import COMMANDED, LABEL_SOURCES, MEASURED
 from ros2_vla.data.sampling import FramePlan
 from ros2_vla.data.series import EpisodeSeries
 from ros2_vla.errors import DatasetError
@@ -78,10 +79,6 @@ def gripper_positions(series: EpisodeSeries, plan: FramePlan, arm: ArmSpec) -> n
         return measured
     commanded = log.at(plan.times)
     return np.where(np.isnan(commanded), measured, commanded)
-
-
-MEASURED, COMMANDED = "measured", "commanded"
-LABEL_SOURCES = (MEASURED, COMMANDED)
 
 
 def action_labels(series: EpisodeSeries, plan: FramePlan, source: str = MEASURED) -> np.ndarray:

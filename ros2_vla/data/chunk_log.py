@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ros2_vla.actions.chunk import Chunk, chunk_to_array, resolve_delta_frame, validate_chunk
-from ros2_vla.actions.spaces import EE_DELTA, GRIPPER, JOINT_DELTA
+from ros2_vla.actions.spaces import EE_DELTA
 from ros2_vla.config import RobotConfig
-from ros2_vla.errors import ChunkError, ConfigError, DatasetError
+from ros2_vla.errors import ChunkError, DatasetError
 
 _TIME_EPS = 1e-9  # [s]
 
@@ -31,7 +31,7 @@ class ChunkLog:
     start: np.ndarray  # (M,) [s] its step 0's start: the header stamp (capture time), or the arrival
     actions: tuple[np.ndarray, ...]  # M arrays (H, D) in the robot's action.dimension_names order
     dt: float  # [s] between steps (the robot's action.dt: others are refused)
-    hold_motion: np.ndarray  # bool (D,): dimensions set to 0 when the robot holds (deltas, not grippers)
+    hold_motion: np.ndarray  # bool (D,): dimensions set to 0 when the robot holds (~actions.spaces.hold_dims)
 
     def at(self, times: np.ndarray) -> np.ndarray:
         """(K, D) the commanded step under way at each of `times` (K,) [s]. Before the first chunk
@@ -49,17 +49,6 @@ class ChunkLog:
         return out
 
 
-def chunk_from_bag_msg(msg) -> Chunk:
-    """A decoded ros2_vla/msg/ActionChunk (rosbags) -> Chunk; its stamp stays 0 (the series keeps the times)."""
-    return Chunk(frame_id=msg.header.frame_id, embodiment=msg.embodiment, action_space=msg.action_space,
-                 dimension_names=tuple(msg.dimension_names), dt=msg.dt, horizon=msg.horizon,
-                 values=np.asarray(msg.values, dtype=np.float32), tokens=np.asarray(msg.tokens, dtype=np.uint16),
-                 num_bins=msg.num_bins, low=np.asarray(msg.low, dtype=np.float32),
-                 high=np.asarray(msg.high, dtype=np.float32), normalized=np.asarray(msg.normalized, dtype=bool),
-                 instruction=msg.instruction, policy=msg.policy, sequence=msg.sequence,
-                 inference_time=msg.inference_time)
-
-
 def chunk_actions(chunk: Chunk, robot: RobotConfig) -> np.ndarray | None:
     """(H, D) physical actions in the robot's dimension order, or None for a chunk the bridge would
     refuse (it commanded nothing). DatasetError for a valid chunk in another space, frame or rate
@@ -68,7 +57,7 @@ def chunk_actions(chunk: Chunk, robot: RobotConfig) -> np.ndarray | None:
         validate_chunk(chunk, robot)
         actions = chunk_to_array(chunk)
         frame = resolve_delta_frame(chunk.frame_id, robot) if chunk.action_space == EE_DELTA else robot.action.frame
-    except (ChunkError, ConfigError):
+    except ChunkError:
         return None
     a = robot.action
     if chunk.action_space != a.space or frame != a.frame or abs(chunk.dt - a.dt) > 1e-9:
@@ -81,10 +70,3 @@ def chunk_actions(chunk: Chunk, robot: RobotConfig) -> np.ndarray | None:
                            f"action dimensions; convert with --labels measured")
     return actions[:, [index[n] for n in a.dimension_names]]
 
-
-def hold_mask(robot: RobotConfig) -> np.ndarray:
-    """bool (D,): the dimensions a hold sets to zero (motion deltas; grippers and absolute targets stay)."""
-    if robot.action.space not in (EE_DELTA, JOINT_DELTA):
-        return np.zeros(len(robot.action.dimension_names), dtype=bool)
-    grippers = {GRIPPER} | {arm.gripper.joint for arm in robot.arms if arm.gripper is not None}
-    return np.array([n not in grippers for n in robot.action.dimension_names])

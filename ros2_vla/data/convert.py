@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from ros2_vla.config import RobotConfig, load_robot_config
-from ros2_vla.data.action_labels import COMMANDED, MEASURED, action_labels
+from ros2_vla.data.action_labels import action_labels
 from ros2_vla.data.bag_reader import EpisodeBag, decode, find_episodes, open_episode, read_messages
+from ros2_vla.data.episode import COMMANDED, MEASURED
 from ros2_vla.data.lerobot_writer import LeRobotWriter
 from ros2_vla.data.sampling import FramePlan, plan_frames
 from ros2_vla.data.series import EpisodeSeries, decode_image, read_series

@@ -12,6 +12,8 @@ import argparse
 import signal
 import sys
 
+from ros2_vla.data.episode import LABEL_SOURCES, MEASURED
+
 FORMATS = ("lerobot",)
 
 
@@ -22,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="dataset format (lerobot: LeRobot v3.0) and the dataset folder to create")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists and is not empty")
     parser.add_argument("--include-failed", action="store_true", help="also convert episodes labelled success: false")
-    parser.add_argument("--labels", choices=("measured", "commanded"), default="measured",
+    parser.add_argument("--labels", choices=LABEL_SOURCES, default=MEASURED,
                         help="action labels: the TCP/joint motion between frames (default), or the commanded chunk step "
                              "under way at each frame (needs /vla/action_chunk in every bag)")
     parser.add_argument("--crf", type=int, default=18, help="H.264 quality of the videos (0 lossless .. 51; default 18)")

@@ -37,6 +37,10 @@ TRAJECTORY = "trajectory_msgs/msg/JointTrajectory"
 ACTION_CHUNK = "ros2_vla/msg/ActionChunk"
 BRIDGE_STATUS = "ros2_vla/msg/BridgeStatus"
 
+# What a converted frame's action is read from: the joints' motion, or the chunks sent (data/action_labels.py).
+MEASURED, COMMANDED = "measured", "commanded"
+LABEL_SOURCES = (MEASURED, COMMANDED)
+
 
 @dataclass
 class EpisodeMeta:

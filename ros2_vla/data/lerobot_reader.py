@@ -36,7 +36,7 @@ def load_lerobot_dataset(root: str | Path, image_size: tuple[int, int] | None = 
     if not version.startswith("v3."):
         raise DatasetError(f"{root}: LeRobot dataset version {version or 'unknown'}; this reader needs v3.0 "
                            f"(convert older ones with LeRobot's convert_dataset_v21_to_v30)")
-    table = _read_frames(root)
+    table = read_frame_columns(root)
     episode_index = table["episode_index"]
     chosen = np.unique(episode_index) if episodes is None else np.asarray(sorted(set(int(e) for e in episodes)), dtype=np.int64)
     unknown = sorted(set(chosen.tolist()) - set(np.unique(episode_index).tolist()))
@@ -50,7 +50,7 @@ def load_lerobot_dataset(root: str | Path, image_size: tuple[int, int] | None = 
     meta = _read_episodes(root)
     frames = {k: v[rows] for k, v in table.items()}
     images = {cam: _camera_frames(root, info, meta, cam, frames, image_size, progress) for cam in cameras}
-    extras = _read_extras(root)
+    extras = read_extras(root)
     return FrameDataset(
         root=str(root), robot=str(info.get("robot_type") or ""), fps=fps, cameras=cameras, images=images,
         state=frames[fmt.STATE].astype(np.float32), action=frames[fmt.ACTION].astype(np.float32),
@@ -84,8 +84,9 @@ def _read_table(files: list[Path], root: Path, what: str):
         raise DatasetError(f"{root}: unreadable {what} parquet ({exc})") from exc
 
 
-def _read_frames(root: Path) -> dict[str, np.ndarray]:
-    """Frame columns as numpy: vectors (N, D), scalars (N,), sorted by the global frame index."""
+def read_frame_columns(root: Path) -> dict[str, np.ndarray]:
+    """Frame columns as numpy, without the camera frames: vectors (N, D), scalars (N,), sorted by the
+    global frame index."""
     table = _read_table(sorted((root / "data").glob("*/*.parquet")), root, "data")
     missing = [c for c in (fmt.STATE, fmt.ACTION, "episode_index", "frame_index", "index", "task_index") if c not in table.column_names]
     if missing:
@@ -191,7 +192,8 @@ def _names(feature: dict, dim: int) -> tuple[str, ...]:
     return tuple(names) if names and len(names) == dim else tuple(f"a{i}" for i in range(dim))
 
 
-def _read_extras(root: Path) -> dict:
+def read_extras(root: Path) -> dict:
+    """meta/ros2_vla.json (what `ros2-vla convert` adds to LeRobot's files), or {} for other datasets."""
     path = root / fmt.EXTRAS_PATH
     try:
         return json.loads(path.read_text()) if path.is_file() else {}

@@ -15,7 +15,9 @@ import numpy as np
 from ros2_vla.bringup import NAMES
 from ros2_vla.config import ArmSpec, RobotConfig
 from ros2_vla.data.bag_reader import EpisodeBag, decode, read_messages
-from ros2_vla.data.chunk_log import ChunkLog, chunk_actions, chunk_from_bag_msg, hold_mask
+from ros2_vla.actions.chunk import chunk_from_message
+from ros2_vla.actions.spaces import hold_dims
+from ros2_vla.data.chunk_log import ChunkLog, chunk_actions
 from ros2_vla.data.episode import ACTION_CHUNK, IMAGE, JOINT_STATE, STRING, TRAJECTORY
 from ros2_vla.errors import DatasetError, PolicyError
 from ros2_vla.policies.observation import decode_compressed, decode_raw, state_names
@@ -176,32 +178,37 @@ def _note_command(commands: dict[str, list], arm: ArmSpec, msg, t_ns: int) -> No
     positions = np.array([p.positions[j] if len(p.positions) > j else np.nan for p in msg.points], dtype=np.float64)
     if not (np.all(np.isfinite(positions)) and np.all(np.diff(times) >= 0)):
         return  # a malformed command: the controller refuses it, so it commanded nothing
+    commands.setdefault(arm.name, []).append((t_ns, _start_ns(msg, t_ns), times, positions))
+
+
+def _start_ns(msg, t_ns: int) -> int:
+    """[ns] when a stamped command's time zero is, on the log clock: its header stamp, or the log time
+    `t_ns`. A zero stamp means "start on receipt" (ros2_control, and what the bridge sends); a stamp far
+    from the log time is on another clock (sim time vs wall time), so the receipt is the better start."""
     stamp_ns = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
-    # A zero stamp means "start on receipt" (ros2_control, and what the bridge sends); a stamp far from
-    # the log time is on another clock (sim time vs wall time), so the receipt is the better start.
-    start_ns = stamp_ns if stamp_ns and abs(stamp_ns - t_ns) < _SAME_CLOCK_NS else t_ns
-    commands.setdefault(arm.name, []).append((t_ns, start_ns, times, positions))
+    return stamp_ns if stamp_ns and abs(stamp_ns - t_ns) < _SAME_CLOCK_NS else t_ns
 
 
 def _note_chunk(chunks: list, bag: EpisodeBag, robot: RobotConfig, msg, t_ns: int) -> None:
     """Keep one ActionChunk's physical steps, unless the bridge would have refused it."""
-    stamp_ns = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
-    start_ns = stamp_ns if stamp_ns and abs(stamp_ns - t_ns) < _SAME_CLOCK_NS else t_ns  # as for gripper commands
     try:
-        actions = chunk_actions(chunk_from_bag_msg(msg), robot)
+        actions = chunk_actions(chunk_from_message(msg), robot)
     except DatasetError as exc:
         raise DatasetError(f"{bag.path}: {NAMES.action_chunk}: {exc}") from exc
     if actions is not None:
-        chunks.append((t_ns, start_ns, actions))
+        chunks.append((t_ns, _start_ns(msg, t_ns), actions))
+
+
+def _seconds(rows: list, column: int, origin_ns: int) -> np.ndarray:
+    return np.array([(r[column] - origin_ns) / 1e9 for r in rows])
 
 
 def _chunk_log(rows: list, robot: RobotConfig, origin_ns: int) -> ChunkLog:
-    return ChunkLog(receipt=np.array([(r[0] - origin_ns) / 1e9 for r in rows]),
-                    start=np.array([(r[1] - origin_ns) / 1e9 for r in rows]),
-                    actions=tuple(r[2] for r in rows), dt=robot.action.dt, hold_motion=hold_mask(robot))
+    return ChunkLog(receipt=_seconds(rows, 0, origin_ns), start=_seconds(rows, 1, origin_ns),
+                    actions=tuple(r[2] for r in rows), dt=robot.action.dt,
+                    hold_motion=~hold_dims(robot.action.space, robot.action.dimension_names))
 
 
 def _command_log(rows: list, origin_ns: int) -> CommandLog:
-    return CommandLog(receipt=np.array([(r[0] - origin_ns) / 1e9 for r in rows]),
-                      start=np.array([(r[1] - origin_ns) / 1e9 for r in rows]),
+    return CommandLog(receipt=_seconds(rows, 0, origin_ns), start=_seconds(rows, 1, origin_ns),
                       times=tuple(r[2] for r in rows), positions=tuple(r[3] for r in rows))

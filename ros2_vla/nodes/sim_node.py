@@ -117,8 +117,12 @@ class SimNode(Node):
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         seed = self.get_parameter("seed").value + 1
+        try:  # task_kind and start_jitter are re-read here: a bad one fails the call instead of the node
+            self._reset(seed)
+        except ConfigError as exc:
+            response.success, response.message = False, str(exc)
+            return response
         self.set_parameters([Parameter("seed", Parameter.Type.INTEGER, seed)])
-        self._reset(seed)
         response.success, response.message = True, f"seed {seed}: {self.instruction}"
         return response
 

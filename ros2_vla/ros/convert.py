@@ -8,7 +8,7 @@ import numpy as np
 from builtin_interfaces.msg import Duration, Time
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from ros2_vla.actions.chunk import Chunk
+from ros2_vla.actions.chunk import Chunk, chunk_from_message
 from ros2_vla.msg import ActionChunk
 
 
@@ -32,25 +32,7 @@ def duration_to_sec(d: Duration) -> float:
 
 def chunk_from_msg(msg: ActionChunk) -> Chunk:
     """ActionChunk -> Chunk; layout and values are checked later by validate_chunk."""
-    return Chunk(
-        stamp=time_to_sec(msg.header.stamp),
-        frame_id=msg.header.frame_id,
-        embodiment=msg.embodiment,
-        action_space=msg.action_space,
-        dimension_names=tuple(msg.dimension_names),
-        dt=msg.dt,
-        horizon=msg.horizon,
-        values=np.asarray(msg.values, dtype=np.float32),
-        tokens=np.asarray(msg.tokens, dtype=np.uint16),
-        num_bins=msg.num_bins,
-        low=np.asarray(msg.low, dtype=np.float32),
-        high=np.asarray(msg.high, dtype=np.float32),
-        normalized=np.asarray(msg.normalized, dtype=bool),
-        instruction=msg.instruction,
-        policy=msg.policy,
-        sequence=msg.sequence,
-        inference_time=msg.inference_time,
-    )
+    return chunk_from_message(msg)
 
 
 def chunk_to_msg(chunk: Chunk) -> ActionChunk:

@@ -123,6 +123,8 @@ class Simulation:
         redrawn until every TCP is START_CLEARANCE above the table), so demos begin from varied poses and
         a policy learns to reach the cube from wherever the arm is. Its draws come from their own stream:
         the seed's objects are where they would be without it."""
+        if not start_jitter >= 0.0:
+            raise ConfigError(f"start_jitter must be >= 0 [rad], got {start_jitter}")
         rng = np.random.default_rng(seed)
         mujoco.mj_resetData(self.model, self.data)
         self._set_arms(self._start_posture(seed, start_jitter))
@@ -144,7 +146,7 @@ class Simulation:
     def _start_posture(self, seed: int | None, jitter: float) -> dict[str, np.ndarray]:
         """Arm name -> start joints [rad]: home, or home jittered (see `reset`)."""
         home = {arm.name: np.array(arm.chain.home, dtype=np.float64) for arm in self.robot.arms}
-        if jitter <= 0.0:
+        if jitter == 0.0:
             return home
         rng = np.random.default_rng(None if seed is None else [seed, _START_STREAM])
         for _ in range(_START_TRIES):

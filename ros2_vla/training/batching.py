@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ros2_vla.actions.spaces import hold_dims
 from ros2_vla.data.frames import FrameDataset, episode_bounds
 from ros2_vla.errors import PolicyError
 from ros2_vla.policies.flow.config import FlowConfig
@@ -35,16 +36,7 @@ from ros2_vla.policies.flow.proprio import model_state, tcp_features_for
 from ros2_vla.training.augment import random_shift
 from ros2_vla.training.goals import goal_targets, normalize_goals
 
-DELTA_SPACES = ("ee_delta", "joint_delta")  # action spaces whose non-gripper dims are motions per step
 STATE_FEATURE, ACTION_FEATURE = "observation.state", "action"  # LeRobot feature names in `stats`
-
-
-def hold_dims(action_space: str, dimension_names: Sequence[str]) -> np.ndarray:
-    """(D,) bool: True where padding repeats the last value (absolute targets, grippers), False where it
-    is 0 (per-step motions of a delta action space)."""
-    if action_space not in DELTA_SPACES:
-        return np.ones(len(dimension_names), bool)
-    return np.array(["gripper" in name for name in dimension_names], bool)
 
 
 def chunk_indices(episode_index: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
