@@ -421,6 +421,26 @@ def test_following_within_the_tracking_bound_keeps_streaming():
     assert bridge.tick(0.02) and bridge.state(0.02).code != BridgeCode.TRACKING_ERROR
 
 
+def test_a_late_tick_compares_the_measurement_with_the_command_of_its_own_time():
+    """A busy CPU delays a control tick (or a joint state) by a fraction of a second: the arm that followed
+    the command exactly must not read as drifting because the command has moved on since it was measured."""
+    robot = _robot("franka")
+    arm = robot.arms[0]
+    bridge = _armed(robot)
+    fast = [[0.0, 0.0, -0.05, 0.0, 0.0, 0.0, 1.0]] * 6  # down at the step limit: joints move fast
+    assert bridge.on_chunk(_chunk(robot, fast), 0.0).code == BridgeCode.OK
+    blender = bridge.blenders[arm.name]
+    measured_at, late = 0.3, 0.3 + 0.9 * robot.safety.joint_state_timeout
+    moved = np.abs(blender.sample(late)[0] - blender.sample(measured_at)[0]).max()
+    assert moved > robot.safety.max_tracking_error, "the plan must move past the bound in the delay for this test to mean anything"
+    bridge.update_joint_state(*_joint_state(robot, {arm.name: blender.sample(measured_at)[0]}), measured_at)
+    assert bridge.tick(late) and bridge.state(late).code != BridgeCode.TRACKING_ERROR, bridge.state(late).message
+    # The same measurement taken as fresh at `late` is a real drift.
+    bridge.update_joint_state(*_joint_state(robot, {arm.name: blender.sample(measured_at)[0]}), late)
+    bridge.tick(late)
+    assert bridge.state(late).code == BridgeCode.TRACKING_ERROR
+
+
 @pytest.mark.parametrize("problem", ["missing joint", "nan"])
 def test_joint_states_lacking_a_joint_are_not_fresh(problem):
     robot = _robot("franka")

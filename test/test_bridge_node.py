@@ -171,6 +171,16 @@ def _run_sender(robot: RobotConfig, chunks: list[dict], gap: float) -> dict[int,
     return {int(w[1]): float(w[2]) for w in (line.split() for line in sender.stdout.splitlines()) if w and w[0] == "sent"}
 
 
+def _answers(statuses: Received) -> dict[int, int]:
+    """The bridge's answer to each chunk: the code of the first status naming it. (The sender's stand-in
+    robot may later lag far enough on a busy CPU for a tracking hold; these tests are not about that.)"""
+    codes: dict[int, int] = {}
+    for _, s in statuses.items:
+        if s.chunk_sequence:
+            codes.setdefault(s.chunk_sequence, s.code)
+    return codes
+
+
 def _check_every_message(arm, msgs: list[JointTrajectory], n: int) -> None:
     assert msgs, f"no trajectory on {arm.trajectory_topic}"
     for m in msgs:
@@ -193,7 +203,7 @@ def test_ee_chunks_over_dds_reach_their_targets_within_limits(ros_node, name):
         sent = _run_sender(robot, [_ee_fields(robot, small, 1), _ee_fields(robot, clamped, 2)], gap=2.0)
         wait_for(lambda: [s for _, s in statuses.items if s.chunk_sequence == 2], 10, "status of chunk 2")
         assert proc.poll() is None, "the launcher died"
-    codes = {s.chunk_sequence: s.code for _, s in statuses.items if s.chunk_sequence in (1, 2)}
+    codes = _answers(statuses)
     assert codes == {1: BridgeStatus.OK, 2: BridgeStatus.WORKSPACE_LIMIT}, sorted({s.message for _, s in statuses.items if s.chunk_sequence})
 
     first = trajectories.after(sent[1])
@@ -236,7 +246,7 @@ def test_aloha_joint_chunks_over_dds_are_passed_through_clipped(ros_node):
         sent = _run_sender(robot, [_aloha_fields(robot, small, 1), _aloha_fields(robot, beyond, 2)], gap=1.8)
         wait_for(lambda: [s for _, s in statuses.items if s.chunk_sequence == 2], 10, "status of chunk 2")
         assert proc.poll() is None, "the launcher died"
-    codes = {s.chunk_sequence: s.code for _, s in statuses.items if s.chunk_sequence in (1, 2)}
+    codes = _answers(statuses)
     assert codes == {1: BridgeStatus.OK, 2: BridgeStatus.JOINT_LIMIT}, [s.message for _, s in statuses.items]
     for i, arm in enumerate(robot.arms):
         lower, upper = np.array([j.lower for j in arm.chain.joints]), np.array([j.upper for j in arm.chain.joints])

@@ -133,7 +133,7 @@ class Bridge:
             return []
         if not self._active or self._plan_ended(now):
             return []
-        drift = self._tracking_error(now)
+        drift = self._tracking_error()
         if drift:  # the arm is not where we are driving it: stop pushing, hold where it is
             self._set(replace(self._last, code=BridgeCode.TRACKING_ERROR, message=f"{drift}: holding"))
             commands = self._hold_commands(now, measured=True)
@@ -169,10 +169,12 @@ class Bridge:
             return f"joint states are {age:.2f} s old (limit {self.timeout:.2f} s)"
         return ""
 
-    def _tracking_error(self, now: float) -> str:
+    def _tracking_error(self) -> str:
         limit = self.robot.safety.max_tracking_error
         for name, blender in self.blenders.items():
-            error = np.abs(blender.sample(now)[0] - self._q[name])
+            # Against the command of the measurement's own time, not of `now`: a late control tick or a
+            # late joint state (a busy CPU, DDS) is not the arm falling behind.
+            error = np.abs(blender.sample(self._stamps[name])[0] - self._q[name])
             if error.max() > limit:
                 joint = self.planner.models[name].joint_names[int(error.argmax())]
                 return f"{joint} is {error.max():.2f} rad from its command (limit {limit:.2f})"
