@@ -10,10 +10,10 @@ import pytest
 from helpers import wait_for
 
 pytest.importorskip("rclpy")
-from ros2_vla.actions.chunk import Chunk  # noqa: E402
+from ros2_vla.actions.chunk import Chunk, chunk_from_message  # noqa: E402
 from ros2_vla.bridge.status import BridgeCode  # noqa: E402
 from ros2_vla.msg import ActionChunk, BridgeStatus, PolicyStatus  # noqa: E402
-from ros2_vla.ros.convert import chunk_from_msg, chunk_to_msg  # noqa: E402
+from ros2_vla.ros.convert import chunk_to_msg  # noqa: E402
 
 DESIGN_FIELDS = {
     "header": "std_msgs/Header",
@@ -59,7 +59,7 @@ def test_chunk_round_trips_through_the_message():
                   dimension_names=("x", "y", "z", "roll", "pitch", "yaw", "gripper"), dt=0.1, horizon=2, values=values,
                   low=-np.ones(7, np.float32), high=np.ones(7, np.float32), normalized=np.array([True] * 6 + [False]),
                   instruction="pick", policy="flow:test", sequence=7, inference_time=0.05)
-    back = chunk_from_msg(chunk_to_msg(chunk))
+    back = chunk_from_message(chunk_to_msg(chunk))
     for field in ("stamp", "frame_id", "embodiment", "action_space", "dimension_names", "dt", "horizon", "instruction",
                   "policy", "sequence", "inference_time"):
         assert getattr(back, field) == getattr(chunk, field), field

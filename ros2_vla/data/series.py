@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ros2_vla.actions.chunk import chunk_from_message
+from ros2_vla.actions.spaces import hold_dims
 from ros2_vla.bringup import NAMES
 from ros2_vla.config import ArmSpec, RobotConfig
 from ros2_vla.data.bag_reader import EpisodeBag, decode, read_messages
-from ros2_vla.actions.chunk import chunk_from_message
-from ros2_vla.actions.spaces import hold_dims
 from ros2_vla.data.chunk_log import ChunkLog, chunk_actions
 from ros2_vla.data.episode import ACTION_CHUNK, IMAGE, JOINT_STATE, STRING, TRAJECTORY
 from ros2_vla.errors import DatasetError, PolicyError

@@ -16,6 +16,7 @@ from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
 
+from ros2_vla.actions.chunk import chunk_from_message
 from ros2_vla.bridge.bridge import Bridge, TrajectoryCommand
 from ros2_vla.bridge.status import BridgeState
 from ros2_vla.bringup import NAMES
@@ -23,7 +24,7 @@ from ros2_vla.config import load_robot_config
 from ros2_vla.errors import ConfigError
 from ros2_vla.ik.solve import solve_ik
 from ros2_vla.msg import ActionChunk, BridgeStatus
-from ros2_vla.ros.convert import chunk_from_msg, joint_trajectory_msg
+from ros2_vla.ros.convert import joint_trajectory_msg
 from ros2_vla.ros.qos import COMMAND, SENSOR, STATUS
 from ros2_vla.ros.spin import run_node
 from ros2_vla.trajectory.blending import BlendConfig
@@ -108,7 +109,7 @@ class BridgeNode(Node):
 
     def _on_chunk(self, msg: ActionChunk) -> None:
         stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        chunk = replace(chunk_from_msg(msg), stamp=(stamp_ns - self._t0_ns) * 1e-9)
+        chunk = replace(chunk_from_message(msg), stamp=(stamp_ns - self._t0_ns) * 1e-9)
         now = self._now()
         state = self.bridge.on_chunk(chunk, now)
         # The new plan goes out now, not one period later, timed from the instant it was planned for:

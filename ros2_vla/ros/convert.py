@@ -8,7 +8,7 @@ import numpy as np
 from builtin_interfaces.msg import Duration, Time
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from ros2_vla.actions.chunk import Chunk, chunk_from_message
+from ros2_vla.actions.chunk import Chunk
 from ros2_vla.msg import ActionChunk
 
 
@@ -28,11 +28,6 @@ def sec_to_duration(s: float) -> Duration:
 
 def duration_to_sec(d: Duration) -> float:
     return d.sec + d.nanosec * 1e-9
-
-
-def chunk_from_msg(msg: ActionChunk) -> Chunk:
-    """ActionChunk -> Chunk; layout and values are checked later by validate_chunk."""
-    return chunk_from_message(msg)
 
 
 def chunk_to_msg(chunk: Chunk) -> ActionChunk:
