@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ros2_vla.errors import ConfigError
-from ros2_vla.sim.phrasings import HELD_OUT, PHRASINGS, TRAINING, instruction_for, phrase, phrasings
+from ros2_vla.sim.phrasings import HELD_OUT, PHRASINGS, TRAINING, instruction_for, parse_instruction, phrase, phrasings
 from ros2_vla.sim.scene import SceneSpec
 from ros2_vla.sim.tasks import TEMPLATES, Task
 
@@ -48,6 +48,18 @@ def test_every_phrasing_names_each_color_in_task_order(kind, phrasing):
             assert all(k >= 0 for k in positions), f"{text!r} does not name {task.colors}"
             assert positions == sorted(positions), f"{text!r} names {task.colors} out of order"
             assert ("bowl" in text) == (kind == "place"), f"{text!r}: only place tasks mention the bowl"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_training_wordings_parse_back_to_their_task_and_held_out_ones_do_not(kind):
+    colors = SceneSpec().cube_colors
+    task = Task(kind, tuple(colors[:TEMPLATES[kind].count("{")]))
+    for p in phrasings(kind, "train"):
+        assert parse_instruction(p.format(*task.colors)) == (task.kind, task.colors), p
+    assert parse_instruction(task.instruction.upper() + " ") == (task.kind, task.colors)
+    for p in phrasings(kind, "heldout"):  # re-wording in training must never produce held-out wording
+        assert parse_instruction(p.format(*task.colors)) is None, p
+    assert parse_instruction("please tidy up the table") is None
 
 
 def test_template_phrasing_is_the_task_instruction():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from training_helpers import tiny_dataset
 from ros2_vla.actions.chunk import Chunk, chunk_to_array
 from ros2_vla.policies.base import Observation
 from ros2_vla.policies.flow import FlowPolicy
+from ros2_vla.sim.phrasings import phrasings
 from ros2_vla.training.augment import random_shift
 from ros2_vla.training.batching import (Augment, ChunkBatcher, chunk_indices, hold_dims, norm_stats_from_dataset,
                                         padded_chunks)
@@ -108,3 +111,26 @@ def test_stats_come_from_the_dataset_with_the_gripper_left_raw(robot):
     np.testing.assert_allclose(stats.action.q01, dataset.stats["action"]["q01"], rtol=1e-6)
     np.testing.assert_allclose(stats.state.std, dataset.stats["observation.state"]["std"], rtol=1e-6)
     assert stats.action_mask.tolist() == ["gripper" not in n for n in dataset.action_names]
+
+
+def test_rephrasing_rewords_sim_instructions_within_their_task_and_only_when_training():
+    dataset = tiny_dataset()
+    dataset = dataclasses.replace(dataset, tasks=("pick up the red cube", "my own words for the blue one"))
+    config = tiny_config(dimension_names=dataset.action_names)
+    stats = norm_stats_from_dataset(dataset, config.dimension_names)
+    batcher = ChunkBatcher(dataset, config, stats, Augment(rephrase=1.0))
+    frames = range(len(dataset))
+    recorded = batcher.batch(frames, train=False)["instruction"]
+    assert recorded == [dataset.tasks[int(t)] for t in dataset.task_index]
+    said = batcher.batch(frames, torch.Generator().manual_seed(0), train=True)["instruction"]
+    red_pick = {p.format("red") for p in phrasings("pick", "train")}
+    for before, after in zip(recorded, said):
+        if before == "my own words for the blue one":
+            assert after == before  # not a sim wording: kept as recorded
+        else:
+            assert after in red_pick
+    assert len({s for s in said if s in red_pick}) > 3  # varied, not one fixed rewording
+    half = ChunkBatcher(dataset, config, stats, Augment(rephrase=0.5))
+    mixed = half.batch(range(len(dataset)), torch.Generator().manual_seed(1), train=True)["instruction"]
+    kept = sum(a == b for a, b in zip(mixed, recorded) if b == "pick up the red cube")
+    assert 0 < kept < sum(b == "pick up the red cube" for b in recorded)

@@ -48,6 +48,7 @@ def test_train_then_resume_through_the_cli(lerobot_dir, tmp_path):
     (("--preset", "smal"), "did you mean 'small'"),
     (("--lora-rank", "8"), "--lora-rank: not an option of --policy flow"),
     (("--goal-weight", "-1"), "goal_weight must be >= 0"),
+    (("--rephrase", "1.5"), "rephrase is a chance in [0, 1], got 1.5"),
 ])
 def test_mistakes_print_one_line(lerobot_dir, tmp_path, args, message):
     run = _train(str(lerobot_dir), str(tmp_path / "model"), *args)

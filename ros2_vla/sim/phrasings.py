@@ -7,11 +7,17 @@ never saw (`ros2-vla eval --phrasing heldout`). Rules the sets keep (tests check
   names the object, and for two arms the order says which arm takes which cube;
 - "train" is the template plus TRAINING paraphrases; HELD_OUT shares no phrasing with it, and uses
   verbs and a noun ("block") that no training phrasing uses, so a held-out success is generalization.
+TRAINING varies the verb and the noun too ("fetch", "box", "brick"), so a policy learns that the
+color and the bowl name the task and the other words may change. `parse_instruction` reads a
+template or training wording back into its task, so training can re-word recorded demos (`--rephrase`).
 The choice for a seed comes from its own random stream, so the scene and task of a seed do not
 change with the phrasing.
 """
 
 from __future__ import annotations
+
+import re
+from functools import lru_cache
 
 import numpy as np
 
@@ -30,6 +36,12 @@ TRAINING: dict[str, tuple[str, ...]] = {
         "raise the {0} cube off the table",
         "pick up the {0} cube from the table",
         "grasp the {0} cube and lift it",
+        "fetch the {0} cube",
+        "pick out the {0} cube",
+        "collect the {0} cube",
+        "lift the {0} box",
+        "raise the {0} box",
+        "pick up the {0} brick",
     ),
     "place": (
         "place the {0} cube into the bowl",
@@ -39,6 +51,12 @@ TRAINING: dict[str, tuple[str, ...]] = {
         "set the {0} cube in the bowl",
         "put the {0} cube inside the bowl",
         "pick up the {0} cube and put it in the bowl",
+        "carry the {0} cube to the bowl",
+        "deposit the {0} cube in the bowl",
+        "fetch the {0} cube and place it in the bowl",
+        "put the {0} box in the bowl",
+        "load the {0} box into the bowl",
+        "transfer the {0} brick into the bowl",
     ),
     "bimanual_pick": (
         "lift the {0} cube and the {1} cube",
@@ -96,3 +114,23 @@ def instruction_for(task: Task, phrasing: str, seed: int) -> str:
     """The instruction of episode `seed` under `phrasing`: the same for the same seed everywhere (sim_node,
     `ros2-vla eval`), and drawn from a stream of its own, so the seed's scene and task are unchanged."""
     return phrase(task, phrasing, np.random.default_rng((_STREAM, int(seed) & 0xFFFFFFFF)))
+
+
+def parse_instruction(text: str) -> tuple[str, tuple[str, ...]] | None:
+    """(kind, colors) of an instruction said with the template or a training phrasing; None for any
+    other wording (a held-out phrasing, or a user's own demo)."""
+    for kind, pattern in _patterns():
+        match = pattern.fullmatch(text.strip().lower())
+        if match:
+            return kind, match.groups()
+    return None
+
+
+@lru_cache(maxsize=1)
+def _patterns() -> tuple[tuple[str, re.Pattern], ...]:
+    """One full-match regex per (kind, phrasing); a color is one word."""
+    out = []
+    for kind in TEMPLATES:
+        for fmt in phrasings(kind, "train"):
+            out.append((kind, re.compile(re.escape(fmt).replace(r"\{0\}", "([a-z]+)").replace(r"\{1\}", "([a-z]+)"))))
+    return tuple(out)

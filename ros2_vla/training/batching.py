@@ -33,6 +33,7 @@ from ros2_vla.policies.flow.config import FlowConfig
 from ros2_vla.policies.flow.norm import NormStats, Stats, default_action_mask
 from ros2_vla.policies.flow.preprocess import images_to_tensor
 from ros2_vla.policies.flow.proprio import model_state, tcp_features_for
+from ros2_vla.sim.phrasings import parse_instruction, phrasings
 from ros2_vla.training.augment import random_shift
 from ros2_vla.training.goals import goal_targets, normalize_goals
 
@@ -72,10 +73,12 @@ def norm_stats_from_dataset(dataset: FrameDataset, dimension_names: Sequence[str
 
 @dataclass(frozen=True)
 class Augment:
-    """Light image augmentation: random shift by up to `shift_px` on the cameras named (train only)."""
+    """Light augmentation (train only): random shift by up to `shift_px` on the cameras named, and
+    re-wording of instructions (`rephrase`)."""
 
     shift_px: int = 0  # [px] at the model's image size; 0 = off
     cameras: tuple[str, ...] = ()  # cameras to shift (fixed cameras; a wrist view moves with the gripper)
+    rephrase: float = 0.0  # chance that a frame's instruction is swapped for another training wording of its task
 
 
 class ChunkBatcher:
@@ -93,6 +96,7 @@ class ChunkBatcher:
         goals = goal_targets(dataset.action, dataset.episode_index, config.dimension_names, hold)
         self.goals = torch.from_numpy(normalize_goals(goals))  # (N, D) targets of the goal loss
         self.instructions = [dataset.tasks[int(t)] for t in dataset.task_index]
+        self._wordings = {text: _wordings(text) for text in set(self.instructions)}
 
     def __len__(self) -> int:
         return self.actions.shape[0]
@@ -112,6 +116,28 @@ class ChunkBatcher:
             if train and self.augment.shift_px > 0 and camera in self.augment.cameras:
                 x = random_shift(x, self.augment.shift_px, generator)
             images[camera] = x
+        instructions = [self.instructions[i] for i in idx.tolist()]
+        if train and self.augment.rephrase > 0:
+            instructions = self._rephrase(instructions, generator)
         return {"images": images, "state": self.state[idx], "actions": self.actions[idx],
-                "is_pad": self.is_pad[idx], "goals": self.goals[idx],
-                "instruction": [self.instructions[i] for i in idx.tolist()]}
+                "is_pad": self.is_pad[idx], "goals": self.goals[idx], "instruction": instructions}
+
+    def _rephrase(self, instructions: list[str], generator: torch.Generator | None) -> list[str]:
+        """Each instruction, with chance `augment.rephrase`, said another way its task may be said in
+        training (`sim.phrasings`); instructions in other words are kept as they are."""
+        swap = (torch.rand(len(instructions), generator=generator) < self.augment.rephrase).tolist()
+        picks = torch.randint(1 << 30, (len(instructions),), generator=generator).tolist()
+        out = []
+        for text, s, k in zip(instructions, swap, picks):
+            options = self._wordings[text]
+            out.append(options[k % len(options)] if s and options else text)
+        return out
+
+
+def _wordings(text: str) -> tuple[str, ...]:
+    """Every training wording of the task `text` says (empty when it is not a sim phrasing)."""
+    parsed = parse_instruction(text)
+    if parsed is None:
+        return ()
+    kind, colors = parsed
+    return tuple(fmt.format(*colors) for fmt in phrasings(kind, "train"))

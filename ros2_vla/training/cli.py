@@ -17,7 +17,7 @@ from typing import Any
 
 # Options that are TrainConfig fields of the same name (argparse dest = field).
 FIELDS = ("preset", "init", "steps", "batch_size", "lr", "warmup_steps", "weight_decay", "grad_clip", "goal_weight",
-          "seed", "augment_shift", "val_episodes", "save_every", "log_every", "keep_last", "device", "threads")
+          "seed", "augment_shift", "rephrase", "val_episodes", "save_every", "log_every", "keep_last", "device", "threads")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model image size [px] (default: the preset's); frames are resized to it on load")
     parser.add_argument("--augment-shift", type=int,
                         help="max random shift [px] of fixed cameras' images (default 4%% of the size; 0 = off)")
+    parser.add_argument("--rephrase", type=float,
+                        help="chance [0, 1] that a frame's instruction is re-worded with another training phrasing of "
+                        "its task (sim wordings only; default 0)")
     parser.add_argument("--val-episodes", type=int, help="hold out K episodes and log their loss (default 0)")
     parser.add_argument("--episodes", type=int, nargs="+", help="train on these episode indices only")
     parser.add_argument("--override", nargs="+", default=[], metavar="KEY=VALUE",
@@ -142,8 +145,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-FLOW_ONLY = ("preset", "warmup_steps", "weight_decay", "grad_clip", "goal_weight", "augment_shift", "val_episodes",
-             "image_size")
+FLOW_ONLY = ("preset", "warmup_steps", "weight_decay", "grad_clip", "goal_weight", "augment_shift", "rephrase",
+             "val_episodes", "image_size")
 OPENVLA_ONLY = ("lora_rank", "lora_alpha", "lora_dropout", "quantization", "camera", "unnorm_key", "trust_remote_code")
 
 

@@ -42,6 +42,7 @@ class TrainConfig:
     seed: int = 0  # model init, batch order, augmentation, flow noise and time
     # -- data
     augment_shift: int | None = None  # [px] max random shift of fixed cameras; None = 4 % of the image, 0 = off
+    rephrase: float = 0.0  # chance a frame's instruction is re-worded (training/batching.py `Augment.rephrase`)
     val_episodes: int = 0  # episodes held out for validation loss (chosen by `seed`); 0 = none
     # -- bookkeeping (may change on resume)
     save_every: int = 500  # [steps] between checkpoints (and validation, and the plot)
@@ -60,6 +61,8 @@ class TrainConfig:
         for name in ("val_episodes", "keep_last", "threads"):
             if getattr(self, name) < 0:
                 raise PolicyError(f"training: {name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.rephrase <= 1.0:
+            raise PolicyError(f"training: rephrase is a chance in [0, 1], got {self.rephrase}")
         if self.goal_weight < 0:
             raise PolicyError(f"training: goal_weight must be >= 0, got {self.goal_weight}")
         if self.lr is not None and self.lr <= 0:

@@ -135,7 +135,8 @@ class _Run:
         self.model = model.to(self.device).train()
         self.norm_stats = norm_stats_from_dataset(dataset, model.config.dimension_names)
         fixed = tuple(c.name for c in robot.cameras if c.mount == "world")  # a wrist view moves with the gripper
-        self.batcher = ChunkBatcher(dataset, model.config, self.norm_stats, Augment(config.augment_shift, fixed))
+        augment = Augment(config.augment_shift, fixed, config.rephrase)
+        self.batcher = ChunkBatcher(dataset, model.config, self.norm_stats, augment)
         held_out = np.isin(dataset.episode_index, val_episodes)
         self.train_frames = torch.from_numpy(np.flatnonzero(~held_out))
         self.val_frames = validation_frames(np.flatnonzero(held_out))
