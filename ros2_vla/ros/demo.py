@@ -2,11 +2,13 @@
 
 It launches the bringup graph, runs episodes back to back, records the scene camera with the
 bridge's predicted end-effector path drawn on it, and writes a video, a GIF and a summary table.
-- `policy="expert"` (today's default): sim_node's scripted expert sends the chunks, over DDS and
-  through the bridge like any policy (per episode: disarm, /sim/reset, arm).
 - `policy="flow"` (or another vla_node backend): vla_node runs the model (`model` "" = the one
   shipped for the robot in models/) and, per episode, the demo stops it (empty instruction),
   resets the scene and sends the task's instruction on /vla/instruction.
+- `policy="expert"`: sim_node's scripted expert sends the chunks, over DDS and through the bridge
+  like any policy (per episode: disarm, /sim/reset, arm).
+- `policy=""` (the default): flow with the shipped policy where the robot has one, else the expert.
+Scenes start at the first held-out seed, so a learned policy is shown scenes no demo it learned from had.
 """
 
 from __future__ import annotations
@@ -27,20 +29,23 @@ from std_srvs.srv import SetBool, Trigger
 from ros2_vla.bringup import NAMES, LaunchOptions, describe_graph
 from ros2_vla.config import load_robot_config
 from ros2_vla.errors import Ros2VlaError
+from ros2_vla.evaluation.seeds import HELD_OUT_SEED
 from ros2_vla.launcher import Launcher
-from ros2_vla.policies.defaults import default_model
-from ros2_vla.msg import BridgeStatus
+from ros2_vla.policies.defaults import DEFAULT_BACKEND, default_model, default_model_dir
+from ros2_vla.msg import BridgeStatus, PolicyStatus
 from ros2_vla.ros.qos import COMMAND, LATCHED, SENSOR, STATUS
 from ros2_vla.sim.scene import base_transform
 from ros2_vla.viz import draw_polyline, project, world_camera_pose
 
 
 HOLD_DELIVERY = 0.2  # [s] for the bridge's disarm hold to reach the controllers before a reset
+MODEL_LOAD_TIMEOUT = 120.0  # [s] for vla_node to load its model (MiniLM and the policy, on a cold CPU)
 
 
 @dataclass
 class EpisodeResult:
     episode: int
+    seed: int  # of the episode's scene and task
     instruction: str
     success: bool
     seconds: float  # [s] wall time to success (or to the timeout)
@@ -57,6 +62,7 @@ class DemoWatcher(Node):
         self.T_world_base = base_transform(self.robot.arms[0])
         self.task, self.success, self.sequences = "", False, set()
         self.path_world = np.zeros((0, 3))
+        self.policy_status: PolicyStatus | None = None
         self.frames: list[np.ndarray] = []
         self.recording = False
         self._info: CameraInfo | None = None
@@ -64,6 +70,7 @@ class DemoWatcher(Node):
         self.create_subscription(Bool, NAMES.sim_success, self._on_success, STATUS)
         self.create_subscription(BridgeStatus, NAMES.bridge_status, self._on_bridge, STATUS)
         self.create_subscription(PathMsg, NAMES.predicted_path, self._on_path, STATUS)
+        self.create_subscription(PolicyStatus, NAMES.policy_status, lambda m: setattr(self, "policy_status", m), STATUS)
         self.create_subscription(Image, self.camera.topic, self._on_image, SENSOR)
         self.create_subscription(CameraInfo, self.camera.info_topic, lambda m: setattr(self, "_info", m), SENSOR)
         self.instruction_pub = self.create_publisher(String, NAMES.instruction, COMMAND)
@@ -100,6 +107,23 @@ class DemoWatcher(Node):
             raise Ros2VlaError(f"service {client.srv_name} did not answer")
         return future.result()
 
+    def instruct(self, text: str) -> None:
+        """Tell vla_node `text` once its model has loaded, and see it taken: an instruction sent while
+        it loads (or before it subscribes) would be lost, and the arm would never move."""
+        def loaded() -> bool:
+            s = self.policy_status
+            return s is not None and (s.code == PolicyStatus.ERROR or (s.code != PolicyStatus.LOADING and bool(s.policy)))
+
+        if not self.spin_until(loaded, MODEL_LOAD_TIMEOUT):
+            raise Ros2VlaError(f"vla_node did not load its model within {MODEL_LOAD_TIMEOUT:.0f} s")
+        if self.policy_status.code == PolicyStatus.ERROR:
+            raise Ros2VlaError(f"vla_node: {self.policy_status.message}")
+        for _ in range(5):
+            self.instruction_pub.publish(String(data=text))
+            if self.spin_until(lambda: self.policy_status.instruction == text, 1.0):
+                return
+        raise Ros2VlaError(f"vla_node did not take the instruction {text!r}: {self.policy_status.message}")
+
     def new_scene(self) -> str:
         """Disarm, reset the sim (the next seed), and return /sim/reset's answer ("seed N: instruction").
 
@@ -123,6 +147,11 @@ class DemoWatcher(Node):
         return False
 
 
+def demo_policy(robot: str) -> str:
+    """The policy the demo runs when none is named: the learned default where one is shipped."""
+    return DEFAULT_BACKEND if (default_model_dir(robot) / "config.json").is_file() else "expert"
+
+
 def demo_graph(robot: str, seed: int, policy: str, model: str, phrasing: str) -> list:
     """The demo's nodes: the sim with the scripted expert (`policy` "expert"), or the sim plus vla_node
     running `policy` (a backend; `model` "" = the shipped default for the robot)."""
@@ -134,51 +163,60 @@ def demo_graph(robot: str, seed: int, policy: str, model: str, phrasing: str) ->
                                         phrasing=phrasing))
 
 
-def run_demo(robot: str = "franka", episodes: int = 3, seed: int = 0, out: Path = Path("out/demo"),
-             timeout: float = 45.0, policy: str = "expert", model: str = "",
+def run_demo(robot: str = "franka", episodes: int = 3, seed: int = HELD_OUT_SEED, out: Path = Path("out/demo"),
+             timeout: float = 45.0, policy: str = "", model: str = "",
              phrasing: str = "template") -> list[EpisodeResult]:
     """Launch the graph, run `episodes` episodes, write the video and summary to `out`.
 
-    policy: "expert", or a vla_node backend ("flow": the shipped default policy unless `model` is given).
-    phrasing: how the sim words each task (sim/phrasings.py); the instruction sent is the sim's."""
+    policy: "expert", a vla_node backend ("flow": the shipped default policy unless `model` is given),
+    or "" for `demo_policy(robot)`. phrasing: how the sim words each task (sim/phrasings.py); the
+    instruction sent is the sim's."""
+    policy = policy or demo_policy(robot)
     learned = policy != "expert"
+    print(f"demo: {robot}, policy {policy}{' ' + model if model else ''}, {episodes} episode(s) from seed {seed}", flush=True)
     launcher = Launcher(demo_graph(robot, seed, policy, model, phrasing))
     launcher.start()
     rclpy.init()
     watcher = DemoWatcher(robot)
     results: list[EpisodeResult] = []
+    scene_seed = seed
     try:
         for ep in range(episodes):
             if ep > 0:  # a new scene: stop the policy, disarm, reset, arm again from where the arm really is
                 if learned:
-                    watcher.instruction_pub.publish(String(data=""))
-                watcher.task = watcher.new_scene().split(": ", 1)[-1]
+                    watcher.instruct("")
+                answer = watcher.new_scene()  # "seed N: instruction"
+                scene_seed, watcher.task = int(answer.split(":", 1)[0].split()[-1]), answer.split(": ", 1)[-1]
                 watcher.call(watcher.enable, SetBool.Request(data=True))
             elif not watcher.spin_until(lambda: watcher.task, 30.0):
                 raise Ros2VlaError("the sim published no task within 30 s")
             if learned:
-                watcher.instruction_pub.publish(String(data=watcher.task))
+                watcher.instruct(watcher.task)
             watcher.recording, start = True, time.monotonic()
             done = watcher.spin_until(lambda: watcher.success, timeout)
             watcher.spin_until(lambda: False, 1.0)  # a second of the finished task on video
             watcher.recording = False
-            results.append(EpisodeResult(ep, watcher.task, done, round(time.monotonic() - start, 1), len(watcher.sequences)))
-            print(f"episode {ep}: {watcher.task!r}: {'success' if done else 'FAILED'} in {results[-1].seconds:.1f} s", flush=True)
+            seconds = round(time.monotonic() - start, 1)
+            results.append(EpisodeResult(ep, scene_seed, watcher.task, done, seconds, len(watcher.sequences)))
+            print(f"episode {ep} (seed {scene_seed}): {watcher.task!r}: {'success' if done else 'FAILED'} in {seconds:.1f} s",
+                  flush=True)
     finally:
         frames = watcher.frames
         watcher.destroy_node()
         rclpy.try_shutdown()
         launcher.shutdown()
-    _write_outputs(results, frames, out, robot)
+    _write_outputs(results, frames, out, robot, policy if not learned else f"{policy}:{model or default_model(robot)}")
     return results
 
 
-def _write_outputs(results: list[EpisodeResult], frames: list[np.ndarray], out: Path, robot: str) -> None:
+def _write_outputs(results: list[EpisodeResult], frames: list[np.ndarray], out: Path, robot: str, policy: str) -> None:
     import imageio.v2 as imageio
 
     out.mkdir(parents=True, exist_ok=True)
-    table = ["| episode | instruction | success | seconds | chunks |", "|---|---|---|---|---|"]
-    table += [f"| {r.episode} | {r.instruction} | {'yes' if r.success else 'no'} | {r.seconds:.1f} | {r.chunks} |" for r in results]
+    table = [f"{robot}, policy {policy}", "", "| episode | seed | instruction | success | seconds | chunks |",
+             "|---|---|---|---|---|---|"]
+    table += [f"| {r.episode} | {r.seed} | {r.instruction} | {'yes' if r.success else 'no'} | {r.seconds:.1f} | {r.chunks} |"
+              for r in results]
     rate = sum(r.success for r in results) / max(len(results), 1)
     table.append(f"\n{sum(r.success for r in results)}/{len(results)} episodes succeeded ({rate:.0%}).")
     (out / "summary.md").write_text("\n".join(table) + "\n")
