@@ -10,7 +10,9 @@ import imageio.v3 as iio
 import pytest
 from helpers import cli
 
+from ros2_vla.config import load_robot_config
 from ros2_vla.evaluation.seeds import HELD_OUT_SEED
+from ros2_vla.evaluation.video import UPSCALE
 from ros2_vla.policies.defaults import default_model_dir
 
 pytest.importorskip("rclpy")
@@ -32,5 +34,9 @@ def test_the_demo_runs_the_shipped_policy_to_its_summary_and_video(tmp_path):
     assert f"franka, policy flow:{default_model_dir('franka')}" in summary
     assert f"| 0 | {HELD_OUT_SEED} | {episode['instruction']} |" in summary
     frames = iio.imread(out / "franka_demo.mp4", index=None)
-    assert frames.shape[0] >= 40 and frames.shape[-1] == 3  # >= 6 s of the scene camera at its rate
+    scene = next(c for c in load_robot_config("franka").cameras if c.mount == "world")
+    assert frames.shape[1:] == (scene.height * UPSCALE, scene.width * UPSCALE, 3)  # drawn large for the captions
+    assert frames.shape[0] >= 40  # >= 6 s of the scene camera at its rate
+    band = frames[10, -12:]  # the bottom caption: light text on the darkened table
+    assert band[:, :4].max() < 110 and band.max() > 180, (band[:, :4].max(), band.max())
     assert (out / "franka_demo.gif").stat().st_size > 0

@@ -53,7 +53,8 @@ class Film:
     def start(self, header: str, instruction: str) -> None:
         """A new episode: `header` (e.g. "episode 1 seed 100000") and the instruction go into its captions."""
         self._header = header
-        self._title = wrap(f'"{instruction}"', self._width(), UPSCALE)
+        spec = next(c for c in self.robot.cameras if c.name == self.camera)
+        self._title = title_lines(instruction, spec.width)
 
     def monitor(self, sim: Simulation, bridge: Bridge, now: float) -> None:
         """One frame: the camera image now, the bridge's predicted path, the captions."""
@@ -89,13 +90,18 @@ class Film:
         imageio.mimwrite(gif, small, duration=2000.0 / FPS, loop=0)  # [ms] per frame (pillow)
         return [mp4, gif]
 
-    # --- drawing ----------------------------------------------------------------------------
-    def _width(self) -> int:
-        spec = next(c for c in self.robot.cameras if c.name == self.camera)
-        return spec.width * UPSCALE - 6 * UPSCALE
-
     def _compose(self, rgb: np.ndarray, status: str, color) -> np.ndarray:
-        big = np.repeat(np.repeat(rgb, UPSCALE, axis=0), UPSCALE, axis=1)
-        if self._title:
-            caption(big, self._title, top=True, scale=UPSCALE)
-        return caption(big, [status], top=False, scale=UPSCALE, color=color)
+        return captioned(rgb, self._title, status, color)
+
+
+def title_lines(instruction: str, camera_width: int) -> list[str]:
+    """The quoted instruction wrapped to a frame of a `camera_width` [px] camera at UPSCALE."""
+    return wrap(f'"{instruction}"', camera_width * UPSCALE - 6 * UPSCALE, UPSCALE)
+
+
+def captioned(rgb: np.ndarray, title: list[str], status: str, color=WHITE) -> np.ndarray:
+    """`rgb` at UPSCALE times its size, `title` lines along the top and `status` along the bottom."""
+    big = np.repeat(np.repeat(rgb, UPSCALE, axis=0), UPSCALE, axis=1)
+    if title:
+        caption(big, title, top=True, scale=UPSCALE)
+    return caption(big, [status], top=False, scale=UPSCALE, color=color)

@@ -1,7 +1,8 @@
 """The closed-loop demo: the sim robot does a few tasks from language, every message over DDS.
 
 It launches the bringup graph, runs episodes back to back, records the scene camera with the
-bridge's predicted end-effector path drawn on it, and writes a video, a GIF and a summary table.
+bridge's predicted end-effector path drawn on it (the instruction along the top; episode, seed and
+time, then the verdict, along the bottom), and writes a video, a GIF and a summary table.
 - `policy="flow"` (or another vla_node backend): vla_node runs the model (`model` "" = the one
   shipped for the robot in models/) and, per episode, the demo stops it (empty instruction),
   resets the scene and sends the task's instruction on /vla/instruction.
@@ -30,6 +31,7 @@ from ros2_vla.bringup import NAMES, LaunchOptions, describe_graph
 from ros2_vla.config import load_robot_config
 from ros2_vla.errors import Ros2VlaError
 from ros2_vla.evaluation.seeds import HELD_OUT_SEED
+from ros2_vla.evaluation.video import GREEN, RED, UPSCALE, WHITE, captioned, title_lines
 from ros2_vla.launcher import Launcher
 from ros2_vla.policies.defaults import DEFAULT_BACKEND, default_model, default_model_dir
 from ros2_vla.msg import BridgeStatus, PolicyStatus
@@ -63,8 +65,12 @@ class DemoWatcher(Node):
         self.task, self.success, self.sequences = "", False, set()
         self.path_world = np.zeros((0, 3))
         self.policy_status: PolicyStatus | None = None
-        self.frames: list[np.ndarray] = []
+        self.frames: list[np.ndarray] = []  # captioned, at UPSCALE times the camera's size
         self.recording = False
+        self.title: list[str] = []
+        self.header = ""
+        self.verdict: bool | None = None  # shown once an episode is over
+        self.start = 0.0
         self._info: CameraInfo | None = None
         self.create_subscription(String, NAMES.sim_task, lambda m: setattr(self, "task", m.data), LATCHED)
         self.create_subscription(Bool, NAMES.sim_success, self._on_success, STATUS)
@@ -96,7 +102,17 @@ class DemoWatcher(Node):
             k = self._info.k
             uv = project(world_camera_pose(self.robot, self.camera.name), k[0], k[4], k[2], k[5], self.path_world)
             rgb = draw_polyline(rgb, uv)
-        self.frames.append(rgb)
+        if self.verdict is None:
+            status, color = f"{self.header}  t {time.monotonic() - self.start:4.1f} s", WHITE
+        else:
+            status, color = f"{self.header}  {'SUCCESS' if self.verdict else 'FAILED'}", GREEN if self.verdict else RED
+        self.frames.append(captioned(rgb, self.title, status, color))
+
+    def film(self, episode: int, seed: int, instruction: str) -> None:
+        """Start recording an episode: its captions, and the clock its time is counted from."""
+        self.title = title_lines(instruction, self.camera.width)
+        self.header, self.verdict = f"episode {episode} seed {seed}", None
+        self.start, self.recording = time.monotonic(), True
 
     def call(self, client, request, timeout: float = 10.0):
         if not client.wait_for_service(timeout_sec=timeout):
@@ -192,11 +208,12 @@ def run_demo(robot: str = "franka", episodes: int = 3, seed: int = HELD_OUT_SEED
                 raise Ros2VlaError("the sim published no task within 30 s")
             if learned:
                 watcher.instruct(watcher.task)
-            watcher.recording, start = True, time.monotonic()
+            watcher.film(ep, scene_seed, watcher.task)
             done = watcher.spin_until(lambda: watcher.success, timeout)
-            watcher.spin_until(lambda: False, 1.0)  # a second of the finished task on video
+            seconds = round(time.monotonic() - watcher.start, 1)
+            watcher.verdict = done
+            watcher.spin_until(lambda: False, 1.0)  # a second of the finished task on video, with the verdict
             watcher.recording = False
-            seconds = round(time.monotonic() - start, 1)
             results.append(EpisodeResult(ep, scene_seed, watcher.task, done, seconds, len(watcher.sequences)))
             print(f"episode {ep} (seed {scene_seed}): {watcher.task!r}: {'success' if done else 'FAILED'} in {seconds:.1f} s",
                   flush=True)
@@ -222,8 +239,8 @@ def _write_outputs(results: list[EpisodeResult], frames: list[np.ndarray], out: 
     (out / "summary.md").write_text("\n".join(table) + "\n")
     (out / "summary.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
     if frames:
-        big = [np.repeat(np.repeat(f, 2, axis=0), 2, axis=1) for f in frames]
-        imageio.mimwrite(out / f"{robot}_demo.mp4", big, fps=10, macro_block_size=1)
-        imageio.mimwrite(out / f"{robot}_demo.gif", frames[::2], duration=200, loop=0)
+        imageio.mimwrite(out / f"{robot}_demo.mp4", frames, fps=10, macro_block_size=1)
+        small = [f[::UPSCALE, ::UPSCALE] for f in frames[::2]]  # captions stay legible at the camera's size
+        imageio.mimwrite(out / f"{robot}_demo.gif", small, duration=200, loop=0)
     print("\n" + "\n".join(table))
     print(f"\nvideo: {out / f'{robot}_demo.mp4'} ({len(frames)} frames), GIF: {out / f'{robot}_demo.gif'}")
