@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ros2_vla.actions.chunk import chunk_to_array
 from ros2_vla.actions.spaces import EE_DELTA, EE_TRANSLATION
-from ros2_vla.actions.tokenization import unnormalize
 from ros2_vla.data.lerobot_reader import load_lerobot_dataset, read_frame_columns
 from ros2_vla.policies.base import Observation
 from ros2_vla.policies.flow.backend import FlowPolicy
+from ros2_vla.policies.runner import output_chunk
 
 
 def chunk_errors(policy: FlowPolicy, dataset: str, episodes: list[int], every: int) -> dict:
@@ -35,8 +36,8 @@ def chunk_errors(policy: FlowPolicy, dataset: str, episodes: list[int], every: i
         frames = np.flatnonzero(ds.episode_index == ep)
         for i in frames[::every]:
             obs = Observation(0.0, {c: ds.images[c][i] for c in ds.cameras}, ds.state[i], ds.tasks[ds.task_index[i]])
-            out = policy.infer(obs)
-            pred = unnormalize(out.values, out.low, out.high, out.normalized) if out.normalized.size else out.values
+            # the physical actions the bridge would play: the chunk vla_node publishes, decoded
+            pred = chunk_to_array(output_chunk(ds.robot, policy.spec, policy.infer(obs), 0.0, obs.instruction, 0, 0.0))
             label = ds.action[i:min(i + len(pred), frames[-1] + 1)].astype(np.float64)
             pred = pred[:len(label)]  # near the episode's end fewer labels remain
             first_mm.append(np.linalg.norm(pred[0, xyz] - label[0, xyz]) * 1e3)

@@ -37,6 +37,20 @@ class Names:
 NAMES = Names()
 
 
+def reset_answer(seed: int, instruction: str) -> str:
+    """The message of a successful /sim/reset call: the new scene's seed and instruction."""
+    return f"seed {seed}: {instruction}"
+
+
+def parse_reset_answer(message: str) -> tuple[int, str]:
+    """(seed, instruction) from `reset_answer`'s text; ConfigError on any other text."""
+    head, sep, instruction = message.partition(": ")
+    word, _, number = head.partition(" ")
+    if not (sep and word == "seed" and number.lstrip("-").isdigit()):
+        raise ConfigError(f"not a /sim/reset answer: {message!r}")
+    return int(number), instruction
+
+
 @dataclass(frozen=True)
 class NodeSpec:
     """One node of the graph: what to run and how to configure it."""

@@ -16,6 +16,8 @@ from ros2_vla.bringup import (
     describe_graph,
     launch_argument_defaults,
     parse_bool,
+    parse_reset_answer,
+    reset_answer,
 )
 from ros2_vla.config import available_robots
 from ros2_vla.errors import ConfigError
@@ -70,6 +72,14 @@ def test_unknown_robot_and_variant_are_config_errors():
         describe_graph(LaunchOptions("frank"))
     with pytest.raises(ConfigError, match="variant"):
         describe_graph(LaunchOptions("franka", variant="ur5"))
+
+
+def test_reset_answer_reads_back_and_other_text_is_refused():
+    assert parse_reset_answer(reset_answer(100001, "put the red cube in the bowl: now")) == (
+        100001, "put the red cube in the bowl: now")
+    for text in ("", "seed: pick", "seed x: pick", "reset 5: pick", "seed 5 pick"):
+        with pytest.raises(ConfigError, match="not a /sim/reset answer"):
+            parse_reset_answer(text)
 
 
 def test_parse_bool():

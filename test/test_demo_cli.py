@@ -1,5 +1,6 @@
 """`ros2-vla demo`, the README's main job, as scripts/demo runs it: the real graph over DDS with the
-policy shipped for the robot, a held-out scene, the video and the summary table; exit 0."""
+policy shipped for the robot, a held-out scene, the video and the summary table; exit 0. A model that
+fails to load is one line and exit 2."""
 
 from __future__ import annotations
 
@@ -13,20 +14,20 @@ from helpers import cli
 from ros2_vla.config import load_robot_config
 from ros2_vla.evaluation.seeds import HELD_OUT_SEED
 from ros2_vla.evaluation.video import UPSCALE
-from ros2_vla.policies.defaults import default_model_dir
+from ros2_vla.policies.defaults import default_model_dir, has_default_model
 
 pytest.importorskip("rclpy")
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (default_model_dir("franka") / "config.json").is_file(), reason="no Franka default shipped")
+@pytest.mark.skipif(not has_default_model("franka"), reason="no Franka default shipped")
 def test_the_demo_runs_the_shipped_policy_to_its_summary_and_video(tmp_path):
     out = tmp_path / "demo"
     # A short episode: this checks the pipeline (success rates are ros2-vla eval's job)
     proc = subprocess.run(cli("demo", "--episodes", "1", "--timeout", "6", "--out", str(out)), cwd="/",
                           capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"policy flow, 1 episode(s) from seed {HELD_OUT_SEED}" in proc.stdout
+    assert f"policy flow:{default_model_dir('franka')}, 1 episode(s) from seed {HELD_OUT_SEED}" in proc.stdout
     [episode] = json.loads((out / "summary.json").read_text())
     assert episode["seed"] == HELD_OUT_SEED and episode["instruction"]
     assert episode["chunks"] >= 10  # the bridge planned the policy's chunks for the whole episode
@@ -40,3 +41,17 @@ def test_the_demo_runs_the_shipped_policy_to_its_summary_and_video(tmp_path):
     band = frames[10, -12:]  # the bottom caption: light text on the darkened table
     assert band[:, :4].max() < 110 and band.max() > 180, (band[:, :4].max(), band.max())
     assert (out / "franka_demo.gif").stat().st_size > 0
+
+
+def test_a_model_that_fails_to_load_stops_the_demo_with_one_line(tmp_path):
+    bad = tmp_path / "model"
+    bad.mkdir()
+    (bad / "config.json").write_text("{not json")
+    out = tmp_path / "demo"
+    proc = subprocess.run(cli("demo", "--episodes", "1", "--model", str(bad), "--out", str(out)), cwd="/",
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("ros2-vla:")]
+    assert len(errors) == 1 and errors[0].startswith("ros2-vla: vla_node: model failed to load: "), proc.stderr
+    assert f"{bad}/config.json is not readable JSON" in errors[0]
+    assert "Traceback" not in proc.stderr and not out.exists()

@@ -11,13 +11,12 @@ import pytest
 from ros2_vla.config import load_robot_config
 from ros2_vla.evaluation.adapter import load_eval_policy
 from ros2_vla.evaluation.seeds import HELD_OUT_SEED
-from ros2_vla.policies.defaults import default_model_dir, models_dir
+from ros2_vla.policies.defaults import has_default_model, models_dir
 from ros2_vla.sim import episode
 from ros2_vla.sim.world import Simulation
 
 SHIPPED = sorted(models_dir().glob("*_default"))
-FRANKA = default_model_dir("franka")
-needs_franka = pytest.mark.skipif(not (FRANKA / "config.json").is_file(), reason="no Franka default shipped")
+needs_franka = pytest.mark.skipif(not has_default_model("franka"), reason="no Franka default shipped")
 
 
 @pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])

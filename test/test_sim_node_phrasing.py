@@ -11,7 +11,7 @@ pytest.importorskip("rclpy")
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
-from ros2_vla.bringup import NAMES  # noqa: E402
+from ros2_vla.bringup import NAMES, parse_reset_answer  # noqa: E402
 from ros2_vla.config import load_robot_config  # noqa: E402
 from ros2_vla.ros.qos import LATCHED  # noqa: E402
 from ros2_vla.sim.phrasings import TRAINING, instruction_for  # noqa: E402
@@ -40,5 +40,5 @@ def test_sim_task_carries_a_training_paraphrase(ros_node):
         wait_for(reset.service_is_ready, 10, "/sim/reset")
         future = reset.call_async(Trigger.Request())
         response = wait_for(future.result, 10, "the /sim/reset response")
-        assert response.message == f"seed {seed + 1}: {said[seed + 1]}"
+        assert parse_reset_answer(response.message) == (seed + 1, said[seed + 1])
         wait_for(lambda: heard[-1] == said[seed + 1], 5, "the next paraphrase on /sim/task")

@@ -544,13 +544,13 @@ def test_a_bad_model_parameter_is_an_error_and_a_good_one_runs(vla, feeding, mod
 
 
 def test_flow_without_a_model_runs_the_policy_shipped_for_the_robot(vla, feeding, models):
-    from ros2_vla.policies.defaults import default_model_dir
+    from ros2_vla.policies.defaults import default_model_dir, has_default_model
 
     vla.ready("flow", models["flow"])
     feeding.instruct(PICK)
     status = vla.use(model="")
     shipped = default_model_dir(ROBOT.name)
-    if not (shipped / "config.json").is_file():  # none shipped yet: a clear error, and no chunks
+    if not has_default_model(ROBOT.name):  # none shipped: a clear error, and no chunks
         assert status.code == PolicyStatus.ERROR and f"no default policy is shipped for '{ROBOT.name}'" in status.message
         _quiet_for(feeding, 0.6, "no model")
         return

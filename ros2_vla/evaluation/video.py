@@ -67,31 +67,41 @@ class Film:
                 T = self.T_world_base[arm.name]
                 rgb = draw_polyline(rgb, project(T_world_camera, k.fx, k.fy, k.cx, k.cy, path @ T[:3, :3].T + T[:3, 3]))
         self._last = rgb
-        self.frames.append(self._compose(rgb, f"{self._header}  t {now:4.1f} s", WHITE))
+        self.frames.append(captioned(rgb, self._title, *episode_status(self._header, now)))
 
     def finish(self, success: bool, seconds: float = 1.0) -> None:
         """Hold the episode's last image for `seconds` with the verdict in the bottom caption."""
         if self._last is None:
             return
-        verdict = f"{self._header}  {'SUCCESS' if success else 'FAILED'}"
-        self.frames += [self._compose(self._last, verdict, GREEN if success else RED)] * max(1, round(seconds * FPS))
+        frame = captioned(self._last, self._title, *episode_status(self._header, verdict=success))
+        self.frames += [frame] * max(1, round(seconds * FPS))
         self._last = None
 
     def write(self, folder: Path, stem: str = "episodes") -> list[Path]:
-        """`stem`.mp4 (H.264, the captioned frames) and `stem`.gif (half the size and frame rate)."""
-        import imageio.v2 as imageio
+        """`stem`.mp4 and `stem`.gif (`write_film`)."""
+        return write_film(self.frames, folder, stem)
 
-        if not self.frames:
-            return []
-        folder.mkdir(parents=True, exist_ok=True)
-        mp4, gif = folder / f"{stem}.mp4", folder / f"{stem}.gif"
-        imageio.mimwrite(mp4, self.frames, fps=FPS, macro_block_size=1)
-        small = [f[::UPSCALE, ::UPSCALE] for f in self.frames[::2]]
-        imageio.mimwrite(gif, small, duration=2000.0 / FPS, loop=0)  # [ms] per frame (pillow)
-        return [mp4, gif]
 
-    def _compose(self, rgb: np.ndarray, status: str, color) -> np.ndarray:
-        return captioned(rgb, self._title, status, color)
+def write_film(frames: list[np.ndarray], folder: Path, stem: str) -> list[Path]:
+    """`stem`.mp4 (H.264, `frames` as they are, FPS) and `stem`.gif (1/UPSCALE the size, every other
+    frame) in `folder`; nothing when there are no frames."""
+    import imageio.v2 as imageio
+
+    if not frames:
+        return []
+    folder.mkdir(parents=True, exist_ok=True)
+    mp4, gif = folder / f"{stem}.mp4", folder / f"{stem}.gif"
+    imageio.mimwrite(mp4, frames, fps=FPS, macro_block_size=1)
+    small = [f[::UPSCALE, ::UPSCALE] for f in frames[::2]]  # the captions stay legible at the camera's size
+    imageio.mimwrite(gif, small, duration=2000.0 / FPS, loop=0)  # [ms] per frame (pillow)
+    return [mp4, gif]
+
+
+def episode_status(header: str, seconds: float = 0.0, verdict: bool | None = None) -> tuple[str, tuple[int, int, int]]:
+    """The bottom caption and its color: `header` and the episode's time [s] while it runs, then its verdict."""
+    if verdict is None:
+        return f"{header}  t {seconds:4.1f} s", WHITE
+    return f"{header}  {'SUCCESS' if verdict else 'FAILED'}", GREEN if verdict else RED
 
 
 def title_lines(instruction: str, camera_width: int) -> list[str]:

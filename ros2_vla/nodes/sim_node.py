@@ -24,7 +24,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from ros2_vla.actions.chunk import Chunk
-from ros2_vla.bringup import NAMES
+from ros2_vla.bringup import NAMES, reset_answer
 from ros2_vla.config import load_robot_config
 from ros2_vla.errors import ConfigError, Ros2VlaError
 from ros2_vla.msg import ActionChunk
@@ -123,7 +123,7 @@ class SimNode(Node):
             response.success, response.message = False, str(exc)
             return response
         self.set_parameters([Parameter("seed", Parameter.Type.INTEGER, seed)])
-        response.success, response.message = True, f"seed {seed}: {self.instruction}"
+        response.success, response.message = True, reset_answer(seed, self.instruction)
         return response
 
     # --- loops --------------------------------------------------------------------------------

@@ -24,10 +24,15 @@ def default_model_dir(robot: str) -> Path:
     return models_dir() / f"{robot}_default"
 
 
+def has_default_model(robot: str) -> bool:
+    """Whether a default policy is shipped for `robot` (config name)."""
+    return (default_model_dir(robot) / "config.json").is_file()
+
+
 def default_model(robot: str) -> Path:
     """The shipped default policy for `robot` (config name); PolicyError naming what exists otherwise."""
     folder = default_model_dir(robot)
-    if not (folder / "config.json").is_file():
+    if not has_default_model(robot):
         have = sorted(p.name for p in models_dir().glob("*_default")) if models_dir().is_dir() else []
         raise PolicyError(f"no default policy is shipped for {robot!r} (looked in {folder}; shipped: {have or 'none'}); "
                           "give a model directory (`model` parameter / --model)")

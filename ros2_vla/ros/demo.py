@@ -27,13 +27,13 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Bool, String
 from std_srvs.srv import SetBool, Trigger
 
-from ros2_vla.bringup import NAMES, LaunchOptions, describe_graph
+from ros2_vla.bringup import NAMES, LaunchOptions, describe_graph, parse_reset_answer
 from ros2_vla.config import load_robot_config
 from ros2_vla.errors import Ros2VlaError
 from ros2_vla.evaluation.seeds import HELD_OUT_SEED
-from ros2_vla.evaluation.video import GREEN, RED, UPSCALE, WHITE, captioned, title_lines
+from ros2_vla.evaluation.video import captioned, episode_status, title_lines, write_film
 from ros2_vla.launcher import Launcher
-from ros2_vla.policies.defaults import DEFAULT_BACKEND, default_model, default_model_dir
+from ros2_vla.policies.defaults import DEFAULT_BACKEND, default_model, has_default_model
 from ros2_vla.msg import BridgeStatus, PolicyStatus
 from ros2_vla.ros.qos import COMMAND, LATCHED, SENSOR, STATUS
 from ros2_vla.sim.scene import base_transform
@@ -65,7 +65,7 @@ class DemoWatcher(Node):
         self.task, self.success, self.sequences = "", False, set()
         self.path_world = np.zeros((0, 3))
         self.policy_status: PolicyStatus | None = None
-        self.frames: list[np.ndarray] = []  # captioned, at UPSCALE times the camera's size
+        self.frames: list[np.ndarray] = []  # captioned (evaluation.video), larger than the camera's
         self.recording = False
         self.title: list[str] = []
         self.header = ""
@@ -102,11 +102,8 @@ class DemoWatcher(Node):
             k = self._info.k
             uv = project(world_camera_pose(self.robot, self.camera.name), k[0], k[4], k[2], k[5], self.path_world)
             rgb = draw_polyline(rgb, uv)
-        if self.verdict is None:
-            status, color = f"{self.header}  t {time.monotonic() - self.start:4.1f} s", WHITE
-        else:
-            status, color = f"{self.header}  {'SUCCESS' if self.verdict else 'FAILED'}", GREEN if self.verdict else RED
-        self.frames.append(captioned(rgb, self.title, status, color))
+        status = episode_status(self.header, time.monotonic() - self.start, self.verdict)
+        self.frames.append(captioned(rgb, self.title, *status))
 
     def film(self, episode: int, seed: int, instruction: str) -> None:
         """Start recording an episode: its captions, and the clock its time is counted from."""
@@ -141,7 +138,7 @@ class DemoWatcher(Node):
         raise Ros2VlaError(f"vla_node did not take the instruction {text!r}: {self.policy_status.message}")
 
     def new_scene(self) -> str:
-        """Disarm, reset the sim (the next seed), and return /sim/reset's answer ("seed N: instruction").
+        """Disarm, reset the sim (the next seed), and return /sim/reset's answer (`bringup.reset_answer`).
 
         The bridge's hold on disarm starts on receipt (zero stamp) and travels on another topic than the
         reset request: arriving after the reset, it drove the arm from home back to the last episode's
@@ -165,16 +162,14 @@ class DemoWatcher(Node):
 
 def demo_policy(robot: str) -> str:
     """The policy the demo runs when none is named: the learned default where one is shipped."""
-    return DEFAULT_BACKEND if (default_model_dir(robot) / "config.json").is_file() else "expert"
+    return DEFAULT_BACKEND if has_default_model(robot) else "expert"
 
 
 def demo_graph(robot: str, seed: int, policy: str, model: str, phrasing: str) -> list:
     """The demo's nodes: the sim with the scripted expert (`policy` "expert"), or the sim plus vla_node
-    running `policy` (a backend; `model` "" = the shipped default for the robot)."""
+    running `policy` (a backend) with `model`."""
     if policy == "expert":
         return describe_graph(LaunchOptions(robot, sim=True, expert=True, enable=True, seed=seed, phrasing=phrasing))
-    if not model:
-        model = str(default_model(robot))  # fails here, in one line, when none is shipped
     return describe_graph(LaunchOptions(robot, sim=True, policy=policy, model=model, enable=True, seed=seed,
                                         phrasing=phrasing))
 
@@ -189,7 +184,10 @@ def run_demo(robot: str = "franka", episodes: int = 3, seed: int = HELD_OUT_SEED
     instruction sent is the sim's."""
     policy = policy or demo_policy(robot)
     learned = policy != "expert"
-    print(f"demo: {robot}, policy {policy}{' ' + model if model else ''}, {episodes} episode(s) from seed {seed}", flush=True)
+    if learned and not model:
+        model = str(default_model(robot))  # fails here, in one line, when none is shipped
+    label = f"{policy}:{model}" if learned else policy
+    print(f"demo: {robot}, policy {label}, {episodes} episode(s) from seed {seed}", flush=True)
     launcher = Launcher(demo_graph(robot, seed, policy, model, phrasing))
     launcher.start()
     rclpy.init()
@@ -201,8 +199,7 @@ def run_demo(robot: str = "franka", episodes: int = 3, seed: int = HELD_OUT_SEED
             if ep > 0:  # a new scene: stop the policy, disarm, reset, arm again from where the arm really is
                 if learned:
                     watcher.instruct("")
-                answer = watcher.new_scene()  # "seed N: instruction"
-                scene_seed, watcher.task = int(answer.split(":", 1)[0].split()[-1]), answer.split(": ", 1)[-1]
+                scene_seed, watcher.task = parse_reset_answer(watcher.new_scene())
                 watcher.call(watcher.enable, SetBool.Request(data=True))
             elif not watcher.spin_until(lambda: watcher.task, 30.0):
                 raise Ros2VlaError("the sim published no task within 30 s")
@@ -222,13 +219,11 @@ def run_demo(robot: str = "franka", episodes: int = 3, seed: int = HELD_OUT_SEED
         watcher.destroy_node()
         rclpy.try_shutdown()
         launcher.shutdown()
-    _write_outputs(results, frames, out, robot, policy if not learned else f"{policy}:{model or default_model(robot)}")
+    _write_outputs(results, frames, out, robot, label)
     return results
 
 
 def _write_outputs(results: list[EpisodeResult], frames: list[np.ndarray], out: Path, robot: str, policy: str) -> None:
-    import imageio.v2 as imageio
-
     out.mkdir(parents=True, exist_ok=True)
     table = [f"{robot}, policy {policy}", "", "| episode | seed | instruction | success | seconds | chunks |",
              "|---|---|---|---|---|---|"]
@@ -238,9 +233,6 @@ def _write_outputs(results: list[EpisodeResult], frames: list[np.ndarray], out: 
     table.append(f"\n{sum(r.success for r in results)}/{len(results)} episodes succeeded ({rate:.0%}).")
     (out / "summary.md").write_text("\n".join(table) + "\n")
     (out / "summary.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
-    if frames:
-        imageio.mimwrite(out / f"{robot}_demo.mp4", frames, fps=10, macro_block_size=1)
-        small = [f[::UPSCALE, ::UPSCALE] for f in frames[::2]]  # captions stay legible at the camera's size
-        imageio.mimwrite(out / f"{robot}_demo.gif", small, duration=200, loop=0)
+    write_film(frames, out, f"{robot}_demo")
     print("\n" + "\n".join(table))
     print(f"\nvideo: {out / f'{robot}_demo.mp4'} ({len(frames)} frames), GIF: {out / f'{robot}_demo.gif'}")
