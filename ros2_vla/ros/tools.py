@@ -49,8 +49,17 @@ def instruct(text: str, timeout: float = 5.0) -> int:
     def body(node: Node) -> int:
         pub = node.create_publisher(String, NAMES.instruction, COMMAND)
         deadline = time.monotonic() + timeout
-        while pub.get_subscription_count() == 0:
+
+        def matched_all() -> bool:
+            # Matched with every subscriber discovery has reported, not just the first: a message
+            # published before the others match is lost to them (VOLATILE).
+            known = len(node.get_subscriptions_info_by_topic(NAMES.instruction))
+            return pub.get_subscription_count() >= max(1, known)
+
+        while not matched_all():
             if time.monotonic() > deadline:
+                if pub.get_subscription_count():
+                    break  # a subscriber that discovery reported but never matched: send to the ones that did
                 raise Ros2VlaError(f"nobody subscribes to {NAMES.instruction} after {timeout:.0f} s: is vla_node running?")
             rclpy.spin_once(node, timeout_sec=0.05)
         pub.publish(String(data=text))
