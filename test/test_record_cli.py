@@ -102,6 +102,11 @@ def test_a_negative_start_jitter_is_one_line_error(tmp_path):
     assert result.returncode == 2 and "--start-jitter must be >= 0" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_negative_disturbance_is_one_line_error(tmp_path):
+    result = record("franka", str(tmp_path), "--sim", "--expert", "--disturbance", "-0.01")
+    assert result.returncode == 2 and "--disturbance must be >= 0" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_print_topics_lists_the_episode_topics():
     result = record("widowx", "unused", "--print-topics", "--sim")
     robot = load_robot_config("widowx")

@@ -48,6 +48,24 @@ def test_expert_picks_through_the_bridge(franka):
         assert result.rejected_trajectories == 0
 
 
+def test_expert_corrects_for_a_servo_disturbance(franka):
+    """The DART-style demos (`ros2-vla record --disturbance`): the arm tracks its commands off by a
+    wandering offset, and the expert, closing the loop on the true pose, still picks."""
+    robot, sim = franka
+
+    def path(disturbance):
+        tcp = []
+        result = run_episode(robot, 0, "pick", ExpertPolicy(robot, sim), sim=sim, time_limit=20.0, policy_period=0.1,
+                             disturbance=disturbance, monitor=lambda s, bridge, now: tcp.append(s.tcp_pose()[:3, 3]))
+        assert result.success, result
+        assert result.rejected_trajectories == 0
+        return np.array(tcp)
+
+    clean, pushed = path(0.0), path(0.02)
+    n = min(len(clean), len(pushed))
+    assert np.linalg.norm(clean[:n] - pushed[:n], axis=1).max() > 0.005  # it took another path to the cube
+
+
 def test_a_policy_that_does_not_move_fails_at_the_time_limit(franka):
     robot, sim = franka
     result = run_episode(robot, 0, "pick", still(robot), sim=sim, time_limit=2.0)

@@ -276,7 +276,7 @@ def test_a_trajectory_sent_before_a_reset_is_ignored_after_it(ros_node):
     assert "stamped before the last reset: ignored" in proc.stdout.read()
 
 
-def test_a_bad_start_jitter_fails_the_reset_call_and_a_good_one_moves_the_start(ros_node):
+def test_a_bad_start_jitter_or_disturbance_fails_the_reset_call_and_a_good_one_takes_effect(ros_node):
     robot = load_robot_config("franka")
     joints = JointLog(ros_node, robot)
     reset = ros_node.create_client(Trigger, NAMES.sim_reset)
@@ -286,22 +286,33 @@ def test_a_bad_start_jitter_fails_the_reset_call_and_a_good_one_moves_the_start(
         future = client.call_async(request)
         return wait_for(lambda: future.result(), 5, what)
 
-    def set_jitter(value: float) -> None:
+    def set_param(name: str, value: float) -> None:
         value_msg = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
-        result = call(params, SetParameters.Request(parameters=[Parameter(name="start_jitter", value=value_msg)]),
+        result = call(params, SetParameters.Request(parameters=[Parameter(name=name, value=value_msg)]),
                       "the set_parameters response")
         assert result.results[0].successful
 
     with launched("franka", "--sim") as proc:
         wait_for(lambda: reset.service_is_ready() and params.service_is_ready(), 20, "/sim/reset and /sim/set_parameters")
-        set_jitter(-0.1)
+        set_param("start_jitter", -0.1)
         response = call(reset, Trigger.Request(), "the /sim/reset response")
         assert not response.success and "start_jitter must be >= 0" in response.message
         assert proc.poll() is None  # the node answered; it did not die
-        set_jitter(0.3)
+        set_param("start_jitter", 0.3)
         response = call(reset, Trigger.Request(), "the /sim/reset response")
         assert response.success, response.message
         t_reset = time.monotonic()
         wait_for(lambda: len(joints.since(t_reset)) > 5, 5, "joint states after the reset")
         q = joints.since(t_reset)[-1][1][:7]
         assert 0.05 < np.max(np.abs(q - np.array(robot.arms[0].chain.home))) <= 0.3 + SERVO_NOISE
+        set_param("disturbance", -0.01)
+        response = call(reset, Trigger.Request(), "the /sim/reset response")
+        assert not response.success and "disturbance must be >= 0" in response.message
+        set_param("disturbance", 0.05)
+        response = call(reset, Trigger.Request(), "the /sim/reset response")
+        assert response.success, response.message
+        t_reset = time.monotonic()
+        wait_for(lambda: len(joints.since(t_reset)) > 5, 5, "joint states after the reset")
+        start = joints.since(t_reset)[0][1][:7]
+        time.sleep(2.0)  # no trajectory is sent: the servos hold the start, off by the wandering offset
+        assert np.max(np.abs(joints.since(t_reset)[-1][1][:7] - start)) > 0.01

@@ -85,6 +85,28 @@ def test_start_jitter_varies_the_start_pose_but_not_the_objects(sim):
         sim.reset(7, start_jitter=-0.1)
 
 
+def test_a_servo_disturbance_moves_a_held_arm_off_its_command_repeatably(sim):
+    def arms_after(seed, disturbance, t=2.0):
+        sim.reset(seed, disturbance=disturbance)
+        sim.step_until(t)  # the controllers hold the start the whole time
+        state = sim.joint_state()
+        return {a.name: state.positions[[state.names.index(n) for n in a.chain.joint_names]] for a in sim.robot.arms}
+
+    home = {a.name: np.array(a.chain.home) for a in sim.robot.arms}
+    still = arms_after(7, 0.0)
+    assert all(np.abs(still[a] - home[a]).max() < 2e-3 for a in home)
+    pushed = arms_after(7, 0.02)
+    offsets = np.concatenate([pushed[a] - home[a] for a in home])
+    assert 0.003 < np.abs(offsets).max() < 0.1  # std 0.02 rad: off by a few hundredths, not by tenths
+    again = arms_after(7, 0.02)
+    assert all(np.allclose(again[a], pushed[a], atol=1e-9) for a in home)  # repeatable per seed
+    other = arms_after(8, 0.02)
+    assert any(np.abs(other[a] - pushed[a]).max() > 1e-3 for a in home)
+    with pytest.raises(ConfigError, match="disturbance must be >= 0"):
+        sim.reset(7, disturbance=-0.01)
+    sim.reset(7)  # later tests start undisturbed
+
+
 def test_objects_rest_on_the_table_apart_and_within_reach(sim):
     s = sim.scene
     for seed in range(5):

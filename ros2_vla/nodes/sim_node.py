@@ -90,6 +90,7 @@ class SimNode(Node):
             "expert": False,  # play the scripted expert (publishes ActionChunks to the bridge)
             "expert_period": 0.25,  # [s] between expert chunks
             "start_jitter": 0.0,  # [rad] arm joints start up to this far from home at each reset (varied demos)
+            "disturbance": 0.0,  # [rad] std of a wandering servo offset (Simulation.reset), for DART-style demos
             "phrasing": "template",  # template | train | heldout: how /sim/task words the task (see sim/phrasings.py)
         }
         return {name: self.declare_parameter(name, value).value for name, value in defaults.items()}
@@ -104,7 +105,8 @@ class SimNode(Node):
     # --- reset and task -----------------------------------------------------------------------
     def _reset(self, seed: int) -> Task:
         with self._lock:
-            self.sim.reset(seed, start_jitter=self.get_parameter("start_jitter").value)
+            self.sim.reset(seed, start_jitter=self.get_parameter("start_jitter").value,
+                           disturbance=self.get_parameter("disturbance").value)
         task = sample_task(self.robot, np.random.default_rng(seed), sim=self.sim, kind=self.get_parameter("task_kind").value)
         self.task = task
         self.instruction = instruction_for(task, self.get_parameter("phrasing").value, seed)
@@ -117,7 +119,7 @@ class SimNode(Node):
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         seed = self.get_parameter("seed").value + 1
-        try:  # task_kind and start_jitter are re-read here: a bad one fails the call instead of the node
+        try:  # task_kind, start_jitter and disturbance are re-read here: a bad one fails the call instead of the node
             self._reset(seed)
         except ConfigError as exc:
             response.success, response.message = False, str(exc)

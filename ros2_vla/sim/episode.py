@@ -93,9 +93,10 @@ class ExpertPolicy:
         return self.expert.act(obs.state)
 
 
-def episode_task(sim: Simulation, seed: int, kind: str = "") -> Task:
-    """Reset `sim` to `seed` and draw its task exactly as sim_node does (kind "" = drawn from the seed)."""
-    sim.reset(seed)
+def episode_task(sim: Simulation, seed: int, kind: str = "", disturbance: float = 0.0) -> Task:
+    """Reset `sim` to `seed` and draw its task exactly as sim_node does (kind "" = drawn from the seed);
+    disturbance: [rad] the servo disturbance (`Simulation.reset`)."""
+    sim.reset(seed, disturbance=disturbance)
     return sample_task(sim.robot, np.random.default_rng(seed), sim=sim, kind=kind)
 
 
@@ -121,6 +122,7 @@ def run_episode(
     blend: BlendConfig | None = None,
     chunk_delay: float = 0.002,
     command_delay: float = 0.002,
+    disturbance: float = 0.0,
 ) -> EpisodeResult:
     """Run one episode of task `kind` ("" = drawn from the seed) on `robot` from scene `seed`.
 
@@ -132,6 +134,7 @@ def run_episode(
     blend: the bridge's blending (bridge_node's default when None). chunk_delay: [s] from the
     observation to the bridge taking the chunk; command_delay: [s] from a bridge tick to the
     controller taking its trajectory (DDS delivery, both; together below every period of the loop).
+    disturbance: [rad] std of the sim's wandering servo offset (`Simulation.reset`; 0: none).
     """
     robot = load_robot_config(robot) if isinstance(robot, str) else robot
     if sim is None:
@@ -149,7 +152,7 @@ def run_episode(
     for name in cameras:
         sim.cameras.spec(name)  # unknown names fail here, with the list of cameras
     start = time.perf_counter()
-    task = episode_task(sim, seed, kind)
+    task = episode_task(sim, seed, kind, disturbance)
     instruction = instruction or task.instruction
     if hasattr(policy_fn, "reset"):
         policy_fn.reset()

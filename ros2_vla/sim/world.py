@@ -11,6 +11,13 @@ gripper's `topic` when its mode is "separate"; "in_trajectory" grippers are one 
 arm's controller). Gripper joints are reported and commanded in the config's units: the range
 [closed_position, open_position] maps linearly onto the stand-in pads' travel [0, finger_travel].
 
+A servo disturbance (`reset(..., disturbance=std)`) makes every arm joint track its command off by
+an offset that wanders (Ornstein-Uhlenbeck, std [rad], correlation time DISTURBANCE_TIME), as a
+miscalibrated or pushed arm would. The controllers see the joints less that offset, so they do not
+fight it; whoever closes the loop on the true pose (the scripted expert) corrects for it. Recorded
+with the expert, this gives DART-style demos: states off the ideal path, each labelled with the
+expert's correction.
+
 Frames: world (z up, table top at `SceneSpec.table_height`); each arm's base frame from its config;
 poses are 4x4 transforms `T_<frame>_<body>`, translation [m].
 """
@@ -34,6 +41,8 @@ from ros2_vla.sim.scene import SceneSpec, base_transform
 START_CLEARANCE = 0.2  # [m] a jittered start keeps every TCP this far above the table (clear of the objects)
 _START_TRIES = 20
 _START_STREAM = 1  # second seed word of the start-jitter draws, apart from the layout's stream
+_DISTURBANCE_STREAM = 2  # second seed word of the servo disturbance's draws
+DISTURBANCE_TIME = 1.0  # [s] correlation time of the servo disturbance: it wanders, it does not shake
 
 
 class JointState(NamedTuple):
@@ -74,6 +83,9 @@ class Simulation:
             raise ConfigError(f"controller_rate_hz must be > 0 (or None: every physics step), got {controller_rate_hz}")
         self._period = 1.0 / controller_rate_hz if controller_rate_hz else float(self.model.opt.timestep)
         self._next_tick = 0.0
+        arm_joints = [n for a in self.robot.arms for n in a.chain.joint_names]
+        self._offset = dict.fromkeys(arm_joints, 0.0)  # [rad] servo disturbance per arm joint
+        self._disturbance, self._disturbance_rng = 0.0, np.random.default_rng(0)
         self.reset(seed)
 
     # --- time and control -------------------------------------------------------------------
@@ -87,13 +99,14 @@ class Simulation:
         if topic not in self.controllers:
             raise ConfigError(f"no simulated controller on {topic!r}; controllers: {sorted(self.controllers)}")
         ctrl = self.controllers[topic]
-        ctrl.accept(trajectory, self.time, self._measured(ctrl.joint_names))
+        ctrl.accept(trajectory, self.time, self._measured(ctrl.joint_names, servo_frame=True))
 
     def step_until(self, t: float) -> None:
         """Run physics until sim time t [s] (no-op when t is not ahead); controllers tick on their period."""
         dt = self.model.opt.timestep
         while self.data.time + 0.5 * dt < t:
             if self.data.time + 0.5 * dt >= self._next_tick:
+                self._wander(self._period)
                 self._apply_controllers(self.data.time)
                 self._next_tick += self._period
             mujoco.mj_step(self.model, self.data)
@@ -115,16 +128,23 @@ class Simulation:
         return JointState(tuple(names), np.array(pos), np.array(vel))
 
     # --- reset ------------------------------------------------------------------------------
-    def reset(self, seed: int | None = None, start_jitter: float = 0.0) -> None:
+    def reset(self, seed: int | None = None, start_jitter: float = 0.0, disturbance: float = 0.0) -> None:
         """Arms at home with grippers open, controllers holding that; objects at random spots in
         front of the arm(s) (same seed, same spots); sim time back to 0.
 
         start_jitter: [rad] each arm joint starts up to this far from home (uniform, within its limits,
         redrawn until every TCP is START_CLEARANCE above the table), so demos begin from varied poses and
         a policy learns to reach the cube from wherever the arm is. Its draws come from their own stream:
-        the seed's objects are where they would be without it."""
+        the seed's objects are where they would be without it.
+        disturbance: [rad] std of the servo disturbance (module docstring) until the next reset; 0: none.
+        Its draws come from their own stream too."""
         if not start_jitter >= 0.0:
             raise ConfigError(f"start_jitter must be >= 0 [rad], got {start_jitter}")
+        if not disturbance >= 0.0:
+            raise ConfigError(f"disturbance must be >= 0 [rad], got {disturbance}")
+        self._disturbance = float(disturbance)
+        self._disturbance_rng = np.random.default_rng(None if seed is None else [seed, _DISTURBANCE_STREAM])
+        self._offset = dict.fromkeys(self._offset, 0.0)
         rng = np.random.default_rng(seed)
         mujoco.mj_resetData(self.model, self.data)
         self._set_arms(self._start_posture(seed, start_jitter))
@@ -264,9 +284,19 @@ class Simulation:
         slide = float(np.mean(self.data.qpos[list(g.qpos)]))
         return g.spec.closed_position + slide * self._gripper_scale(g)
 
-    def _measured(self, names) -> np.ndarray:
+    def _measured(self, names, servo_frame: bool = False) -> np.ndarray:
+        """Positions of `names`; servo_frame: less the servo disturbance, as the controllers see them."""
         return np.array([self._gripper_value(self._grippers[n]) if n in self._grippers
-                         else self.data.qpos[self._joint[n].qposadr[0]] for n in names])
+                         else self.data.qpos[self._joint[n].qposadr[0]] - (self._offset[n] if servo_frame else 0.0)
+                         for n in names])
+
+    def _wander(self, dt: float) -> None:
+        """Advance the servo disturbance by dt [s] (an exact Ornstein-Uhlenbeck step)."""
+        if self._disturbance == 0.0:
+            return
+        a = math.exp(-dt / DISTURBANCE_TIME)
+        noise = self._disturbance_rng.normal(0.0, self._disturbance * math.sqrt(1.0 - a * a), len(self._offset))
+        self._offset = {n: a * x + e for (n, x), e in zip(self._offset.items(), noise)}
 
     def _apply_controllers(self, t: float) -> None:
         for ctrl in self.controllers.values():
@@ -276,7 +306,7 @@ class Simulation:
                     slide = min(max((value - g.spec.closed_position) / self._gripper_scale(g), 0.0), g.travel)
                     self.data.ctrl[list(g.actuators)] = slide
                 else:
-                    self.data.ctrl[self._actuator[name]] = value
+                    self.data.ctrl[self._actuator[name]] = value + self._offset[name]
 
     def _set_free_pose(self, name: str, xyz, yaw: float) -> None:
         joint = self.model.joint(name)
