@@ -105,10 +105,11 @@ def test_a_tiny_flow_checkpoint_runs_through_the_bridge_and_writes_results(frank
     policy = load_eval_policy(franka, "flow", str(flow_checkpoint(tmp_path / "model", franka)), device="cpu")
     report = evaluate(franka, policy, EvalConfig(episodes=2, time_limit=1.0, video_episodes=1), tmp_path / "out", log=None)
     assert report.episodes == 2 and report.policy.startswith("flow:")
+    assert report.config["policy_period"] == pytest.approx(0.1)  # one chunk per 10 Hz camera frame, as vla_node
     for r in report.records:
-        assert r.chunks == 5 and r.declined == 0  # at 0, 0.25, ..., 1.0 s
-        assert sum(r.bridge_codes.values()) == 5  # every chunk reached the bridge and got an answer
-    assert report.latency_ms["calls"] == 10 and report.latency_ms["p50"] > 0
+        assert r.chunks == 11 and r.declined == 0  # at 0, 0.1, ..., 1.0 s
+        assert sum(r.bridge_codes.values()) == 11  # every chunk reached the bridge and got an answer
+    assert report.latency_ms["calls"] == 22 and report.latency_ms["p50"] > 0
     assert json.loads((tmp_path / "out" / "results.json").read_text())["episodes"] == 2
     assert (tmp_path / "out" / "episodes.mp4").is_file() and (tmp_path / "out" / "episodes.gif").is_file()
 

@@ -10,6 +10,7 @@ held-out paraphrase (`ros2_vla.sim.phrasings`), the same one for the same seed o
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from ros2_vla.sim import episode
 from ros2_vla.sim.phrasings import PHRASINGS, instruction_for
 from ros2_vla.sim.world import Simulation
 
+DEFAULT_POLICY_PERIOD = 0.25  # [s] for a robot without cameras (sim_node's expert_period)
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class EvalConfig:
     kind: str = ""  # task kind for every episode ("" = drawn from each seed, as sim_node does)
     phrasing: str = "template"  # template | train | heldout (ros2_vla.sim.phrasings)
     time_limit: float = 30.0  # [s] sim time before an episode counts as failed
-    policy_period: float = 0.25  # [s] sim time between chunk requests (sim_node's expert_period)
+    policy_period: float | None = None  # [s] sim time between chunk requests; None: `frame_period(robot)`
     video_episodes: int = 3  # the first N episodes are filmed (needs an out_dir)
     video_camera: str = ""  # "" = the robot's first world-mounted camera
 
@@ -46,7 +48,7 @@ class EvalConfig:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
         if self.phrasing not in PHRASINGS:
             raise ConfigError(f"unknown phrasing {self.phrasing!r}; use one of {PHRASINGS}")
-        if not (self.time_limit > 0 and self.policy_period > 0):
+        if not (self.time_limit > 0 and (self.policy_period is None or self.policy_period > 0)):
             raise ConfigError(f"time_limit {self.time_limit} and policy_period {self.policy_period} must be > 0 [s]")
         if self.video_episodes < 0:
             raise ConfigError(f"video_episodes must be >= 0, got {self.video_episodes}")
@@ -86,6 +88,13 @@ def as_episode_policy(robot: RobotConfig, policy: Backend | episode.Policy) -> e
     return policy
 
 
+def frame_period(robot: RobotConfig) -> float:
+    """[s] between camera frames: vla_node runs the policy on each new observation, so in the graph
+    a fast policy sends one chunk per frame (0.1 s at 10 Hz); the evaluation asks at that pace."""
+    rates = [c.rate_hz for c in robot.cameras]
+    return 1.0 / max(rates) if rates else DEFAULT_POLICY_PERIOD
+
+
 def policy_name(policy: episode.Policy) -> str:
     if isinstance(policy, episode.ExpertPolicy):
         return "scripted_expert"
@@ -102,6 +111,8 @@ def evaluate(robot: RobotConfig | str, policy: Backend | episode.Policy, config:
     those cameras rendered into each observation. log: called with one line per episode (None: quiet).
     """
     robot = load_robot_config(robot) if isinstance(robot, str) else robot
+    if config.policy_period is None:
+        config = dataclasses.replace(config, policy_period=frame_period(robot))
     policy = as_episode_policy(robot, policy)
     timed = _Timed(policy)
     cameras = tuple(getattr(policy, "cameras", ()))
