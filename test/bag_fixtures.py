@@ -45,8 +45,8 @@ class _RecordingSim(Simulation):
         self._record_commands = record_commands
         super().__init__(robot, seed=seed)
 
-    def reset(self, seed: int | None = None) -> None:
-        super().reset(seed)
+    def reset(self, seed: int | None = None, start_jitter: float = 0.0, disturbance: float = 0.0) -> None:
+        super().reset(seed, start_jitter, disturbance)
         self.out.messages.clear()
         self._sent = {"js": 0} | ({c.name: 0 for c in self.robot.cameras} if self._with_cameras else {})  # publications so far
 
