@@ -31,8 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video-episodes", type=int, default=3, help="film the first N episodes (0: no video)")
     parser.add_argument("--time-limit", type=float, default=30.0, help="[s] sim time per episode")
     parser.add_argument("--policy-period", type=float, default=None,
-                        help="[s] sim time between chunk requests (default: one per camera frame, as vla_node runs it; "
-                             "0.1 s for franka)")
+                        help="[s] sim time between chunk requests (default: one per frame of the fastest camera, "
+                             "0.1 s for franka; vla_node asks at least that often)")
     parser.add_argument("--variant", default="", help="kinematic variant, e.g. panda for franka")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--quantization", default="", help="openvla: 4bit | 8bit | bf16 | fp32; flow: bf16 | fp32")

@@ -89,8 +89,10 @@ def as_episode_policy(robot: RobotConfig, policy: Backend | episode.Policy) -> e
 
 
 def frame_period(robot: RobotConfig) -> float:
-    """[s] between camera frames: vla_node runs the policy on each new observation, so in the graph
-    a fast policy sends one chunk per frame (0.1 s at 10 Hz); the evaluation asks at that pace."""
+    """[s] between frames of the fastest camera (0.1 s at 10 Hz). vla_node runs a fast policy on each
+    new observation, so in the graph it sends at least one chunk per such frame (with two cameras
+    not in step, one per frame of either: about 20 chunks/s in the Franka demo); the evaluation asks
+    at the camera's rate, nearer the graph than sim_node's expert period of 0.25 s."""
     rates = [c.rate_hz for c in robot.cameras]
     return 1.0 / max(rates) if rates else DEFAULT_POLICY_PERIOD
 
