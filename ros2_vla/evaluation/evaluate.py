@@ -24,10 +24,9 @@ from ros2_vla.evaluation.seeds import HELD_OUT_SEED
 from ros2_vla.evaluation.video import Film
 from ros2_vla.policies.base import Policy as Backend
 from ros2_vla.sim import episode
+from ros2_vla.sim.expert import EXPERT_PERIOD
 from ros2_vla.sim.phrasings import PHRASINGS, instruction_for
 from ros2_vla.sim.world import Simulation
-
-DEFAULT_POLICY_PERIOD = 0.25  # [s] for a robot without cameras (sim_node's expert_period)
 
 
 @dataclass(frozen=True)
@@ -92,9 +91,9 @@ def frame_period(robot: RobotConfig) -> float:
     """[s] between frames of the fastest camera (0.1 s at 10 Hz). vla_node runs a fast policy on each
     new observation, so in the graph it sends at least one chunk per such frame (with two cameras
     not in step, one per frame of either: about 20 chunks/s in the Franka demo); the evaluation asks
-    at the camera's rate, nearer the graph than sim_node's expert period of 0.25 s."""
+    at the camera's rate, nearer the graph than sim_node's expert period (EXPERT_PERIOD, 0.25 s)."""
     rates = [c.rate_hz for c in robot.cameras]
-    return 1.0 / max(rates) if rates else DEFAULT_POLICY_PERIOD
+    return 1.0 / max(rates) if rates else EXPERT_PERIOD
 
 
 def policy_name(policy: episode.Policy) -> str:

@@ -32,7 +32,7 @@ from ros2_vla.ros.convert import camera_info_msg, chunk_to_msg, image_msg, time_
 from ros2_vla.ros.qos import COMMAND, LATCHED, SENSOR, STATUS
 from ros2_vla.ros.spin import run_node
 from ros2_vla.sim import controller as jtc
-from ros2_vla.sim.expert import ExpertObservation, ScriptedExpert
+from ros2_vla.sim.expert import EXPERT_PERIOD, ExpertObservation, ScriptedExpert
 from ros2_vla.sim.phrasings import PHRASINGS, instruction_for
 from ros2_vla.sim.tasks import Task, check_success, sample_task
 from ros2_vla.sim.world import Simulation
@@ -88,7 +88,7 @@ class SimNode(Node):
             "realtime_factor": 1.0,  # sim seconds per wall second
             "cameras": True,  # render and publish the configured cameras
             "expert": False,  # play the scripted expert (publishes ActionChunks to the bridge)
-            "expert_period": 0.25,  # [s] between expert chunks
+            "expert_period": EXPERT_PERIOD,  # [s] between expert chunks
             "start_jitter": 0.0,  # [rad] arm joints start up to this far from home at each reset (varied demos)
             "disturbance": 0.0,  # [rad] std of a wandering servo offset (Simulation.reset), for DART-style demos
             "phrasing": "template",  # template | train | heldout: how /sim/task words the task (see sim/phrasings.py)

@@ -37,7 +37,7 @@ from ros2_vla.bridge.status import BridgeCode
 from ros2_vla.config import RobotConfig, load_robot_config
 from ros2_vla.errors import ConfigError, TrajectoryError
 from ros2_vla.sim import controller as jtc
-from ros2_vla.sim.expert import ExpertObservation, ScriptedExpert
+from ros2_vla.sim.expert import EXPERT_PERIOD, ExpertObservation, ScriptedExpert
 from ros2_vla.sim.scene import cube_name
 from ros2_vla.sim.tasks import Task, check_success, holder, lifted, sample_task
 from ros2_vla.sim.world import JointState, Simulation
@@ -116,7 +116,7 @@ def run_episode(
     instruction: str = "",
     monitor: Monitor | None = None,
     time_limit: float = 30.0,
-    policy_period: float = 0.25,
+    policy_period: float = EXPERT_PERIOD,
     success_period: float = 0.1,
     cameras: tuple[str, ...] = (),
     blend: BlendConfig | None = None,

@@ -84,8 +84,7 @@ class Simulation:
         self._period = 1.0 / controller_rate_hz if controller_rate_hz else float(self.model.opt.timestep)
         self._next_tick = 0.0
         arm_joints = [n for a in self.robot.arms for n in a.chain.joint_names]
-        self._offset = dict.fromkeys(arm_joints, 0.0)  # [rad] servo disturbance per arm joint
-        self._disturbance, self._disturbance_rng = 0.0, np.random.default_rng(0)
+        self._offset = dict.fromkeys(arm_joints, 0.0)  # [rad] servo disturbance per arm joint; `reset` draws it
         self.reset(seed)
 
     # --- time and control -------------------------------------------------------------------
