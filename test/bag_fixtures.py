@@ -45,8 +45,9 @@ class _RecordingSim(Simulation):
         self._record_commands = record_commands
         super().__init__(robot, seed=seed)
 
-    def reset(self, seed: int | None = None, start_jitter: float = 0.0, disturbance: float = 0.0) -> None:
-        super().reset(seed, start_jitter, disturbance)
+    def reset(self, seed: int | None = None, start_jitter: float = 0.0, disturbance: float = 0.0,
+              slip: float = 0.0) -> None:
+        super().reset(seed, start_jitter, disturbance, slip)
         self.out.messages.clear()
         self._sent = {"js": 0} | ({c.name: 0 for c in self.robot.cameras} if self._with_cameras else {})  # publications so far
 

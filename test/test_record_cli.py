@@ -102,6 +102,11 @@ def test_a_negative_start_jitter_is_one_line_error(tmp_path):
     assert result.returncode == 2 and "--start-jitter must be >= 0" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_slip_chance_outside_0_to_1_is_one_line_error(tmp_path):
+    result = record("franka", str(tmp_path), "--sim", "--expert", "--slip", "1.5")
+    assert result.returncode == 2 and "--slip must be a chance in [0, 1]" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_a_negative_disturbance_is_one_line_error(tmp_path):
     result = record("franka", str(tmp_path), "--sim", "--expert", "--disturbance", "-0.01")
     assert result.returncode == 2 and "--disturbance must be >= 0" in result.stderr and "Traceback" not in result.stderr

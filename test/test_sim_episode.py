@@ -12,6 +12,7 @@ from ros2_vla.config import load_robot_config
 from ros2_vla.errors import ConfigError
 from ros2_vla.sim.episode import ExpertPolicy, Observation, episode_task, run_episode, wrong_picks
 from ros2_vla.sim.scene import cube_name
+from ros2_vla.sim.slip import SLIP_KINDS
 from ros2_vla.sim.tasks import Task
 from ros2_vla.sim.world import Simulation
 
@@ -64,6 +65,31 @@ def test_expert_corrects_for_a_servo_disturbance(franka):
     clean, pushed = path(0.0), path(0.02)
     n = min(len(clean), len(pushed))
     assert np.linalg.norm(clean[:n] - pushed[:n], axis=1).max() > 0.005  # it took another path to the cube
+
+
+@pytest.mark.parametrize("kind", SLIP_KINDS)
+def test_expert_goes_back_for_a_missed_or_dropped_cube(franka, kind):
+    """The recovery demos (`ros2-vla record --slip`): the sim makes the first grasp fail, the cube put
+    aside the moment the pads touch it ("miss") or the pads forced open once it is lifted ("drop"), and
+    the expert, seeing the cube is not between its pads, grasps it again and finishes."""
+    robot, sim = franka
+    seed = next(s for s in range(100) if _planned_slip(sim, s) == kind)
+    clean = run_episode(robot, seed, "pick", ExpertPolicy(robot, sim), sim=sim, time_limit=30.0, policy_period=0.1)
+    assert clean.success and sim.slip.happened == ""
+    grasps = []  # one entry per success check: whether both pads touch the task's cube
+    watch = lambda s, bridge, now: grasps.append(s.grasped(clean.task.objects[0]))  # noqa: E731
+    slipped = run_episode(robot, seed, "pick", ExpertPolicy(robot, sim), sim=sim, time_limit=30.0, policy_period=0.1,
+                          slip=1.0, monitor=watch)
+    assert sim.slip.happened == kind
+    assert slipped.success, slipped
+    assert slipped.sim_time > clean.sim_time + 1.0  # the second grasp took its time
+    starts = sum(1 for before, now in zip([False, *grasps], grasps) if now and not before)
+    assert starts >= (2 if kind == "drop" else 1)  # a missed cube is put aside as the pads first touch it
+
+
+def _planned_slip(sim: Simulation, seed: int) -> str:
+    sim.reset(seed, slip=1.0)
+    return sim.slip.plan.kind
 
 
 def test_a_policy_that_does_not_move_fails_at_the_time_limit(franka):

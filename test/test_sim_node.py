@@ -276,7 +276,7 @@ def test_a_trajectory_sent_before_a_reset_is_ignored_after_it(ros_node):
     assert "stamped before the last reset: ignored" in proc.stdout.read()
 
 
-def test_a_bad_start_jitter_or_disturbance_fails_the_reset_call_and_a_good_one_takes_effect(ros_node):
+def test_a_bad_start_jitter_disturbance_or_slip_fails_the_reset_call_and_a_good_one_takes_effect(ros_node):
     robot = load_robot_config("franka")
     joints = JointLog(ros_node, robot)
     reset = ros_node.create_client(Trigger, NAMES.sim_reset)
@@ -316,3 +316,9 @@ def test_a_bad_start_jitter_or_disturbance_fails_the_reset_call_and_a_good_one_t
         start = joints.since(t_reset)[0][1][:7]
         time.sleep(2.0)  # no trajectory is sent: the servos hold the start, off by the wandering offset
         assert np.max(np.abs(joints.since(t_reset)[-1][1][:7] - start)) > 0.01
+        set_param("slip", 1.5)
+        response = call(reset, Trigger.Request(), "the /sim/reset response")
+        assert not response.success and "slip must be a chance in [0, 1]" in response.message
+        set_param("slip", 1.0)
+        response = call(reset, Trigger.Request(), "the /sim/reset response")
+        assert response.success, response.message

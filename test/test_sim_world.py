@@ -11,6 +11,7 @@ from ros2_vla.config import load_robot_config
 from ros2_vla.errors import ConfigError, TrajectoryError
 from ros2_vla.sim.controller import JointTrajectory, TrajectoryPoint
 from ros2_vla.sim.scene import BOWL, arm_spawn_box
+from ros2_vla.sim.slip import DROP_HEIGHT, MISS_DISTANCE, NO_SLIP, draw_slip
 from ros2_vla.sim.world import START_CLEARANCE, Simulation
 
 ROBOTS = ("franka", "widowx", "aloha")
@@ -221,3 +222,28 @@ def test_camera_intrinsics_follow_the_vertical_field_of_view(sim):
 def test_robot_may_be_given_as_a_config():
     s = Simulation(load_robot_config("franka"), seed=2)
     assert s.robot.name == "franka"
+
+
+def test_a_grasp_slip_is_planned_per_seed_with_the_chance_given():
+    rng = lambda seed: np.random.default_rng([seed, 3])  # noqa: E731
+    plans = [draw_slip(0.5, rng(s)) for s in range(200)]
+    assert plans == [draw_slip(0.5, rng(s)) for s in range(200)]  # repeatable
+    kinds = [p.kind for p in plans]
+    assert 70 < sum(k != "" for k in kinds) < 130 and {"miss", "drop"} <= set(kinds)
+    assert all(draw_slip(0.0, rng(s)) == NO_SLIP for s in range(50))
+    for p in plans:
+        if p.kind:
+            assert MISS_DISTANCE[0] <= p.distance <= MISS_DISTANCE[1] and DROP_HEIGHT[0] <= p.height <= DROP_HEIGHT[1]
+    with pytest.raises(ConfigError, match=r"slip must be a chance in \[0, 1\]"):
+        draw_slip(1.5, rng(0))
+
+
+def test_contacts_name_what_a_body_touches(sim):
+    sim.reset(3)
+    sim.step_until(0.2)
+    below, above = [n for n in sim.object_names() if n != BOWL][:2]
+    assert sim.contacts(below) == {"world"}  # resting on the table, nothing else
+    xyz = sim.object_pose(below)[:3, 3] + [0.0, 0.0, sim.scene.cube_size - 0.001]  # set on it, a touch deep
+    sim.set_object_pose(above, xyz)
+    assert sim.contacts(below) == {"world", above} and sim.contacts(above) == {below}
+    sim.reset(3)

@@ -91,6 +91,7 @@ class SimNode(Node):
             "expert_period": EXPERT_PERIOD,  # [s] between expert chunks
             "start_jitter": 0.0,  # [rad] arm joints start up to this far from home at each reset (varied demos)
             "disturbance": 0.0,  # [rad] std of a wandering servo offset (Simulation.reset), for DART-style demos
+            "slip": 0.0,  # chance [0, 1] that an episode's first grasp is made to fail (sim/slip.py), for recovery demos
             "phrasing": "template",  # template | train | heldout: how /sim/task words the task (see sim/phrasings.py)
         }
         return {name: self.declare_parameter(name, value).value for name, value in defaults.items()}
@@ -106,20 +107,21 @@ class SimNode(Node):
     def _reset(self, seed: int) -> Task:
         with self._lock:
             self.sim.reset(seed, start_jitter=self.get_parameter("start_jitter").value,
-                           disturbance=self.get_parameter("disturbance").value)
+                           disturbance=self.get_parameter("disturbance").value, slip=self.get_parameter("slip").value)
         task = sample_task(self.robot, np.random.default_rng(seed), sim=self.sim, kind=self.get_parameter("task_kind").value)
         self.task = task
         self.instruction = instruction_for(task, self.get_parameter("phrasing").value, seed)
         self.expert = ScriptedExpert(self.robot, task) if self.expert_enabled else None
         self._ros_t0, self._sim_t0 = self._ros_now(), self.sim.time
         self._success = False
+        self._slip_told = False
         self.task_pub.publish(String(data=self.instruction))
         self.get_logger().info(f"reset with seed {seed}: {self.instruction!r}")
         return task
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         seed = self.get_parameter("seed").value + 1
-        try:  # task_kind, start_jitter and disturbance are re-read here: a bad one fails the call instead of the node
+        try:  # task_kind, start_jitter, disturbance and slip are re-read here: a bad one fails the call, not the node
             self._reset(seed)
         except ConfigError as exc:
             response.success, response.message = False, str(exc)
@@ -184,6 +186,9 @@ class SimNode(Node):
         self.chunk_pub.publish(chunk_to_msg(chunk))
 
     def _publish_success(self) -> None:
+        if self.sim.slip.happened and not self._slip_told:
+            self._slip_told = True
+            self.get_logger().info(f"grasp slip: the cube was {'missed' if self.sim.slip.happened == 'miss' else 'dropped'}")
         if self.task is not None:
             self._success = self._success or check_success(self.sim, self.task)
             self.success_pub.publish(Bool(data=bool(self._success)))

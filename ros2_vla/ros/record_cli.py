@@ -55,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--disturbance", type=float, default=0.0,
                         help="[rad] with --expert: the arm's servos track off by a wandering offset of this std "
                              "(default 0), so the demos show the expert correcting (DART-style)")
+    parser.add_argument("--slip", type=float, default=0.0,
+                        help="with --expert: chance [0, 1] that an episode's first grasp is made to fail, a cube missed or "
+                             "dropped (default 0), so the demos show the expert going back for it")
     parser.add_argument("--task-kind", default="", help="with --expert: pick | place | bimanual_pick (default: drawn per seed)")
     parser.add_argument("--phrasing", default="template", choices=PHRASINGS,
                         help="with --expert: how the sim words instructions (train: training paraphrases)")
@@ -81,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--start-jitter must be >= 0 [rad], got {args.start_jitter}")
     if args.expert and not args.disturbance >= 0:
         raise ConfigError(f"--disturbance must be >= 0 [rad], got {args.disturbance}")
+    if args.expert and not 0.0 <= args.slip <= 1.0:
+        raise ConfigError(f"--slip must be a chance in [0, 1], got {args.slip}")
     if args.expert and args.expert_period is not None and not args.expert_period > 0:
         raise ConfigError(f"--expert-period must be > 0 [s], got {args.expert_period}")
     if args.expert and args.episodes < 1:
@@ -109,7 +114,7 @@ def _graph(args: argparse.Namespace, out: Path, expert: bool):
     for spec in describe_graph(opts):
         period = {} if args.expert_period is None else {"expert_period": args.expert_period}
         extra = {"sim_node": {"task_kind": args.task_kind, "start_jitter": args.start_jitter,
-                              "disturbance": args.disturbance, **period},
+                              "disturbance": args.disturbance, "slip": args.slip, **period},
                  "bridge_node": {"enabled": False},  # armed per episode, once recording runs
                  "recorder_node": metadata}.get(spec.executable, {})
         specs.append(replace(spec, parameters={**spec.parameters, **extra}))

@@ -93,10 +93,10 @@ class ExpertPolicy:
         return self.expert.act(obs.state)
 
 
-def episode_task(sim: Simulation, seed: int, kind: str = "", disturbance: float = 0.0) -> Task:
+def episode_task(sim: Simulation, seed: int, kind: str = "", disturbance: float = 0.0, slip: float = 0.0) -> Task:
     """Reset `sim` to `seed` and draw its task exactly as sim_node does (kind "" = drawn from the seed);
-    disturbance: [rad] the servo disturbance (`Simulation.reset`)."""
-    sim.reset(seed, disturbance=disturbance)
+    disturbance: [rad] the servo disturbance, slip: the grasp slip's chance (`Simulation.reset`)."""
+    sim.reset(seed, disturbance=disturbance, slip=slip)
     return sample_task(sim.robot, np.random.default_rng(seed), sim=sim, kind=kind)
 
 
@@ -123,6 +123,7 @@ def run_episode(
     chunk_delay: float = 0.002,
     command_delay: float = 0.002,
     disturbance: float = 0.0,
+    slip: float = 0.0,
 ) -> EpisodeResult:
     """Run one episode of task `kind` ("" = drawn from the seed) on `robot` from scene `seed`.
 
@@ -135,6 +136,7 @@ def run_episode(
     observation to the bridge taking the chunk; command_delay: [s] from a bridge tick to the
     controller taking its trajectory (DDS delivery, both; together below every period of the loop).
     disturbance: [rad] std of the sim's wandering servo offset (`Simulation.reset`; 0: none).
+    slip: chance [0, 1] that the first grasp is made to fail (`ros2_vla.sim.slip`; 0: never).
     """
     robot = load_robot_config(robot) if isinstance(robot, str) else robot
     if sim is None:
@@ -152,7 +154,7 @@ def run_episode(
     for name in cameras:
         sim.cameras.spec(name)  # unknown names fail here, with the list of cameras
     start = time.perf_counter()
-    task = episode_task(sim, seed, kind, disturbance)
+    task = episode_task(sim, seed, kind, disturbance, slip)
     instruction = instruction or task.instruction
     if hasattr(policy_fn, "reset"):
         policy_fn.reset()

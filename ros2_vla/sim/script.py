@@ -9,7 +9,8 @@ prefers it, the arm's natural line; see `ArmScript.pad_line`).
 whether the gripper is open; the caller moves (Cartesian or joint space) and reports the pose it
 predicts. Motion phases end only in `begin_chunk`, when the TRUE TCP is within tolerance of the
 goal, so lag in the bridge or the servos never skips a phase; timed phases (close, release) count
-steps. A cube that left the gripper sends the arm back to approach.
+steps. A cube that left the gripper, or that is not between the pads while they close (a grasp
+about to miss), sends the arm back to approach.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class ExpertParams:
     rotation_tolerance: float = 0.08  # [rad]
     grip_time: float = 0.8  # [s] closing or opening the gripper
     slip_distance: float = 0.04  # [m] cube further than this from the TCP while held: grasp lost
+    miss_distance: float = 0.02  # [m] cube centre further than this from the TCP in x-y while closing: a miss
 
 
 class ArmScript:
@@ -64,8 +66,10 @@ class ArmScript:
         return self.phases[self.phase_index]
 
     def begin_chunk(self, T_tcp: np.ndarray, objects: dict[str, np.ndarray]) -> None:
-        """Advance the motion phases the true TCP `T_world_tcp` has completed; restart after a lost grasp."""
-        if self.phase in _HOLDING and np.linalg.norm(objects[self.cube][:3, 3] - T_tcp[:3, 3]) > self.p.slip_distance:
+        """Advance the motion phases the true TCP `T_world_tcp` has completed; restart after a lost or missed grasp."""
+        off = objects[self.cube][:3, 3] - T_tcp[:3, 3]
+        lost = self.phase in _HOLDING and np.linalg.norm(off) > self.p.slip_distance
+        if lost or (self.phase == "close" and np.linalg.norm(off[:2]) > self.p.miss_distance):
             self.phase_index, self.count = 0, 0
         while self.phase in MOTION and reached(T_tcp, self.goal(T_tcp, objects), self.p.tolerance, self.p.rotation_tolerance):
             self._advance(T_tcp)

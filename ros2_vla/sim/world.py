@@ -18,6 +18,9 @@ fight it; whoever closes the loop on the true pose (the scripted expert) correct
 with the expert, this gives DART-style demos: states off the ideal path, each labelled with the
 expert's correction.
 
+A grasp slip (`reset(..., slip=chance)`, `ros2_vla.sim.slip`) makes the episode's first grasp fail
+once, a cube missed or dropped, so the expert is recorded going back for it.
+
 Frames: world (z up, table top at `SceneSpec.table_height`); each arm's base frame from its config;
 poses are 4x4 transforms `T_<frame>_<body>`, translation [m].
 """
@@ -37,11 +40,13 @@ from ros2_vla.sim.controller import JointTrajectory, JointTrajectoryController
 from ros2_vla.sim.layout import random_layout
 from ros2_vla.sim.mjcf import build_scene_xml, finger_joint_names
 from ros2_vla.sim.scene import SceneSpec, base_transform
+from ros2_vla.sim.slip import SlipWatch, draw_slip
 
 START_CLEARANCE = 0.2  # [m] a jittered start keeps every TCP this far above the table (clear of the objects)
 _START_TRIES = 20
 _START_STREAM = 1  # second seed word of the start-jitter draws, apart from the layout's stream
 _DISTURBANCE_STREAM = 2  # second seed word of the servo disturbance's draws
+_SLIP_STREAM = 3  # second seed word of the grasp slip's draws
 DISTURBANCE_TIME = 1.0  # [s] correlation time of the servo disturbance: it wanders, it does not shake
 
 
@@ -85,6 +90,7 @@ class Simulation:
         self._next_tick = 0.0
         arm_joints = [n for a in self.robot.arms for n in a.chain.joint_names]
         self._offset = dict.fromkeys(arm_joints, 0.0)  # [rad] servo disturbance per arm joint; `reset` draws it
+        self.slip = SlipWatch()  # this episode's grasp slip; `reset` plans it
         self.reset(seed)
 
     # --- time and control -------------------------------------------------------------------
@@ -106,6 +112,7 @@ class Simulation:
         while self.data.time + 0.5 * dt < t:
             if self.data.time + 0.5 * dt >= self._next_tick:
                 self._wander(self._period)
+                self.slip.update(self, self.data.time)
                 self._apply_controllers(self.data.time)
                 self._next_tick += self._period
             mujoco.mj_step(self.model, self.data)
@@ -127,7 +134,8 @@ class Simulation:
         return JointState(tuple(names), np.array(pos), np.array(vel))
 
     # --- reset ------------------------------------------------------------------------------
-    def reset(self, seed: int | None = None, start_jitter: float = 0.0, disturbance: float = 0.0) -> None:
+    def reset(self, seed: int | None = None, start_jitter: float = 0.0, disturbance: float = 0.0,
+              slip: float = 0.0) -> None:
         """Arms at home with grippers open, controllers holding that; objects at random spots in
         front of the arm(s) (same seed, same spots); sim time back to 0.
 
@@ -136,7 +144,8 @@ class Simulation:
         a policy learns to reach the cube from wherever the arm is. Its draws come from their own stream:
         the seed's objects are where they would be without it.
         disturbance: [rad] std of the servo disturbance (module docstring) until the next reset; 0: none.
-        Its draws come from their own stream too."""
+        slip: chance [0, 1] that the episode's first grasp is made to fail (`ros2_vla.sim.slip`).
+        Their draws come from streams of their own too."""
         if not start_jitter >= 0.0:
             raise ConfigError(f"start_jitter must be >= 0 [rad], got {start_jitter}")
         if not disturbance >= 0.0:
@@ -144,6 +153,7 @@ class Simulation:
         self._disturbance = float(disturbance)
         self._disturbance_rng = np.random.default_rng(None if seed is None else [seed, _DISTURBANCE_STREAM])
         self._offset = dict.fromkeys(self._offset, 0.0)
+        self.slip = SlipWatch(draw_slip(slip, np.random.default_rng(None if seed is None else [seed, _SLIP_STREAM])))
         rng = np.random.default_rng(seed)
         mujoco.mj_resetData(self.model, self.data)
         self._set_arms(self._start_posture(seed, start_jitter))
@@ -232,6 +242,17 @@ class Simulation:
                 return True
         return False
 
+    def contacts(self, body: str) -> set[str]:
+        """Names of the bodies in contact with `body` or its sub-bodies ("world" for the table and floor)."""
+        mine = self._subtree(body)
+        touching = set()
+        for c in self.data.contact[: self.data.ncon]:
+            pair = (self.model.geom_bodyid[c.geom1], self.model.geom_bodyid[c.geom2])
+            for a, b in (pair, pair[::-1]):
+                if a in mine and b not in mine:
+                    touching.add(self.model.body(b).name)
+        return touching
+
     def grasped(self, obj: str, arm: str | None = None) -> bool:
         """True when both pads of the arm's gripper touch the object."""
         spec = self.arm(arm).gripper
@@ -303,6 +324,8 @@ class Simulation:
                 if name in self._grippers:
                     g = self._grippers[name]
                     slide = min(max((value - g.spec.closed_position) / self._gripper_scale(g), 0.0), g.travel)
+                    if self.slip.forced_open(name, t):
+                        slide = g.travel
                     self.data.ctrl[list(g.actuators)] = slide
                 else:
                     self.data.ctrl[self._actuator[name]] = value + self._offset[name]
