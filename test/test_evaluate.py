@@ -23,6 +23,7 @@ from ros2_vla.sim.phrasings import HELD_OUT, instruction_for
 from ros2_vla.sim.scene import cube_name
 from ros2_vla.sim.tasks import Task
 from ros2_vla.sim.world import Simulation
+from ros2_vla.trajectory.blending import BlendConfig
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +77,7 @@ def test_expert_succeeds_on_held_out_seeds_and_the_files_say_so(franka, tmp_path
     assert report.success_ci95 == wilson_interval(3, 3) and report.wrong_object_episodes == 0
     assert [r.seed for r in report.records] == [HELD_OUT_SEED, HELD_OUT_SEED + 1, HELD_OUT_SEED + 2]
     assert sum(t.episodes for t in report.tasks) == 3 and len(lines) == 3
+    assert report.failures_by_stage == {"not_reached": 0, "reached": 0, "grasped": 0, "lifted": 0}
     sim = Simulation(franka)
     for r in report.records:
         task = episode_task(sim, r.seed)
@@ -96,6 +98,8 @@ def test_expert_succeeds_on_held_out_seeds_and_the_files_say_so(franka, tmp_path
 def test_picking_the_wrong_cube_is_counted_apart_from_failing(franka):
     report = evaluate(franka, OtherCubeExpert(franka), EvalConfig(episodes=2, kind="pick", time_limit=12.0), log=None)
     assert report.successes == 0 and report.wrong_object_episodes == 2 and report.wrong_object_rate == 1.0
+    assert sum(report.failures_by_stage.values()) == 2 and report.failures_by_stage["lifted"] == 0
+    assert all("furthest: " in r.line(2) for r in report.records)
     assert all(len(r.wrong_objects) == 1 and r.wrong_objects[0] not in map(cube_name, r.colors) for r in report.records)
     assert sum(t.wrong_object for t in report.tasks) == 2
     assert report.policy == "other_cube_expert" and report.files == {}
@@ -112,6 +116,17 @@ def test_a_tiny_flow_checkpoint_runs_through_the_bridge_and_writes_results(frank
     assert report.latency_ms["calls"] == 22 and report.latency_ms["p50"] > 0
     assert json.loads((tmp_path / "out" / "results.json").read_text())["episodes"] == 2
     assert (tmp_path / "out" / "episodes.mp4").is_file() and (tmp_path / "out" / "episodes.gif").is_file()
+
+
+def test_the_blend_mode_is_the_bridge_s_and_the_report_says_which(franka):
+    # The same expert episode played through the bridge's "skip" and "ensemble" blending: both pick,
+    # but the arm moves differently, so the mode reached the bridge and not only the report.
+    reports = {mode: evaluate(franka, ExpertPolicy(franka), EvalConfig(episodes=1, kind="pick", blend=BlendConfig(mode)),
+                              log=None) for mode in ("skip", "ensemble")}
+    assert all(r.successes == 1 for r in reports.values())
+    assert reports["skip"].records[0].sim_time != reports["ensemble"].records[0].sim_time
+    assert reports["ensemble"].config["blend"]["mode"] == "ensemble"
+    assert "bridge blending ensemble." in reports["ensemble"].markdown()
 
 
 def test_backend_gets_what_vla_node_would_assemble(franka):

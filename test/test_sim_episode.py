@@ -47,6 +47,7 @@ def test_expert_picks_through_the_bridge(franka):
         assert 1.0 < result.sim_time < 20.0
         assert result.chunks == pytest.approx(result.sim_time / 0.25, abs=2)
         assert result.rejected_trajectories == 0
+        assert result.furthest == "lifted"
 
 
 def test_expert_corrects_for_a_servo_disturbance(franka):
@@ -98,6 +99,7 @@ def test_a_policy_that_does_not_move_fails_at_the_time_limit(franka):
     assert not result.success
     assert result.sim_time == pytest.approx(2.0, abs=0.02)
     assert result.chunks == 9  # at 0, 0.25, ..., 2.0 s
+    assert result.furthest == "not_reached"
     assert np.allclose(sim.joint_state().positions[:7], robot.arms[0].chain.home, atol=2e-3)
 
 

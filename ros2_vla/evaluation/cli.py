@@ -15,6 +15,7 @@ from ros2_vla.evaluation.seeds import HELD_OUT_SEED
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ros2_vla.sim.phrasings import PHRASINGS
+    from ros2_vla.trajectory.blending import BLEND_MODES
 
     parser.add_argument("robot", help="robot config name (config/<robot>.yaml), e.g. franka, widowx, aloha")
     parser.add_argument("--policy", required=True,
@@ -33,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy-period", type=float, default=None,
                         help="[s] sim time between chunk requests (default: one per frame of the fastest camera, "
                              "0.1 s for franka; vla_node asks at least that often)")
+    parser.add_argument("--blend-mode", default="skip", choices=BLEND_MODES,
+                        help="how the bridge takes over each new chunk (bridge_node's blend_mode; default skip)")
     parser.add_argument("--variant", default="", help="kinematic variant, e.g. panda for franka")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--quantization", default="", help="openvla: 4bit | 8bit | bf16 | fp32; flow: bf16 | fp32")
@@ -46,11 +49,12 @@ def run(args: argparse.Namespace) -> int:
     from ros2_vla.config import load_robot_config
     from ros2_vla.evaluation.adapter import load_eval_policy
     from ros2_vla.evaluation.evaluate import EvalConfig, evaluate
+    from ros2_vla.trajectory.blending import BlendConfig
 
     robot = load_robot_config(args.robot, variant=args.variant or None)
     config = EvalConfig(episodes=args.episodes, seed=args.seed, kind=args.kind, phrasing=args.phrasing,
                         time_limit=args.time_limit, policy_period=args.policy_period,
-                        video_episodes=args.video_episodes)
+                        video_episodes=args.video_episodes, blend=BlendConfig(mode=args.blend_mode))
     policy = load_eval_policy(robot, args.policy, args.model, args.device, args.quantization, args.unnorm_key,
                               args.trust_remote_code)
     report = evaluate(robot, policy, config, Path(args.out), log=lambda line: print(line, flush=True))

@@ -27,6 +27,7 @@ from ros2_vla.sim import episode
 from ros2_vla.sim.expert import EXPERT_PERIOD
 from ros2_vla.sim.phrasings import PHRASINGS, instruction_for
 from ros2_vla.sim.world import Simulation
+from ros2_vla.trajectory.blending import BlendConfig
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class EvalConfig:
     policy_period: float | None = None  # [s] sim time between chunk requests; None: `frame_period(robot)`
     video_episodes: int = 3  # the first N episodes are filmed (needs an out_dir)
     video_camera: str = ""  # "" = the robot's first world-mounted camera
+    blend: BlendConfig = BlendConfig()  # the bridge's chunk blending (bridge_node's blend_* parameters)
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
@@ -130,7 +132,8 @@ def evaluate(robot: RobotConfig | str, policy: Backend | episode.Policy, config:
                 film.start(f"ep {index + 1} seed {seed}", instruction)
             result = episode.run_episode(robot, seed, config.kind, timed, sim=sim, instruction=instruction,
                                          monitor=film.monitor if filming else None, cameras=cameras,
-                                         time_limit=config.time_limit, policy_period=config.policy_period)
+                                         time_limit=config.time_limit, policy_period=config.policy_period,
+                                         blend=config.blend)
             if filming:
                 film.finish(result.success)
             records.append(EpisodeRecord.from_result(index, result, timed.latencies, timed.declined))

@@ -17,6 +17,7 @@ from typing import Any
 
 from ros2_vla.evaluation.stats import percentiles, wilson_interval
 from ros2_vla.sim.episode import EpisodeResult
+from ros2_vla.sim.tasks import STAGES
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class EpisodeRecord:
     wrong_objects: tuple[str, ...]  # other cubes lifted and held at some success check
     latency_p50_ms: float  # policy call, this episode
     latency_max_ms: float
+    furthest: str = STAGES[0]  # the furthest of `tasks.STAGES` the task's cubes got (where a failure stopped)
 
     @staticmethod
     def from_result(index: int, r: EpisodeResult, latencies: Sequence[float], declined: int) -> EpisodeRecord:
@@ -44,7 +46,7 @@ class EpisodeRecord:
         return EpisodeRecord(index, r.seed, r.task.kind, r.task.colors, r.instruction, r.success, round(r.sim_time, 3),
                              round(r.wall_time, 3), r.chunks, declined, r.bad_chunks, dict(r.bridge_codes),
                              r.rejected_trajectories, r.wrong_objects, round(percentiles(ms, (50,))["p50"], 3),
-                             round(max(ms, default=float("nan")), 3))
+                             round(max(ms, default=float("nan")), 3), r.furthest)
 
     @property
     def task_label(self) -> str:
@@ -52,7 +54,8 @@ class EpisodeRecord:
 
     def line(self, of: int) -> str:
         """One progress line, e.g. `episode 3/50 seed 100002 'grab the red block': success in 6.3 s`."""
-        verdict = f"success in {self.sim_time:.1f} s" if self.success else f"FAILED ({self.sim_time:.1f} s)"
+        verdict = (f"success in {self.sim_time:.1f} s" if self.success
+                   else f"FAILED ({self.sim_time:.1f} s, furthest: {self.furthest})")
         wrong = f", WRONG OBJECT {', '.join(self.wrong_objects)}" if self.wrong_objects else ""
         return f"episode {self.episode + 1}/{of} seed {self.seed} {self.instruction!r}: {verdict}{wrong}"
 
@@ -85,6 +88,7 @@ class EvalReport:
     bad_chunks: int  # chunks answered with any code but OK, IDLE or DECELERATE (limits clipped them, IK failed...)
     rejected_trajectories: int
     declined: int
+    failures_by_stage: dict[str, int]  # failed episodes by the furthest stage they got to, every stage listed
     tasks: list[TaskRow]
     records: list[EpisodeRecord]
     held_out_seed: int  # training demos use seeds below this
@@ -123,7 +127,9 @@ def summarize(robot: str, policy: str, config: Any, records: list[EpisodeRecord]
         mean_success_time=sum(times) / len(times) if times else float("nan"),
         bridge_codes=dict(sorted(codes.items())), rejected_chunks=codes.get("CHUNK_REJECTED", 0),
         bad_chunks=sum(r.bad_chunks for r in records), rejected_trajectories=sum(r.rejected_trajectories for r in records),
-        declined=sum(r.declined for r in records), tasks=tasks, records=list(records), held_out_seed=held_out_seed)
+        declined=sum(r.declined for r in records),
+        failures_by_stage={stage: sum(not r.success and r.furthest == stage for r in records) for stage in STAGES},
+        tasks=tasks, records=list(records), held_out_seed=held_out_seed)
 
 
 def write_report(report: EvalReport, folder: Path, videos: Sequence[Path] = ()) -> EvalReport:
@@ -176,7 +182,8 @@ def _markdown(r: EvalReport) -> str:
         f"# ros2-vla eval: {r.robot}, policy {r.policy}",
         "",
         f"Seeds {seeds} ({held}), task kind {c['kind'] or 'from the seed'}, "
-        f"phrasing {c['phrasing']}, time limit {c['time_limit']:g} s, a chunk every {c['policy_period']:g} s.",
+        f"phrasing {c['phrasing']}, time limit {c['time_limit']:g} s, a chunk every {c['policy_period']:g} s, "
+        f"bridge blending {c['blend']['mode']}.",
         "",
         f"**Success: {r.successes}/{r.episodes} = {_pct(r.success_rate)}** (95% Wilson interval {_pct(lo)} to {_pct(hi)})",
         "",
@@ -187,15 +194,17 @@ def _markdown(r: EvalReport) -> str:
         f"- Mean time to success: {_num(r.mean_success_time, 's')} (sim time)",
         f"- Bridge: {r.rejected_chunks} chunks rejected; answers {_codes(r.bridge_codes)}; {r.rejected_trajectories} "
         f"trajectories refused by the controllers; the policy declined {r.declined} observations",
+        f"- Failed episodes by the furthest they got with the named cube: {_codes(r.failures_by_stage)}",
         "",
         "| task | colors | episodes | success | rate | wrong object |",
         "|---|---|---|---|---|---|",
     ]
     lines += [f"| {t.kind} | {t.colors} | {t.episodes} | {t.successes} | {_pct(t.successes / t.episodes)} | {t.wrong_object} |"
               for t in r.tasks]
-    lines += ["", "| episode | seed | instruction | success | time [s] | wrong object |", "|---|---|---|---|---|---|"]
+    lines += ["", "| episode | seed | instruction | success | time [s] | furthest | wrong object |",
+              "|---|---|---|---|---|---|---|"]
     lines += [f"| {e.episode + 1} | {e.seed} | {e.instruction} | {'yes' if e.success else 'no'} | {e.sim_time:.1f} | "
-              f"{', '.join(e.wrong_objects) or '-'} |" for e in r.records]
+              f"{'-' if e.success else e.furthest} | {', '.join(e.wrong_objects) or '-'} |" for e in r.records]
     if r.files:
         lines += ["", "Files: " + ", ".join(f"{k} `{v}`" for k, v in r.files.items())]
     return "\n".join(lines) + "\n"

@@ -17,7 +17,8 @@ the episode's first observation. `ExpertPolicy` wraps the scripted expert in tha
 
 At every success check the episode also notes "wrong picks": cubes other than the task's that are
 lifted and held by a gripper (`wrong_picks`), so a policy that grabs the wrong color is told apart
-from one that does nothing. A `monitor(sim, bridge, now)` callback, if given, runs there too (videos).
+from one that does nothing, and how far it got with its own cubes (`tasks.progress`: reached,
+grasped, lifted), so a failure says where it stopped. A `monitor(sim, bridge, now)` callback, if given, runs there too (videos).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from ros2_vla.errors import ConfigError, TrajectoryError
 from ros2_vla.sim import controller as jtc
 from ros2_vla.sim.expert import EXPERT_PERIOD, ExpertObservation, ScriptedExpert
 from ros2_vla.sim.scene import cube_name
-from ros2_vla.sim.tasks import Task, check_success, holder, lifted, sample_task
+from ros2_vla.sim.tasks import STAGES, Task, check_success, holder, lifted, progress, sample_task
 from ros2_vla.sim.world import JointState, Simulation
 from ros2_vla.trajectory.blending import BlendConfig
 
@@ -74,6 +75,7 @@ class EpisodeResult:
     wall_time: float  # [s] the episode took on this machine
     instruction: str = ""  # what the policy was told
     wrong_objects: tuple[str, ...] = ()  # other cubes seen lifted and held at a success check (`wrong_picks`)
+    furthest: str = STAGES[0]  # the furthest of `tasks.STAGES` seen at a success check: where a failure stopped
 
 
 class ExpertPolicy:
@@ -163,7 +165,7 @@ def run_episode(
     chunks = rejected = 0
     codes: Counter[str] = Counter()
     wrong: set[str] = set()
-    now, success = 0.0, False
+    now, success, furthest = 0.0, False, 0
     while now <= time_limit and not success:
         now, due = clock.next()
         sim.step_until(now)
@@ -189,10 +191,11 @@ def run_episode(
             if monitor is not None:
                 monitor(sim, bridge, now)
             wrong.update(wrong_picks(sim, task))
+            furthest = max(furthest, progress(sim, task))
             success = check_success(sim, task)
     bad = sum(n for name, n in codes.items() if BridgeCode[name] not in _GOOD_CODES)
     return EpisodeResult(seed, task, success, now, chunks, bad, dict(codes), rejected, time.perf_counter() - start,
-                         instruction, tuple(sorted(wrong)))
+                         instruction, tuple(sorted(wrong)), STAGES[furthest])
 
 
 class _Schedule:

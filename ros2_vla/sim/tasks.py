@@ -25,6 +25,9 @@ if TYPE_CHECKING:  # annotations only: task wording (sim/phrasings.py) stays imp
     from ros2_vla.sim.world import Simulation
 
 LIFT = 0.05  # [m] the cube's bottom above the table for "lifted"
+REACH = 0.03  # [m] a TCP this close to a cube's centre has "reached" it
+# How far an episode got with its cubes, in order: where a failed one stopped (`progress`).
+STAGES = ("not_reached", "reached", "grasped", "lifted")
 TEMPLATES = {
     "pick": "pick up the {0} cube",
     "place": "put the {0} cube in the bowl",
@@ -107,6 +110,24 @@ def in_bowl(sim: Simulation, obj: str) -> bool:
     p = np.linalg.inv(T_bowl) @ np.append(sim.object_pose(obj)[:3, 3], 1.0)
     inside = float(np.hypot(p[0], p[1])) < s.bowl_radius - s.cube_size / 4
     return inside and 0.0 < float(p[2]) < s.bowl_wall_height + s.cube_size / 2
+
+
+def progress(sim: Simulation, task: Task) -> int:
+    """Index in STAGES of how far the task's cubes are now, the least advanced one counting: a TCP
+    within REACH of it, both pads of a gripper on it, lifted while held. Success is checked apart:
+    a placed cube is released, so it falls back to "reached" here."""
+    tcps = [sim.tcp_pose(a.name, frame="world")[:3, 3] for a in sim.robot.arms]
+    stages = []
+    for obj in task.objects:
+        centre = sim.object_pose(obj)[:3, 3]
+        held = holder(sim, obj) is not None
+        if held and lifted(sim, obj):
+            stages.append(3)
+        elif held:
+            stages.append(2)
+        else:
+            stages.append(int(min(float(np.linalg.norm(t - centre)) for t in tcps) <= REACH))
+    return min(stages)
 
 
 def check_success(sim: Simulation, task: Task) -> bool:
