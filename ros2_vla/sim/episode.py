@@ -18,7 +18,8 @@ the episode's first observation. `ExpertPolicy` wraps the scripted expert in tha
 At every success check the episode also notes "wrong picks": cubes other than the task's that are
 lifted and held by a gripper (`wrong_picks`), so a policy that grabs the wrong color is told apart
 from one that does nothing, and how far it got with its own cubes (`tasks.progress`: reached,
-grasped, lifted), so a failure says where it stopped. A `monitor(sim, bridge, now)` callback, if given, runs there too (videos).
+grasped, lifted), so a failure says where it stopped. A `monitor(sim, bridge, now)` callback, if
+given, runs there too (videos).
 """
 
 from __future__ import annotations
