@@ -38,7 +38,7 @@ class EpisodeRecord:
     wrong_objects: tuple[str, ...]  # other cubes lifted and held at some success check
     latency_p50_ms: float  # policy call, this episode
     latency_max_ms: float
-    furthest: str = STAGES[0]  # the furthest of `tasks.STAGES` the task's cubes got (where a failure stopped)
+    furthest: str  # the furthest of `tasks.STAGES` the task's cubes got (where a failure stopped)
 
     @staticmethod
     def from_result(index: int, r: EpisodeResult, latencies: Sequence[float], declined: int) -> EpisodeRecord:

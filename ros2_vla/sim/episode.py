@@ -166,7 +166,7 @@ def run_episode(
     chunks = rejected = 0
     codes: Counter[str] = Counter()
     wrong: set[str] = set()
-    now, success, furthest = 0.0, False, 0
+    now, success, furthest = 0.0, False, STAGES[0]
     while now <= time_limit and not success:
         now, due = clock.next()
         sim.step_until(now)
@@ -192,11 +192,11 @@ def run_episode(
             if monitor is not None:
                 monitor(sim, bridge, now)
             wrong.update(wrong_picks(sim, task))
-            furthest = max(furthest, progress(sim, task))
+            furthest = max(furthest, progress(sim, task), key=STAGES.index)
             success = check_success(sim, task)
     bad = sum(n for name, n in codes.items() if BridgeCode[name] not in _GOOD_CODES)
     return EpisodeResult(seed, task, success, now, chunks, bad, dict(codes), rejected, time.perf_counter() - start,
-                         instruction, tuple(sorted(wrong)), STAGES[furthest])
+                         instruction, tuple(sorted(wrong)), furthest)
 
 
 class _Schedule:

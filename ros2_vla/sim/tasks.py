@@ -112,22 +112,19 @@ def in_bowl(sim: Simulation, obj: str) -> bool:
     return inside and 0.0 < float(p[2]) < s.bowl_wall_height + s.cube_size / 2
 
 
-def progress(sim: Simulation, task: Task) -> int:
-    """Index in STAGES of how far the task's cubes are now, the least advanced one counting: a TCP
+def progress(sim: Simulation, task: Task) -> str:
+    """The stage (of STAGES) the task's cubes are at now, the least advanced one counting: a TCP
     within REACH of it, both pads of a gripper on it, lifted while held. Success is checked apart:
     a placed cube is released, so it falls back to "reached" here."""
     tcps = [sim.tcp_pose(a.name, frame="world")[:3, 3] for a in sim.robot.arms]
-    stages = []
-    for obj in task.objects:
+
+    def stage(obj: str) -> str:
+        if holder(sim, obj) is not None:
+            return "lifted" if lifted(sim, obj) else "grasped"
         centre = sim.object_pose(obj)[:3, 3]
-        held = holder(sim, obj) is not None
-        if held and lifted(sim, obj):
-            stages.append(3)
-        elif held:
-            stages.append(2)
-        else:
-            stages.append(int(min(float(np.linalg.norm(t - centre)) for t in tcps) <= REACH))
-    return min(stages)
+        return "reached" if min(float(np.linalg.norm(t - centre)) for t in tcps) <= REACH else "not_reached"
+
+    return min((stage(obj) for obj in task.objects), key=STAGES.index)
 
 
 def check_success(sim: Simulation, task: Task) -> bool:
