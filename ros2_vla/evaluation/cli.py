@@ -15,7 +15,7 @@ from ros2_vla.evaluation.seeds import HELD_OUT_SEED
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ros2_vla.sim.phrasings import PHRASINGS
-    from ros2_vla.trajectory.blending import BLEND_MODES
+    from ros2_vla.trajectory.blending import BLEND_MODES, BlendConfig
 
     parser.add_argument("robot", help="robot config name (config/<robot>.yaml), e.g. franka, widowx, aloha")
     parser.add_argument("--policy", required=True,
@@ -34,8 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy-period", type=float, default=None,
                         help="[s] sim time between chunk requests (default: one per frame of the fastest camera, "
                              "0.1 s for franka; vla_node asks at least that often)")
-    parser.add_argument("--blend-mode", default="skip", choices=BLEND_MODES,
-                        help="how the bridge takes over each new chunk (bridge_node's blend_mode; default skip)")
+    parser.add_argument("--blend-mode", default=BlendConfig.mode, choices=BLEND_MODES,
+                        help=f"how the bridge takes over each new chunk (bridge_node's blend_mode; default {BlendConfig.mode})")
     parser.add_argument("--variant", default="", help="kinematic variant, e.g. panda for franka")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--quantization", default="", help="openvla: 4bit | 8bit | bf16 | fp32; flow: bf16 | fp32")

@@ -64,9 +64,9 @@ class BridgeNode(Node):
             "robot": "franka",  # config/<robot>.yaml
             "variant": "",  # kinematic variant (franka: panda)
             "enabled": False,  # arm as soon as joint states arrive (else wait for /vla/enable)
-            "blend_mode": "skip",  # replace | skip | ensemble
-            "blend_steps": 2,  # waypoints over which a new chunk takes over
-            "ensemble_m": 0.01,  # ACT temporal-ensemble weight decay
+            "blend_mode": BlendConfig.mode,  # replace | skip | ensemble
+            "blend_steps": BlendConfig.blend_steps,  # waypoints over which a new chunk takes over
+            "ensemble_m": BlendConfig.ensemble_m,  # ACT temporal-ensemble weight decay
             "joint_state_timeout": -1.0,  # [s]; <= 0: the config's safety.joint_state_timeout
             "control_rate_hz": -1.0,  # [Hz]; <= 0: the config's control_rate_hz
             "status_rate_hz": 10.0,  # [Hz]
