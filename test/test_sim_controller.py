@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ros2_vla.errors import TrajectoryError
-from ros2_vla.sim.controller import JointTrajectory, JointTrajectoryController, TrajectoryPoint
+from ros2_vla.sim.controller import JointTrajectory, JointTrajectoryController, TrajectoryPoint, unreachable_start
 
 NAMES = ("a", "b", "c")
 
@@ -173,3 +173,18 @@ def test_linear_reference_stays_between_its_neighbouring_points(values, gaps, fr
     t = knots_t[i] + frac * (knots_t[i + 1] - knots_t[i])
     lo, hi = sorted((knots_v[i], knots_v[i + 1]))
     assert lo - 1e-9 <= c.sample(float(t))[0] <= hi + 1e-9
+
+
+def test_a_first_point_farther_than_the_velocity_limit_allows_is_unreachable():
+    limits, at_zero = {"a": 2.0, "b": 2.0}, {"a": 0.0, "b": 0.0}
+
+    def first(q_a: float, t: float, start: float = 0.0) -> JointTrajectory:
+        return JointTrajectory(("a", "b"), (TrajectoryPoint((q_a, 0.0), t), TrajectoryPoint((q_a, 0.0), t + 1.0)), start)
+
+    assert "a" in unreachable_start(first(0.6, 0.1), 5.0, at_zero, limits, 0.3)  # 6 rad/s
+    assert "a" in unreachable_start(first(-0.6, 0.1), 5.0, at_zero, limits, 0.3)
+    assert unreachable_start(first(0.6, 0.5), 5.0, at_zero, limits, 0.3) == ""  # 1.2 rad/s
+    assert unreachable_start(first(0.6, 0.1, start=5.4), 5.0, at_zero, limits, 0.3) == ""  # a later stamp: 0.5 s
+    assert unreachable_start(first(0.25, 0.0), 5.0, at_zero, limits, 0.3) == ""  # a tracking lag: JTC's step
+    assert unreachable_start(first(0.6, 0.1), 5.0, at_zero, {"b": 2.0}, 0.3) == ""  # no limit for a (a gripper)
+    assert unreachable_start(JointTrajectory(("a",), ()), 5.0, at_zero, limits, 0.3) == ""  # a stop

@@ -141,7 +141,8 @@ class VlaNode(Node):
         self._publish(self.status_pub, msg)
 
     def destroy_node(self) -> None:
-        self.runner.stop()
+        if not self.runner.stop():
+            self.get_logger().warn("the policy is still computing; the process exits when that is done")
         super().destroy_node()
 
 

@@ -57,7 +57,10 @@ class PolicyRunner:
         self._rate = 0.0
         self._last_publish: float | None = None
         self._status = RunnerStatus("IDLE", "no model loaded")
-        self._thread = threading.Thread(target=self._loop, name="policy", daemon=True)
+        # Not a daemon: at exit Python waits for the forward pass in progress. A daemon thread would be
+        # killed by pthread_exit when it next takes the GIL inside torch's C++ frames, which aborts the
+        # process ("terminate called without an active exception", exit -6) after Ctrl-C.
+        self._thread = threading.Thread(target=self._loop, name="policy")
         self._loader: Callable[[], Policy] | None = None
 
     # --- called from the node's callbacks -----------------------------------------------------
@@ -89,10 +92,12 @@ class PolicyRunner:
         """New input arrived (a frame): maybe time for the next inference."""
         self._wake.set()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop after the current load or forward pass; False if that is still running after `timeout` s."""
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout=5.0)
+        self._thread.join(timeout=timeout)
+        return not self._thread.is_alive()
 
     @property
     def status(self) -> RunnerStatus:

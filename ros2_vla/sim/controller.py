@@ -16,6 +16,11 @@ Behaviour, as the real controller's:
 - before the start time (a future stamp) the reference holds the start; after the last point, the last;
 - joints the trajectory does not name keep their reference at acceptance;
 - an empty trajectory (no points) stops: every named joint holds its measured position.
+
+One check the real JTC leaves to the hardware: `unreachable_start` refuses a trajectory whose first
+point is far from the measured state and sooner than the velocity limits allow (planned for another
+state of the arm: sent before a sim reset, or before a collision). A Franka stops with a
+velocity-limit reflex there; the simulated arm keeps its old trajectory (holds).
 """
 
 from __future__ import annotations
@@ -43,6 +48,26 @@ class JointTrajectory:
     joint_names: tuple[str, ...]
     points: tuple[TrajectoryPoint, ...]
     start_time: float = 0.0  # [s] on the controller's clock; 0 = on receipt (trajectory_msgs: zero stamp)
+
+
+def unreachable_start(trajectory: JointTrajectory, now: float, measured: dict[str, float],
+                      velocity_limits: dict[str, float], tolerance: float) -> str:
+    """Why the arm cannot reach `trajectory`'s first point in time, or "" when it can (or when the
+    point is within `tolerance` [rad] of `measured`, a tracking lag). Joints without a limit are not
+    checked. Times [s] on the controller's clock, as `accept` takes them."""
+    if not trajectory.points:
+        return ""
+    first = trajectory.points[0]
+    t0 = trajectory.start_time if trajectory.start_time > 0 else now
+    within = max(t0 + first.time_from_start - now, 0.0)
+    for name, q in zip(trajectory.joint_names, first.positions):
+        if name not in velocity_limits or name not in measured:
+            continue
+        gap = abs(q - measured[name])
+        if gap > tolerance and gap > velocity_limits[name] * within:
+            return (f"its first point is {gap:.2f} rad from {name}'s measured position, {within:.3f} s ahead: "
+                    f"faster than the {velocity_limits[name]:.2f} rad/s limit")
+    return ""
 
 
 @dataclass(frozen=True)
