@@ -170,19 +170,6 @@ def test_rejected_trajectory_leaves_the_arm_holding(sim):
     np.testing.assert_allclose(sim.joint_state().positions[: len(arm.chain.joints)], arm.chain.home, atol=1e-3)
 
 
-def test_a_trajectory_planned_for_another_pose_is_refused_and_the_arm_holds(sim):
-    # e.g. one sent before a reset: its first point is the old pose, 0.1 s ahead
-    sim.reset(0)
-    arm = sim.robot.arms[0]
-    far = np.array(arm.chain.home)
-    far[1] += 2 * sim.robot.safety.max_tracking_error
-    with pytest.raises(TrajectoryError, match=f"{arm.chain.joint_names[1]}.*faster than"):
-        sim.command(arm.trajectory_topic, _step_traj(arm.chain.joint_names, far, 0.1))
-    sim.step_until(0.5)
-    np.testing.assert_allclose(sim.joint_state().positions[: len(arm.chain.joints)], arm.chain.home, atol=1e-3)
-    sim.command(arm.trajectory_topic, _step_traj(arm.chain.joint_names, far, 2.0))  # the same pose, in time
-
-
 def test_unknown_topic_names_the_known_ones(sim):
     with pytest.raises(ConfigError, match=sim.robot.arms[0].trajectory_topic):
         sim.command("/nope", _step_traj(["x"], [0.0]))

@@ -38,6 +38,9 @@ from ros2_vla.sim.tasks import Task, check_success, sample_task
 from ros2_vla.sim.world import Simulation
 
 
+RESET_GRACE = 1.0  # [s] after a reset, trajectories that cannot start where the arm now is are dropped
+
+
 class SimNode(Node):
     def __init__(self) -> None:
         super().__init__("sim")
@@ -55,6 +58,7 @@ class SimNode(Node):
         self.expert_enabled = p["expert"]
         self._sequence = 0
         self._success = False
+        self._velocity_limits = {j.name: j.velocity for a in self.robot.arms for j in a.chain.joints}
 
         self.js_pub = self.create_publisher(JointState, self.robot.joint_states_topic, 10)
         self.task_pub = self.create_publisher(String, NAMES.sim_task, LATCHED)
@@ -204,8 +208,19 @@ class SimNode(Node):
             return
         start = 0.0 if stamp == 0.0 else self._sim_time_at(stamp)
         points = tuple(jtc.TrajectoryPoint(tuple(p), t, tuple(v)) for p, t, v in trajectory_points(msg))
+        trajectory = jtc.JointTrajectory(tuple(msg.joint_names), points, start)
+        if self._ros_now() - self._ros_t0 < RESET_GRACE:
+            # A zero-stamped plan from before the reset, still in flight, starts at the old pose: it
+            # would yank the arm back there until the bridge sees the reset and holds (0.1 s or more
+            # on a busy CPU). Told apart by where it starts, it is dropped.
+            state = self.sim.joint_state()
+            far = jtc.unreachable_start(trajectory, self.sim.time, dict(zip(state.names, state.positions)),
+                                        self._velocity_limits, self.robot.safety.max_tracking_error)
+            if far:
+                self.get_logger().info(f"trajectory on {topic} just after a reset ignored: {far}")
+                return
         try:
-            self.sim.command(topic, jtc.JointTrajectory(tuple(msg.joint_names), points, start))
+            self.sim.command(topic, trajectory)
         except Ros2VlaError as exc:
             self.get_logger().warn(f"trajectory on {topic} rejected, holding: {exc}", throttle_duration_sec=1.0)
 

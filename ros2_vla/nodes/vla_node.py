@@ -142,7 +142,7 @@ class VlaNode(Node):
 
     def destroy_node(self) -> None:
         if not self.runner.stop():
-            self.get_logger().warn("the policy is still computing; the process exits when that is done")
+            self.get_logger().warning("the policy is still computing; the process exits when that is done")
         super().destroy_node()
 
 

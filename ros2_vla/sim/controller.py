@@ -17,10 +17,10 @@ Behaviour, as the real controller's:
 - joints the trajectory does not name keep their reference at acceptance;
 - an empty trajectory (no points) stops: every named joint holds its measured position.
 
-One check the real JTC leaves to the hardware: `unreachable_start` refuses a trajectory whose first
-point is far from the measured state and sooner than the velocity limits allow (planned for another
-state of the arm: sent before a sim reset, or before a collision). A Franka stops with a
-velocity-limit reflex there; the simulated arm keeps its old trajectory (holds).
+`unreachable_start` tells a trajectory that cannot start where the arm is: its first point is
+farther from the measured state than the velocity limits allow by then (planned for another state
+of the arm). The real JTC leaves that to the hardware (a Franka stops with a velocity reflex);
+sim_node uses it to drop plans still in flight across a reset.
 """
 
 from __future__ import annotations

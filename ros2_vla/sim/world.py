@@ -33,10 +33,10 @@ from typing import NamedTuple
 import numpy as np
 
 from ros2_vla.config import ArmSpec, GripperSpec, RobotConfig, load_robot_config
-from ros2_vla.errors import ConfigError, TrajectoryError
+from ros2_vla.errors import ConfigError
 from ros2_vla.sim.backend import mujoco
 from ros2_vla.sim.cameras import CameraIntrinsics, CameraRig, intrinsics
-from ros2_vla.sim.controller import JointTrajectory, JointTrajectoryController, unreachable_start
+from ros2_vla.sim.controller import JointTrajectory, JointTrajectoryController
 from ros2_vla.sim.layout import random_layout
 from ros2_vla.sim.mjcf import build_scene_xml, finger_joint_names
 from ros2_vla.sim.scene import SceneSpec, base_transform
@@ -84,7 +84,6 @@ class Simulation:
         self._actuator = {n: self.model.actuator(n).id for n in self.robot.joint_names}
         self._grippers = {a.gripper.joint: self._gripper_io(a) for a in self.robot.arms if a.gripper is not None}
         self.controllers = self._make_controllers(open_loop)
-        self._velocity_limits = {j.name: j.velocity for a in self.robot.arms for j in a.chain.joints}
         if controller_rate_hz is not None and not controller_rate_hz > 0:
             raise ConfigError(f"controller_rate_hz must be > 0 (or None: every physics step), got {controller_rate_hz}")
         self._period = 1.0 / controller_rate_hz if controller_rate_hz else float(self.model.opt.timestep)
@@ -105,12 +104,7 @@ class Simulation:
         if topic not in self.controllers:
             raise ConfigError(f"no simulated controller on {topic!r}; controllers: {sorted(self.controllers)}")
         ctrl = self.controllers[topic]
-        measured = self._measured(ctrl.joint_names, servo_frame=True)
-        problem = unreachable_start(trajectory, self.time, dict(zip(ctrl.joint_names, measured)),
-                                    self._velocity_limits, self.robot.safety.max_tracking_error)
-        if problem:
-            raise TrajectoryError(f"trajectory for {trajectory.joint_names} refused: {problem}")
-        ctrl.accept(trajectory, self.time, measured)
+        ctrl.accept(trajectory, self.time, self._measured(ctrl.joint_names, servo_frame=True))
 
     def step_until(self, t: float) -> None:
         """Run physics until sim time t [s] (no-op when t is not ahead); controllers tick on their period."""
