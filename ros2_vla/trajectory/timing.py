@@ -69,6 +69,10 @@ def time_waypoints(
         # Stretch the segment and both neighbours alike: the cubic's end velocities are mixes of the three
         # mean velocities, so its whole velocity curve shrinks by the same factor.
         factor = np.maximum(ratio, 1.0)
+        # A measured v0 does not shrink with the first segment: near the fix its overshoot goes with the
+        # square of the missing time, so stretching by the ratio only creeps up on it (0 to 1 from v0 =
+        # vmax kept 6e-5 of overshoot after every pass). Small overshoots stretch by their root.
+        factor = np.where(factor - 1.0 < 1e-3, 1.0 + np.sqrt(factor - 1.0), factor)
         factor = np.maximum.reduce([factor, np.r_[factor[1:], 1.0], np.r_[1.0, factor[:-1]]])
         nominal = np.maximum(nominal, durations * factor * (1.0 + 1e-6))
     return Timing(np.cumsum(durations), velocities)
