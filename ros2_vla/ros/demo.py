@@ -35,6 +35,7 @@ from ros2_vla.evaluation.video import captioned, episode_status, title_lines, wr
 from ros2_vla.launcher import Launcher
 from ros2_vla.policies.defaults import DEFAULT_BACKEND, default_model, has_default_model
 from ros2_vla.msg import BridgeStatus, PolicyStatus
+from ros2_vla.ros.convert import time_to_sec
 from ros2_vla.ros.qos import COMMAND, LATCHED, SENSOR, STATUS
 from ros2_vla.sim.scene import base_transform
 from ros2_vla.viz import draw_polyline, project, world_camera_pose
@@ -66,6 +67,7 @@ class DemoWatcher(Node):
         self.path_world = np.zeros((0, 3))
         self.policy_status: PolicyStatus | None = None
         self.frames: list[np.ndarray] = []  # captioned (evaluation.video), larger than the camera's
+        self.frame_stamps: list[float] = []  # [s] camera stamps of `frames`
         self.recording = False
         self.title: list[str] = []
         self.header = ""
@@ -104,6 +106,7 @@ class DemoWatcher(Node):
             rgb = draw_polyline(rgb, uv)
         status = episode_status(self.header, time.monotonic() - self.start, self.verdict)
         self.frames.append(captioned(rgb, self.title, *status))
+        self.frame_stamps.append(time_to_sec(msg.header.stamp))
 
     def film(self, episode: int, seed: int, instruction: str) -> None:
         """Start recording an episode: its captions, and the clock its time is counted from."""
@@ -215,15 +218,16 @@ def run_demo(robot: str = "franka", episodes: int = 3, seed: int = HELD_OUT_SEED
             print(f"episode {ep} (seed {scene_seed}): {watcher.task!r}: {'success' if done else 'FAILED'} in {seconds:.1f} s",
                   flush=True)
     finally:
-        frames = watcher.frames
+        frames, stamps = watcher.frames, watcher.frame_stamps
         watcher.destroy_node()
         rclpy.try_shutdown()
         launcher.shutdown()
-    _write_outputs(results, frames, out, robot, label)
+    _write_outputs(results, frames, stamps, out, robot, label)
     return results
 
 
-def _write_outputs(results: list[EpisodeResult], frames: list[np.ndarray], out: Path, robot: str, policy: str) -> None:
+def _write_outputs(results: list[EpisodeResult], frames: list[np.ndarray], stamps: list[float], out: Path, robot: str,
+                   policy: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     table = [f"{robot}, policy {policy}", "", "| episode | seed | instruction | success | seconds | chunks |",
              "|---|---|---|---|---|---|"]
@@ -235,4 +239,6 @@ def _write_outputs(results: list[EpisodeResult], frames: list[np.ndarray], out: 
     (out / "summary.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
     write_film(frames, out, f"{robot}_demo")
     print("\n" + "\n".join(table))
-    print(f"\nvideo: {out / f'{robot}_demo.mp4'} ({len(frames)} frames), GIF: {out / f'{robot}_demo.gif'}")
+    span = stamps[-1] - stamps[0] if stamps else 0.0
+    print(f"\nvideo: {out / f'{robot}_demo.mp4'} ({len(frames)} frames, {span:.1f} s from first to last), "
+          f"GIF: {out / f'{robot}_demo.gif'}")
