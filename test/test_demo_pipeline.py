@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,8 +14,9 @@ from helpers import cli
 
 pytest.importorskip("rclpy")
 
+from ros2_vla.data.bag_writer import EPISODE_PREFIX  # noqa: E402
 from ros2_vla.data.episode import read_episode_meta  # noqa: E402
-from ros2_vla.data.lerobot_reader import load_lerobot_dataset  # noqa: E402
+from ros2_vla.data.lerobot_reader import load_lerobot_dataset, read_extras  # noqa: E402
 from ros2_vla.policies.flow.checkpoint import read_config  # noqa: E402
 
 
@@ -31,12 +33,14 @@ def test_record_convert_train_eval_through_the_cli(tmp_path):
                    "--task-kind", "pick", "--phrasing", "train", "--hold", "0.3").stdout
     # Under heavy load the expert can miss a grasp: the sim labels that episode a failure, and the
     # converter must leave out exactly the failures.
-    labels = [read_episode_meta(bags / f"episode_{i:04d}").success for i in range(2)]
-    assert all(label is not None for label in labels) and any(labels), recorded
+    episodes = sorted(bags.glob(f"{EPISODE_PREFIX}*"))
+    labels = {path.resolve(): read_episode_meta(path).success for path in episodes}
+    assert len(episodes) == 2 and None not in labels.values() and any(labels.values()), recorded
     converted = run("convert", str(bags), "--to", "lerobot", str(dataset)).stdout
     data = load_lerobot_dataset(dataset)
-    assert data.num_episodes == sum(labels), f"{recorded}\n{converted}"
-    assert ("skipped 1 episode(s) labelled failure" in converted) == (not all(labels)), converted
+    assert data.num_episodes == sum(labels.values()), f"{recorded}\n{converted}"
+    skipped = {Path(p).resolve() for p in read_extras(dataset)["skipped_failed"]}
+    assert skipped == {path for path, success in labels.items() if not success}, converted
     assert data.robot == "franka" and data.action_space == "ee_delta"
     assert set(data.cameras) == {"scene", "wrist"} and len(data) > 40 * data.num_episodes  # ~6 s of picking each, at 10 Hz
     assert np.any(data.action[:, 2] > 0.005)  # the lift is in the labels
