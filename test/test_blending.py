@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ros2_vla.errors import TrajectoryError
-from ros2_vla.trajectory.blending import BlendConfig, TrajectoryBlender, blend_weights
+from ros2_vla.trajectory.blending import HISTORY, BlendConfig, TrajectoryBlender, blend_weights
 from ros2_vla.trajectory.ensemble import TimedChunk, ensemble_at, ensemble_weights
 from ros2_vla.trajectory.plan import Plan
 
@@ -109,6 +109,32 @@ def test_skip_drops_a_step_due_exactly_now():
     chunk = _chunk(Q0, np.array([0.001, 0.0, 0.0]), horizon=4)
     plan = b.add(0.2, 0.0, 0.1, chunk)  # step 1 is due at 0.2 = now
     np.testing.assert_array_equal(plan.positions[1:], chunk[2:])
+
+
+def test_commanded_at_reads_the_plan_that_was_in_force_then():
+    b = _blender("skip")
+    first = b.add(0.0, 0.0, DT, _chunk(Q0, np.array([0.02, 0.03, -0.01])))
+    second = b.add(0.25, 0.2, DT, _chunk(first.sample(0.2)[0], np.array([-0.02, 0.01, 0.02])))
+    assert not np.allclose(first.sample(0.15)[0], second.sample(0.15)[0])  # the new plan starts at 0.25
+    np.testing.assert_array_equal(b.commanded_at(0.15), first.sample(0.15)[0])
+    np.testing.assert_array_equal(b.commanded_at(0.25), second.sample(0.25)[0])
+    np.testing.assert_array_equal(b.commanded_at(0.4), second.sample(0.4)[0])
+    np.testing.assert_array_equal(b.commanded_at(-1.0), Q0)  # before the first chunk: the hold
+    b.reset(0.3, Q0 + 0.1)  # a reset forgets the past: the arm's state is known only from now on
+    np.testing.assert_array_equal(b.commanded_at(0.15), Q0 + 0.1)
+
+
+def test_commanded_at_remembers_the_last_seconds_and_no_more():
+    b = _blender("skip")
+    seen = {}  # time [s] -> what the blender was commanding then, read at that time
+    for k in range(100):  # 20 chunks/s for 5 s
+        t = 0.05 * k
+        b.add(t, t, DT, _chunk(b.sample(t)[0], np.array([0.001, -0.001, 0.0005])))
+        seen[t + 0.03] = b.sample(t + 0.03)[0]  # before the next chunk takes over at t + 0.05
+    recent = [t for t in seen if t > 4.95 - HISTORY]
+    for t in recent:
+        np.testing.assert_array_equal(b.commanded_at(t), seen[t])
+    assert len(b._history) <= len(recent) + 1  # older plans are let go
 
 
 @pytest.mark.parametrize("mode", ["skip", "ensemble"])

@@ -650,3 +650,23 @@ def test_a_chunk_whose_steps_are_all_past_is_rejected_not_reported_ok():
     replacing = _armed(robot, now=10.0, blend=BlendConfig(mode="replace"))  # plays it from now instead
     assert replacing.on_chunk(_chunk(robot, _GOOD, stamp=5.0), 10.0).code == BridgeCode.OK
     assert len(_by_topic(replacing.tick(10.0))[robot.arms[0].trajectory_topic].positions) == 3
+
+
+@pytest.mark.parametrize("mode", BLEND_MODES)
+def test_a_late_chunk_starts_from_the_pose_its_observation_saw(mode):
+    # The arm moved on while the policy thought: the deltas are played from the commanded pose at the
+    # chunk's stamp, so the motion made meanwhile is not added twice ("replace" plays from now).
+    robot = _robot("franka")
+    arm = robot.arms[0]
+    bridge = _armed(robot, blend=BlendConfig(mode=mode, blend_steps=0))
+    bridge.on_chunk(_chunk(robot, np.tile([0.0, 0.02, 0.0, 0.0, 0.0, 0.0, 1.0], (5, 1))), 0.0)  # to 0.5 s
+    stamp, arrival = 0.3, 0.42  # observed at 0.3, here 120 ms later; its last step (0.8 s) is its own
+    q_stamp, q_arrival = (bridge.blenders[arm.name].sample(t)[0] for t in (stamp, arrival))
+    second = np.tile([0.01, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0], (5, 1))
+    bridge.update_joint_state(*_joint_state(robot, {arm.name: q_arrival}), arrival)
+    assert bridge.on_chunk(_chunk(robot, second, stamp=stamp, sequence=2), arrival).code == BridgeCode.OK
+    last = _by_topic(bridge.tick(arrival))[arm.trajectory_topic].positions[-1]
+    start = q_arrival if mode == "replace" else q_stamp
+    expected = expected_targets(fk(arm.chain, start), second)[-1]
+    assert pose_errors(fk(arm.chain, last), expected)[0] < POSE_TOL
+    assert pose_errors(fk(arm.chain, q_stamp), fk(arm.chain, q_arrival))[0] > 0.015  # the two anchors differ

@@ -32,9 +32,11 @@ def test_the_demo_runs_the_shipped_policy_to_its_summary_and_video(tmp_path):
     [episode] = json.loads((out / "summary.json").read_text())
     assert episode["seed"] == HELD_OUT_SEED and episode["instruction"]
     assert episode["chunks"] >= 10  # the bridge planned the policy's chunks for the whole episode
+    assert 0.0 < episode["chunk_delay_ms"] < 1000.0  # each chunk is stamped with its observation, a moment before
     summary = (out / "summary.md").read_text()
     assert f"franka, policy flow:{default_model_dir('franka')}" in summary
     assert f"| 0 | {HELD_OUT_SEED} | {episode['instruction']} |" in summary
+    assert f"| {episode['chunks']} | {episode['chunk_delay_ms']:.0f} |" in summary
     frames = iio.imread(out / "franka_demo.mp4", index=None)
     scene = next(c for c in load_robot_config("franka").cameras if c.mount == "world")
     assert frames.shape[1:] == (scene.height * UPSCALE, scene.width * UPSCALE, 3)  # drawn large for the captions

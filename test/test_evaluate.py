@@ -126,7 +126,15 @@ def test_the_blend_mode_is_the_bridge_s_and_the_report_says_which(franka):
     assert all(r.successes == 1 for r in reports.values())
     assert reports["skip"].records[0].sim_time != reports["ensemble"].records[0].sim_time
     assert reports["ensemble"].config["blend"]["mode"] == "ensemble"
-    assert "bridge blending ensemble." in reports["ensemble"].markdown()
+    assert "bridge blending ensemble, each chunk at the bridge 2 ms after its observation." in reports["ensemble"].markdown()
+
+
+def test_the_chunk_delay_reaches_the_bridge_and_the_report_says_so(franka):
+    # The same expert episode with its chunks 2 ms and 150 ms late: the arm moves differently.
+    reports = [evaluate(franka, ExpertPolicy(franka), EvalConfig(episodes=1, kind="pick", chunk_delay=d), log=None)
+               for d in (EvalConfig.chunk_delay, 0.15)]
+    assert reports[0].records[0].sim_time != reports[1].records[0].sim_time
+    assert reports[1].config["chunk_delay"] == 0.15 and "each chunk at the bridge 150 ms after its observation." in reports[1].markdown()
 
 
 def test_backend_gets_what_vla_node_would_assemble(franka):
@@ -177,3 +185,5 @@ def test_bad_policy_arguments_name_the_fix(franka, tmp_path):
         EvalConfig(phrasing="paraphrase")
     with pytest.raises(ConfigError, match="episodes must be >= 1"):
         EvalConfig(episodes=0)
+    with pytest.raises(ConfigError, match="chunk_delay must be finite"):
+        EvalConfig(chunk_delay=float("nan"))

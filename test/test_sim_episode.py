@@ -182,6 +182,19 @@ def test_the_policy_is_told_the_instruction_given_and_the_result_keeps_it(franka
     assert run_episode(robot, 0, "pick", policy, sim=sim, time_limit=0.1).instruction == result.task.instruction
 
 
+def test_a_chunk_delay_delivers_each_chunk_late_while_the_next_are_asked_for(franka):
+    robot, sim = franka
+    asked, heard = [], []  # policy calls; (time, sequence of the bridge's last chunk) at each success check
+    policy = still(robot)
+    run_episode(robot, 0, "pick", lambda obs: asked.append(obs.time) or policy(obs), sim=sim, time_limit=0.65,
+                policy_period=0.1, chunk_delay=0.25,
+                monitor=lambda s, bridge, now: heard.append((round(now, 3), bridge.state(now).chunk_sequence)))
+    assert asked == pytest.approx([0.1 * k for k in range(7)])  # requests go on while chunks are on their way
+    assert heard == [(0.0, 0), (0.1, 0), (0.2, 0), (0.3, 1), (0.4, 2), (0.5, 3), (0.6, 4)]  # each 0.25 s late
+    with pytest.raises(ConfigError, match="chunk_delay"):
+        run_episode(robot, 0, "pick", policy, sim=sim, chunk_delay=-0.1)
+
+
 def test_monitor_runs_at_every_success_check_with_the_bridge(franka):
     robot, sim = franka
     calls = []

@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy-period", type=float, default=None,
                         help="[s] sim time between chunk requests (default: one per frame of the fastest camera, "
                              "0.1 s for franka; vla_node asks at least that often)")
+    parser.add_argument("--chunk-delay", type=float, default=None,
+                        help="[s] from an observation to its chunk reaching the bridge, the arm moving on meanwhile "
+                             "(`ros2-vla demo` prints what the graph gives; default: DDS delivery only)")
     parser.add_argument("--blend-mode", default=BlendConfig.mode, choices=BLEND_MODES,
                         help=f"how the bridge takes over each new chunk (bridge_node's blend_mode; default {BlendConfig.mode})")
     parser.add_argument("--variant", default="", help="kinematic variant, e.g. panda for franka")
@@ -54,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     robot = load_robot_config(args.robot, variant=args.variant or None)
     config = EvalConfig(episodes=args.episodes, seed=args.seed, kind=args.kind, phrasing=args.phrasing,
                         time_limit=args.time_limit, policy_period=args.policy_period,
-                        video_episodes=args.video_episodes, blend=BlendConfig(mode=args.blend_mode))
+                        video_episodes=args.video_episodes, blend=BlendConfig(mode=args.blend_mode),
+                        chunk_delay=EvalConfig.chunk_delay if args.chunk_delay is None else args.chunk_delay)
     policy = load_eval_policy(robot, args.policy, args.model, args.device, args.quantization, args.unnorm_key,
                               args.trust_remote_code)
     report = evaluate(robot, policy, config, Path(args.out), log=lambda line: print(line, flush=True))

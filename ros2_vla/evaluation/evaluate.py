@@ -41,6 +41,7 @@ class EvalConfig:
     video_episodes: int = 3  # the first N episodes are filmed (needs an out_dir)
     video_camera: str = ""  # "" = the robot's first world-mounted camera
     blend: BlendConfig = BlendConfig()  # the bridge's chunk blending (bridge_node's blend_* parameters)
+    chunk_delay: float = episode.DDS_DELAY  # [s] from an observation to its chunk reaching the bridge (run_episode)
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
@@ -51,6 +52,8 @@ class EvalConfig:
             raise ConfigError(f"unknown phrasing {self.phrasing!r}; use one of {PHRASINGS}")
         if not (self.time_limit > 0 and (self.policy_period is None or self.policy_period > 0)):
             raise ConfigError(f"time_limit {self.time_limit} and policy_period {self.policy_period} must be > 0 [s]")
+        if not 0 <= self.chunk_delay < float("inf"):
+            raise ConfigError(f"chunk_delay must be finite and >= 0 [s], got {self.chunk_delay}")
         if self.video_episodes < 0:
             raise ConfigError(f"video_episodes must be >= 0, got {self.video_episodes}")
 
@@ -133,7 +136,7 @@ def evaluate(robot: RobotConfig | str, policy: Backend | episode.Policy, config:
             result = episode.run_episode(robot, seed, config.kind, timed, sim=sim, instruction=instruction,
                                          monitor=film.monitor if filming else None, cameras=cameras,
                                          time_limit=config.time_limit, policy_period=config.policy_period,
-                                         blend=config.blend)
+                                         blend=config.blend, chunk_delay=config.chunk_delay)
             if filming:
                 film.finish(result.success)
             records.append(EpisodeRecord.from_result(index, result, timed.latencies, timed.declined))

@@ -183,7 +183,7 @@ def _markdown(r: EvalReport) -> str:
         "",
         f"Seeds {seeds} ({held}), task kind {c['kind'] or 'from the seed'}, "
         f"phrasing {c['phrasing']}, time limit {c['time_limit']:g} s, a chunk every {c['policy_period']:g} s, "
-        f"bridge blending {c['blend']['mode']}.",
+        f"bridge blending {c['blend']['mode']}, each chunk at the bridge {c['chunk_delay'] * 1e3:g} ms after its observation.",
         "",
         f"**Success: {r.successes}/{r.episodes} = {_pct(r.success_rate)}** (95% Wilson interval {_pct(lo)} to {_pct(hi)})",
         "",

@@ -34,7 +34,7 @@ from ros2_vla.evaluation.seeds import HELD_OUT_SEED
 from ros2_vla.evaluation.video import captioned, episode_status, title_lines, write_film
 from ros2_vla.launcher import Launcher
 from ros2_vla.policies.defaults import DEFAULT_BACKEND, default_model, has_default_model
-from ros2_vla.msg import BridgeStatus, PolicyStatus
+from ros2_vla.msg import ActionChunk, BridgeStatus, PolicyStatus
 from ros2_vla.ros.convert import time_to_sec
 from ros2_vla.ros.qos import COMMAND, LATCHED, SENSOR, STATUS
 from ros2_vla.sim.scene import base_transform
@@ -53,6 +53,7 @@ class EpisodeResult:
     success: bool
     seconds: float  # [s] wall time to success (or to the timeout)
     chunks: int  # chunks the bridge planned
+    chunk_delay_ms: float  # median time from a chunk's observation (its stamp) to its receipt here [ms]
 
 
 class DemoWatcher(Node):
@@ -64,6 +65,7 @@ class DemoWatcher(Node):
         self.camera = next(c for c in self.robot.cameras if c.mount == "world")
         self.T_world_base = base_transform(self.robot.arms[0])
         self.task, self.success, self.sequences = "", False, set()
+        self.chunk_delays: list[float] = []  # [s] receipt time minus stamp of each chunk this episode
         self.path_world = np.zeros((0, 3))
         self.policy_status: PolicyStatus | None = None
         self.frames: list[np.ndarray] = []  # captioned (evaluation.video), larger than the camera's
@@ -78,6 +80,7 @@ class DemoWatcher(Node):
         self.create_subscription(Bool, NAMES.sim_success, self._on_success, STATUS)
         self.create_subscription(BridgeStatus, NAMES.bridge_status, self._on_bridge, STATUS)
         self.create_subscription(PathMsg, NAMES.predicted_path, self._on_path, STATUS)
+        self.create_subscription(ActionChunk, NAMES.action_chunk, self._on_chunk, COMMAND)
         self.create_subscription(PolicyStatus, NAMES.policy_status, lambda m: setattr(self, "policy_status", m), STATUS)
         self.create_subscription(Image, self.camera.topic, self._on_image, SENSOR)
         self.create_subscription(CameraInfo, self.camera.info_topic, lambda m: setattr(self, "_info", m), SENSOR)
@@ -91,6 +94,11 @@ class DemoWatcher(Node):
     def _on_bridge(self, msg: BridgeStatus) -> None:
         if msg.chunk_sequence:
             self.sequences.add(msg.chunk_sequence)
+
+    def _on_chunk(self, msg: ActionChunk) -> None:
+        # The bridge gets the chunk as this node does: how old its observation is then is the latency
+        # the bridge makes up for (policy time, frame age, transport).
+        self.chunk_delays.append(self.get_clock().now().nanoseconds * 1e-9 - time_to_sec(msg.header.stamp))
 
     def _on_path(self, msg: PathMsg) -> None:
         p = np.array([[q.pose.position.x, q.pose.position.y, q.pose.position.z] for q in msg.poses]).reshape(-1, 3)
@@ -111,6 +119,7 @@ class DemoWatcher(Node):
     def film(self, episode: int, seed: int, instruction: str) -> None:
         """Start recording an episode: its captions, and the clock its time is counted from."""
         self.title = title_lines(instruction, self.camera.width)
+        self.chunk_delays = []
         self.header, self.verdict = f"episode {episode} seed {seed}", None
         self.start, self.recording = time.monotonic(), True
 
@@ -214,9 +223,10 @@ def run_demo(robot: str = "franka", episodes: int = 3, seed: int = HELD_OUT_SEED
             watcher.verdict = done
             watcher.spin_until(lambda: False, 1.0)  # a second of the finished task on video, with the verdict
             watcher.recording = False
-            results.append(EpisodeResult(ep, scene_seed, watcher.task, done, seconds, len(watcher.sequences)))
-            print(f"episode {ep} (seed {scene_seed}): {watcher.task!r}: {'success' if done else 'FAILED'} in {seconds:.1f} s",
-                  flush=True)
+            delay = round(1e3 * float(np.median(watcher.chunk_delays)), 1) if watcher.chunk_delays else float("nan")
+            results.append(EpisodeResult(ep, scene_seed, watcher.task, done, seconds, len(watcher.sequences), delay))
+            print(f"episode {ep} (seed {scene_seed}): {watcher.task!r}: {'success' if done else 'FAILED'} in {seconds:.1f} s, "
+                  f"chunks {delay:.0f} ms after their observation", flush=True)
     finally:
         frames, stamps = watcher.frames, watcher.frame_stamps
         watcher.destroy_node()
@@ -229,10 +239,10 @@ def run_demo(robot: str = "franka", episodes: int = 3, seed: int = HELD_OUT_SEED
 def _write_outputs(results: list[EpisodeResult], frames: list[np.ndarray], stamps: list[float], out: Path, robot: str,
                    policy: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    table = [f"{robot}, policy {policy}", "", "| episode | seed | instruction | success | seconds | chunks |",
-             "|---|---|---|---|---|---|"]
-    table += [f"| {r.episode} | {r.seed} | {r.instruction} | {'yes' if r.success else 'no'} | {r.seconds:.1f} | {r.chunks} |"
-              for r in results]
+    table = [f"{robot}, policy {policy}", "",
+             "| episode | seed | instruction | success | seconds | chunks | chunk delay p50 [ms] |", "|---|---|---|---|---|---|---|"]
+    table += [f"| {r.episode} | {r.seed} | {r.instruction} | {'yes' if r.success else 'no'} | {r.seconds:.1f} | {r.chunks} "
+              f"| {r.chunk_delay_ms:.0f} |" for r in results]
     rate = sum(r.success for r in results) / max(len(results), 1)
     table.append(f"\n{sum(r.success for r in results)}/{len(results)} episodes succeeded ({rate:.0%}).")
     (out / "summary.md").write_text("\n".join(table) + "\n")

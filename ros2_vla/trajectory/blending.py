@@ -8,6 +8,10 @@ points). Pure: every time is passed in, nothing reads a clock.
 
 Chunk convention (as the ActionChunk message): step k of a chunk whose observation was taken at `stamp`
 is commanded from stamp + k*dt and reached at stamp + (k+1)*dt.
+The arm kept moving while the policy thought, so the bridge plans a delta chunk from where the arm
+was commanded to be at `stamp` (`commanded_at`), not from where it is when the chunk arrives: from
+the later pose each chunk would add the motion made during the inference to its own, and a slow
+policy would overshoot every target by the distance covered in its latency.
 
 Modes:
 - "replace": play the whole chunk from now (step k reached at now + (k+1)*dt), ignoring latency.
@@ -33,6 +37,7 @@ from ros2_vla.trajectory.plan import Plan
 from ros2_vla.trajectory.timing import HERMITE_ACCELERATION_FACTOR, time_waypoints
 
 BLEND_MODES = ("replace", "skip", "ensemble")
+HISTORY = 2.0  # [s] of superseded plans kept for `commanded_at`: past any chunk's horizon
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,7 @@ class TrajectoryBlender:
         if self._vmax.ndim != 1 or self._amax.shape != self._vmax.shape:
             raise TrajectoryError(f"limits must be two (n,) arrays; got {self._vmax.shape} and {self._amax.shape}")
         self._plan: Plan | None = None
+        self._history: list[Plan] = []  # plans played before `_plan`, oldest first
         self._chunks: list[TimedChunk] = []
 
     @property
@@ -86,13 +92,23 @@ class TrajectoryBlender:
         q = np.asarray(q, dtype=np.float64)
         if q.shape != self._vmax.shape or not np.all(np.isfinite(q)):
             raise TrajectoryError(f"reset needs {self._vmax.size} finite joint positions [rad]; got {q!r}")
-        self._chunks = []
+        self._chunks, self._history = [], []
         self._plan = Plan.hold(now, q)
         return self._plan
 
     def sample(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """Commanded position [rad] (n,) and velocity [rad/s] (n,) at time t [s]."""
         return self._require_plan().sample(t)
+
+    def commanded_at(self, t: float) -> np.ndarray:
+        """Position [rad] (n,) commanded at time t [s], also before the current plan took over (from
+        the plan then in force, up to HISTORY back); before the last `reset`: the position held then."""
+        plan = self._require_plan()
+        for p in reversed(self._history):
+            if t >= plan.start_time:
+                break
+            plan = p
+        return plan.sample(t)[0]
 
     def add(self, now: float, stamp: float, dt: float, positions: np.ndarray, blend: bool = True) -> Plan:
         """Take in a chunk of joint waypoints [rad] (H, n) predicted from the observation at `stamp` [s]
@@ -119,6 +135,9 @@ class TrajectoryBlender:
             w = blend_weights(int(keep.sum()), self.config.blend_steps if blend else 0)[:, None]
             targets = (1.0 - w) * plan.sample_positions(times[keep]) + w * q[keep]
         self._plan = self._timed(plan, now, times[keep], targets)
+        self._history.append(plan)
+        while len(self._history) > 1 and self._history[1].start_time < now - HISTORY:
+            self._history.pop(0)  # superseded before the window
         return self._plan
 
     def _ensemble(self, now: float, stamp: float, times: np.ndarray, q: np.ndarray, keep: np.ndarray) -> np.ndarray:
