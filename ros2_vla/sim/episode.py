@@ -141,7 +141,7 @@ def run_episode(
     chunk requests (sim_node's expert_period). cameras: names rendered into each observation.
     blend: the bridge's blending (bridge_node's default when None). chunk_delay: [s] from an
     observation to the bridge taking its chunk (any length); command_delay: [s] from a bridge tick to the
-    controller taking its trajectory (DDS delivery, both; together below every period of the loop).
+    controller taking its trajectory (DDS delivery; below every period of the loop).
     disturbance: [rad] std of the sim's wandering servo offset (`Simulation.reset`; 0: none).
     slip: chance [0, 1] that the first grasp is made to fail (`ros2_vla.sim.slip`; 0: never).
     """
@@ -186,8 +186,8 @@ def run_episode(
             out = policy_fn(_observe(sim, task, instruction, now, cameras))
             if out is not None:  # None: the policy declined this observation; nothing is sent, as with vla_node
                 chunks += 1
-                # Delivered a little after the observation it is stamped with, as over DDS. (With no delay
-                # at all the bridge's "skip" blending keeps step 0, which it drops at any real latency.)
+                # Delivered `chunk_delay` after the observation it is stamped with. (Its default is not zero:
+                # with no delay at all the bridge's "skip" blending keeps step 0, which it drops at any real latency.)
                 on_the_way.append((_as_chunk(out, robot, instruction, now, chunks), now + chunk_delay))
         while on_the_way and on_the_way[0][1] <= clock.peek():  # it arrives before the next event
             chunk, arrival = on_the_way.popleft()
