@@ -124,6 +124,16 @@ def test_commanded_at_reads_the_plan_that_was_in_force_then():
     np.testing.assert_array_equal(b.commanded_at(0.15), Q0 + 0.1)
 
 
+@pytest.mark.parametrize("mode", ["replace", "skip", "ensemble"])
+def test_a_chunk_starts_from_its_stamp_except_in_replace(mode):
+    b = _blender(mode)
+    b.add(0.0, 0.0, DT, _chunk(Q0, np.array([0.02, 0.03, -0.01])))
+    start_at = 0.4 if mode == "replace" else 0.15
+    np.testing.assert_array_equal(b.chunk_start(0.4, 0.15), b.commanded_at(start_at))
+    np.testing.assert_array_equal(b.chunk_start(0.4, 0.9), b.commanded_at(0.4))  # stamped ahead of this clock
+    assert not np.allclose(b.commanded_at(0.15), b.commanded_at(0.4))  # the two starts differ
+
+
 def test_commanded_at_remembers_the_last_seconds_and_no_more():
     b = _blender("skip")
     seen = {}  # time [s] -> what the blender was commanding then, read at that time

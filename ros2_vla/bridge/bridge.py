@@ -46,7 +46,6 @@ class Bridge:
         self.planner = ChunkPlanner(robot, ik, ik_solver)
         self.timeout = robot.safety.joint_state_timeout if joint_state_timeout is None else joint_state_timeout
         blend = blend or BlendConfig()
-        self.blend_mode = blend.mode
         self.blenders = {
             name: TrajectoryBlender(blend, m.velocity_limits, m.acceleration_limits) for name, m in self.planner.models.items()
         }
@@ -101,10 +100,8 @@ class Bridge:
             self._holding_stale, self._active = False, False
         if not self._active:
             self._reset_to_measured(now)
-        # A delta chunk starts from the pose its observation saw (the commanded one then), unless it is
-        # played from now ("replace"); a stamp ahead of this clock is read as now.
-        anchor = now if self.blend_mode == "replace" else min(chunk.stamp, now)
-        q_start = {name: b.commanded_at(anchor) for name, b in self.blenders.items()}
+        # A delta chunk starts from the pose its observation saw (the commanded one then), not the later one.
+        q_start = {name: b.chunk_start(now, chunk.stamp) for name, b in self.blenders.items()}
         try:
             plan = self.planner.plan(chunk, q_start)
         except ChunkError as exc:

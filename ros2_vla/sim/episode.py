@@ -217,9 +217,8 @@ class _Schedule:
         return min(self.counts[n] * p for n, p in self.periods.items())
 
     def next(self) -> tuple[float, set[str]]:
-        times = {n: self.counts[n] * p for n, p in self.periods.items()}
-        t = min(times.values())
-        due = {n for n, tn in times.items() if tn - t < 1e-9}
+        t = self.peek()
+        due = {n for n, p in self.periods.items() if self.counts[n] * p - t < 1e-9}
         for n in due:
             self.counts[n] += 1
         return t, due

@@ -37,7 +37,8 @@ from ros2_vla.trajectory.plan import Plan
 from ros2_vla.trajectory.timing import HERMITE_ACCELERATION_FACTOR, time_waypoints
 
 BLEND_MODES = ("replace", "skip", "ensemble")
-HISTORY = 2.0  # [s] of superseded plans kept for `commanded_at`: past any chunk's horizon
+HISTORY = 2.0  # [s] of superseded plans kept for `commanded_at`: well past the oldest observation vla_node
+# takes (its max_observation_age)
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,12 @@ class TrajectoryBlender:
                 break
             plan = p
         return plan.sample(t)[0]
+
+    def chunk_start(self, now: float, stamp: float) -> np.ndarray:
+        """Position [rad] (n,) a delta chunk stamped `stamp` [s] is played from, received at `now` [s]: the
+        one commanded at its stamp, as its steps are timed from there; "replace" plays it from now (a stamp
+        ahead of this clock is read as now)."""
+        return self.commanded_at(now if self.config.mode == "replace" else min(stamp, now))
 
     def add(self, now: float, stamp: float, dt: float, positions: np.ndarray, blend: bool = True) -> Plan:
         """Take in a chunk of joint waypoints [rad] (H, n) predicted from the observation at `stamp` [s]
