@@ -27,3 +27,12 @@ def ros_node(rclpy_context):
     with spinning(node):
         yield node
     node.destroy_node()
+
+
+@pytest.fixture(scope="session")
+def openvla_checkpoint(tmp_path_factory):
+    """An OpenVLA checkpoint dir in the published layout (full-size DINOv2 + SigLIP, tiny Llama, random
+    bf16 weights, about 1.5 GB), built once per test run (about 20 s)."""
+    from ros2_vla.policies.openvla.random_checkpoint import build_test_checkpoint
+
+    return build_test_checkpoint(tmp_path_factory.mktemp("openvla") / "openvla-test")

@@ -1,6 +1,8 @@
-"""The openvla backend end to end on a tiny random OpenVLA-convention checkpoint (CPU)."""
+"""The openvla backend end to end on a checkpoint in OpenVLA's published layout (random weights, CPU)."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
@@ -12,19 +14,14 @@ from ros2_vla.errors import PolicyError
 from ros2_vla.policies.base import Observation
 from ros2_vla.policies.openvla import OpenVlaConfig, OpenVlaPolicy
 from ros2_vla.policies.openvla.published_stats import BRIDGE_ORIG_ACTION
-from ros2_vla.policies.openvla.tiny import build_tiny_checkpoint
 
+pytestmark = pytest.mark.slow
 CAMERAS = ("scene", "wrist")
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    return build_tiny_checkpoint(tmp_path_factory.mktemp("tiny_openvla"))
-
-
-@pytest.fixture(scope="module")
-def policy(tiny_dir):
-    return OpenVlaPolicy(OpenVlaConfig(checkpoint=str(tiny_dir), dt=0.2, cameras=CAMERAS, device="cpu"))
+def policy(openvla_checkpoint):
+    return OpenVlaPolicy(OpenVlaConfig(checkpoint=str(openvla_checkpoint), dt=0.2, cameras=CAMERAS, device="cpu"))
 
 
 def _obs(instruction="pick up the red cube", seed=0, **images):
@@ -33,14 +30,14 @@ def _obs(instruction="pick up the red cube", seed=0, **images):
     return Observation(stamp=1.5, images=frames, state=np.zeros(7, np.float32), instruction=instruction)
 
 
-def test_spec_describes_one_step_from_the_first_camera(policy, tiny_dir):
+def test_spec_describes_one_step_from_the_first_camera(policy, openvla_checkpoint):
     spec = policy.spec
     assert spec.horizon == 1 and spec.dt == 0.2
     assert spec.cameras == ("scene",)
-    assert spec.image_size == (32, 32)  # from the checkpoint's image processor
+    assert spec.image_size == (224, 224)  # from the checkpoint's image processor
     assert spec.dimension_names == ("x", "y", "z", "roll", "pitch", "yaw", "gripper")
     assert spec.action_space == "ee_delta"
-    assert spec.name == f"openvla:{tiny_dir.name}"
+    assert spec.name == f"openvla:{openvla_checkpoint.name}"
 
 
 def test_infer_returns_one_step_of_bin_indices_with_bridge_orig_bounds(policy):
@@ -62,23 +59,20 @@ def test_prompt_ends_with_the_word_start_token_once(policy):
     inputs = policy.encode(_obs())
     ids = inputs["input_ids"][0].tolist()
     space = policy.processor.tokenizer.convert_tokens_to_ids("\u2581")
-    assert ids[-1] == space and ids[-2] != space
-    assert ids[0] == 1  # <s>, then the image tokens, as OpenVLA puts patches right after <s>
-    assert inputs["pixel_values"].shape == (1, 3, 32, 32)
+    assert ids[-1] == space == 29871 and ids[-2] != space
+    assert ids[0] == 1  # <s>; the model puts the image patches right after it
+    assert inputs["pixel_values"].shape == (1, 6, 224, 224)  # DINOv2's and SigLIP's normalizations, stacked
 
 
 def test_decoding_is_constrained_although_the_model_prefers_text(policy):
     inputs = policy.encode(_obs())
-    free = policy.model.generate(**inputs, max_new_tokens=7, do_sample=False)[0, -7:]
+    with torch.no_grad():
+        logits = policy.model.prefill(inputs["input_ids"], inputs["pixel_values"]).logits[0]
     first, last = policy.action_ids
-    assert ((free < first) | (free > last)).any(), "the random model should prefer some non-action id"
+    assert not first <= int(logits.argmax()) <= last, "the random model should prefer a non-action id"
     ids = policy.generate_ids(inputs)
-    assert ids.shape == (7,)
-    assert np.all((ids >= first) & (ids <= last))
-    # the first constrained token is the argmax of the model's logits over the action ids only
-    with torch.inference_mode():
-        logits = policy.model(**inputs).logits[0, -1]
-    assert ids[0] == first + int(logits[first : last + 1].argmax())
+    assert ids.shape == (7,) and np.all((ids >= first) & (ids <= last))
+    assert ids[0] == first + int(logits[first : last + 1].argmax())  # the best action id of the first step
 
 
 def test_chunk_decodes_like_openvla_predict_action(policy):
@@ -95,15 +89,17 @@ def test_chunk_decodes_like_openvla_predict_action(policy):
     assert np.allclose(chunk_to_array(chunk)[0], expected, atol=1e-6)
 
 
-def test_4bit_policy_infers_valid_tokens(tiny_dir):
-    policy = OpenVlaPolicy(OpenVlaConfig(checkpoint=str(tiny_dir), dt=0.2, cameras=CAMERAS, quantization="4bit"))
+def test_4bit_policy_infers_valid_tokens(openvla_checkpoint):
+    policy = OpenVlaPolicy(OpenVlaConfig(checkpoint=str(openvla_checkpoint), dt=0.2, cameras=CAMERAS,
+                                         quantization="4bit", device="cpu"))
     assert policy.quantization == "4bit"
     out = policy.infer(_obs())
     assert out.tokens.shape == (1, 7) and out.tokens.max() <= 254
 
 
-def test_chosen_camera_is_used_and_required(tiny_dir):
-    policy = OpenVlaPolicy(OpenVlaConfig(checkpoint=str(tiny_dir), dt=0.2, cameras=CAMERAS, camera="wrist"))
+def test_chosen_camera_is_used_and_required(openvla_checkpoint):
+    policy = OpenVlaPolicy(OpenVlaConfig(checkpoint=str(openvla_checkpoint), dt=0.2, cameras=CAMERAS, camera="wrist",
+                                         device="cpu"))
     assert policy.spec.cameras == ("wrist",)
     frame = np.zeros((32, 32, 3), np.uint8)
     assert policy.infer(_obs(wrist=frame)).tokens.shape == (1, 7)
@@ -111,11 +107,11 @@ def test_chosen_camera_is_used_and_required(tiny_dir):
         policy.infer(_obs(scene=frame))
 
 
-def test_instruction_over_the_limit_is_refused(tiny_dir):
-    policy = OpenVlaPolicy(OpenVlaConfig(checkpoint=str(tiny_dir), dt=0.2, cameras=CAMERAS, max_instruction_chars=20))
-    assert policy.prompt("x" * 20)  # at the limit: accepted
-    with pytest.raises(PolicyError, match="21 characters, over the limit of 20"):
-        policy.infer(_obs("x" * 21))
+def test_instruction_over_the_limit_is_refused(policy):
+    limit = policy.spec.max_instruction_chars
+    assert policy.prompt("x" * limit)  # at the limit: accepted
+    with pytest.raises(PolicyError, match=f"{limit + 1} characters, over the limit of {limit}"):
+        policy.infer(_obs("x" * (limit + 1)))
 
 
 def test_empty_instruction_is_refused(policy):
@@ -133,14 +129,32 @@ def test_bad_image_is_refused(policy, image):
         policy.infer(_obs(scene=image))
 
 
-def test_unknown_unnorm_key_is_refused_before_weights(tiny_dir):
+def test_unknown_unnorm_key_is_refused_before_weights(openvla_checkpoint):
     with pytest.raises(PolicyError, match="Did you mean 'bridge_orig'"):
-        OpenVlaPolicy(OpenVlaConfig(checkpoint=str(tiny_dir), dt=0.2, cameras=CAMERAS, unnorm_key="bridge"))
+        OpenVlaPolicy(OpenVlaConfig(checkpoint=str(openvla_checkpoint), dt=0.2, cameras=CAMERAS, unnorm_key="bridge"))
 
 
-def test_dimension_names_must_match_the_statistics(tiny_dir):
+def test_several_datasets_need_an_unnorm_key(openvla_checkpoint, tmp_path):
+    """openvla-7b carries the statistics of dozens of datasets: without unnorm_key the actions would be
+    un-normalized with an arbitrary one, so the backend refuses and lists them."""
+    ck = tmp_path / "multi"
+    ck.mkdir()
+    for path in openvla_checkpoint.iterdir():
+        (ck / path.name).symlink_to(path)
+    config = json.loads((openvla_checkpoint / "config.json").read_text())
+    config["norm_stats"]["fractal20220817_data"] = config["norm_stats"]["bridge_orig"]
+    (ck / "config.json").unlink()
+    (ck / "config.json").write_text(json.dumps(config))
+    with pytest.raises(PolicyError, match="2 datasets: set unnorm_key to one of bridge_orig, fractal20220817_data"):
+        OpenVlaPolicy(OpenVlaConfig(checkpoint=str(ck), dt=0.2, cameras=CAMERAS))
+    chosen = OpenVlaPolicy(OpenVlaConfig(checkpoint=str(ck), dt=0.2, cameras=CAMERAS, unnorm_key="bridge_orig",
+                                         device="cpu"))
+    assert chosen.stats.key == "bridge_orig"
+
+
+def test_dimension_names_must_match_the_statistics(openvla_checkpoint):
     with pytest.raises(PolicyError, match="6 names but the checkpoint's statistics have 7"):
-        OpenVlaPolicy(OpenVlaConfig(checkpoint=str(tiny_dir), dt=0.2, cameras=CAMERAS,
+        OpenVlaPolicy(OpenVlaConfig(checkpoint=str(openvla_checkpoint), dt=0.2, cameras=CAMERAS,
                                     dimension_names=("x", "y", "z", "roll", "pitch", "yaw")))
 
 

@@ -1,4 +1,5 @@
-"""Loading checkpoints: quantizations on CPU (bitsandbytes 4-bit and 8-bit), remote code, and every refusal."""
+"""Loading OpenVLA checkpoints natively: every quantization on the CPU, and every refusal, each one line and
+before any tensor is read where the files already tell."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ import shutil
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
-from transformers import LlamaConfig, LlavaForConditionalGeneration
+from safetensors.torch import save_file
 
 from ros2_vla.errors import PolicyError
 from ros2_vla.policies.openvla.checkpoint import read_checkpoint_config
@@ -19,68 +19,73 @@ from ros2_vla.policies.openvla.loading import (
     resolve_device,
     resolve_quantization,
 )
-from ros2_vla.policies.openvla.tiny import build_tiny_checkpoint
+from ros2_vla.policies.openvla.weights import INDEX_FILE
 
 bnb = pytest.importorskip("bitsandbytes")
+pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    return build_tiny_checkpoint(tmp_path_factory.mktemp("tiny_openvla"))
-
-
-def _remote_variant(src, dst):
-    """A copy of the tiny checkpoint laid out like a real OpenVLA one: its own config and model classes in the
-    dir, named in auto_map under AutoModelForVision2Seq, a model_type transformers does not know."""
-    shutil.copytree(src, dst)
-    (dst / "configuration_tinyvla.py").write_text(
-        "from transformers import LlavaConfig\n\n\nclass TinyVlaConfig(LlavaConfig):\n    model_type = 'tinyvla'\n"
-    )
-    (dst / "modeling_tinyvla.py").write_text(
-        "from transformers import LlavaForConditionalGeneration\n\n"
-        "from .configuration_tinyvla import TinyVlaConfig\n\n\n"
-        "class TinyVlaForActionPrediction(LlavaForConditionalGeneration):\n    config_class = TinyVlaConfig\n"
-    )
-    config = json.loads((dst / "config.json").read_text())
-    config.update(model_type="tinyvla", architectures=["TinyVlaForActionPrediction"], auto_map={
-        "AutoConfig": "configuration_tinyvla.TinyVlaConfig",
-        "AutoModelForVision2Seq": "modeling_tinyvla.TinyVlaForActionPrediction",
-    })
-    (dst / "config.json").write_text(json.dumps(config))
-    # transformers renames legacy Llava weight names by model_type; an unknown type needs today's names
-    model = LlavaForConditionalGeneration.from_pretrained(src)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, dst / "model.safetensors", {"format": "pt"})
+def _variant(src, dst, config=None, index=None, extra=None):
+    """A copy of the checkpoint whose JSON files are edited and whose shards are links to the original's;
+    `extra`: tensors written to one more shard and named in the index."""
+    dst.mkdir()
+    for path in src.iterdir():
+        if path.suffix == ".safetensors":
+            (dst / path.name).symlink_to(path)
+        else:
+            shutil.copy2(path, dst / path.name)
+    for name, edit in (("config.json", config), (INDEX_FILE, index)):
+        if edit is not None:
+            data = json.loads((dst / name).read_text())
+            edit(data)
+            (dst / name).write_text(json.dumps(data))
+    if extra:
+        save_file(extra, dst / "model-extra.safetensors", {"format": "pt"})
+        data = json.loads((dst / INDEX_FILE).read_text())
+        data["weight_map"].update({key: "model-extra.safetensors" for key in extra})
+        (dst / INDEX_FILE).write_text(json.dumps(data))
     return dst
 
 
-def _linear_types(model) -> set[str]:
-    return {type(m).__name__ for m in model.modules()}
+def _types(module) -> set[str]:
+    return {type(m).__name__ for m in module.modules()}
 
 
-def test_fp32_is_the_cpu_default(tiny_dir):
-    loaded = load_checkpoint(tiny_dir, device="cpu")
-    assert loaded.quantization == "fp32" and loaded.dtype == torch.float32
-    assert loaded.device == torch.device("cpu")
-    assert not loaded.model.training
-    assert "Linear4bit" not in _linear_types(loaded.model)
+@pytest.mark.parametrize("quantization, dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16)])
+def test_fp32_and_bf16_load_every_weight_in_that_dtype(openvla_checkpoint, quantization, dtype):
+    loaded = load_checkpoint(openvla_checkpoint, quantization, device="cpu")
+    assert loaded.quantization == quantization and loaded.dtype == dtype
+    assert {p.dtype for p in loaded.model.parameters()} == {dtype}
+    assert not any(p.is_meta for p in loaded.model.parameters())
+    assert not loaded.model.training and not any(p.requires_grad for p in loaded.model.parameters())
 
 
-def test_4bit_nf4_loads_as_linear4bit_on_cpu(tiny_dir):
-    loaded = load_checkpoint(tiny_dir, "4bit", "cpu")
-    layers = [m for m in loaded.model.modules() if isinstance(m, bnb.nn.Linear4bit)]
-    assert len(layers) >= 10  # attention and MLP projections of both towers and the projector
+def test_fp32_is_the_cpu_default(openvla_checkpoint):
+    loaded = load_checkpoint(openvla_checkpoint, device="cpu")
+    assert loaded.quantization == "fp32" and loaded.device == torch.device("cpu")
+
+
+def test_4bit_quantizes_the_llms_linear_layers_only(openvla_checkpoint):
+    loaded = load_checkpoint(openvla_checkpoint, "4bit", "cpu")
+    llm = loaded.model.language_model
+    layers = [m for m in llm.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert len(layers) == 2 * 7  # q k v o gate up down in each of the 2 layers
     assert {layer.weight.quant_type for layer in layers} == {"nf4"}
+    assert type(llm.lm_head) is torch.nn.Linear  # the action scores stay unquantized
+    assert "Linear4bit" not in _types(loaded.model.vision_backbone) | _types(loaded.model.projector)
 
 
-def test_8bit_loads_as_linear8bitlt_on_cpu(tiny_dir):
-    loaded = load_checkpoint(tiny_dir, "8bit", "cpu")
-    assert any(isinstance(m, bnb.nn.Linear8bitLt) for m in loaded.model.modules())
-    assert loaded.dtype == torch.float16  # LLM.int8's own compute dtype
+def test_8bit_quantizes_the_llm_with_llm_int8(openvla_checkpoint):
+    loaded = load_checkpoint(openvla_checkpoint, "8bit", "cpu")
+    assert sum(isinstance(m, bnb.nn.Linear8bitLt) for m in loaded.model.language_model.modules()) == 14
 
 
-def test_bf16_loads_bf16_weights(tiny_dir):
-    loaded = load_checkpoint(tiny_dir, "bf16", "cpu")
-    assert {p.dtype for p in loaded.model.parameters()} == {torch.bfloat16}
+def test_a_bf16_model_takes_fp32_pixels(openvla_checkpoint):
+    """The towers cast their input to their own dtype: an fp32 frame never meets a bf16 convolution."""
+    loaded = load_checkpoint(openvla_checkpoint, "bf16", "cpu")
+    with torch.no_grad():
+        features = loaded.model.vision_backbone(torch.zeros(1, 6, 224, 224, dtype=torch.float32))
+    assert features.shape == (1, 256, 2176) and features.dtype == torch.bfloat16
 
 
 def test_missing_path_is_refused(tmp_path):
@@ -105,35 +110,60 @@ def test_unreadable_config_is_refused(tmp_path):
         read_checkpoint_config(tmp_path)
 
 
-def test_text_only_model_is_refused_before_loading_weights(tmp_path):
-    LlamaConfig(hidden_size=64, num_hidden_layers=1).save_pretrained(tmp_path)  # config only, no weights
-    with pytest.raises(PolicyError, match="'llama' model .*not an image-text-to-text"):
+def test_a_model_of_another_kind_is_refused(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", "architectures": ["LlamaForCausalLM"]}))
+    with pytest.raises(PolicyError, match="'llama' model .*not an OpenVLA checkpoint"):
         load_checkpoint(tmp_path, device="cpu")
 
 
-def test_missing_weights_are_refused(tiny_dir, tmp_path):
-    broken = tmp_path / "broken"
-    shutil.copytree(tiny_dir, broken)
-    weights = load_file(broken / "model.safetensors")
-    dropped = next(k for k in weights if k.endswith("lm_head.weight"))
-    del weights[dropped]
-    save_file(weights, broken / "model.safetensors", {"format": "pt"})
-    with pytest.raises(PolicyError, match="lacks 1 weights"):
+@pytest.mark.parametrize("field, value, message", [
+    ("vision_backbone_id", "dinosiglip-vit-so-224", r"unknown vision_backbone_id .*Did you mean 'dinosiglip-vit-so-224px'"),
+    ("vision_backbone_id", "clip-vit-l", "no OpenVLA checkpoint uses"),
+    ("llm_backbone_id", "llama3-8b", "unknown llm_backbone_id 'llama3-8b'"),
+    ("timm_model_ids", ["vit_large_patch14_dinov2.lvd142m", "vit_so400m_patch14_siglip_224"], "do not match"),
+    ("arch_specifier", "no-align+linear", "OpenVLA's projector"),
+    ("image_sizes", [384, 384], "image_sizes .* do not match"),
+])
+def test_config_fields_that_do_not_describe_openvla_are_refused(openvla_checkpoint, tmp_path, field, value, message):
+    broken = _variant(openvla_checkpoint, tmp_path / "ck", config=lambda c: c.update({field: value}))
+    with pytest.raises(PolicyError, match=message):
         load_checkpoint(broken, device="cpu")
 
 
-def test_remote_code_needs_trust(tiny_dir, tmp_path):
-    remote = _remote_variant(tiny_dir, tmp_path / "remote")
-    with pytest.raises(PolicyError, match="trust_remote_code"):
-        load_checkpoint(remote, device="cpu")
+def test_a_missing_weight_is_refused(openvla_checkpoint, tmp_path):
+    broken = _variant(openvla_checkpoint, tmp_path / "ck", index=lambda d: d["weight_map"].pop("projector.fc3.bias"))
+    with pytest.raises(PolicyError, match=r"lacks 1 weight\(s\) the network needs: projector.fc3.bias"):
+        load_checkpoint(broken, device="cpu")
 
 
-def test_remote_code_vision2seq_entry_loads_when_trusted(tiny_dir, tmp_path):
-    # transformers 5 has no AutoModelForVision2Seq: the entry real OpenVLA checkpoints use must still work
-    remote = _remote_variant(tiny_dir, tmp_path / "remote")
-    loaded = load_checkpoint(remote, "fp32", "cpu", trust_remote_code=True)
-    assert type(loaded.model).__name__ == "TinyVlaForActionPrediction"
-    assert type(loaded.model).__module__.startswith("transformers_modules")
+def test_an_unexpected_weight_is_refused(openvla_checkpoint, tmp_path):
+    broken = _variant(openvla_checkpoint, tmp_path / "ck", extra={"projector.fc4.weight": torch.zeros(2, 2)})
+    with pytest.raises(PolicyError, match=r"1 weight\(s\) the network has no place for: projector.fc4.weight"):
+        load_checkpoint(broken, device="cpu")
+
+
+def test_a_weight_of_the_wrong_shape_is_refused(openvla_checkpoint, tmp_path):
+    broken = _variant(openvla_checkpoint, tmp_path / "ck", extra={"projector.fc3.bias": torch.zeros(65)})
+    with pytest.raises(PolicyError, match=r"wrong shape: projector.fc3.bias \[65\] \(expected \[64\]\)"):
+        load_checkpoint(broken, device="cpu")
+
+
+def test_a_missing_shard_or_weight_file_is_refused(openvla_checkpoint, tmp_path):
+    broken = _variant(openvla_checkpoint, tmp_path / "ck")
+    next(broken.glob("model-00002-*.safetensors")).unlink()
+    with pytest.raises(PolicyError, match="lacks the shard"):
+        load_checkpoint(broken, device="cpu")
+    (broken / INDEX_FILE).unlink()
+    (broken / "pytorch_model.bin").write_bytes(b"")
+    with pytest.raises(PolicyError, match="no model.safetensors.index.json or model.safetensors .*pytorch_model.bin"):
+        load_checkpoint(broken, device="cpu")
+
+
+def test_a_checkpoint_without_tokenizer_is_refused(openvla_checkpoint, tmp_path):
+    broken = _variant(openvla_checkpoint, tmp_path / "ck")
+    (broken / "tokenizer.json").unlink()
+    with pytest.raises(PolicyError, match="has no tokenizer"):
+        load_checkpoint(broken, device="cpu")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal when no GPU is present")
@@ -144,9 +174,9 @@ def test_cuda_asked_without_gpu_is_refused(device):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal when no GPU is present")
-def test_cuda_refusal_comes_before_weights(tiny_dir):
+def test_cuda_refusal_comes_before_weights(openvla_checkpoint):
     with pytest.raises(PolicyError, match="no CUDA GPU"):
-        load_checkpoint(tiny_dir, device="cuda")
+        load_checkpoint(openvla_checkpoint, device="cuda")
 
 
 def test_device_names():

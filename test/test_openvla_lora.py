@@ -1,6 +1,7 @@
-"""OpenVLA LoRA fine-tuning on the tiny random OpenVLA-convention checkpoint, on the CPU: OpenVLA's
-labels and tokens, only LoRA weights train, the loss falls, resume repeats the run, and the merged
-result loads in OpenVlaPolicy and acts."""
+"""OpenVLA LoRA fine-tuning of a checkpoint in OpenVLA's published layout (full-size vision towers, tiny Llama,
+random weights), on the CPU: OpenVLA's labels and tokens, only LoRA weights train, the loss falls, resume
+repeats the run, and the merged result loads in OpenVlaPolicy and acts. Runs are a few steps of one or two
+frames: each step goes through the 0.7 B-parameter vision backbone and back."""
 
 from __future__ import annotations
 
@@ -16,16 +17,17 @@ from ros2_vla.errors import PolicyError
 from ros2_vla.policies.base import Observation
 from ros2_vla.policies.openvla import OpenVlaConfig, OpenVlaPolicy
 from ros2_vla.policies.openvla.loading import load_checkpoint
-from ros2_vla.policies.openvla.tiny import build_tiny_checkpoint
 from ros2_vla.training.openvla_data import (IGNORE_INDEX, ExampleSource, action_norm, action_token_ids,
                                             batch_indices)
 from ros2_vla.training.openvla_lora import train_lora, with_lora
 from ros2_vla.training.openvla_metrics import action_metrics
 from ros2_vla.training.openvla_run import LoraTrainConfig
 
+pytestmark = pytest.mark.slow
 NAMES = ("x", "y", "z", "roll", "pitch", "yaw", "gripper")
 CAMERAS = ("scene", "wrist")
-V, BINS = 1024, 256  # the tiny checkpoint's action vocabulary: 1088 rows - 64 padding
+V, BINS = 32000, 256  # OpenVLA's action vocabulary: 32064 rows - 64 padding
+RUN = dict(batch_size=1, lr=3e-3, rank=4, log_every=1, device="cpu", threads=1, progress=False)
 
 
 def make_dataset(root: str = "/data/toy_pick", n: int = 16) -> FrameDataset:
@@ -56,8 +58,8 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    return build_tiny_checkpoint(tmp_path_factory.mktemp("tiny_openvla"))
+def base(openvla_checkpoint):
+    return openvla_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +70,7 @@ def dataset():
 @pytest.fixture(scope="module")
 def trained(base, dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("lora") / "run"
-    result = train_lora(dataset, out, base, steps=24, batch_size=4, lr=3e-3, rank=8, save_every=12, log_every=4,
-                        device="cpu", threads=1, progress=False)
-    return result
+    return train_lora(dataset, out, base, steps=4, save_every=2, **RUN)
 
 
 def _policy(checkpoint, unnorm_key=None) -> OpenVlaPolicy:
@@ -98,10 +98,11 @@ def test_labels_cover_only_the_action_and_stop_tokens_after_the_inference_prompt
     policy = _policy(base, "bridge_orig")
     norm = action_norm(dataset)
     source = ExampleSource(dataset, policy.processor, "scene", norm, V, BINS, suffix_id=policy._suffix_id)
+    assert policy._suffix_id == 29871
     example = source.example(3)
     ids, labels = example["input_ids"], example["labels"]
     d = len(NAMES)
-    assert torch.all(labels[: -(d + 1)] == IGNORE_INDEX)  # the prompt (and image tokens) carry no loss
+    assert torch.all(labels[: -(d + 1)] == IGNORE_INDEX)  # the prompt carries no loss (nor, in the model, the image)
     assert labels[-(d + 1):].tolist() == [*action_token_ids(dataset.action[3], norm, V, BINS).tolist(), 2]  # + </s>
     obs = Observation(stamp=0.0, images={"scene": dataset.images["scene"][3]}, state=dataset.state[3],
                       instruction="Pick up the red cube")
@@ -128,15 +129,16 @@ def test_only_lora_weights_train(base, dataset):
     model = with_lora(loaded.model, LoraTrainConfig(model_dir=str(base), rank=4))
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all("lora_A" in n or "lora_B" in n for n in trainable)
-    assert any("language_model" in n for n in trainable) and any("vision_tower" in n for n in trainable)  # all-linear
-    assert not any("lm_head" in n for n in trainable)  # peft's all-linear leaves the output head alone
+    for part in ("language_model", "vision_backbone.featurizer", "vision_backbone.fused_featurizer", "projector"):
+        assert any(part in n for n in trainable), part  # OpenVLA's all-linear: every part of the VLA
+    assert not any("lm_head" in n for n in trainable)  # the output head stays as it is
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
     lora_b = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_B" in n}
-    source = ExampleSource(dataset, loaded.processor, "scene", action_norm(dataset), V, BINS, 3)
+    source = ExampleSource(dataset, loaded.processor, "scene", action_norm(dataset), V, BINS, 29871)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     model.train()
-    for step in range(2):
-        loss = model(**source.batch(batch_indices(step, 4, len(dataset), 0))).loss
+    for step in range(1):
+        loss = model(**source.batch(batch_indices(step, 1, len(dataset), 0))).loss
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -147,12 +149,11 @@ def test_only_lora_weights_train(base, dataset):
 
 def test_a_few_steps_lower_the_loss_and_log_it(trained):
     records = [json.loads(line) for line in (trained.out / "train_log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records] == [4, 8, 12, 16, 20, 24]
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
     assert records[-1]["loss"] < records[0]["loss"] - 0.3
-    assert records[-1]["action_accuracy"] > records[0]["action_accuracy"] + 0.3
-    assert not trained.interrupted and trained.step == 24
+    assert not trained.interrupted and trained.step == 4
     assert (trained.out / "loss_curve.png").stat().st_size > 1000
-    assert sorted(p.name for p in (trained.out / "checkpoints").iterdir()) == ["step_000012", "step_000024"]
+    assert sorted(p.name for p in (trained.out / "checkpoints").iterdir()) == ["step_000002", "step_000004"]
 
 
 def test_merged_result_loads_in_the_backend_and_acts(trained, dataset):
@@ -167,30 +168,31 @@ def test_merged_result_loads_in_the_backend_and_acts(trained, dataset):
     assert out.tokens.shape == (1, 7) and out.tokens.max() <= BINS - 2 and out.num_bins == BINS
 
 
-def test_the_merged_model_predicts_the_training_actions_better_than_the_base(trained, base, dataset):
-    def accuracy(checkpoint) -> float:
+def test_the_merged_model_fits_the_training_actions_better_than_the_base(trained, base, dataset):
+    def scored(checkpoint) -> tuple[float, dict]:
         loaded = load_checkpoint(checkpoint, "fp32", "cpu")
-        source = ExampleSource(dataset, loaded.processor, "scene", action_norm(dataset), V, BINS, 3)
-        batch = source.batch(np.arange(len(dataset)))
+        source = ExampleSource(dataset, loaded.processor, "scene", action_norm(dataset), V, BINS, 29871)
+        batch = source.batch(np.array([0, 8]))  # one frame of each task
         with torch.no_grad():
-            logits = loaded.model(**batch).logits
-        return action_metrics(logits, batch["labels"], V - BINS, V, BINS)["action_accuracy"]
+            out = loaded.model(**batch)
+        return float(out.loss), action_metrics(out.logits, batch["labels"], V - BINS, V, BINS)
 
-    assert accuracy(trained.out) > accuracy(base) + 0.3
+    (base_loss, base_metrics), (tuned_loss, tuned_metrics) = scored(base), scored(trained.out)
+    assert tuned_loss < base_loss - 0.3  # the adapter was merged into the weights that were saved
+    assert tuned_metrics["action_l1"] <= base_metrics["action_l1"]
 
 
-def test_resume_repeats_the_uninterrupted_run(base, dataset, tmp_path):
-    options = dict(batch_size=4, lr=3e-3, rank=4, save_every=3, log_every=1, device="cpu", threads=1, progress=False)
-    straight = train_lora(dataset, tmp_path / "straight", base, steps=6, **options)
-    first = train_lora(dataset, tmp_path / "resumed", base, steps=3, **options)
-    assert first.step == 3
-    resumed = train_lora(dataset, tmp_path / "resumed", steps=6, resume=True, progress=False)
-    assert resumed.step == 6
+def test_resume_repeats_the_uninterrupted_run(trained, base, dataset, tmp_path):
+    straight = trained  # 4 steps, checkpoints every 2
+    first = train_lora(dataset, tmp_path / "resumed", base, steps=2, save_every=2, **RUN)
+    assert first.step == 2
+    resumed = train_lora(dataset, tmp_path / "resumed", steps=4, resume=True, progress=False)
+    assert resumed.step == 4
 
     def losses(run) -> list[float]:
         return [json.loads(line)["loss"] for line in (run / "train_log.jsonl").read_text().splitlines()]
 
-    assert np.allclose(losses(tmp_path / "straight"), losses(tmp_path / "resumed"), rtol=1e-4)
+    assert np.allclose(losses(straight.out), losses(tmp_path / "resumed"), rtol=1e-4)
     from safetensors.torch import load_file
 
     a = load_file(str(straight.out / "adapter" / "adapter_model.safetensors"))
@@ -213,8 +215,8 @@ def test_ros2_vla_train_policy_openvla_on_a_lerobot_folder(base, dataset, tmp_pa
     writer.finish({"action_space": "ee_delta"})
     from ros2_vla.cli import main
 
-    assert main(["train", str(root), str(tmp_path / "run"), "--policy", "openvla", "--init", str(base), "--steps", "2",
-                 "--batch-size", "2", "--lora-rank", "4", "--device", "cpu", "--threads", "1", "--no-progress"]) == 0
+    assert main(["train", str(root), str(tmp_path / "run"), "--policy", "openvla", "--init", str(base), "--steps", "1",
+                 "--batch-size", "1", "--lora-rank", "4", "--device", "cpu", "--threads", "1", "--no-progress"]) == 0
     run = json.loads((tmp_path / "run" / "openvla_lora_run.json").read_text())["config"]
     assert (run["rank"], run["alpha"], run["lr"], run["quantization"]) == (4, 4.0, 5e-4, "fp32")  # OpenVLA's defaults
     assert run["threads"] == 1
@@ -254,10 +256,12 @@ def test_bad_settings_fail_early(base, dataset, tmp_path):
 
 def test_qlora_trains_on_a_4bit_base_and_merges_unquantized(base, dataset, tmp_path):
     pytest.importorskip("bitsandbytes")
-    result = train_lora(dataset, tmp_path / "q", base, steps=2, batch_size=2, rank=4, quantization="4bit",
-                        device="cpu", threads=1, progress=False)
+    result = train_lora(dataset, tmp_path / "q", base, steps=1, quantization="4bit",
+                        **{k: v for k, v in RUN.items() if k != "lr"})
     config = json.loads((result.out / "config.json").read_text())
-    assert "quantization_config" not in config  # merged into a plain bf16 model
+    assert "quantization_config" not in config and config["torch_dtype"] == "bfloat16"  # merged, unquantized
+    loaded = load_checkpoint(result.out, "fp32", "cpu")
+    assert {type(m).__name__ for m in loaded.model.modules()}.isdisjoint({"Linear4bit", "LoraLayer"})
     assert _policy(result.out).infer(Observation(
         stamp=0.0, images={"scene": dataset.images["scene"][0]}, state=dataset.state[0],
         instruction="pick up the red cube")).tokens.shape == (1, 7)

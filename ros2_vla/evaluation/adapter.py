@@ -83,7 +83,7 @@ class BackendPolicy:
 
 
 def load_eval_policy(robot: RobotConfig, name: str, model: str = "", device: str = "auto", quantization: str = "",
-                     unnorm_key: str = "", trust_remote_code: bool = False) -> episode.Policy:
+                     unnorm_key: str = "") -> episode.Policy:
     """The policy `ros2-vla eval --policy NAME` runs: "expert" (the scripted expert, privileged state:
     a baseline and a check of the sim), or a vla_node backend ("flow", "openvla") loaded from `model`."""
     if name == "expert":
@@ -103,6 +103,5 @@ def load_eval_policy(robot: RobotConfig, name: str, model: str = "", device: str
         raise ConfigError(f"--policy {name} needs --model DIR (a {name} checkpoint folder)")
     if model and not Path(model).is_dir():
         raise ConfigError(f"model folder {model} does not exist; pass the checkpoint folder to --model")
-    opts = LoadOptions(model=model, device=device, quantization=quantization, unnorm_key=unnorm_key,
-                       trust_remote_code=trust_remote_code)
+    opts = LoadOptions(model=model, device=device, quantization=quantization, unnorm_key=unnorm_key)
     return BackendPolicy(robot, load_policy(name, robot, opts))

@@ -43,7 +43,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--quantization", default="", help="openvla: 4bit | 8bit | bf16 | fp32; flow: bf16 | fp32")
     parser.add_argument("--unnorm-key", default="", help="openvla: dataset statistics that un-normalize actions")
-    parser.add_argument("--trust-remote-code", action="store_true", help="openvla: run model code from the checkpoint")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,8 +58,7 @@ def run(args: argparse.Namespace) -> int:
                         time_limit=args.time_limit, policy_period=args.policy_period,
                         video_episodes=args.video_episodes, blend=BlendConfig(mode=args.blend_mode),
                         chunk_delay=EvalConfig.chunk_delay if args.chunk_delay is None else args.chunk_delay)
-    policy = load_eval_policy(robot, args.policy, args.model, args.device, args.quantization, args.unnorm_key,
-                              args.trust_remote_code)
+    policy = load_eval_policy(robot, args.policy, args.model, args.device, args.quantization, args.unnorm_key)
     report = evaluate(robot, policy, config, Path(args.out), log=lambda line: print(line, flush=True))
     print("\n" + report.markdown(), flush=True)
     return 0

@@ -25,7 +25,7 @@ from ros2_vla.ros.convert import chunk_to_msg, time_to_sec
 from ros2_vla.ros.qos import COMMAND, SENSOR, STATUS
 from ros2_vla.ros.spin import run_node
 
-RELOAD_ON = ("policy", "model", "device", "quantization", "unnorm_key", "trust_remote_code")
+RELOAD_ON = ("policy", "model", "device", "quantization", "unnorm_key")
 
 
 class VlaNode(Node):
@@ -63,7 +63,6 @@ class VlaNode(Node):
             "device": "auto",  # auto | cpu | cuda
             "quantization": "",  # openvla: 4bit | 8bit | bf16 | fp32; "" = the backend's default
             "unnorm_key": "",  # openvla: dataset statistics for un-normalization
-            "trust_remote_code": False,  # openvla: run model code shipped in the checkpoint (real OpenVLA needs it)
             "instruction": "",  # an instruction to start with ("" = wait for /vla/instruction)
             "max_observation_age": 0.5,  # [s] older frames or joint states are refused
             "max_instruction_chars": 512,  # longer instructions are refused
@@ -77,7 +76,7 @@ class VlaNode(Node):
     def _load(self) -> None:
         get = lambda name: self.get_parameter(name).value  # noqa: E731
         opts = LoadOptions(model=get("model"), device=get("device"), quantization=get("quantization"),
-                           unnorm_key=get("unnorm_key"), trust_remote_code=get("trust_remote_code"))
+                           unnorm_key=get("unnorm_key"))
         backend = get("policy")
         self.runner.load(lambda: load_policy(backend, self.robot, opts))
 

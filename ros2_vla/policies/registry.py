@@ -23,7 +23,6 @@ class LoadOptions:
     device: str = "auto"  # auto | cpu | cuda
     quantization: str = ""  # openvla: 4bit | 8bit | bf16 | fp32; "" = the backend's default for the device
     unnorm_key: str = ""  # openvla: which dataset's statistics un-normalize the actions
-    trust_remote_code: bool = False  # openvla: run the model code shipped in the checkpoint dir (real OpenVLA needs it)
 
 
 def _openvla(robot: RobotConfig, opts: LoadOptions) -> Policy:
@@ -37,7 +36,7 @@ def _openvla(robot: RobotConfig, opts: LoadOptions) -> Policy:
     return OpenVlaPolicy(OpenVlaConfig(
         checkpoint=opts.model, dt=robot.action.dt, cameras=tuple(c.name for c in robot.cameras),
         unnorm_key=opts.unnorm_key or None, quantization=opts.quantization or None, device=opts.device,
-        trust_remote_code=opts.trust_remote_code, action_space=robot.action.space,
+        action_space=robot.action.space,
         dimension_names=robot.action.dimension_names,
     ))
 

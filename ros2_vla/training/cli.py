@@ -63,8 +63,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     lora.add_argument("--quantization", help="4bit (QLoRA) | bf16 | fp32 (default bf16 on CUDA, fp32 on CPU)")
     lora.add_argument("--camera", help="the camera the model sees (default the dataset's first)")
     lora.add_argument("--unnorm-key", help="name of the saved action statistics (default the dataset folder's name)")
-    lora.add_argument("--trust-remote-code", action="store_true", default=None,
-                      help="run model code shipped in the base checkpoint (real OpenVLA checkpoints need it)")
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -147,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
 
 FLOW_ONLY = ("preset", "warmup_steps", "weight_decay", "grad_clip", "goal_weight", "augment_shift", "rephrase",
              "val_episodes", "image_size")
-OPENVLA_ONLY = ("lora_rank", "lora_alpha", "lora_dropout", "quantization", "camera", "unnorm_key", "trust_remote_code")
+OPENVLA_ONLY = ("lora_rank", "lora_alpha", "lora_dropout", "quantization", "camera", "unnorm_key")
 
 
 def _refuse_options(args: argparse.Namespace, names: tuple[str, ...], policy: str) -> None:
@@ -175,7 +173,7 @@ def run_openvla(args: argparse.Namespace) -> int:
                         rank=args.lora_rank, alpha=args.lora_alpha, dropout=args.lora_dropout,
                         save_every=args.save_every, resume=args.resume, seed=args.seed, device=args.device,
                         quantization=args.quantization, camera=args.camera, unnorm_key=args.unnorm_key,
-                        trust_remote_code=args.trust_remote_code, log_every=args.log_every,
+                        log_every=args.log_every,
                         keep_last=args.keep_last, threads=args.threads, progress=False if args.no_progress else None)
     if result.interrupted:
         print(f"stopped at step {result.step}; checkpoint saved. Continue with: "

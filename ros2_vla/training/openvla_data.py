@@ -7,7 +7,7 @@ OpenVLA predicts one step: frame i's image and instruction in, frame i's action 
   each is digitized against 256 uniform bin edges over [-1, 1] and becomes the token id
   `V - digitized` (prismatic `ActionTokenizer`: the last 256 ids of the vocabulary V).
 - Text: the prompt the backend sends at inference (`In: What action should the robot take to
-  {instruction}?\\nOut:`, lower-cased, the checkpoint's image placeholder and trailing "▁" token), then
+  {instruction}?\\nOut:`, lower-cased, and the trailing "▁" token), then
   the D action ids and the end-of-sequence id. The model inputs of the prompt come from the very
   function the backend calls (`model_inputs`), so training and inference see the same ids and pixels.
 - Labels: -100 everywhere but the D action ids and the stop token (OpenVLA: `labels[:-(D + 1)] = -100`).
@@ -28,7 +28,7 @@ from ros2_vla.data.frames import FrameDataset
 from ros2_vla.errors import PolicyError
 from ros2_vla.policies.flow.norm import default_action_mask
 from ros2_vla.policies.openvla.inputs import model_inputs, to_pil
-from ros2_vla.policies.openvla.prompt import format_prompt, with_image_placeholder
+from ros2_vla.policies.openvla.prompt import format_prompt
 
 IGNORE_INDEX = -100  # labels the cross-entropy skips (transformers' and OpenVLA's value)
 ACTION_FEATURE = "action"  # LeRobot feature name in FrameDataset.stats
@@ -81,7 +81,7 @@ def encode_example(processor: Any, instruction: str, image: np.ndarray, camera: 
 
     The ids are the inference prompt (with its trailing token), the D action ids, then `eos_id`.
     """
-    prompt = with_image_placeholder(format_prompt(instruction), processor)
+    prompt = format_prompt(instruction)
     inputs = model_inputs(processor, prompt, to_pil(image, camera), suffix_id, torch.device("cpu"), torch.float32)
     target = torch.as_tensor(np.append(action_ids, eos_id), dtype=torch.long)
     input_ids = torch.cat([inputs["input_ids"][0], target])

@@ -1,7 +1,7 @@
 """OpenVLA LoRA fine-tuning on a converted dataset, as OpenVLA's `vla-scripts/finetune.py` does it.
 
-    result = train_lora("data/franka_pick", "models/openvla_franka", "models/openvla-7b", steps=5000,
-                        trust_remote_code=True)       # a GPU job: bf16, or quantization="4bit" (QLoRA)
+    result = train_lora("data/franka_pick", "models/openvla_franka", "models/openvla-7b", steps=5000)
+    # a GPU job: bf16, or quantization="4bit" (QLoRA)
     ros2-vla launch franka --sim --policy openvla --model models/openvla_franka
 
 LoRA (peft) on every linear layer of the base checkpoint, AdamW at a constant rate, cross-entropy on the
@@ -59,7 +59,7 @@ def train_lora(
     steps: int | None = None, batch_size: int | None = None, lr: float | None = None, rank: int | None = None,
     alpha: float | None = None, dropout: float | None = None, save_every: int | None = None, resume: bool = False,
     seed: int | None = None, device: str | None = None, quantization: str | None = None, camera: str | None = None,
-    unnorm_key: str | None = None, trust_remote_code: bool | None = None, log_every: int | None = None,
+    unnorm_key: str | None = None, log_every: int | None = None,
     keep_last: int | None = None, threads: int | None = None, progress: bool | None = None,
 ) -> LoraResult:
     """Fine-tune `model_dir` with LoRA on `dataset` (a LeRobot v3.0 folder or a FrameDataset) into `out_dir`.
@@ -70,7 +70,7 @@ def train_lora(
     given = {k: v for k, v in dict(
         model_dir=None if model_dir is None else str(model_dir), steps=steps, batch_size=batch_size, lr=lr,
         rank=rank, alpha=alpha, dropout=dropout, save_every=save_every, seed=seed, device=device,
-        quantization=quantization, camera=camera, unnorm_key=unnorm_key, trust_remote_code=trust_remote_code,
+        quantization=quantization, camera=camera, unnorm_key=unnorm_key,
         log_every=log_every, keep_last=keep_last, threads=threads, progress=progress).items() if v is not None}
     out = Path(out_dir)
     data = _load_dataset(dataset, given.get("progress", True))
@@ -116,34 +116,41 @@ def _load_state(folder: Path) -> dict[str, Any]:
 
 
 def with_lora(model: Any, config: LoraTrainConfig) -> Any:
-    """The peft model: LoRA on all linear layers (the output head excepted), everything else frozen."""
+    """The peft model: LoRA on all linear layers of the VLA (OpenVLA's "all-linear": vision towers,
+    projector and LLM; the output head excepted), everything else frozen."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     if config.quantization == "4bit":
-        # fp32 norms, input grads, gradient checkpointing (as OpenVLA's QLoRA path)
-        model = prepare_model_for_kbit_training(model, gradient_checkpointing_kwargs={"use_reentrant": False})
+        # the LLM's norms in fp32 and gradient checkpointing (as OpenVLA's QLoRA path)
+        prepare_model_for_kbit_training(model.language_model, gradient_checkpointing_kwargs={"use_reentrant": False})
     torch.manual_seed(config.seed)  # the Gaussian LoRA init
     lora = LoraConfig(r=config.rank, lora_alpha=config.lora_alpha, lora_dropout=config.dropout,
-                      target_modules="all-linear", init_lora_weights="gaussian")
+                      target_modules=lora_targets(model), init_lora_weights="gaussian")
     return get_peft_model(model, lora)
+
+
+def lora_targets(model: torch.nn.Module) -> list[str]:
+    """Every linear layer's name (bitsandbytes' are nn.Linear too) but the output head's."""
+    return sorted(name for name, m in model.named_modules()
+                  if isinstance(m, torch.nn.Linear) and name not in ("lm_head", "language_model.lm_head"))
 
 
 class _LoraRun:
     """One call's training loop: base model + LoRA, examples, optimizer."""
 
     def __init__(self, dataset: FrameDataset, out: Path, config: LoraTrainConfig) -> None:
-        from ros2_vla.policies.openvla.decoding import action_id_range, action_vocab_size, num_action_bins
+        from ros2_vla.policies.openvla.decoding import action_id_range, action_vocab_size
         from ros2_vla.policies.openvla.loading import load_checkpoint
         from ros2_vla.policies.openvla.prompt import suffix_token_id
 
         self.dataset, self.out, self.config = dataset, out, config
-        loaded = load_checkpoint(config.model_dir, config.quantization, config.device, config.trust_remote_code)
+        loaded = load_checkpoint(config.model_dir, config.quantization, config.device)
         self.device, self.dtype, self.processor = loaded.device, loaded.dtype, loaded.processor
         if self.device.type == "cpu":
             torch.set_num_threads(config.threads or cpu_cores())  # one per core: oversubscribed OpenMP crawls
         tokenizer = loaded.processor.tokenizer
-        self.num_bins = num_action_bins(loaded.model.config)
-        self.vocab_size = action_vocab_size(loaded.model.config, tokenizer, self.num_bins)
+        self.num_bins = loaded.arch.n_action_bins
+        self.vocab_size = action_vocab_size(loaded.arch, tokenizer)
         self.first_action_id = action_id_range(self.vocab_size, self.num_bins)[0]
         self.norm = action_norm(dataset)
         self.source = ExampleSource(dataset, loaded.processor, config.camera, self.norm, self.vocab_size,
@@ -205,7 +212,7 @@ class _LoraRun:
         final = checkpoint_dir(self.out, step)
         tmp = final.with_name(final.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        self.model.save_pretrained(tmp)  # a peft model saves only its adapter
+        self.model.save_pretrained(tmp, save_embedding_layers=False)  # only the adapter: embeddings never train
         state = {"format": STATE_FORMAT, "kind": "openvla_lora", "step": step, "optimizer": self.optimizer.state_dict(),
                  "torch_rng": torch.get_rng_state()}
         if self.device.type == "cuda":
@@ -222,11 +229,10 @@ class _LoraRun:
         """The final adapter, then the merged model with the dataset's statistics, into OUT."""
         adapter = self.out / ADAPTER_DIR
         shutil.rmtree(adapter, ignore_errors=True)
-        self.model.save_pretrained(adapter)
+        self.model.save_pretrained(adapter, save_embedding_layers=False)
         stats = {self.config.unnorm_key: self.norm.openvla_stats(len(self.dataset), self.dataset.num_episodes)}
         del self.model, self.optimizer  # the merge reloads the base unquantized: free the training copy first
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
         merge_lora(adapter, self.out, stats, base=self.config.model_dir, device=str(self.device),
-                   dtype="fp32" if self.config.quantization == "fp32" else "bf16",
-                   trust_remote_code=self.config.trust_remote_code)
+                   dtype="fp32" if self.config.quantization == "fp32" else "bf16")

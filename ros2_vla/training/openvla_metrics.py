@@ -18,7 +18,7 @@ from ros2_vla.actions.tokenization import token_ids_to_bin_indices, tokens_to_no
 def action_metrics(logits: torch.Tensor, labels: torch.Tensor, first_action_id: int, vocab_size: int,
                    num_bins: int) -> dict[str, float]:
     """`logits` (B, L + P, V) of a forward with `labels` (B, L); P image positions a model may insert
-    after <s> (OpenVLA's own code; 0 for Llava-style models, whose ids already hold them)."""
+    after <s> (OpenVLA's: 256)."""
     shift = logits.shape[1] - labels.shape[1]
     predicted = logits[:, shift:-1].argmax(dim=-1)  # position t predicts token t + 1
     target = labels[:, 1:].to(predicted.device)

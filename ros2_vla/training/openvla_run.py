@@ -37,7 +37,6 @@ class LoraTrainConfig:
     # -- data
     camera: str | None = None  # the camera the model sees; None = the robot config's first, as vla_node
     unnorm_key: str | None = None  # name of the saved statistics; None = the dataset folder's name
-    trust_remote_code: bool = False  # run model code shipped in model_dir (real OpenVLA checkpoints need it)
     # -- bookkeeping (may change on resume)
     save_every: int = 500  # [steps] between checkpoints (adapter + optimizer) and the plot
     log_every: int = 10  # [steps] between train_log.jsonl records

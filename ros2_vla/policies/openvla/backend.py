@@ -5,7 +5,7 @@ indices (H = 1, D tokens), `num_bins`, and q01/q99/mask of the chosen dataset st
 un-normalizes it exactly as OpenVLA's `predict_action` would, without the model.
 
     policy = OpenVlaPolicy(OpenVlaConfig(checkpoint="models/openvla-7b", dt=0.2, cameras=("scene", "wrist"),
-                                         unnorm_key="bridge_orig", trust_remote_code=True))
+                                         unnorm_key="bridge_orig"))
     out = policy.infer(obs)  # out.tokens: uint16 (1, 7)
 """
 
@@ -22,12 +22,12 @@ from ros2_vla.actions.spaces import ACTION_SPACES, EE_DELTA, EE_DIMENSIONS
 from ros2_vla.actions.tokenization import token_ids_to_bin_indices
 from ros2_vla.errors import ChunkError, PolicyError
 from ros2_vla.policies.base import Observation, PolicyOutput, PolicySpec
-from ros2_vla.policies.openvla.decoding import action_id_range, action_vocab_size, greedy_action_ids, num_action_bins
+from ros2_vla.policies.openvla.architecture import read_architecture
+from ros2_vla.policies.openvla.decoding import action_id_range, action_vocab_size, greedy_action_ids
 from ros2_vla.policies.openvla.inputs import model_inputs, processor_image_size, to_pil
-from ros2_vla.policies.openvla.checkpoint import check_vision_to_text, read_checkpoint_config
 from ros2_vla.policies.openvla.loading import load_checkpoint, oom_as_policy_error
 from ros2_vla.policies.openvla.norm_stats import ActionStats, load_action_stats
-from ros2_vla.policies.openvla.prompt import OPENVLA_PROMPT, format_prompt, suffix_token_id, with_image_placeholder
+from ros2_vla.policies.openvla.prompt import OPENVLA_PROMPT, format_prompt, suffix_token_id
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,6 @@ class OpenVlaConfig:
     unnorm_key: str | None = None  # dataset statistics to un-normalize with; may be omitted if there is one
     quantization: str | None = None  # 4bit | 8bit | bf16 | fp32; None = 4bit on CUDA, fp32 on CPU
     device: str = "auto"  # cpu | cuda | cuda:N | auto (cuda when available)
-    trust_remote_code: bool = False  # run model code shipped inside the checkpoint dir (real OpenVLA needs it)
     action_space: str = EE_DELTA  # what the D dimensions mean to the bridge
     dimension_names: tuple[str, ...] | None = None  # D names; None = x y z roll pitch yaw gripper when D = 7
     max_instruction_chars: int = 512  # longer instructions are refused
@@ -83,21 +82,20 @@ def _dimension_names(config: OpenVlaConfig, dim: int) -> tuple[str, ...]:
 
 
 class OpenVlaPolicy:
-    """An OpenVLA-format Vision2Seq model as a `Policy` (ros2_vla.policies.base)."""
+    """An OpenVLA checkpoint as a `Policy` (ros2_vla.policies.base)."""
 
     def __init__(self, config: OpenVlaConfig) -> None:
         self.config = config
-        # a bad path or a model of another kind fails before anything else is read
-        check_vision_to_text(read_checkpoint_config(config.checkpoint), config.checkpoint, config.trust_remote_code)
+        # a bad path, a model of another kind or a missing unnorm_key fails before any weight is read
+        read_architecture(config.checkpoint)
         self.stats: ActionStats = load_action_stats(config.checkpoint, config.unnorm_key)
         names = _dimension_names(config, self.stats.dim)
-        self._loaded = load_checkpoint(config.checkpoint, config.quantization, config.device, config.trust_remote_code)
+        self._loaded = load_checkpoint(config.checkpoint, config.quantization, config.device)
         tokenizer = self._loaded.processor.tokenizer
-        self.num_bins = num_action_bins(self._loaded.model.config)
-        self.vocab_size = action_vocab_size(self._loaded.model.config, tokenizer, self.num_bins)
+        self.num_bins = self._loaded.arch.n_action_bins
+        self.vocab_size = action_vocab_size(self._loaded.arch, tokenizer)
         self.action_ids = action_id_range(self.vocab_size, self.num_bins)
         self._suffix_id = suffix_token_id(tokenizer, config.prompt_suffix)
-        self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.spec = PolicySpec(
             name=config.name or f"openvla:{Path(config.checkpoint).expanduser().resolve().name}",
             cameras=(config.input_camera,),
@@ -126,13 +124,13 @@ class OpenVlaPolicy:
         return self._loaded.device
 
     def prompt(self, instruction: str) -> str:
-        """The text handed to the processor for `instruction` (image placeholder included where needed)."""
+        """The text handed to the tokenizer for `instruction`."""
         if len(instruction) > self.spec.max_instruction_chars:
             raise PolicyError(
                 f"instruction is {len(instruction)} characters, over the limit of {self.spec.max_instruction_chars}: "
                 "shorten it (it is not truncated)"
             )
-        return with_image_placeholder(format_prompt(instruction, self.config.prompt_template), self.processor)
+        return format_prompt(instruction, self.config.prompt_template)
 
     def encode(self, obs: Observation) -> dict:
         """The model inputs for `obs`: input_ids (with the trailing token), attention_mask, pixel_values."""
@@ -147,7 +145,7 @@ class OpenVlaPolicy:
     def generate_ids(self, inputs: dict) -> np.ndarray:
         """Vocabulary ids of the D action tokens for encoded inputs, int64 (D,)."""
         with oom_as_policy_error(f"running inference on {self.device}"), torch.inference_mode():
-            return greedy_action_ids(self.model, inputs, self.stats.dim, self.action_ids, self._pad_id)
+            return greedy_action_ids(self.model, inputs, self.stats.dim, self.action_ids)
 
     def infer(self, obs: Observation) -> PolicyOutput:
         """One step: tokens uint16 (1, D) bin indices, num_bins, low/high (q01/q99) and normalized (mask)."""

@@ -1,4 +1,4 @@
-"""Greedy decoding of exactly D action tokens, constrained to the action-token ids.
+"""Greedy decoding of exactly D action tokens, constrained to the action-token ids, with a key/value cache.
 
 OpenVLA's action tokens are the last `num_bins` ids of the language model's vocabulary (before padding):
 ids V - num_bins .. V - 1, where V is `text_config.vocab_size - pad_to_multiple_of` (predict_action:
@@ -6,9 +6,11 @@ Llama 2's 32064 padded rows minus 64 = 32000). A checkpoint without `pad_to_mult
 tokenizer's base vocabulary (`tokenizer.vocab_size`, added tokens excluded), which is what OpenVLA's
 ActionTokenizer counted from in training.
 
-OpenVLA itself decodes unconstrained and clips any stray id into the bin range. Here every other id is set
-to -inf before the argmax, so each of the D tokens is a valid action token whatever the model prefers; for a
-well-trained model the result is the same, for an undertrained or random one it is still a legal action.
+OpenVLA itself decodes unconstrained and clips any stray id into the bin range. Here every other id is
+left out of the argmax, so each of the D tokens is a valid action token whatever the model prefers; for
+a well-trained model the result is the same, for an undertrained or random one it is still a legal
+action. The loop is the package's own (not transformers' `generate`): the prompt and image run once
+(`prefill`), then one token per step from the cache that holds them.
 """
 
 from __future__ import annotations
@@ -17,27 +19,20 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 
-from ros2_vla.actions.tokenization import OPENVLA_NUM_BINS
 from ros2_vla.errors import PolicyError
+from ros2_vla.policies.openvla.architecture import OpenVlaArchitecture
+from ros2_vla.policies.openvla.model import OpenVlaModel
 
 
-def num_action_bins(config: Any) -> int:
-    """Bins per action dimension: the config's `n_action_bins` (OpenVLA's field), else OpenVLA's 256."""
-    return int(getattr(config, "n_action_bins", None) or OPENVLA_NUM_BINS)
-
-
-def action_vocab_size(config: Any, tokenizer: Any, num_bins: int) -> int:
+def action_vocab_size(arch: OpenVlaArchitecture, tokenizer: Any) -> int:
     """V, the vocabulary size action ids count back from (id = V - 1 - bin index)."""
-    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
-    rows = int(text_config.vocab_size)  # logits per step, padding included
-    pad = getattr(config, "pad_to_multiple_of", None)
-    vocab = rows - int(pad) if pad else int(tokenizer.vocab_size)
-    if not num_bins <= vocab <= rows:
+    rows = int(arch.text_config.vocab_size)  # logits per step, padding included
+    vocab = rows - arch.pad_to_multiple_of if arch.pad_to_multiple_of else int(tokenizer.vocab_size)
+    if not arch.n_action_bins <= vocab <= rows:
         raise PolicyError(
-            f"action vocabulary size {vocab} does not fit: it must hold the {num_bins} action tokens and be at "
-            f"most the model's {rows} output ids (check pad_to_multiple_of / n_action_bins in config.json)"
+            f"action vocabulary size {vocab} does not fit: it must hold the {arch.n_action_bins} action tokens and "
+            f"be at most the model's {rows} output ids (check pad_to_multiple_of / n_action_bins in config.json)"
         )
     return vocab
 
@@ -47,37 +42,28 @@ def action_id_range(vocab_size: int, num_bins: int) -> tuple[int, int]:
     return vocab_size - num_bins, vocab_size - 1
 
 
-class ActionTokensOnly(LogitsProcessor):
-    """Sets the score of every id outside [first_id, last_id] to -inf, shape (batch, vocab) in and out."""
-
-    def __init__(self, first_id: int, last_id: int) -> None:
-        if not 0 <= first_id <= last_id:
-            raise PolicyError(f"bad action id range [{first_id}, {last_id}]")
-        self.first_id, self.last_id = first_id, last_id
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if scores.shape[-1] <= self.last_id:
-            raise PolicyError(f"the model scores {scores.shape[-1]} ids but action ids go up to {self.last_id}")
-        out = torch.full_like(scores, float("-inf"))
-        out[:, self.first_id : self.last_id + 1] = scores[:, self.first_id : self.last_id + 1]
-        return out
+def best_action_id(logits: torch.Tensor, id_range: tuple[int, int]) -> int:
+    """The highest-scoring id within `id_range` of logits (vocab rows,); ties go to the lowest id."""
+    first, last = id_range
+    if logits.shape[-1] <= last:
+        raise PolicyError(f"the model scores {logits.shape[-1]} ids but action ids go up to {last}")
+    window = logits[first : last + 1]
+    if not torch.isfinite(window).all():
+        raise PolicyError("the model's scores of the action tokens are not finite (NaN or inf): no action")
+    return first + int(torch.argmax(window))
 
 
-def greedy_action_ids(
-    model: Any, inputs: dict, action_dim: int, id_range: tuple[int, int], pad_id: int | None
-) -> np.ndarray:
-    """Generate exactly `action_dim` tokens greedily within `id_range`; returns their ids, int64 (action_dim,)."""
-    generation = GenerationConfig(
-        max_new_tokens=action_dim,
-        min_new_tokens=action_dim,  # an end-of-sequence id can never cut the action short
-        do_sample=False,
-        num_beams=1,
-        pad_token_id=pad_id,
-    )
-    out = model.generate(
-        **inputs, generation_config=generation, logits_processor=LogitsProcessorList([ActionTokensOnly(*id_range)])
-    )
-    new = out.shape[1] - inputs["input_ids"].shape[1]  # generate returns prompt + new ids
-    if new != action_dim:
-        raise PolicyError(f"the model generated {new} new ids, expected exactly {action_dim} action tokens")
-    return out[0, -action_dim:].detach().cpu().numpy().astype(np.int64)
+def greedy_action_ids(model: OpenVlaModel, inputs: dict, action_dim: int, id_range: tuple[int, int]) -> np.ndarray:
+    """Decode exactly `action_dim` tokens greedily within `id_range`; their ids, int64 (action_dim,).
+
+    `inputs`: input_ids (1, T) and pixel_values (1, 3k, S, S) on the model's device.
+    """
+    if inputs["input_ids"].shape[0] != 1:
+        raise PolicyError(f"decoding takes one observation at a time, got a batch of {inputs['input_ids'].shape[0]}")
+    out = model.prefill(inputs["input_ids"], inputs["pixel_values"])
+    ids = [best_action_id(out.logits[0], id_range)]
+    device = inputs["input_ids"].device
+    while len(ids) < action_dim:
+        out = model.step(torch.tensor([[ids[-1]]], device=device), out.cache)
+        ids.append(best_action_id(out.logits[0], id_range))
+    return np.asarray(ids, dtype=np.int64)

@@ -10,9 +10,7 @@ already end with it. The id is the tokenizer's, not a constant: here it is looke
 the checkpoint's own vocabulary, which gives 29871 for Llama 2 and the right id for any SentencePiece-style
 tokenizer; a tokenizer without that piece (byte-level BPE) gets nothing appended unless told an id.
 
-Image placeholder: OpenVLA's processor takes the prompt as is and the model inserts the image patches right
-after <s>. Llava-style processors instead expand an image token found in the text; for them the token is put
-at the front, so patches land in the same place (after <s>, before "In:").
+The image needs no placeholder in the text: the model puts its patches right after <s> (model.py).
 """
 
 from __future__ import annotations
@@ -31,14 +29,6 @@ def format_prompt(instruction: str, template: str = OPENVLA_PROMPT) -> str:
     if not text:
         raise PolicyError("the instruction is empty: say what the robot should do")
     return template.format(instruction=text.lower())
-
-
-def with_image_placeholder(prompt: str, processor: Any) -> str:
-    """Prefix the processor's image token when it expects one in the text (Llava style) and has none yet."""
-    image_token = getattr(processor, "image_token", None)
-    if isinstance(image_token, str) and image_token and image_token not in prompt:
-        return image_token + prompt
-    return prompt
 
 
 def suffix_token_id(tokenizer: Any, suffix: str | int | None = "auto") -> int | None:
