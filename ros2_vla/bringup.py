@@ -67,13 +67,16 @@ class NodeSpec:
 
 @dataclass(frozen=True)
 class LaunchOptions:
-    """The launch arguments: `sim:=`, `policy:=`, `model:=`, `variant:=`, `enable:=`, `expert:=`, `seed:=`,
-    `phrasing:=`, `record:=`."""
+    """The launch arguments: `sim:=`, `policy:=`, `model:=`, `device:=`, `quantization:=`, `unnorm_key:=`,
+    `variant:=`, `enable:=`, `expert:=`, `seed:=`, `phrasing:=`, `record:=`."""
 
     robot: str  # config/<robot>.yaml
     sim: bool = False  # run the MuJoCo stand-in instead of talking to hardware
     policy: str = ""  # policy backend for vla_node ("" = no vla_node: chunks come from elsewhere)
     model: str = ""  # model path (or id) for the backend
+    device: str = "auto"  # vla_node: auto | cpu | cuda[:N]
+    quantization: str = ""  # vla_node: openvla 4bit | 8bit | bf16 | fp32; flow fp32 | bf16 ("" = the device's default)
+    unnorm_key: str = ""  # vla_node, openvla: the dataset statistics that un-normalize actions (e.g. bridge_orig)
     variant: str = ""  # kinematic variant, e.g. "panda" for franka
     enable: bool = False  # arm the bridge at start (otherwise /vla/enable arms it)
     expert: bool = False  # sim only: the scripted expert sends chunks through the bridge
@@ -96,7 +99,9 @@ def describe_graph(opts: LaunchOptions) -> list[NodeSpec]:
                                                    "phrasing": opts.phrasing}))
     nodes.append(NodeSpec("bridge", "bridge_node", {**common, "enabled": opts.enable or opts.sim}))
     if opts.policy:
-        nodes.append(NodeSpec("vla", "vla_node", {**common, "policy": opts.policy, "model": opts.model}))
+        nodes.append(NodeSpec("vla", "vla_node", {**common, "policy": opts.policy, "model": opts.model,
+                                                   "device": opts.device, "quantization": opts.quantization,
+                                                   "unnorm_key": opts.unnorm_key}))
     if opts.record:
         nodes.append(NodeSpec("recorder", "recorder_node", {**common, "sim": opts.sim, "output_dir": opts.record}))
     return nodes
@@ -105,7 +110,8 @@ def describe_graph(opts: LaunchOptions) -> list[NodeSpec]:
 def launch_argument_defaults() -> dict[str, str]:
     """Launch-argument defaults as strings, as `ros2 launch` declares them."""
     d = LaunchOptions(robot="")
-    return {"sim": str(d.sim).lower(), "policy": d.policy, "model": d.model, "variant": d.variant,
+    return {"sim": str(d.sim).lower(), "policy": d.policy, "model": d.model, "device": d.device,
+            "quantization": d.quantization, "unnorm_key": d.unnorm_key, "variant": d.variant,
             "enable": str(d.enable).lower(), "expert": str(d.expert).lower(), "seed": str(d.seed),
             "phrasing": d.phrasing, "record": d.record}
 

@@ -35,12 +35,18 @@ MODULE_COMMANDS = {
 
 
 def _add_launch_options(p: argparse.ArgumentParser) -> None:
+    from ros2_vla.bringup import LaunchOptions
     from ros2_vla.sim.phrasings import PHRASINGS
 
     p.add_argument("robot", help="robot config name (config/<robot>.yaml), e.g. franka, widowx, aloha")
     p.add_argument("--sim", action="store_true", help="run the MuJoCo stand-in instead of hardware")
     p.add_argument("--policy", default="", help="vla_node backend (openvla | flow); omitted: no vla_node")
     p.add_argument("--model", default="", help="model directory for the policy backend")
+    p.add_argument("--device", default=LaunchOptions.device, help="vla_node: auto | cpu | cuda | cuda:N")
+    p.add_argument("--quantization", default=LaunchOptions.quantization,
+                   help="vla_node: openvla 4bit | 8bit | bf16 | fp32, flow fp32 | bf16 (default: the device's)")
+    p.add_argument("--unnorm-key", default=LaunchOptions.unnorm_key,
+                   help="vla_node, openvla: the dataset statistics that un-normalize actions (e.g. bridge_orig)")
     p.add_argument("--variant", default="", help="kinematic variant, e.g. panda for franka")
     p.add_argument("--enable", action="store_true", help="arm the bridge at start")
     p.add_argument("--expert", action="store_true", help="with --sim: the scripted expert drives the robot through the bridge")
@@ -95,8 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _launch_options(args: argparse.Namespace):
     from ros2_vla.bringup import LaunchOptions
 
-    return LaunchOptions(robot=args.robot, sim=args.sim, policy=args.policy, model=args.model, variant=args.variant, enable=args.enable,
-                         expert=args.expert, seed=args.seed, phrasing=args.phrasing, record=args.record)
+    return LaunchOptions(robot=args.robot, sim=args.sim, policy=args.policy, model=args.model, device=args.device,
+                         quantization=args.quantization, unnorm_key=args.unnorm_key, variant=args.variant,
+                         enable=args.enable, expert=args.expert, seed=args.seed, phrasing=args.phrasing,
+                         record=args.record)
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -159,6 +159,14 @@ def test_a_missing_shard_or_weight_file_is_refused(openvla_checkpoint, tmp_path)
         load_checkpoint(broken, device="cpu")
 
 
+def test_an_openvla_oft_checkpoint_is_refused_by_name(openvla_checkpoint, tmp_path):
+    """OFT keeps OpenVLA's config and weights but acts through action_head--*.pt: tokens would be garbage."""
+    oft = _variant(openvla_checkpoint, tmp_path / "oft")
+    (oft / "action_head--150000_checkpoint.pt").write_bytes(b"")
+    with pytest.raises(PolicyError, match="OpenVLA-OFT checkpoint .*action_head--150000_checkpoint.pt"):
+        load_checkpoint(oft, device="cpu")
+
+
 def test_a_checkpoint_without_tokenizer_is_refused(openvla_checkpoint, tmp_path):
     broken = _variant(openvla_checkpoint, tmp_path / "ck")
     (broken / "tokenizer.json").unlink()

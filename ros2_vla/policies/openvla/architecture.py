@@ -18,6 +18,8 @@ from ros2_vla.policies.openvla.backbones import TowerSpec, llm_family, vision_ba
 from ros2_vla.policies.openvla.checkpoint import read_checkpoint_config
 
 MODEL_TYPES = ("openvla",)  # a Prismatic VLM ("prismatic") has no action statistics: not a policy
+# OpenVLA-OFT saves its extra parts beside the VLA as `<part>--<step>_checkpoint.pt`
+OFT_PARTS = ("action_head", "proprio_projector", "noisy_action_projector")
 
 
 @dataclass(frozen=True)
@@ -75,10 +77,24 @@ def _check_towers(config: dict, towers: tuple[TowerSpec, ...], size: int, path: 
                           f"'{expected}' (e.g. 'no-align+{expected}')")
 
 
+def _refuse_oft(path: Path) -> None:
+    """An OpenVLA-OFT dir holds a plain OpenVLA config and weights, so it would load, but its actions come
+    from the action head over parallel-decoded hidden states, not from generated tokens: refuse it by name
+    rather than decode tokens its LLM was never trained to emit."""
+    parts = sorted(p.name for p in path.glob("*--*checkpoint.pt") if p.name.split("--")[0] in OFT_PARTS)
+    if parts:
+        raise PolicyError(
+            f"checkpoint {path} is an OpenVLA-OFT checkpoint ({', '.join(parts[:2])}): its actions come from "
+            "an action head over parallel decoding (chunks of 8, two images, proprio), which the openvla backend "
+            "does not run; it runs OpenVLA checkpoints that generate action tokens"
+        )
+
+
 def read_architecture(path: str | Path) -> OpenVlaArchitecture:
     """The architecture of a local OpenVLA checkpoint dir; PolicyError with one clear line otherwise."""
     path = Path(path).expanduser()
     config = read_checkpoint_config(path)
+    _refuse_oft(path)
     model_type = config.get("model_type")
     if model_type not in MODEL_TYPES:
         architectures = ", ".join(config.get("architectures") or []) or "none listed"
