@@ -4,6 +4,7 @@ The generated interfaces (ros2_vla.msg) come only from `colcon build` (CMakeList
 install alone gives the ROS-free core (actions, kinematics, policies, sim, data) and the CLI.
 """
 
+import os
 from glob import glob
 
 from setuptools import find_packages, setup
@@ -20,7 +21,8 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml"]),
         (f"share/{package_name}/launch", glob("launch/*.launch.py")),
-        (f"share/{package_name}/config", glob("config/*")),
+        (f"share/{package_name}/config", [p for p in glob("config/*") if os.path.isfile(p)]),
+        (f"share/{package_name}/config/openpi", glob("config/openpi/*.yaml")),  # openpi server presets
         (f"share/{package_name}/msg", glob("msg/*.msg")),  # bag type definitions (ros2_vla.data.typestore)
         *[(f"share/{package_name}/{d}", glob(f"{d}/*")) for d in sorted(glob("models/*_default"))],
     ],

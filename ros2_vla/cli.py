@@ -11,6 +11,7 @@
     ros2-vla convert OUT/episode_* --to lerobot DATASET
     ros2-vla train DATASET MODEL_DIR       # fine-tune the flow backend (or OpenVLA LoRA)
     ros2-vla eval franka --policy flow --model MODEL_DIR --episodes 50
+    ros2-vla serve franka --policy flow --port 8000   # a backend behind openpi's policy-server protocol
 
 Errors the user can fix print one line and exit non-zero; they are never stack traces.
 """
@@ -31,6 +32,7 @@ MODULE_COMMANDS = {
     "convert": ("ros2_vla.data.convert_cli", "convert recorded episodes to a LeRobot v3.0 dataset"),
     "train": ("ros2_vla.training.cli", "train a policy on a converted dataset"),
     "eval": ("ros2_vla.evaluation.cli", "closed-loop success rate of a policy in the sim, on held-out seeds"),
+    "serve": ("ros2_vla.serving.cli", "serve a backend over openpi's policy-server protocol (WebSocket)"),
 }
 
 
@@ -40,13 +42,16 @@ def _add_launch_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("robot", help="robot config name (config/<robot>.yaml), e.g. franka, widowx, aloha")
     p.add_argument("--sim", action="store_true", help="run the MuJoCo stand-in instead of hardware")
-    p.add_argument("--policy", default="", help="vla_node backend (openvla | flow); omitted: no vla_node")
+    p.add_argument("--policy", default="", help="vla_node backend (openvla | flow | openpi); omitted: no vla_node")
     p.add_argument("--model", default="", help="model directory for the policy backend")
     p.add_argument("--device", default=LaunchOptions.device, help="vla_node: auto | cpu | cuda | cuda:N")
     p.add_argument("--quantization", default=LaunchOptions.quantization,
                    help="vla_node: openvla 4bit | 8bit | bf16 | fp32, flow fp32 | bf16 (default: the device's)")
     p.add_argument("--unnorm-key", default=LaunchOptions.unnorm_key,
                    help="vla_node, openvla: the dataset statistics that un-normalize actions (e.g. bridge_orig)")
+    p.add_argument("--server", default=LaunchOptions.server, help="vla_node, openpi: host:port of the policy server")
+    p.add_argument("--openpi-preset", default=LaunchOptions.openpi_preset,
+                   help="vla_node, openpi: droid | aloha | a YAML path (default: the server is ros2-vla serve)")
     p.add_argument("--variant", default="", help="kinematic variant, e.g. panda for franka")
     p.add_argument("--enable", action="store_true", help="arm the bridge at start")
     p.add_argument("--expert", action="store_true", help="with --sim: the scripted expert drives the robot through the bridge")
@@ -83,9 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"seed of the first episode's scene and task (default {HELD_OUT_SEED}: held out from training)")
     p.add_argument("--out", default="out/demo", help="folder for the video, GIF and summary")
     p.add_argument("--timeout", type=float, default=45.0, help="[s] per episode")
-    p.add_argument("--policy", default="", help="a vla_node backend (flow) or expert (the sim's scripted expert); "
-                   "default: flow with the policy shipped for the robot, the expert where none is")
+    p.add_argument("--policy", default="", help="a vla_node backend (flow, openpi with --server) or expert (the sim's "
+                   "scripted expert); default: flow with the policy shipped for the robot, the expert where none is")
     p.add_argument("--model", default="", help="model directory (default: the policy shipped for the robot)")
+    p.add_argument("--server", default="", help="with --policy openpi: host:port of the policy server")
     p.add_argument("--phrasing", default="template", choices=PHRASINGS,
                    help="how the sim words each task; heldout: wording no training demo used")
 
@@ -102,7 +108,8 @@ def _launch_options(args: argparse.Namespace):
     from ros2_vla.bringup import LaunchOptions
 
     return LaunchOptions(robot=args.robot, sim=args.sim, policy=args.policy, model=args.model, device=args.device,
-                         quantization=args.quantization, unnorm_key=args.unnorm_key, variant=args.variant,
+                         quantization=args.quantization, unnorm_key=args.unnorm_key, server=args.server,
+                         openpi_preset=args.openpi_preset, variant=args.variant,
                          enable=args.enable, expert=args.expert, seed=args.seed, phrasing=args.phrasing,
                          record=args.record)
 
@@ -129,7 +136,8 @@ def run_command(args: argparse.Namespace) -> int:
 
         from ros2_vla.ros.demo import run_demo
 
-        run_demo(args.robot, args.episodes, args.seed, Path(args.out), args.timeout, args.policy, args.model, args.phrasing)
+        run_demo(args.robot, args.episodes, args.seed, Path(args.out), args.timeout, args.policy, args.model, args.phrasing,
+                 args.server)
         return 0  # it ran to its summary, which says what succeeded; errors raise
     if args.command == "instruct":
         return tools.instruct(args.text, timeout=args.timeout)

@@ -35,3 +35,7 @@ class RecordingError(Ros2VlaError):
 
 class DatasetError(Ros2VlaError):
     """Recorded episodes or a converted dataset are unreadable, inconsistent or incomplete."""
+
+
+class PolicyUnavailable(PolicyError):
+    """A remote policy cannot answer now (down, refusing, slow, failing); vla_node reports ERROR and retries."""

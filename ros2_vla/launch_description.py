@@ -15,11 +15,13 @@ from ros2_vla.bringup import LaunchOptions, describe_graph, launch_argument_defa
 
 _DESCRIPTIONS = {
     "sim": "run the MuJoCo stand-in instead of the hardware drivers",
-    "policy": "vla_node backend (openvla | flow); empty: no vla_node",
+    "policy": "vla_node backend (openvla | flow | openpi); empty: no vla_node",
     "model": "model directory for the policy backend",
     "device": "where vla_node runs the model: auto | cpu | cuda | cuda:N",
     "quantization": "openvla: 4bit | 8bit | bf16 | fp32; flow: fp32 | bf16 (empty: the device's default)",
     "unnorm_key": "openvla: which dataset statistics un-normalize actions (e.g. bridge_orig)",
+    "server": "openpi: host:port of the policy server (openpi's serve_policy.py or ros2-vla serve)",
+    "openpi_preset": "openpi: droid | aloha | a YAML path (empty: the server is ros2-vla serve)",
     "variant": "kinematic variant of the robot (franka: fr3 | panda)",
     "enable": "arm the bridge at start instead of waiting for /vla/enable",
     "expert": "with sim:=true, the scripted expert sends chunks through the bridge",
@@ -39,6 +41,8 @@ def _nodes(context: LaunchContext, robot: str) -> list[Node]:
         device=arg("device"),
         quantization=arg("quantization"),
         unnorm_key=arg("unnorm_key"),
+        server=arg("server"),
+        openpi_preset=arg("openpi_preset"),
         variant=arg("variant"),
         enable=parse_bool(arg("enable")),
         expert=parse_bool(arg("expert")),

@@ -670,3 +670,31 @@ def test_a_late_chunk_starts_from_the_pose_its_observation_saw(mode):
     expected = expected_targets(fk(arm.chain, start), second)[-1]
     assert pose_errors(fk(arm.chain, last), expected)[0] < POSE_TOL
     assert pose_errors(fk(arm.chain, q_stamp), fk(arm.chain, q_arrival))[0] > 0.015  # the two anchors differ
+
+
+def test_franka_joint_velocities_integrate_from_the_commanded_pose_and_keep_the_limits():
+    """DROID-style chunks: 7 joint velocities [rad/s] and an absolute gripper, each held for dt."""
+    robot = _robot("franka")
+    arm = robot.arms[0]
+    names = (*arm.chain.joint_names, "gripper")
+    velocity = np.zeros((8, 8))
+    velocity[:, 0] = 0.3  # joint 1 turns at 0.3 rad/s for 8 steps of 1/15 s: 0.16 rad in all
+    velocity[:, 7] = 1.0  # gripper open
+    bridge = _armed(robot)
+    status = bridge.on_chunk(_chunk(robot, velocity, names=names, space="joint_velocity", dt=1 / 15), 0.0)
+    assert status.code == BridgeCode.OK, status.message
+    c = _by_topic(bridge.tick(0.0))[arm.trajectory_topic]
+    home = np.asarray(arm.chain.home)
+    assert c.positions[-1, 0] == pytest.approx(home[0] + 0.3 * 8 / 15)
+    assert np.allclose(c.positions[-1, 1:], home[1:])
+    check_arm_points(arm, c.times_from_start, c.positions, c.velocities, home, np.zeros(7))
+    # a velocity that would leave the joint range is clipped to it, and the status says so
+    fast = np.zeros((8, 8))
+    fast[:, 3] = 20.0  # joint 4 near its upper limit (-0.15 rad) from home (-2.36)
+    home = np.asarray(arm.chain.home)
+    bridge = _armed(robot)
+    status = bridge.on_chunk(_chunk(robot, fast, names=names, space="joint_velocity", dt=1 / 15), 0.0)
+    assert status.code == BridgeCode.JOINT_LIMIT
+    c = _by_topic(bridge.tick(0.0))[arm.trajectory_topic]
+    assert c.positions[:, 3].max() <= arm.chain.joints[3].upper + 1e-9
+    check_arm_points(arm, c.times_from_start, c.positions, c.velocities, home, np.zeros(7))

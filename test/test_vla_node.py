@@ -245,8 +245,8 @@ class VlaNode:
             return None
         return wait_for(settled, 30, "the model to finish loading")
 
-    def ready(self, policy: str, model: Path, quantization: str = "", device: str = "auto") -> None:
-        status = self.use(policy=policy, model=str(model), quantization=quantization, device=device)
+    def ready(self, policy: str, model: Path | str, quantization: str = "", device: str = "auto", server: str = "") -> None:
+        status = self.use(policy=policy, model=str(model), quantization=quantization, device=device, server=server)
         assert status is None or status.code != PolicyStatus.ERROR, status.message
 
 
@@ -268,7 +268,7 @@ def rig(rclpy_context):
 def vla(rig, models, tmp_path_factory):
     """vla_node started on the OpenVLA checkpoint in 4-bit on the CPU (bitsandbytes), as the launcher starts it."""
     params = {"robot": ROBOT.name, "variant": "", "policy": "openvla", "model": str(models["openvla"]),
-              "quantization": "4bit", "device": "cpu", "max_observation_age": MAX_AGE, "status_rate_hz": STATUS_HZ}
+              "quantization": "4bit", "device": "cpu", "max_observation_age": MAX_AGE, "status_rate_hz": STATUS_HZ, "server": ""}
     spec = NodeSpec("vla", "vla_node", params)
     folder = tmp_path_factory.mktemp("vla_node")
     log = folder / "vla_node.log"
@@ -600,3 +600,57 @@ def test_callbacks_keep_up_while_a_slow_model_runs(vla, feeding, models):
     for (receipt, _), next_stamp in zip(chunks[:-1], stamps[1:]):  # (the wrist frame, sent WRIST_LAG after its stamp)
         assert next_stamp + WRIST_LAG > receipt - 2.5 / FEED_HZ, "the next chunk used a frame from before the last one"
 
+
+
+# --- openpi: a policy server in this process, vla_node as its client over a real WebSocket ------------
+@pytest.fixture
+def policy_server(models):
+    """`ros2-vla serve`'s server for the tiny flow model, on a free port of 127.0.0.1; `restart()` brings it
+    back on the same port after `stop()`."""
+    from ros2_vla.policies.registry import LoadOptions, load_policy
+    from ros2_vla.serving.policy_service import PolicyService
+    from ros2_vla.serving.server import PolicyServer
+
+    service = PolicyService(ROBOT, load_policy("flow", ROBOT, LoadOptions(model=str(models["flow"]), device="cpu")))
+
+    class Handle:
+        port = 0
+
+        def start(self):
+            self.server = PolicyServer(service, service.metadata, host="127.0.0.1", port=self.port,
+                                       log=lambda line: None).start()
+            self.port = self.server.port
+            return self
+
+        def stop(self):
+            self.server.stop()
+
+    handle = Handle().start()
+    yield handle
+    handle.stop()
+
+
+def test_openpi_backend_runs_a_served_model_and_survives_the_server_going_away(vla, feeding, models, policy_server):
+    from ros2_vla.policies.flow.checkpoint import read_config
+
+    server = f"127.0.0.1:{policy_server.port}"
+    vla.ready("openpi", "", server=server)
+    mark = feeding.mark()
+    feeding.instruct(PICK)
+    chunks = feeding.wait_chunks(mark, 3, timeout=20.0)
+    _check_common(chunks, PICK, f"openpi:{server}", feeding.stamps("wrist"))
+    horizon = read_config(models["flow"]).horizon
+    for receipt, m in chunks:
+        assert m.horizon == horizon and len(m.values) == horizon * len(ROBOT.action.dimension_names)
+        assert len(m.low) == 0 and not any(m.normalized)  # the server sends physical actions
+        assert 0 < m.inference_time < receipt - _stamp(m)  # the server's infer_ms, not the round trip
+    policy_server.stop()
+    mark = feeding.mark()
+    status = feeding.wait_status(mark, lambda s: s.code == PolicyStatus.ERROR, "ERROR once the server is gone")
+    assert f"ws://{server}" in status.message and "retrying in" in status.message, status.message
+    time.sleep(0.5)  # a chunk computed just before may still be on its way
+    _quiet_for(feeding, 1.5, "the server went away")
+    assert vla.alive()
+    policy_server.start()  # back on the same port: the client reconnects after its back-off
+    mark = feeding.mark()
+    feeding.wait_chunks(mark, 2, timeout=30.0)

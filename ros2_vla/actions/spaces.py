@@ -14,11 +14,12 @@ EE_DELTA = "ee_delta"  # per-step TCP motion: translation [m] and roll/pitch/yaw
 EE_ABSOLUTE = "ee_absolute"  # TCP pose in the arm base frame: position [m], roll/pitch/yaw [rad]
 JOINT_POSITION = "joint_position"  # absolute joint positions [rad or m]
 JOINT_DELTA = "joint_delta"  # per-step joint motion [rad or m]
+JOINT_VELOCITY = "joint_velocity"  # joint velocities [rad/s or m/s], each held for dt (DROID-style policies)
 
 EE_SPACES = (EE_DELTA, EE_ABSOLUTE)
-JOINT_SPACES = (JOINT_POSITION, JOINT_DELTA)
+JOINT_SPACES = (JOINT_POSITION, JOINT_DELTA, JOINT_VELOCITY)
 ACTION_SPACES = EE_SPACES + JOINT_SPACES
-DELTA_SPACES = (EE_DELTA, JOINT_DELTA)  # action spaces whose non-gripper dims are motions per step
+DELTA_SPACES = (EE_DELTA, JOINT_DELTA, JOINT_VELOCITY)  # non-gripper dims are motions (per step, or per second)
 
 # Dimension names of end-effector actions; a chunk may use any subset, in any order.
 EE_TRANSLATION = ("x", "y", "z")

@@ -16,7 +16,7 @@ import numpy as np
 
 from ros2_vla.actions.chunk import Chunk, chunk_to_array, ee_components, resolve_delta_frame, validate_chunk
 from ros2_vla.actions.gripper import gripper_commands
-from ros2_vla.actions.spaces import EE_ABSOLUTE, EE_DELTA, JOINT_DELTA
+from ros2_vla.actions.spaces import EE_ABSOLUTE, EE_DELTA, JOINT_DELTA, JOINT_VELOCITY
 from ros2_vla.actions.targets import apply_ee_delta, clamp_step, clip_to_workspace, ee_absolute_target
 from ros2_vla.bridge.status import BridgeCode
 from ros2_vla.config import ArmSpec, RobotConfig
@@ -127,6 +127,8 @@ class ChunkPlanner:
             q = actions[:, [index[n] for n in model.joint_names]]
             if chunk.action_space == JOINT_DELTA:
                 q = np.asarray(q_start[arm.name])[None, :] + np.cumsum(q, axis=0)
+            elif chunk.action_space == JOINT_VELOCITY:  # each velocity held for one step, from the start pose
+                q = np.asarray(q_start[arm.name])[None, :] + np.cumsum(q * chunk.dt, axis=0)
             clipped = np.clip(q, model.lower, model.upper)
             if np.any(clipped != q):
                 code, message = BridgeCode.JOINT_LIMIT, f"{arm.name}: targets clipped to the joint limits"

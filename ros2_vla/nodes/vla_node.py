@@ -25,7 +25,7 @@ from ros2_vla.ros.convert import chunk_to_msg, time_to_sec
 from ros2_vla.ros.qos import COMMAND, SENSOR, STATUS
 from ros2_vla.ros.spin import run_node
 
-RELOAD_ON = ("policy", "model", "device", "quantization", "unnorm_key")
+RELOAD_ON = ("policy", "model", "device", "quantization", "unnorm_key", "server", "api_key", "openpi_preset")
 
 
 class VlaNode(Node):
@@ -58,11 +58,14 @@ class VlaNode(Node):
         defaults = {
             "robot": "franka",  # config/<robot>.yaml: cameras, joint names, action space
             "variant": "",  # kinematic variant (franka: panda)
-            "policy": "flow",  # backend: openvla | flow
+            "policy": "flow",  # backend: openvla | flow | openpi
             "model": "",  # checkpoint directory
             "device": "auto",  # auto | cpu | cuda
             "quantization": "",  # openvla: 4bit | 8bit | bf16 | fp32; "" = the backend's default
             "unnorm_key": "",  # openvla: dataset statistics for un-normalization
+            "server": "",  # openpi: host:port of the policy server
+            "api_key": "",  # openpi: sent as `Authorization: Api-Key <key>`
+            "openpi_preset": "",  # openpi: droid | aloha | a YAML path; "": the server is `ros2-vla serve`
             "instruction": "",  # an instruction to start with ("" = wait for /vla/instruction)
             "max_observation_age": 0.5,  # [s] older frames or joint states are refused
             "max_instruction_chars": 512,  # longer instructions are refused
@@ -76,7 +79,8 @@ class VlaNode(Node):
     def _load(self) -> None:
         get = lambda name: self.get_parameter(name).value  # noqa: E731
         opts = LoadOptions(model=get("model"), device=get("device"), quantization=get("quantization"),
-                           unnorm_key=get("unnorm_key"))
+                           unnorm_key=get("unnorm_key"), server=get("server"), api_key=get("api_key"),
+                           openpi_preset=get("openpi_preset"))
         backend = get("policy")
         self.runner.load(lambda: load_policy(backend, self.robot, opts))
 

@@ -48,6 +48,7 @@ class PolicyOutput:
     low: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (D,) physical value at -1
     high: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (D,) physical value at +1
     normalized: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # (D,) dims mapped via low/high
+    inference_time: float | None = None  # [s] the model's own time when known (a server's infer_ms); None: measured
 
 
 class Policy(Protocol):

@@ -23,6 +23,9 @@ class LoadOptions:
     device: str = "auto"  # auto | cpu | cuda
     quantization: str = ""  # openvla: 4bit | 8bit | bf16 | fp32; "" = the backend's default for the device
     unnorm_key: str = ""  # openvla: which dataset's statistics un-normalize the actions
+    server: str = ""  # openpi: host:port of the policy server
+    api_key: str = ""  # openpi: sent as `Authorization: Api-Key <key>`
+    openpi_preset: str = ""  # openpi: droid | aloha | a YAML path; "": the server is `ros2-vla serve`
 
 
 def _openvla(robot: RobotConfig, opts: LoadOptions) -> Policy:
@@ -41,13 +44,23 @@ def _openvla(robot: RobotConfig, opts: LoadOptions) -> Policy:
     ))
 
 
+def _openpi(robot: RobotConfig, opts: LoadOptions) -> Policy:
+    from ros2_vla.policies.openpi.backend import OpenpiConfig, OpenpiPolicy
+
+    if not opts.server:
+        raise PolicyError("policy 'openpi' needs the policy server's address: set the `server` parameter (host:port)")
+    return OpenpiPolicy(OpenpiConfig(server=opts.server, preset=opts.openpi_preset, api_key=opts.api_key), robot)
+
+
 def _flow(robot: RobotConfig, opts: LoadOptions) -> Policy:
     from ros2_vla.policies.flow.backend import FlowPolicy
 
     return FlowPolicy.from_options(robot, opts)
 
 
-BACKENDS: dict[str, Callable[[RobotConfig, LoadOptions], Policy]] = {"openvla": _openvla, "flow": _flow}
+BACKENDS: dict[str, Callable[[RobotConfig, LoadOptions], Policy]] = {"openvla": _openvla, "flow": _flow,
+                                                                     "openpi": _openpi}
+REMOTE_BACKENDS = ("openpi",)  # no model directory: the model lives behind a server
 
 
 def load_policy(backend: str, robot: RobotConfig, opts: LoadOptions) -> Policy:
@@ -58,7 +71,7 @@ def load_policy(backend: str, robot: RobotConfig, opts: LoadOptions) -> Policy:
         raise PolicyError(f"unknown policy backend {backend!r}; backends: {sorted(BACKENDS)}.{hint}")
     if not opts.model and backend == DEFAULT_BACKEND:
         opts = dataclasses.replace(opts, model=str(default_model(robot.name)))  # the shipped policy, if any
-    if not opts.model:
+    if not opts.model and backend not in REMOTE_BACKENDS:
         raise PolicyError(f"policy {backend!r} needs a model directory: set the `model` parameter")
     try:
         return BACKENDS[backend](robot, opts)

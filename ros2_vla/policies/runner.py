@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ros2_vla.actions.chunk import Chunk
-from ros2_vla.errors import PolicyError
+from ros2_vla.errors import PolicyError, PolicyUnavailable
 from ros2_vla.policies.base import Policy, PolicyOutput, PolicySpec
 from ros2_vla.policies.observation import ObservationBuffer
 
@@ -146,13 +146,16 @@ class PolicyRunner:
         t0 = time.perf_counter()
         try:
             out = policy.infer(obs)
+        except PolicyUnavailable as exc:  # a policy server down or failing: not the observation's fault
+            self._report("ERROR", str(exc))
+            return
         except PolicyError as exc:
             self._report("OBSERVATION_REFUSED", str(exc))
             return
         except Exception as exc:  # out of memory, a backend bug: say so, publish nothing, keep going
             self._report("ERROR", f"inference failed: {type(exc).__name__}: {exc}")
             return
-        elapsed = time.perf_counter() - t0
+        elapsed = time.perf_counter() - t0 if out.inference_time is None else out.inference_time
         self._last_stamp = obs.stamp
         self._sequence += 1
         self.on_chunk(output_chunk(self.embodiment, policy.spec, out, obs.stamp, instruction, self._sequence, elapsed))

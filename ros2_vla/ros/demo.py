@@ -177,30 +177,33 @@ def demo_policy(robot: str) -> str:
     return DEFAULT_BACKEND if has_default_model(robot) else "expert"
 
 
-def demo_graph(robot: str, seed: int, policy: str, model: str, phrasing: str) -> list:
+def demo_graph(robot: str, seed: int, policy: str, model: str, phrasing: str, server: str = "") -> list:
     """The demo's nodes: the sim with the scripted expert (`policy` "expert"), or the sim plus vla_node
-    running `policy` (a backend) with `model`."""
+    running `policy` (a backend) with `model` (openpi: the policy server at `server`)."""
     if policy == "expert":
         return describe_graph(LaunchOptions(robot, sim=True, expert=True, enable=True, seed=seed, phrasing=phrasing))
-    return describe_graph(LaunchOptions(robot, sim=True, policy=policy, model=model, enable=True, seed=seed,
-                                        phrasing=phrasing))
+    return describe_graph(LaunchOptions(robot, sim=True, policy=policy, model=model, server=server, enable=True,
+                                        seed=seed, phrasing=phrasing))
 
 
 def run_demo(robot: str = "franka", episodes: int = 3, seed: int = HELD_OUT_SEED, out: Path = Path("out/demo"),
              timeout: float = 45.0, policy: str = "", model: str = "",
-             phrasing: str = "template") -> list[EpisodeResult]:
+             phrasing: str = "template", server: str = "") -> list[EpisodeResult]:
     """Launch the graph, run `episodes` episodes, write the video and summary to `out`.
 
     policy: "expert", a vla_node backend ("flow": the shipped default policy unless `model` is given),
-    or "" for `demo_policy(robot)`. phrasing: how the sim words each task (sim/phrasings.py); the
-    instruction sent is the sim's."""
+    or "" for `demo_policy(robot)`; "openpi" with `server` (host:port): a policy server, e.g. `ros2-vla serve`.
+    phrasing: how the sim words each task (sim/phrasings.py); the instruction sent is the sim's."""
     policy = policy or demo_policy(robot)
     learned = policy != "expert"
-    if learned and not model:
+    if policy == "openpi":
+        if not server:
+            raise Ros2VlaError("--policy openpi needs --server HOST:PORT (e.g. a `ros2-vla serve` on localhost:8000)")
+    elif learned and not model:
         model = str(default_model(robot))  # fails here, in one line, when none is shipped
-    label = f"{policy}:{model}" if learned else policy
+    label = f"openpi:{server}" if policy == "openpi" else f"{policy}:{model}" if learned else policy
     print(f"demo: {robot}, policy {label}, {episodes} episode(s) from seed {seed}", flush=True)
-    launcher = Launcher(demo_graph(robot, seed, policy, model, phrasing))
+    launcher = Launcher(demo_graph(robot, seed, policy, model, phrasing, server))
     launcher.start()
     rclpy.init()
     watcher = DemoWatcher(robot)

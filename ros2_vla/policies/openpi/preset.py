@@ -1,0 +1,208 @@
+"""How a robot's observation becomes an openpi server's observation map, and its `actions` a chunk.
+
+A preset (`config/openpi/<name>.yaml`, or a YAML path) names, for one robot:
+- `images`: server key -> robot camera; frames resized with padding to `image_size` (openpi's clients do
+  the same: `image_tools.resize_with_pad`), channels first where the server wants it;
+- `state`: server key -> a list of state items, concatenated;
+- `prompt`: the key of the instruction;
+- `actions`: the chunk's action space, the server's action columns as items, dt, and the steps played
+  of each chunk.
+
+Items, for state and action columns alike:
+- `joints`: every arm joint of the robot, in config order; `arm:<arm>`: one arm's joints [rad];
+- `gripper_open[:<arm>]`: the gripper's opening, 0 closed .. 1 open (this package's gripper convention);
+- `gripper_closed[:<arm>]`: 1 - that (DROID's gripper position, 1 = closed).
+Nested server keys are written with "/" between levels where the server expects nested maps
+(ALOHA's `images/cam_high` is `{"images": {"cam_high": ...}}`); DROID's keys hold a "/" themselves and are
+sent flat. `nested` in the preset says which (default false: flat keys).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from PIL import Image
+
+from ros2_vla.actions.spaces import ACTION_SPACES
+from ros2_vla.config import RobotConfig, config_dir
+from ros2_vla.errors import ConfigError, PolicyError
+
+PRESET_DIR = "openpi"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One state entry or action column: a joint, or a gripper as opening or closing."""
+
+    kind: str  # joint | gripper_open | gripper_closed
+    name: str  # the joint's name in /joint_states (a gripper's joint for the gripper kinds)
+    arm: int  # index of the arm in the robot config
+
+
+def expand_items(items: list[str], robot: RobotConfig) -> tuple[Column, ...]:
+    """Preset items -> columns, in order; ConfigError naming an unknown item or arm."""
+    arms = {arm.name: i for i, arm in enumerate(robot.arms)}
+    out: list[Column] = []
+    for item in items:
+        kind, _, arm_name = str(item).partition(":")
+        if arm_name and arm_name not in arms:
+            raise ConfigError(f"openpi preset item {item!r}: {robot.name} has no arm {arm_name!r} (arms: {list(arms)})")
+        chosen = [arms[arm_name]] if arm_name else list(range(len(robot.arms)))
+        if kind in ("joints", "arm"):
+            out += [Column("joint", j, i) for i in chosen for j in robot.arms[i].chain.joint_names]
+        elif kind in ("gripper_open", "gripper_closed"):
+            if len(chosen) != 1:
+                raise ConfigError(f"openpi preset item {item!r}: {robot.name} has several arms; name one ({kind}:<arm>)")
+            gripper = robot.arms[chosen[0]].gripper
+            if gripper is None:
+                raise ConfigError(f"openpi preset item {item!r}: arm {robot.arms[chosen[0]].name!r} has no gripper")
+            out.append(Column(kind, gripper.joint, chosen[0]))
+        else:
+            raise ConfigError(f"openpi preset item {item!r} is not joints, arm:<arm>, gripper_open[:<arm>] or "
+                              "gripper_closed[:<arm>]")
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class OpenpiPreset:
+    """A robot's mapping to and from one family of openpi servers."""
+
+    name: str
+    robot: RobotConfig
+    images: dict[str, str]  # server key -> robot camera
+    image_size: tuple[int, int] | None  # (height, width) after resize-with-pad; None: as captured
+    channels_first: bool  # (3, H, W) instead of (H, W, 3)
+    state: dict[str, tuple[Column, ...]]  # server key -> columns
+    prompt_key: str
+    nested: bool  # "a/b" keys are nested maps
+    action_space: str
+    action_columns: tuple[Column, ...]
+    dt: float  # [s]
+    steps: int  # chunk steps played (the rest is dropped)
+
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.images.values()))
+
+    @property
+    def dimension_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.action_columns)
+
+    def observation(self, images: dict[str, np.ndarray], state: np.ndarray, state_names: tuple[str, ...],
+                    prompt: str) -> dict[str, Any]:
+        """The server's observation map from the robot's frames, state (in `state_names` order) and prompt."""
+        index = {name: i for i, name in enumerate(state_names)}
+        flat: dict[str, Any] = {key: self._image(images[camera]) for key, camera in self.images.items()}
+        for key, columns in self.state.items():
+            flat[key] = np.array([self._state_value(c, state[index[c.name]]) for c in columns], np.float32)
+        flat[self.prompt_key] = prompt
+        return _nest(flat) if self.nested else flat
+
+    def chunk_values(self, actions: np.ndarray) -> np.ndarray:
+        """The server's `actions` (H, D) as this package's chunk values (H', D), grippers as opening."""
+        values = np.array(actions, np.float64)[: self.steps]
+        for j, c in enumerate(self.action_columns):
+            if c.kind == "gripper_closed":
+                values[:, j] = 1.0 - values[:, j]
+        return values
+
+    def _image(self, frame: np.ndarray) -> np.ndarray:
+        if self.image_size is not None and frame.shape[:2] != self.image_size:
+            frame = resize_with_pad(frame, *self.image_size)
+        return np.ascontiguousarray(frame.transpose(2, 0, 1) if self.channels_first else frame)
+
+    def _state_value(self, column: Column, q: float) -> float:
+        if column.kind == "joint":
+            return float(q)
+        g = self.robot.arms[column.arm].gripper
+        opening = (q - g.closed_position) / (g.open_position - g.closed_position)
+        return float(opening if column.kind == "gripper_open" else 1.0 - opening)
+
+
+def resize_with_pad(frame: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Scale to fit (height, width) keeping the aspect ratio, then pad with black, centred (openpi's rule)."""
+    h, w = frame.shape[:2]
+    ratio = max(w / width, h / height)
+    new_h, new_w = int(h / ratio), int(w / ratio)
+    resized = np.asarray(Image.fromarray(frame).resize((new_w, new_h), resample=Image.BILINEAR))
+    out = np.zeros((height, width, frame.shape[2]), frame.dtype)
+    top, left = (height - new_h) // 2, (width - new_w) // 2
+    out[top : top + new_h, left : left + new_w] = resized
+    return out
+
+
+def _nest(flat: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split("/")
+        node = out
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
+
+
+def preset_path(name_or_path: str) -> Path:
+    """`config/openpi/<name>.yaml`, or a YAML path; ConfigError with the known presets otherwise."""
+    path = Path(name_or_path).expanduser()
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise ConfigError(f"openpi preset file {path} does not exist")
+        return path
+    folder = config_dir() / PRESET_DIR
+    path = folder / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in folder.glob("*.yaml"))
+        close = difflib.get_close_matches(name_or_path, known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown openpi preset {name_or_path!r}; known: {', '.join(known)} (or a YAML path).{hint}")
+    return path
+
+
+def load_preset(name_or_path: str, robot: RobotConfig) -> OpenpiPreset:
+    """Read and check a preset for `robot`; ConfigError naming the problem."""
+    path = preset_path(name_or_path)
+    raw = yaml.safe_load(path.read_text()) or {}
+    try:
+        if raw.get("robot") not in (None, robot.name):
+            raise ConfigError(f"openpi preset {path.stem!r} is written for {raw['robot']!r}, not {robot.name!r}")
+        cameras = {c.name for c in robot.cameras}
+        unknown = sorted(set(raw["images"].values()) - cameras)
+        if unknown:
+            raise ConfigError(f"openpi preset {path.stem!r} names cameras {unknown} that {robot.name} lacks "
+                              f"(it has {sorted(cameras)})")
+        actions = raw["actions"]
+        if actions["space"] not in ACTION_SPACES:
+            raise ConfigError(f"openpi preset {path.stem!r}: unknown action space {actions['space']!r}")
+        size = raw.get("image_size")
+        preset = OpenpiPreset(
+            name=path.stem, robot=robot, images=dict(raw["images"]),
+            image_size=(int(size[0]), int(size[1])) if size else None,
+            channels_first=bool(raw.get("channels_first", False)),
+            state={k: expand_items(v, robot) for k, v in raw.get("state", {}).items()},
+            prompt_key=str(raw.get("prompt", "prompt")), nested=bool(raw.get("nested", False)),
+            action_space=actions["space"], action_columns=expand_items(actions["dimensions"], robot),
+            dt=float(actions["dt"]), steps=int(actions.get("steps", 1 << 30)))
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ConfigError(f"openpi preset {path}: malformed ({type(exc).__name__}: {exc})") from exc
+    if not preset.dt > 0 or preset.steps < 1:
+        raise ConfigError(f"openpi preset {path}: dt must be > 0 and steps >= 1")
+    return preset
+
+
+def check_actions(actions: Any, columns: int, where: str) -> np.ndarray:
+    """A reply's `actions` as float64 (H, D); PolicyError when the shape or the values are wrong."""
+    try:
+        a = np.asarray(actions, np.float64)
+    except (TypeError, ValueError) as exc:
+        raise PolicyError(f"{where}: 'actions' is not numeric ({exc})") from exc
+    if a.ndim != 2 or a.shape[0] < 1 or a.shape[1] != columns:
+        raise PolicyError(f"{where}: 'actions' has shape {a.shape}, expected (H, {columns})")
+    if not np.all(np.isfinite(a)):
+        raise PolicyError(f"{where}: 'actions' holds NaN or infinite values")
+    return a
