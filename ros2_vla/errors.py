@@ -39,3 +39,7 @@ class DatasetError(Ros2VlaError):
 
 class PolicyUnavailable(PolicyError):
     """A remote policy cannot answer now (down, refusing, slow, failing); vla_node reports ERROR and retries."""
+
+
+class PolicyDone(PolicyError):
+    """The policy ended the episode (RT-1's terminate); vla_node stops asking until the next instruction."""

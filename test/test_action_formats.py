@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
 import numpy as np
 import pytest
@@ -153,3 +154,54 @@ def test_fast_tokens_that_do_not_make_the_chunk_are_refused(smooth_chunks, tmp_p
 def test_a_folder_that_is_not_a_fast_tokenizer_is_refused(tmp_path):
     with pytest.raises(ChunkError, match="not a FAST tokenizer folder"):
         FastTokenizer.load(tmp_path)
+
+
+# --- terminate: the runner stops and says so -------------------------------------------------------------
+def test_an_rt2_terminate_stops_the_runner_until_the_next_instruction():
+    """A policy whose model writes RT-2 text: the terminate token ends the chunks (the bridge holds with no
+    new chunk), the status says why, and a new instruction starts it again."""
+    import threading
+
+    from ros2_vla.actions.rt1 import check_not_terminated
+    from ros2_vla.errors import PolicyDone
+    from ros2_vla.policies.base import PolicyOutput, PolicySpec
+    from ros2_vla.policies.observation import ObservationBuffer
+    from ros2_vla.policies.runner import PolicyRunner
+
+    with pytest.raises(PolicyDone, match="terminate"):
+        check_not_terminated(decode_action_text("0 128 128 128 128 128 128 255"))
+
+    class TextPolicy:
+        spec = PolicySpec("rt2:test", ("scene",), (8, 8), "ee_delta", ("x", "y", "z", "roll", "pitch", "yaw", "gripper"),
+                          1, 0.2)
+        replies = iter(["1 128 91 241 5 101 127 217", "0 128 128 128 128 128 128 255"])
+
+        def infer(self, obs):
+            action = check_not_terminated(decode_action_text(next(self.replies)))
+            return PolicyOutput(values=action.arm[None].astype(np.float32))
+
+    buffer = ObservationBuffer(("scene",), ("j",), max_age=100.0)
+    chunks, statuses, done = [], [], threading.Event()
+    now = [0.0]
+
+    def on_status(s):
+        statuses.append(s)
+        if s.code == "IDLE" and "terminate" in s.message:
+            done.set()
+
+    runner = PolicyRunner("franka", buffer, lambda: now[0], chunks.append, on_status)
+    runner.start()
+    try:
+        runner.load(TextPolicy)
+        runner.set_instruction("pick up the red cube")
+        for t in (1.0, 2.0, 3.0):
+            now[0] = t
+            buffer.add_frame("scene", t, np.zeros((8, 8, 3), np.uint8))
+            buffer.add_joint_state(t, ["j"], [0.0])
+            runner.notify()
+            time.sleep(0.3)
+        assert done.wait(5), [s.message for s in statuses]
+        assert len(chunks) == 1  # the terminating step published nothing
+        assert "the policy ended the episode" in statuses[-1].message
+    finally:
+        runner.stop()

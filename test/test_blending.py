@@ -148,15 +148,17 @@ def test_commanded_at_remembers_the_last_seconds_and_no_more():
 
 
 @pytest.mark.parametrize("mode", ["skip", "ensemble"])
-def test_chunk_entirely_in_the_past_holds(mode):
+def test_chunk_entirely_in_the_past_plays_from_now(mode):
+    """A model slower than its dt: the whole chunk is played from now, none of it dropped for lateness."""
     b = _blender(mode)
-    held = b.plan
-    plan = b.add(5.0, 0.0, DT, _chunk(Q0, np.array([0.1, 0.1, 0.1])))
-    assert plan is held
-    for t in (5.0, 5.5, 9.0):
-        q, qd = b.sample(t)
-        np.testing.assert_array_equal(q, Q0)
-        np.testing.assert_array_equal(qd, np.zeros(N))
+    chunk = _chunk(Q0, np.array([0.1, 0.1, 0.1]))
+    plan = b.add(5.0, 0.0, DT, chunk)
+    assert plan.start_time == 5.0 and plan.times[1] >= 5.0 + DT - 1e-9  # step 1 not sooner than one dt from now
+    np.testing.assert_allclose(plan.positions[-1], chunk[-1])
+    np.testing.assert_array_equal(b.sample(5.0)[0], Q0)  # no jump at the switch
+    q, qd = b.sample(plan.end_time + 1.0)
+    np.testing.assert_allclose(q, chunk[-1])
+    np.testing.assert_array_equal(qd, np.zeros(N))
 
 
 def test_blend_window_moves_from_old_path_to_new_chunk():

@@ -13,6 +13,7 @@ from bridge_checks import check_arm_points, check_gripper_points, expected_targe
 from helpers import launched, wait_for
 
 pytest.importorskip("rclpy")
+from rclpy.duration import Duration  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_srvs.srv import SetBool  # noqa: E402
@@ -328,6 +329,23 @@ def test_bad_input_over_dds_gets_its_status_and_no_trajectory(ros_node):
         state = send(5)
         assert state.code == BridgeStatus.OK, state.message
         wait_for(lambda: trajectories.after(t2), 5, "the trajectory of chunk 5 once joint states are back")
+
+        # a slow model: one step of 0.1 s whose observation is 0.4 s old moves the arm, late but whole
+        one_step = {"horizon": 1, "values": list(_ee_fields(robot, SMALL, 0)["values"])[:7], "dt": 0.1}
+        time.sleep(0.5)  # chunk 5's motion is over
+        t3 = time.monotonic()
+        msg = ActionChunk(**{**_ee_fields(robot, SMALL, 6), **one_step})
+        msg.header.stamp = (ros_node.get_clock().now() - Duration(seconds=0.4)).to_msg()
+        chunks.publish(msg)
+        state = wait_for(lambda: [s for _, s in statuses.items if s.chunk_sequence == 6], 10, "status of chunk 6")[0]
+        assert state.code == BridgeStatus.OK and 0.29 < state.chunk_lateness < 1.0, (state.chunk_lateness, state.message)
+        wait_for(lambda: trajectories.after(t3), 5, "the trajectory of the late chunk 6")
+        # and an older observation after it is refused rather than rewinding the plan
+        msg = ActionChunk(**{**_ee_fields(robot, SMALL, 7), **one_step})
+        msg.header.stamp = (ros_node.get_clock().now() - Duration(seconds=2.0)).to_msg()
+        chunks.publish(msg)
+        state = wait_for(lambda: [s for _, s in statuses.items if s.chunk_sequence == 7], 10, "status of chunk 7")[0]
+        assert state.code == BridgeStatus.CHUNK_REJECTED and "out of order" in state.message, state.message
         assert proc.poll() is None
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ros2_vla.errors import ChunkError
+from ros2_vla.errors import ChunkError, PolicyDone
 
 RT_NUM_BINS = 256
 MODES = ("terminate", "arm", "base")  # terminate_episode one-hot index -> meaning
@@ -100,6 +100,13 @@ def decode_rt2(tokens: np.ndarray, num_bins: int = RT_NUM_BINS) -> RtAction:
     """RT-2's 8 tokens (mode, 6 arm deltas, gripper) -> the same RtAction with a zero base."""
     tokens = _check(tokens, RT2_TOKENS, num_bins)
     return RtAction(MODES[tokens[0]], _decode(tokens[1:], ARM_FIELDS, num_bins), np.zeros(len(BASE_FIELDS)))
+
+
+def check_not_terminated(action: RtAction) -> RtAction:
+    """The action, unless its mode ends the episode: then PolicyDone, so vla_node stops and the arm holds."""
+    if action.terminate:
+        raise PolicyDone("the policy ended the episode (RT-1 mode token: terminate)")
+    return action
 
 
 def encode_rt1(action: RtAction, num_bins: int = RT_NUM_BINS) -> np.ndarray:

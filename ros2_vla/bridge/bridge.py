@@ -55,6 +55,7 @@ class Bridge:
         self._g: dict[str, float] = {}  # measured gripper positions
         self._stamps: dict[str, float] = {}  # receipt time of each arm's last complete, finite joint state
         self._holding_stale = False
+        self._newest_stamp = float("-inf")  # [s] stamp of the newest chunk played: an older one is refused
         self._active = False  # a plan is loaded and not yet dropped
         self._last = BridgeState(BridgeCode.IDLE)
 
@@ -96,6 +97,13 @@ class Bridge:
         problem = self._input_problem(now)
         if problem:
             return self._set(BridgeState(BridgeCode.STALE_INPUT, f"{problem}: chunk ignored, holding", True, chunk.sequence))
+        if self._newest_stamp > now:  # the clock went back (a sim reset, a bag replay): forget the order
+            self._newest_stamp = float("-inf")
+        if chunk.stamp < self._newest_stamp:  # played after a newer one, it would rewind the plan
+            return self._set(BridgeState(BridgeCode.CHUNK_REJECTED, (
+                f"chunk {chunk.sequence} is out of order: its observation ({chunk.stamp:.3f} s) is older than the "
+                f"chunk already played ({self._newest_stamp:.3f} s); ignored"), True, chunk.sequence,
+                chunk_lateness=lateness(chunk, now)))
         if self._holding_stale:  # fresh again before the next tick: resume from the measured state here
             self._holding_stale, self._active = False, False
         if not self._active:
@@ -106,12 +114,10 @@ class Bridge:
             plan = self.planner.plan(chunk, q_start)
         except ChunkError as exc:
             return self._set(BridgeState(BridgeCode.CHUNK_REJECTED, f"chunk {chunk.sequence} rejected: {exc}", True, chunk.sequence))
-        if plan.steps > 0 and self._load(plan, chunk, now) == 0:
-            return self._set(BridgeState(BridgeCode.CHUNK_REJECTED, (
-                f"chunk {chunk.sequence} is too old: every step should have started already (stamped "
-                f"{now - chunk.stamp:.2f} s ago, {plan.steps} steps of {chunk.dt:g} s); stamp chunks with their "
-                f"observation time, or use blend_mode replace"), True, chunk.sequence))
-        return self._set(_state_of(plan, chunk.sequence))
+        if plan.steps > 0:
+            self._load(plan, chunk, now)
+        self._newest_stamp = chunk.stamp
+        return self._set(_state_of(plan, chunk.sequence, lateness(chunk, now)))
 
     # --- outputs ----------------------------------------------------------------------------
     def tick(self, now: float) -> list[TrajectoryCommand]:
@@ -275,10 +281,17 @@ class Bridge:
         return state
 
 
-def _state_of(plan: ChunkPlan, sequence: int) -> BridgeState:
+def lateness(chunk: Chunk, now: float) -> float:
+    """[s] how long after its first step's target time (stamp + dt) a chunk arrived; 0 when on time."""
+    return max(0.0, now - (chunk.stamp + chunk.dt))
+
+
+def _state_of(plan: ChunkPlan, sequence: int, late: float) -> BridgeState:
     code = plan.code
     if plan.steps == 0 and code == BridgeCode.OK:
         code = BridgeCode.IDLE
     message = plan.message or f"chunk {sequence}: {plan.steps} steps planned"
+    if late > 0 and not plan.message:
+        message += f", {late:.2f} s late: played from now"
     return BridgeState(code, message, True, sequence, plan.ik_position_residual, plan.ik_rotation_residual,
-                       plan.condition_number, plan.speed_scale)
+                       plan.condition_number, plan.speed_scale, late)

@@ -34,3 +34,4 @@ class BridgeState:
     ik_rotation_residual: float = 0.0  # [rad] worst over the chunk
     condition_number: float = 0.0  # worst over the chunk
     speed_scale: float = 1.0  # 1 nominal, < 1 slowed near a singularity
+    chunk_lateness: float = 0.0  # [s] the chunk arrived this long after its first step's target time

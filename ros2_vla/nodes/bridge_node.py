@@ -159,6 +159,7 @@ class BridgeNode(Node):
         msg.embodiment, msg.chunk_sequence = self.robot.name, int(s.chunk_sequence)
         msg.ik_position_residual, msg.ik_rotation_residual = float(s.ik_position_residual), float(s.ik_rotation_residual)
         msg.condition_number, msg.speed_scale = float(s.condition_number), float(s.speed_scale)
+        msg.chunk_lateness = float(s.chunk_lateness)
         self.status_pub.publish(msg)
 
 

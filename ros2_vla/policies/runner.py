@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ros2_vla.actions.chunk import Chunk
-from ros2_vla.errors import PolicyError, PolicyUnavailable
+from ros2_vla.errors import PolicyDone, PolicyError, PolicyUnavailable
 from ros2_vla.policies.base import Policy, PolicyOutput, PolicySpec
 from ros2_vla.policies.observation import ObservationBuffer
 
@@ -148,6 +148,11 @@ class PolicyRunner:
             out = policy.infer(obs)
         except PolicyUnavailable as exc:  # a policy server down or failing: not the observation's fault
             self._report("ERROR", str(exc))
+            return
+        except PolicyDone as exc:  # the policy says the task is over: no more chunks, the bridge holds
+            with self.lock:
+                self._instruction = ""
+            self._report("IDLE", f"{exc}: stopped until the next instruction")
             return
         except PolicyError as exc:
             self._report("OBSERVATION_REFUSED", str(exc))

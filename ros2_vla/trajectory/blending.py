@@ -21,6 +21,9 @@ Modes:
   lost half its steps to a few ms of DDS delay).
 - "ensemble": ACT temporal ensembling over every chunk still covering the future, steps dropped as in
   "skip" (see `ensemble.py` for the weights).
+A chunk none of whose steps is still ahead (a model slower than its own dt: OpenVLA-7B takes 0.2-0.4 s
+for a 0.1 s step) is played whole from now in every mode, still from the pose commanded at its stamp:
+dropping it would leave the arm standing still for ever behind a slow model.
 In "replace" and "skip" the first `blend_steps` waypoints are mixed from the old plan's path into the new
 chunk's, w = smoothstep((k+1)/(blend_steps+1)) on the new one.
 """
@@ -37,8 +40,8 @@ from ros2_vla.trajectory.plan import Plan
 from ros2_vla.trajectory.timing import HERMITE_ACCELERATION_FACTOR, time_waypoints
 
 BLEND_MODES = ("replace", "skip", "ensemble")
-HISTORY = 2.0  # [s] of superseded plans kept for `commanded_at`: well past the oldest observation vla_node
-# takes (its max_observation_age)
+HISTORY = 30.0  # [s] of superseded plans kept for `commanded_at`: the stamp of a slow model's chunk (seconds on
+# a small GPU, 10-20 s for OpenVLA on a CPU) still finds the pose commanded then
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,7 @@ class TrajectoryBlender:
 
     def add(self, now: float, stamp: float, dt: float, positions: np.ndarray, blend: bool = True) -> Plan:
         """Take in a chunk of joint waypoints [rad] (H, n) predicted from the observation at `stamp` [s]
-        with step `dt` [s]; returns the new plan (the old one if no step of the chunk is still ahead).
+        with step `dt` [s]; returns the new plan.
         blend=False skips the hand-over window ("replace", "skip"): the chunk's waypoints are kept as
         they are (the bridge does so when the old plan is already at rest)."""
         plan = self._require_plan()
@@ -134,8 +137,8 @@ class TrajectoryBlender:
         else:
             times = stamp + (steps + 1) * dt
             keep = times > now  # a step whose target time is still ahead is kept, even if it began earlier
-        if not keep.any():
-            return plan  # a stale chunk changes nothing: the plan already ends at rest
+        if not keep.any():  # entirely late: its motion is played from now rather than lost
+            times, keep = now + (steps + 1) * dt, np.ones(q.shape[0], dtype=bool)
         if self.config.mode == "ensemble":
             targets = self._ensemble(now, stamp, times, q, keep)
         else:
