@@ -78,7 +78,7 @@ class LaunchOptions:
     quantization: str = ""  # vla_node: openvla 4bit | 8bit | bf16 | fp32; flow fp32 | bf16 ("" = the device's default)
     unnorm_key: str = ""  # vla_node, openvla: the dataset statistics that un-normalize actions (e.g. bridge_orig)
     server: str = ""  # vla_node, openpi: host:port of the policy server
-    openpi_preset: str = ""  # vla_node, openpi: droid | aloha | a YAML path ("": a `ros2-vla serve` server)
+    openpi_preset: str = ""  # vla_node, openpi: droid | libero | aloha | a YAML path ("": a `ros2-vla serve` server)
     variant: str = ""  # kinematic variant, e.g. "panda" for franka
     enable: bool = False  # arm the bridge at start (otherwise /vla/enable arms it)
     expert: bool = False  # sim only: the scripted expert sends chunks through the bridge

@@ -51,7 +51,7 @@ def _add_launch_options(p: argparse.ArgumentParser) -> None:
                    help="vla_node, openvla: the dataset statistics that un-normalize actions (e.g. bridge_orig)")
     p.add_argument("--server", default=LaunchOptions.server, help="vla_node, openpi: host:port of the policy server")
     p.add_argument("--openpi-preset", default=LaunchOptions.openpi_preset,
-                   help="vla_node, openpi: droid | aloha | a YAML path (default: the server is ros2-vla serve)")
+                   help="vla_node, openpi: droid | libero | aloha | a YAML path (default: the server is ros2-vla serve)")
     p.add_argument("--variant", default="", help="kinematic variant, e.g. panda for franka")
     p.add_argument("--enable", action="store_true", help="arm the bridge at start")
     p.add_argument("--expert", action="store_true", help="with --sim: the scripted expert drives the robot through the bridge")

@@ -21,7 +21,7 @@ _DESCRIPTIONS = {
     "quantization": "openvla: 4bit | 8bit | bf16 | fp32; flow: fp32 | bf16 (empty: the device's default)",
     "unnorm_key": "openvla: which dataset statistics un-normalize actions (e.g. bridge_orig)",
     "server": "openpi: host:port of the policy server (openpi's serve_policy.py or ros2-vla serve)",
-    "openpi_preset": "openpi: droid | aloha | a YAML path (empty: the server is ros2-vla serve)",
+    "openpi_preset": "openpi: droid | libero | aloha | a YAML path (empty: the server is ros2-vla serve)",
     "variant": "kinematic variant of the robot (franka: fr3 | panda)",
     "enable": "arm the bridge at start instead of waiting for /vla/enable",
     "expert": "with sim:=true, the scripted expert sends chunks through the bridge",

@@ -200,7 +200,7 @@ def test_droid_preset_maps_a_franka_observation_and_its_actions(serve):
     assert sent["observation/exterior_image_1_left"].shape == (224, 224, 3)
     assert sent["observation/wrist_image_left"].dtype == np.uint8
     assert np.allclose(sent["observation/joint_position"], FRANKA.arms[0].chain.home)
-    assert sent["observation/gripper_position"].tolist() == [0.0]  # open fingers: DROID's 0
+    assert sent["observation/gripper_position"] == pytest.approx([0.0], abs=1e-6)  # open fingers: DROID's 0
     assert sent["prompt"] == "pick up the red cube"
     spec = policy.spec
     assert spec.action_space == "joint_velocity" and spec.dt == pytest.approx(1 / 15, rel=1e-4)
@@ -240,6 +240,29 @@ def test_aloha_preset_nests_channels_first_images_and_orders_the_state_per_arm(s
     assert np.allclose(sent["state"], [*left, 1.0, *right, 1.0])  # grippers open: 1
     assert policy.spec.action_space == "joint_position" and out.values.shape == (50, 14)
     assert policy.spec.dimension_names[6] == "left_gripper"
+
+
+def test_libero_preset_sends_the_tcp_pose_and_fingers_and_scales_the_deltas(serve):
+    from ros2_vla.actions.rotations import matrix_to_rotvec
+    from ros2_vla.kinematics.model import ArmModel
+
+    actions = np.tile([1.0, -0.5, 0.0, 0.2, 0.0, -1.0, -1.0], (10, 1)).astype(np.float32)  # -1: open
+    infer = Scripted(actions)
+    server = serve(infer)
+    policy = OpenpiPolicy(OpenpiConfig(f"127.0.0.1:{server.port}", preset="libero"), FRANKA)
+    out = policy.infer(_franka_obs())
+    arm = FRANKA.arms[0]
+    T = ArmModel.from_arm(arm).fk(np.array(arm.chain.home))
+    sent = infer.seen[0]["observation/state"]
+    assert sent.shape == (8,)
+    np.testing.assert_allclose(sent[:3], T[:3, 3], atol=1e-6)
+    np.testing.assert_allclose(sent[3:6], matrix_to_rotvec(T[:3, :3]), atol=1e-6)
+    np.testing.assert_allclose(sent[6:], [0.04, -0.04], atol=1e-7)
+    assert set(infer.seen[0]) == {"observation/image", "observation/wrist_image", "observation/state", "prompt"}
+    assert policy.spec.action_space == "ee_delta"
+    assert policy.spec.dimension_names == ("x", "y", "z", "roll", "pitch", "yaw", "gripper")
+    assert out.values.shape == (5, 7)
+    np.testing.assert_allclose(out.values[0], [0.05, -0.025, 0.0, 0.1, 0.0, -0.5, 1.0], atol=1e-7)  # 1 = open
 
 
 def test_presets_are_checked_against_the_robot():

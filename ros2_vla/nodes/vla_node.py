@@ -65,7 +65,7 @@ class VlaNode(Node):
             "unnorm_key": "",  # openvla: dataset statistics for un-normalization
             "server": "",  # openpi: host:port of the policy server
             "api_key": "",  # openpi: sent as `Authorization: Api-Key <key>`
-            "openpi_preset": "",  # openpi: droid | aloha | a YAML path; "": the server is `ros2-vla serve`
+            "openpi_preset": "",  # openpi: droid | libero | aloha | a YAML path; "": the server is `ros2-vla serve`
             "instruction": "",  # an instruction to start with ("" = wait for /vla/instruction)
             "max_observation_age": 0.5,  # [s] older frames or joint states are refused
             "max_instruction_chars": 512,  # longer instructions are refused

@@ -25,7 +25,7 @@ class LoadOptions:
     unnorm_key: str = ""  # openvla: which dataset's statistics un-normalize the actions
     server: str = ""  # openpi: host:port of the policy server
     api_key: str = ""  # openpi: sent as `Authorization: Api-Key <key>`
-    openpi_preset: str = ""  # openpi: droid | aloha | a YAML path; "": the server is `ros2-vla serve`
+    openpi_preset: str = ""  # openpi: droid | libero | aloha | a YAML path; "": the server is `ros2-vla serve`
 
 
 def _openvla(robot: RobotConfig, opts: LoadOptions) -> Policy:

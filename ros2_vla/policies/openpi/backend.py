@@ -3,7 +3,7 @@
     policy = OpenpiPolicy(OpenpiConfig(server="gpu-host:8000", preset="droid"), robot)
     out = policy.infer(obs)  # one round trip; PolicyUnavailable when the server cannot answer
 
-With a preset (`config/openpi/<name>.yaml`: droid, aloha) the observation is mapped to that server family's
+With a preset (`config/openpi/<name>.yaml`: droid, libero, aloha) the observation is mapped to that server family's
 keys and its actions back to the chunk's columns. Without one (preset "" or "ros2_vla") the server is
 `ros2-vla serve`: images by camera name, the robot's state, the prompt; its metadata names the robot and
 the action layout, which must be this robot's. Construction does not touch the network: a server that is
@@ -31,7 +31,7 @@ NATIVE = ("", "ros2_vla")  # preset names meaning "a ros2-vla serve server"
 @dataclass(frozen=True)
 class OpenpiConfig:
     server: str  # host:port of the policy server
-    preset: str = ""  # droid | aloha | a YAML path; "" or "ros2_vla": `ros2-vla serve`
+    preset: str = ""  # droid | libero | aloha | a YAML path; "" or "ros2_vla": `ros2-vla serve`
     api_key: str = ""  # sent as `Authorization: Api-Key <key>`
     timeout: float = 10.0  # [s] for one reply; a slower server is a status line and a reconnect
     max_instruction_chars: int = 512

@@ -11,7 +11,13 @@ A preset (`config/openpi/<name>.yaml`, or a YAML path) names, for one robot:
 Items, for state and action columns alike:
 - `joints`: every arm joint of the robot, in config order; `arm:<arm>`: one arm's joints [rad];
 - `gripper_open[:<arm>]`: the gripper's opening, 0 closed .. 1 open (this package's gripper convention);
-- `gripper_closed[:<arm>]`: 1 - that (DROID's gripper position, 1 = closed).
+- `gripper_closed[:<arm>]`: 1 - that (DROID's gripper position, 1 = closed);
+- `gripper_signed[:<arm>]`: -1 open .. +1 closed (robosuite's gripper command, LIBERO's actions).
+State only: `ee_position` (TCP [m], 3) and `ee_axis_angle` (TCP orientation as a rotation vector [rad],
+3), both in the arm base frame from the joints by forward kinematics; `gripper_fingers[:<arm>]` (the
+two fingers' positions [m], the second negated: robosuite's gripper qpos).
+Actions only: `ee_delta` (x y z roll pitch yaw of an ee_delta chunk). `actions.scale` multiplies each
+column (LIBERO's controller maps 1.0 to 5 cm and 0.5 rad).
 Nested server keys are written with "/" between levels where the server expects nested maps
 (ALOHA's `images/cam_high` is `{"images": {"cam_high": ...}}`); DROID's keys hold a "/" themselves and are
 sent flat. `nested` in the preset says which (default false: flat keys).
@@ -28,9 +34,11 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from ros2_vla.actions.spaces import ACTION_SPACES
+from ros2_vla.actions.rotations import matrix_to_rotvec
+from ros2_vla.actions.spaces import ACTION_SPACES, EE_ROTATION, EE_TRANSLATION, GRIPPER
 from ros2_vla.config import RobotConfig, config_dir
 from ros2_vla.errors import ConfigError, PolicyError
+from ros2_vla.kinematics.model import ArmModel
 
 PRESET_DIR = "openpi"
 
@@ -39,9 +47,10 @@ PRESET_DIR = "openpi"
 class Column:
     """One state entry or action column: a joint, or a gripper as opening or closing."""
 
-    kind: str  # joint | gripper_open | gripper_closed
-    name: str  # the joint's name in /joint_states (a gripper's joint for the gripper kinds)
+    kind: str  # joint | gripper_open | gripper_closed | gripper_signed | finger | ee_position | ee_axis_angle | ee
+    name: str  # the joint's name in /joint_states (a gripper's joint for the gripper kinds), or the ee dimension
     arm: int  # index of the arm in the robot config
+    index: int = 0  # which of the item's values (xyz, the two fingers)
 
 
 def expand_items(items: list[str], robot: RobotConfig) -> tuple[Column, ...]:
@@ -55,17 +64,30 @@ def expand_items(items: list[str], robot: RobotConfig) -> tuple[Column, ...]:
         chosen = [arms[arm_name]] if arm_name else list(range(len(robot.arms)))
         if kind in ("joints", "arm"):
             out += [Column("joint", j, i) for i in chosen for j in robot.arms[i].chain.joint_names]
-        elif kind in ("gripper_open", "gripper_closed"):
-            if len(chosen) != 1:
-                raise ConfigError(f"openpi preset item {item!r}: {robot.name} has several arms; name one ({kind}:<arm>)")
-            gripper = robot.arms[chosen[0]].gripper
+        elif kind in ("gripper_open", "gripper_closed", "gripper_signed", "gripper_fingers"):
+            gripper = robot.arms[_one_arm(item, kind, chosen, robot)].gripper
             if gripper is None:
                 raise ConfigError(f"openpi preset item {item!r}: arm {robot.arms[chosen[0]].name!r} has no gripper")
-            out.append(Column(kind, gripper.joint, chosen[0]))
+            if kind == "gripper_fingers":
+                out += [Column("finger", gripper.joint, chosen[0], i) for i in range(2)]
+            else:
+                out.append(Column(kind, gripper.joint, chosen[0]))
+        elif kind in ("ee_position", "ee_axis_angle", "ee_delta"):
+            arm = _one_arm(item, kind, chosen, robot)
+            names = ("x", "y", "z") if kind == "ee_position" else ("rx", "ry", "rz") if kind == "ee_axis_angle" \
+                else EE_TRANSLATION + EE_ROTATION
+            column_kind = "ee" if kind == "ee_delta" else kind
+            out += [Column(column_kind, n, arm, i) for i, n in enumerate(names)]
         else:
-            raise ConfigError(f"openpi preset item {item!r} is not joints, arm:<arm>, gripper_open[:<arm>] or "
-                              "gripper_closed[:<arm>]")
+            raise ConfigError(f"openpi preset item {item!r} is not joints, arm:<arm>, gripper_open, gripper_closed, "
+                              "gripper_signed, gripper_fingers, ee_position, ee_axis_angle or ee_delta")
     return tuple(out)
+
+
+def _one_arm(item: str, kind: str, chosen: list[int], robot: RobotConfig) -> int:
+    if len(chosen) != 1:
+        raise ConfigError(f"openpi preset item {item!r}: {robot.name} has several arms; name one ({kind}:<arm>)")
+    return chosen[0]
 
 
 @dataclass(frozen=True)
@@ -84,6 +106,7 @@ class OpenpiPreset:
     action_columns: tuple[Column, ...]
     dt: float  # [s]
     steps: int  # chunk steps played (the rest is dropped)
+    scale: np.ndarray  # (D,) multiplies each action column
 
     @property
     def cameras(self) -> tuple[str, ...]:
@@ -91,24 +114,29 @@ class OpenpiPreset:
 
     @property
     def dimension_names(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.action_columns)
+        """The chunk's dimensions: joint names, gripper joints, or x y z roll pitch yaw (+ "gripper")."""
+        ee = any(c.kind == "ee" for c in self.action_columns)
+        return tuple(GRIPPER if ee and c.kind.startswith("gripper") else c.name for c in self.action_columns)
 
     def observation(self, images: dict[str, np.ndarray], state: np.ndarray, state_names: tuple[str, ...],
                     prompt: str) -> dict[str, Any]:
         """The server's observation map from the robot's frames, state (in `state_names` order) and prompt."""
         index = {name: i for i, name in enumerate(state_names)}
         flat: dict[str, Any] = {key: self._image(images[camera]) for key, camera in self.images.items()}
+        poses: dict[int, np.ndarray] = {}  # arm -> T_base_tcp, computed once per observation
         for key, columns in self.state.items():
-            flat[key] = np.array([self._state_value(c, state[index[c.name]]) for c in columns], np.float32)
+            flat[key] = np.array([self._state_value(c, state, index, poses) for c in columns], np.float32)
         flat[self.prompt_key] = prompt
         return _nest(flat) if self.nested else flat
 
     def chunk_values(self, actions: np.ndarray) -> np.ndarray:
         """The server's `actions` (H, D) as this package's chunk values (H', D), grippers as opening."""
-        values = np.array(actions, np.float64)[: self.steps]
+        values = np.array(actions, np.float64)[: self.steps] * self.scale
         for j, c in enumerate(self.action_columns):
             if c.kind == "gripper_closed":
                 values[:, j] = 1.0 - values[:, j]
+            elif c.kind == "gripper_signed":
+                values[:, j] = (1.0 - values[:, j]) / 2.0
         return values
 
     def _image(self, frame: np.ndarray) -> np.ndarray:
@@ -116,12 +144,21 @@ class OpenpiPreset:
             frame = resize_with_pad(frame, *self.image_size)
         return np.ascontiguousarray(frame.transpose(2, 0, 1) if self.channels_first else frame)
 
-    def _state_value(self, column: Column, q: float) -> float:
+    def _state_value(self, column: Column, state: np.ndarray, index: dict[str, int], poses: dict) -> float:
+        if column.kind in ("ee_position", "ee_axis_angle"):
+            if column.arm not in poses:
+                arm = self.robot.arms[column.arm]
+                poses[column.arm] = ArmModel.from_arm(arm).fk(np.array([state[index[j]] for j in arm.chain.joint_names]))
+            T = poses[column.arm]
+            return float(T[column.index, 3] if column.kind == "ee_position" else matrix_to_rotvec(T[:3, :3])[column.index])
+        q = float(state[index[column.name]])
         if column.kind == "joint":
-            return float(q)
+            return q
+        if column.kind == "finger":
+            return q if column.index == 0 else -q
         g = self.robot.arms[column.arm].gripper
         opening = (q - g.closed_position) / (g.open_position - g.closed_position)
-        return float(opening if column.kind == "gripper_open" else 1.0 - opening)
+        return {"gripper_open": opening, "gripper_closed": 1.0 - opening, "gripper_signed": 1.0 - 2.0 * opening}[column.kind]
 
 
 def resize_with_pad(frame: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -180,14 +217,18 @@ def load_preset(name_or_path: str, robot: RobotConfig) -> OpenpiPreset:
         if actions["space"] not in ACTION_SPACES:
             raise ConfigError(f"openpi preset {path.stem!r}: unknown action space {actions['space']!r}")
         size = raw.get("image_size")
+        columns = expand_items(actions["dimensions"], robot)
+        scale = np.asarray(actions.get("scale", [1.0] * len(columns)), np.float64)
+        if scale.shape != (len(columns),):
+            raise ConfigError(f"openpi preset {path.stem!r}: actions.scale has {scale.size} values for {len(columns)} columns")
         preset = OpenpiPreset(
             name=path.stem, robot=robot, images=dict(raw["images"]),
             image_size=(int(size[0]), int(size[1])) if size else None,
             channels_first=bool(raw.get("channels_first", False)),
             state={k: expand_items(v, robot) for k, v in raw.get("state", {}).items()},
             prompt_key=str(raw.get("prompt", "prompt")), nested=bool(raw.get("nested", False)),
-            action_space=actions["space"], action_columns=expand_items(actions["dimensions"], robot),
-            dt=float(actions["dt"]), steps=int(actions.get("steps", 1 << 30)))
+            action_space=actions["space"], action_columns=columns,
+            dt=float(actions["dt"]), steps=int(actions.get("steps", 1 << 30)), scale=scale)
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise ConfigError(f"openpi preset {path}: malformed ({type(exc).__name__}: {exc})") from exc
     if not preset.dt > 0 or preset.steps < 1:
