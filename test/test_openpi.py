@@ -55,8 +55,9 @@ def serve():
     servers = []
 
     def start(infer, metadata=None, **kwargs) -> PolicyServer:
+        kwargs.setdefault("log", lambda line: None)
         server = PolicyServer(infer, metadata or {"policy": "scripted"}, host="127.0.0.1", port=kwargs.pop("port", 0),
-                              log=lambda line: None, **kwargs).start()
+                              **kwargs).start()
         servers.append(server)
         return server
 
@@ -134,6 +135,19 @@ def test_requests_of_several_clients_are_served_in_arrival_order(serve):
     assert sorted(order) == [0] * 10 + [1] * 10 + [2] * 10
     middle = order[3:-3]  # while all three are sending, every window of 3 turns serves all three
     assert all(len(set(middle[i:i + 3])) == 3 for i in range(len(middle) - 2)), order
+
+
+def test_a_client_that_vanishes_without_a_close_frame_leaves_the_server_serving(serve):
+    logs = []
+    server = serve(Scripted(), log=logs.append)
+    gone = OpenpiClient("127.0.0.1", server.port)
+    gone.infer({"prompt": "x"})
+    gone._conn.socket.close()  # killed: no close frame
+    assert OpenpiClient("127.0.0.1", server.port).infer({"prompt": "y"})["call"] == 2
+    wait = time.monotonic() + 5
+    while not any("gone" in line for line in logs) and time.monotonic() < wait:
+        time.sleep(0.05)
+    assert any("gone" in line for line in logs) and not any("Traceback" in line for line in logs), logs
 
 
 # --- the client: bounded, and honest about failures -----------------------------------------------------

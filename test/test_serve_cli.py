@@ -31,7 +31,8 @@ def _healthy(port: int) -> bool:
         return False
 
 
-def test_serve_answers_openpis_client_and_stops_on_ctrl_c():
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_serve_answers_openpis_client_and_stops_on_ctrl_c_or_kill(stop):
     from openpi_client.websocket_client_policy import WebsocketClientPolicy
 
     port = _free_port()
@@ -53,7 +54,7 @@ def test_serve_answers_openpis_client_and_stops_on_ctrl_c():
         assert reply["server_timing"]["infer_ms"] > 0
         client._ws.close()
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop)
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
     assert "stopped after 1 request(s)" in out and "Traceback" not in out

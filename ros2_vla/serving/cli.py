@@ -8,6 +8,7 @@ clients until Ctrl-C: vla_node's `openpi` backend on another machine, or openpi'
 from __future__ import annotations
 
 import argparse
+import signal
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
                           log=lambda line: print(f"[serve] {line}", flush=True))
     print(f"[serve] {service.metadata['policy']} for {robot.name} on ws://{args.host}:{args.port} "
           f"(health: http://{args.host}:{args.port}/healthz); Ctrl-C stops", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: server.stop())  # `kill` stops it as Ctrl-C does
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -51,27 +51,34 @@ class PolicyServer:
         return None
 
     async def _serve_client(self, websocket: Any) -> None:
+        from websockets.exceptions import ConnectionClosed
+
         peer = websocket.remote_address
         self.log(f"client {peer} connected")
+        try:
+            await self._answer(websocket, peer)
+        except ConnectionClosed as exc:  # a client that went away without a close frame (killed, unplugged)
+            self.log(f"client {peer} gone: {exc}")
+
+    async def _answer(self, websocket: Any, peer: Any) -> None:
         await websocket.send(pack(self.metadata))
         prev_total_ms: float | None = None
         async for message in websocket:
             start = time.monotonic()
             try:
-                infer_start = start
                 async with self._turn:  # FIFO: requests are answered in the order they arrived
                     infer_start = time.monotonic()
                     reply = await self._loop.run_in_executor(self._worker, self.infer, unpack(message))
-                timing = {"infer_ms": 1e3 * (time.monotonic() - infer_start)}
-                if prev_total_ms is not None:
-                    timing["prev_total_ms"] = prev_total_ms
-                await websocket.send(pack({**reply, "server_timing": timing}))
-                self.requests += 1
             except Exception:
                 self.log(f"client {peer}: inference failed\n{traceback.format_exc()}")
                 await websocket.send(traceback.format_exc())
                 await websocket.close(code=ERROR_CLOSE_CODE, reason="Internal server error")
                 return
+            timing = {"infer_ms": 1e3 * (time.monotonic() - infer_start)}
+            if prev_total_ms is not None:
+                timing["prev_total_ms"] = prev_total_ms
+            await websocket.send(pack({**reply, "server_timing": timing}))
+            self.requests += 1
             prev_total_ms = 1e3 * (time.monotonic() - start)
         self.log(f"client {peer} disconnected")
 

@@ -45,7 +45,7 @@ PRESET_DIR = "openpi"
 
 @dataclass(frozen=True)
 class Column:
-    """One state entry or action column: a joint, or a gripper as opening or closing."""
+    """One state entry or action column: a joint, a gripper value, a finger, or a TCP coordinate."""
 
     kind: str  # joint | gripper_open | gripper_closed | gripper_signed | finger | ee_position | ee_axis_angle | ee
     name: str  # the joint's name in /joint_states (a gripper's joint for the gripper kinds), or the ee dimension
