@@ -13,8 +13,11 @@ from ros2_vla.policies.openvla.architecture import OpenVlaArchitecture
 from ros2_vla.policies.openvla.decoding import action_id_range, action_vocab_size, best_action_id
 
 
-class _Tokenizer:
-    vocab_size = 32000  # base vocabulary, added tokens (<PAD>) excluded
+@pytest.fixture(scope="module")
+def tokenizer():
+    from ros2_vla.policies.openvla.random_checkpoint import build_tokenizer
+
+    return build_tokenizer()  # Llama 2's layout: 32000 base ids, <PAD> added at 32000
 
 
 def _arch(rows: int, pad: int = 64, bins: int = 256) -> OpenVlaArchitecture:
@@ -22,20 +25,21 @@ def _arch(rows: int, pad: int = 64, bins: int = 256) -> OpenVlaArchitecture:
                                pad, bins, {})
 
 
-def test_openvla_vocab_size_reverts_padding():
+def test_openvla_vocab_size_reverts_padding(tokenizer):
     # predict_action: vocab_size = text_config.vocab_size - pad_to_multiple_of = 32064 - 64 = 32000
-    assert action_vocab_size(_arch(32064), _Tokenizer()) == 32000
+    assert action_vocab_size(_arch(32064), tokenizer) == 32000
 
 
-def test_vocab_size_without_padding_field_is_the_tokenizer_base_vocab():
-    assert action_vocab_size(_arch(32064, pad=0), _Tokenizer()) == 32000
+def test_vocab_size_without_padding_field_is_the_tokenizer_base_vocab(tokenizer):
+    assert len(tokenizer) == 32001  # <PAD> is added after the base vocabulary and not counted
+    assert action_vocab_size(_arch(32064, pad=0), tokenizer) == 32000
 
 
-def test_vocab_size_that_cannot_hold_the_bins_is_refused():
+def test_vocab_size_that_cannot_hold_the_bins_is_refused(tokenizer):
     with pytest.raises(PolicyError, match="action vocabulary size"):
-        action_vocab_size(_arch(300), _Tokenizer())
+        action_vocab_size(_arch(300), tokenizer)
     with pytest.raises(PolicyError, match="output ids"):
-        action_vocab_size(_arch(31000, pad=0), _Tokenizer())  # tokenizer says 32000 but the model scores 31000
+        action_vocab_size(_arch(31000, pad=0), tokenizer)  # the tokenizer has 32000 but the model scores 31000
 
 
 def test_id_range_is_the_last_num_bins_ids_and_matches_tokenization():
