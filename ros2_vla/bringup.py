@@ -21,7 +21,7 @@ NODE_EXECUTABLES = ("bridge_node", "sim_node", "vla_node", "recorder_node")
 
 @dataclass(frozen=True)
 class Names:
-    """Default topic and service names (DESIGN.md), shared by nodes, CLI and docs."""
+    """Default topic and service names (README: "Topics, services, parameters"), shared by nodes, CLI and docs."""
 
     instruction: str = "/vla/instruction"  # std_msgs/String
     action_chunk: str = "/vla/action_chunk"  # ros2_vla/ActionChunk

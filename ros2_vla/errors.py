@@ -1,6 +1,12 @@
 """The package's own exceptions: each names the thing that is wrong and how to fix it."""
 
 
+def first_line(exc: BaseException) -> str:
+    """`Type: first line of the message` of a foreign exception, for one-line errors and statuses."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
 class Ros2VlaError(Exception):
     """Base class of every error this package raises on purpose."""
 

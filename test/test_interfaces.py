@@ -1,4 +1,5 @@
-"""The generated interfaces: ActionChunk exactly as DESIGN.md, status codes in step with the core."""
+"""The generated interfaces: ActionChunk exactly as msg/ActionChunk.msg and README's "The ActionChunk
+contract" define it, status codes in step with the core."""
 
 from __future__ import annotations
 

@@ -4,33 +4,26 @@ robot to DROID and ALOHA servers. Real WebSockets on 127.0.0.1, no ROS."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
-import urllib.error
 import urllib.request
 
 import numpy as np
 import pytest
+from helpers import free_port
 
 from ros2_vla.config import load_robot_config
 from ros2_vla.errors import ConfigError, PolicyError, PolicyUnavailable
 from ros2_vla.policies.base import Observation
 from ros2_vla.policies.observation import state_names
 from ros2_vla.policies.openpi.backend import OpenpiConfig, OpenpiPolicy
-from ros2_vla.policies.openpi.preset import load_preset, resize_with_pad
+from ros2_vla.policies.openpi.preset import load_preset
 from ros2_vla.serving.client import OpenpiClient
 from ros2_vla.serving.protocol import parse_address
 from ros2_vla.serving.server import PolicyServer
 
 FRANKA = load_robot_config("franka")
 ALOHA = load_robot_config("aloha")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Scripted:
@@ -152,7 +145,7 @@ def test_a_client_that_vanishes_without_a_close_frame_leaves_the_server_serving(
 
 # --- the client: bounded, and honest about failures -----------------------------------------------------
 def test_a_server_that_is_down_fails_fast_and_backs_off(serve):
-    port = _free_port()
+    port = free_port()
     clock = [100.0]
     client = OpenpiClient("127.0.0.1", port, backoff=0.5, max_backoff=4.0, clock=lambda: clock[0])
     t0 = time.monotonic()
@@ -286,9 +279,11 @@ def test_presets_are_checked_against_the_robot():
         load_preset("driod", FRANKA)
 
 
-def test_resize_with_pad_keeps_the_aspect_ratio():
+def test_frames_of_another_size_are_resized_with_padding_keeping_the_aspect_ratio():
+    preset = load_preset("droid", FRANKA)
     frame = np.full((100, 200, 3), 255, np.uint8)
-    out = resize_with_pad(frame, 224, 224)
+    sent = preset.observation({"scene": frame, "wrist": frame}, np.zeros(8, np.float32), state_names(FRANKA), "x")
+    out = sent["observation/exterior_image_1_left"]
     assert out.shape == (224, 224, 3)
     assert out[56:168].min() == 255 and out[:56].max() == 0 and out[168:].max() == 0  # 112 rows of image, centred
 
@@ -303,9 +298,9 @@ def test_a_ros2_vla_server_for_another_robot_is_refused(serve):
 
 
 def test_empty_and_overlong_instructions_are_refused_before_the_network():
-    policy = OpenpiPolicy(OpenpiConfig(f"127.0.0.1:{_free_port()}", preset="droid", max_instruction_chars=10), FRANKA)
+    policy = OpenpiPolicy(OpenpiConfig(f"127.0.0.1:{free_port()}", preset="droid", max_instruction_chars=10), FRANKA)
     with pytest.raises(PolicyError, match="empty"):
         policy.infer(_franka_obs("  "))
-    with pytest.raises(PolicyError, match="over the limit"):
+    with pytest.raises(PolicyError, match="11 characters long; the limit is 10"):
         policy.infer(_franka_obs("x" * 11))
     assert policy.client._failures == 0

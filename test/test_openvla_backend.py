@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
+from openvla_helpers import checkpoint_variant
 
 from ros2_vla.actions.chunk import Chunk, chunk_to_array
 from ros2_vla.actions.tokenization import bin_centers
@@ -137,14 +136,10 @@ def test_unknown_unnorm_key_is_refused_before_weights(openvla_checkpoint):
 def test_several_datasets_need_an_unnorm_key(openvla_checkpoint, tmp_path):
     """openvla-7b carries the statistics of dozens of datasets: without unnorm_key the actions would be
     un-normalized with an arbitrary one, so the backend refuses and lists them."""
-    ck = tmp_path / "multi"
-    ck.mkdir()
-    for path in openvla_checkpoint.iterdir():
-        (ck / path.name).symlink_to(path)
-    config = json.loads((openvla_checkpoint / "config.json").read_text())
-    config["norm_stats"]["fractal20220817_data"] = config["norm_stats"]["bridge_orig"]
-    (ck / "config.json").unlink()
-    (ck / "config.json").write_text(json.dumps(config))
+    def second_dataset(config: dict) -> None:
+        config["norm_stats"]["fractal20220817_data"] = config["norm_stats"]["bridge_orig"]
+
+    ck = checkpoint_variant(openvla_checkpoint, tmp_path / "multi", config=second_dataset)
     with pytest.raises(PolicyError, match="2 datasets: set unnorm_key to one of bridge_orig, fractal20220817_data"):
         OpenVlaPolicy(OpenVlaConfig(checkpoint=str(ck), dt=0.2, cameras=CAMERAS))
     chosen = OpenVlaPolicy(OpenVlaConfig(checkpoint=str(ck), dt=0.2, cameras=CAMERAS, unnorm_key="bridge_orig",

@@ -4,11 +4,10 @@ before any tensor is read where the files already tell."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 import torch
-from safetensors.torch import save_file
+from openvla_helpers import checkpoint_variant
 
 from ros2_vla.errors import PolicyError
 from ros2_vla.policies.openvla.checkpoint import read_checkpoint_config
@@ -23,28 +22,6 @@ from ros2_vla.policies.openvla.weights import INDEX_FILE
 
 bnb = pytest.importorskip("bitsandbytes")
 pytestmark = pytest.mark.slow
-
-
-def _variant(src, dst, config=None, index=None, extra=None):
-    """A copy of the checkpoint whose JSON files are edited and whose shards are links to the original's;
-    `extra`: tensors written to one more shard and named in the index."""
-    dst.mkdir()
-    for path in src.iterdir():
-        if path.suffix == ".safetensors":
-            (dst / path.name).symlink_to(path)
-        else:
-            shutil.copy2(path, dst / path.name)
-    for name, edit in (("config.json", config), (INDEX_FILE, index)):
-        if edit is not None:
-            data = json.loads((dst / name).read_text())
-            edit(data)
-            (dst / name).write_text(json.dumps(data))
-    if extra:
-        save_file(extra, dst / "model-extra.safetensors", {"format": "pt"})
-        data = json.loads((dst / INDEX_FILE).read_text())
-        data["weight_map"].update({key: "model-extra.safetensors" for key in extra})
-        (dst / INDEX_FILE).write_text(json.dumps(data))
-    return dst
 
 
 def _types(module) -> set[str]:
@@ -125,31 +102,31 @@ def test_a_model_of_another_kind_is_refused(tmp_path):
     ("image_sizes", [384, 384], "image_sizes .* do not match"),
 ])
 def test_config_fields_that_do_not_describe_openvla_are_refused(openvla_checkpoint, tmp_path, field, value, message):
-    broken = _variant(openvla_checkpoint, tmp_path / "ck", config=lambda c: c.update({field: value}))
+    broken = checkpoint_variant(openvla_checkpoint, tmp_path / "ck", config=lambda c: c.update({field: value}))
     with pytest.raises(PolicyError, match=message):
         load_checkpoint(broken, device="cpu")
 
 
 def test_a_missing_weight_is_refused(openvla_checkpoint, tmp_path):
-    broken = _variant(openvla_checkpoint, tmp_path / "ck", index=lambda d: d["weight_map"].pop("projector.fc3.bias"))
+    broken = checkpoint_variant(openvla_checkpoint, tmp_path / "ck", index=lambda d: d["weight_map"].pop("projector.fc3.bias"))
     with pytest.raises(PolicyError, match=r"lacks 1 weight\(s\) the network needs: projector.fc3.bias"):
         load_checkpoint(broken, device="cpu")
 
 
 def test_an_unexpected_weight_is_refused(openvla_checkpoint, tmp_path):
-    broken = _variant(openvla_checkpoint, tmp_path / "ck", extra={"projector.fc4.weight": torch.zeros(2, 2)})
+    broken = checkpoint_variant(openvla_checkpoint, tmp_path / "ck", extra={"projector.fc4.weight": torch.zeros(2, 2)})
     with pytest.raises(PolicyError, match=r"1 weight\(s\) the network has no place for: projector.fc4.weight"):
         load_checkpoint(broken, device="cpu")
 
 
 def test_a_weight_of_the_wrong_shape_is_refused(openvla_checkpoint, tmp_path):
-    broken = _variant(openvla_checkpoint, tmp_path / "ck", extra={"projector.fc3.bias": torch.zeros(65)})
+    broken = checkpoint_variant(openvla_checkpoint, tmp_path / "ck", extra={"projector.fc3.bias": torch.zeros(65)})
     with pytest.raises(PolicyError, match=r"wrong shape: projector.fc3.bias \[65\] \(expected \[64\]\)"):
         load_checkpoint(broken, device="cpu")
 
 
 def test_a_missing_shard_or_weight_file_is_refused(openvla_checkpoint, tmp_path):
-    broken = _variant(openvla_checkpoint, tmp_path / "ck")
+    broken = checkpoint_variant(openvla_checkpoint, tmp_path / "ck")
     next(broken.glob("model-00002-*.safetensors")).unlink()
     with pytest.raises(PolicyError, match="lacks the shard"):
         load_checkpoint(broken, device="cpu")
@@ -161,14 +138,14 @@ def test_a_missing_shard_or_weight_file_is_refused(openvla_checkpoint, tmp_path)
 
 def test_an_openvla_oft_checkpoint_is_refused_by_name(openvla_checkpoint, tmp_path):
     """OFT keeps OpenVLA's config and weights but acts through action_head--*.pt: tokens would be garbage."""
-    oft = _variant(openvla_checkpoint, tmp_path / "oft")
+    oft = checkpoint_variant(openvla_checkpoint, tmp_path / "oft")
     (oft / "action_head--150000_checkpoint.pt").write_bytes(b"")
     with pytest.raises(PolicyError, match="OpenVLA-OFT checkpoint .*action_head--150000_checkpoint.pt"):
         load_checkpoint(oft, device="cpu")
 
 
 def test_a_checkpoint_without_tokenizer_is_refused(openvla_checkpoint, tmp_path):
-    broken = _variant(openvla_checkpoint, tmp_path / "ck")
+    broken = checkpoint_variant(openvla_checkpoint, tmp_path / "ck")
     (broken / "tokenizer.json").unlink()
     with pytest.raises(PolicyError, match="has no tokenizer"):
         load_checkpoint(broken, device="cpu")

@@ -211,7 +211,7 @@ def test_the_instruction_alone_changes_the_action(policy):
     assert len(actions) == 3
 
 
-def test_prefill_logits_depend_on_every_patch_position(policy):
+def test_prefill_logits_depend_on_a_single_patch(policy):
     """The cached decoding reads the image: perturbing one corner of the frame moves the first step's scores."""
     frame = _frame(30)
     a = policy.encode(_obs(frame))

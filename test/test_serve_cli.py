@@ -4,23 +4,16 @@ answered to openpi's own WebsocketClientPolicy, stopped cleanly by Ctrl-C; bad i
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import urllib.request
 
 import numpy as np
 import pytest
-from helpers import cli, wait_for
+from helpers import cli, free_port, wait_for
 
 from ros2_vla.config import load_robot_config
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _healthy(port: int) -> bool:
@@ -35,7 +28,7 @@ def _healthy(port: int) -> bool:
 def test_serve_answers_openpis_client_and_stops_on_ctrl_c_or_kill(stop):
     from openpi_client.websocket_client_policy import WebsocketClientPolicy
 
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(cli("serve", "franka", "--policy", "flow", "--device", "cpu", "--host", "127.0.0.1",
                                 "--port", str(port)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -66,6 +59,6 @@ def test_serve_answers_openpis_client_and_stops_on_ctrl_c_or_kill(stop):
     (("frank",), "frank"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):
-    proc = subprocess.run(cli("serve", *args, "--port", str(_free_port())), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(cli("serve", *args, "--port", str(free_port())), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

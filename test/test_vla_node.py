@@ -333,7 +333,7 @@ def _stamp(msg) -> float:
 
 
 def _check_common(chunks, instruction: str, policy: str, stamps: np.ndarray) -> None:
-    """DESIGN.md fields every chunk carries, whatever the backend."""
+    """The ActionChunk fields every chunk carries, whatever the backend (msg/ActionChunk.msg)."""
     for receipt, m in chunks:
         assert m.embodiment == ROBOT.name and m.action_space == ROBOT.action.space
         assert list(m.dimension_names) == list(ROBOT.action.dimension_names)

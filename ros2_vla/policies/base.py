@@ -13,6 +13,8 @@ from typing import Protocol
 
 import numpy as np
 
+from ros2_vla.errors import PolicyError
+
 
 @dataclass(frozen=True)
 class Observation:
@@ -49,6 +51,15 @@ class PolicyOutput:
     high: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (D,) physical value at +1
     normalized: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # (D,) dims mapped via low/high
     inference_time: float | None = None  # [s] the model's own time when known (a server's infer_ms); None: measured
+
+
+def check_instruction(text: str, max_chars: int) -> str:
+    """The instruction as given, or PolicyError when it is empty or over `max_chars` (never truncated)."""
+    if not isinstance(text, str) or not text.strip():
+        raise PolicyError("instruction is empty; send a non-empty instruction")
+    if len(text) > max_chars:
+        raise PolicyError(f"instruction is {len(text)} characters long; the limit is {max_chars}")
+    return text
 
 
 class Policy(Protocol):

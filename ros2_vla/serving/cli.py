@@ -12,15 +12,18 @@ import signal
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ros2_vla.policies.registry import LoadOptions
     from ros2_vla.serving.protocol import DEFAULT_PORT
 
     parser.add_argument("robot", help="robot config name (config/<robot>.yaml): cameras, state and action layout")
     parser.add_argument("--policy", default="flow", help="in-process backend to serve: flow | openvla")
     parser.add_argument("--model", default="", help="checkpoint folder (flow: default the policy shipped for the robot)")
     parser.add_argument("--variant", default="", help="kinematic variant, e.g. panda for franka")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--quantization", default="", help="openvla: 4bit | 8bit | bf16 | fp32; flow: fp32 | bf16")
-    parser.add_argument("--unnorm-key", default="", help="openvla: the dataset statistics that un-normalize actions")
+    parser.add_argument("--device", default=LoadOptions.device, help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--quantization", default=LoadOptions.quantization,
+                        help="openvla: 4bit | 8bit | bf16 | fp32; flow: fp32 | bf16 (default: the device's)")
+    parser.add_argument("--unnorm-key", default=LoadOptions.unnorm_key,
+                        help="openvla: the dataset statistics that un-normalize actions")
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default every interface)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}, openpi's)")
     parser.add_argument("--api-key", default="", help="require `Authorization: Api-Key KEY` from clients")

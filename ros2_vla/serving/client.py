@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ros2_vla.errors import PolicyUnavailable
+from ros2_vla.errors import PolicyUnavailable, first_line
 from ros2_vla.serving.protocol import API_KEY_HEADER, API_KEY_PREFIX, pack, unpack
 
 
@@ -50,14 +50,14 @@ class OpenpiClient:
         except TimeoutError:
             raise self._fail(f"no reply from {self.uri} within {self.timeout:g} s") from None
         except Exception as exc:  # websockets' ConnectionClosed*, OSError: the connection is gone
-            raise self._fail(f"connection to {self.uri} lost: {_describe(exc)}") from exc
+            raise self._fail(f"connection to {self.uri} lost: {first_line(exc)}") from exc
         if isinstance(reply, str):  # openpi servers send the traceback as text, then close with 1011
             lines = [line for line in reply.strip().splitlines() if line.strip()]
             raise self._fail(f"the policy server failed: {lines[-1] if lines else 'no message'}")
         try:
             data = unpack(reply)
         except Exception as exc:  # msgpack raises several types for a damaged frame
-            raise self._fail(f"unreadable reply from {self.uri}: {_describe(exc)}") from exc
+            raise self._fail(f"unreadable reply from {self.uri}: {first_line(exc)}") from exc
         if not isinstance(data, dict) or "actions" not in data:
             keys = sorted(map(str, data)) if isinstance(data, dict) else type(data).__name__
             raise self._fail(f"the reply from {self.uri} has no 'actions' (it has {keys})")
@@ -91,12 +91,12 @@ class OpenpiClient:
             conn = connect(self.uri, compression=None, max_size=None, additional_headers=headers,
                            open_timeout=self.connect_timeout, close_timeout=1.0).__enter__()
         except Exception as exc:  # refused, unreachable, handshake rejected (e.g. a wrong API key), timeout
-            raise self._fail(f"cannot connect to {self.uri}: {_describe(exc)}") from exc
+            raise self._fail(f"cannot connect to {self.uri}: {first_line(exc)}") from exc
         try:
             metadata = unpack(conn.recv(timeout=self.connect_timeout))
         except Exception as exc:
             conn.close()
-            raise self._fail(f"{self.uri} sent no metadata frame: {_describe(exc)}") from exc
+            raise self._fail(f"{self.uri} sent no metadata frame: {first_line(exc)}") from exc
         self._conn, self.metadata = conn, metadata if isinstance(metadata, dict) else {}
         return conn
 
@@ -106,8 +106,3 @@ class OpenpiClient:
         delay = min(self.max_backoff, self.backoff * 2 ** (self._failures - 1))
         self._next_try = self.clock() + delay
         return PolicyUnavailable(f"{message}; retrying in {delay:.1f} s")
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

@@ -28,9 +28,9 @@ from ros2_vla.data.frames import FrameDataset
 from ros2_vla.errors import PolicyError
 from ros2_vla.policies.flow.norm import default_action_mask
 from ros2_vla.policies.openvla.inputs import model_inputs, to_pil
+from ros2_vla.policies.openvla.model import IGNORE_INDEX
 from ros2_vla.policies.openvla.prompt import format_prompt
 
-IGNORE_INDEX = -100  # labels the cross-entropy skips (transformers' and OpenVLA's value)
 ACTION_FEATURE = "action"  # LeRobot feature name in FrameDataset.stats
 
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ros2_vla.errors import PolicyError
-from ros2_vla.policies.base import Observation
+from ros2_vla.policies.base import Observation, check_instruction
 from ros2_vla.policies.flow.norm import NormStats
 from ros2_vla.policies.flow.proprio import TcpFeatures, model_state
 
@@ -82,11 +82,7 @@ class Instruction:
     max_chars: int
 
     def __call__(self, text: str) -> list[str]:
-        if not isinstance(text, str) or not text.strip():
-            raise PolicyError("instruction is empty; send a non-empty instruction")
-        if len(text) > self.max_chars:
-            raise PolicyError(f"instruction is {len(text)} characters long; the limit is {self.max_chars}")
-        return [text]
+        return [check_instruction(text, self.max_chars)]
 
 
 def check_observation(obs: object) -> Observation:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ros2_vla.config import RobotConfig
 from ros2_vla.errors import PolicyError, PolicyUnavailable
-from ros2_vla.policies.base import Observation, PolicyOutput, PolicySpec
+from ros2_vla.policies.base import Observation, PolicyOutput, PolicySpec, check_instruction
 from ros2_vla.policies.observation import state_names
 from ros2_vla.policies.openpi.preset import OpenpiPreset, check_actions, load_preset
 from ros2_vla.serving.client import OpenpiClient
@@ -82,11 +82,7 @@ class OpenpiPolicy:
         return self.preset.observation(obs.images, obs.state, self._state_names, obs.instruction)
 
     def infer(self, obs: Observation) -> PolicyOutput:
-        if not obs.instruction.strip():
-            raise PolicyError("the instruction is empty: say what the robot should do")
-        if len(obs.instruction) > self.spec.max_instruction_chars:
-            raise PolicyError(f"instruction is {len(obs.instruction)} characters, over the limit of "
-                              f"{self.spec.max_instruction_chars}")
+        check_instruction(obs.instruction, self.spec.max_instruction_chars)
         self.client.connect()
         self._check_metadata()
         reply = self.client.infer(self.observation_map(obs))

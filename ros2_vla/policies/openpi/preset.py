@@ -1,8 +1,8 @@
 """How a robot's observation becomes an openpi server's observation map, and its `actions` a chunk.
 
 A preset (`config/openpi/<name>.yaml`, or a YAML path) names, for one robot:
-- `images`: server key -> robot camera; frames resized with padding to `image_size` (openpi's clients do
-  the same: `image_tools.resize_with_pad`), channels first where the server wants it;
+- `images`: server key -> robot camera; frames resized with padding to `image_size` by openpi-client's
+  `image_tools.resize_with_pad`, as openpi's own clients do, channels first where the server wants it;
 - `state`: server key -> a list of state items, concatenated;
 - `prompt`: the key of the instruction;
 - `actions`: the chunk's action space, the server's action columns as items, dt, and the steps played
@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import yaml
-from PIL import Image
+from openpi_client.image_tools import resize_with_pad
 
 from ros2_vla.actions.rotations import matrix_to_rotvec
 from ros2_vla.actions.spaces import ACTION_SPACES, EE_ROTATION, EE_TRANSLATION, GRIPPER
@@ -141,7 +141,7 @@ class OpenpiPreset:
 
     def _image(self, frame: np.ndarray) -> np.ndarray:
         if self.image_size is not None and frame.shape[:2] != self.image_size:
-            frame = resize_with_pad(frame, *self.image_size)
+            frame = resize_with_pad(frame, *self.image_size)  # openpi-client's own, as openpi's clients do
         return np.ascontiguousarray(frame.transpose(2, 0, 1) if self.channels_first else frame)
 
     def _state_value(self, column: Column, state: np.ndarray, index: dict[str, int], poses: dict) -> float:
@@ -159,18 +159,6 @@ class OpenpiPreset:
         g = self.robot.arms[column.arm].gripper
         opening = (q - g.closed_position) / (g.open_position - g.closed_position)
         return {"gripper_open": opening, "gripper_closed": 1.0 - opening, "gripper_signed": 1.0 - 2.0 * opening}[column.kind]
-
-
-def resize_with_pad(frame: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Scale to fit (height, width) keeping the aspect ratio, then pad with black, centred (openpi's rule)."""
-    h, w = frame.shape[:2]
-    ratio = max(w / width, h / height)
-    new_h, new_w = int(h / ratio), int(w / ratio)
-    resized = np.asarray(Image.fromarray(frame).resize((new_w, new_h), resample=Image.BILINEAR))
-    out = np.zeros((height, width, frame.shape[2]), frame.dtype)
-    top, left = (height - new_h) // 2, (width - new_w) // 2
-    out[top : top + new_h, left : left + new_w] = resized
-    return out
 
 
 def _nest(flat: dict[str, Any]) -> dict[str, Any]:

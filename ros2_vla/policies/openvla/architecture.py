@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ros2_vla.actions.tokenization import OPENVLA_NUM_BINS
 from ros2_vla.errors import PolicyError
 from ros2_vla.policies.openvla.backbones import TowerSpec, llm_family, vision_backbone
 from ros2_vla.policies.openvla.checkpoint import read_checkpoint_config
@@ -110,5 +111,5 @@ def read_architecture(path: str | Path) -> OpenVlaArchitecture:
     return OpenVlaArchitecture(
         vision_backbone_id=config["vision_backbone_id"], llm_backbone_id=config["llm_backbone_id"], towers=towers,
         image_size=size, text_config=text_config, pad_to_multiple_of=pad,
-        n_action_bins=int(config.get("n_action_bins") or 256), raw=config,
+        n_action_bins=int(config.get("n_action_bins") or OPENVLA_NUM_BINS), raw=config,
     )

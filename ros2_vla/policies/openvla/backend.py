@@ -24,7 +24,7 @@ from ros2_vla.errors import ChunkError, PolicyError
 from ros2_vla.policies.base import Observation, PolicyOutput, PolicySpec
 from ros2_vla.policies.openvla.architecture import read_architecture
 from ros2_vla.policies.openvla.decoding import action_id_range, action_vocab_size, greedy_action_ids
-from ros2_vla.policies.openvla.inputs import model_inputs, processor_image_size, to_pil
+from ros2_vla.policies.openvla.inputs import model_inputs, to_pil
 from ros2_vla.policies.openvla.loading import load_checkpoint, oom_as_policy_error
 from ros2_vla.policies.openvla.norm_stats import ActionStats, load_action_stats
 from ros2_vla.policies.openvla.prompt import OPENVLA_PROMPT, format_prompt, suffix_token_id
@@ -99,7 +99,7 @@ class OpenVlaPolicy:
         self.spec = PolicySpec(
             name=config.name or f"openvla:{Path(config.checkpoint).expanduser().resolve().name}",
             cameras=(config.input_camera,),
-            image_size=processor_image_size(self._loaded.processor.image_processor),
+            image_size=tuple(self._loaded.processor.image_processor.input_sizes[0][-2:]),  # (H, W) of each tower
             action_space=config.action_space,
             dimension_names=names,
             horizon=1,  # OpenVLA predicts one step per call

@@ -28,26 +28,6 @@ def to_pil(image: np.ndarray, camera: str) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(image))  # (H, W, 3) uint8 is RGB to PIL
 
 
-def processor_image_size(image_processor: Any, default: tuple[int, int] = (224, 224)) -> tuple[int, int]:
-    """(height, width) [px] the image processor produces: its crop size, else its size, else `default`.
-
-    Covers transformers' `size` / `crop_size` dicts and OpenVLA's `input_sizes` [(3, H, W)].
-    """
-    input_sizes = getattr(image_processor, "input_sizes", None)
-    if input_sizes:
-        return int(input_sizes[0][-2]), int(input_sizes[0][-1])
-    for attr in ("crop_size", "size"):
-        size = getattr(image_processor, attr, None)
-        if size is None:
-            continue
-        size = dict(size) if not isinstance(size, int) else {"height": size, "width": size}
-        if "height" in size and "width" in size:
-            return int(size["height"]), int(size["width"])
-        if "shortest_edge" in size:
-            return int(size["shortest_edge"]), int(size["shortest_edge"])
-    return default
-
-
 def append_token(inputs: dict, token_id: int | None) -> dict:
     """`inputs` with `token_id` appended to input_ids (and a 1 to attention_mask) unless already last."""
     if token_id is None:
@@ -68,7 +48,7 @@ def model_inputs(
 ) -> dict:
     """Tokenized prompt and processed image, on `device`; floating tensors (pixel_values) cast to `dtype`."""
     try:
-        batch = processor(text=prompt, images=image, return_tensors="pt")
+        batch = processor(text=prompt, images=image)
     except (ValueError, TypeError, KeyError) as exc:
         raise PolicyError(f"the checkpoint's processor rejected the input: {type(exc).__name__}: {exc}") from exc
     inputs = append_token(dict(batch), suffix_id)

@@ -21,7 +21,7 @@ from typing import Iterator
 
 import torch
 
-from ros2_vla.errors import PolicyError
+from ros2_vla.errors import PolicyError, first_line
 from ros2_vla.policies.openvla.architecture import OpenVlaArchitecture, read_architecture
 from ros2_vla.policies.openvla.model import OpenVlaModel
 from ros2_vla.policies.openvla.processor import OpenVlaProcessor, load_processor
@@ -78,11 +78,6 @@ def is_out_of_memory(exc: BaseException) -> bool:
         return True
     text = str(exc).lower()
     return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
-
-
-def first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
 
 
 @contextmanager

@@ -20,7 +20,7 @@ from torch import nn
 from ros2_vla.policies.openvla.architecture import OpenVlaArchitecture
 from ros2_vla.policies.openvla.vit import VisionBackbone
 
-IGNORE_INDEX = -100  # label of positions that carry no loss (the image patches)
+IGNORE_INDEX = -100  # label of positions that carry no loss: the prompt and the image patches (transformers' value)
 
 
 class Projector(nn.Module):
@@ -44,8 +44,8 @@ class Projector(nn.Module):
 
 
 @dataclass
-class Prefill:
-    """What `prefill` returns: the next-token logits and the cache to continue from."""
+class NextToken:
+    """What `prefill` and `step` return: the next token's logits and the cache to continue from."""
 
     logits: torch.Tensor  # (B, vocab rows) float, scores of the token after the prompt
     cache: Any  # the LLM's key/value cache (a transformers Cache)
@@ -74,16 +74,16 @@ class OpenVlaModel(nn.Module):
         patches = self.project_image(pixel_values).to(text.dtype)
         return torch.cat([text[:, :1], patches, text[:, 1:]], dim=1)
 
-    def prefill(self, input_ids: torch.Tensor, pixel_values: torch.Tensor) -> Prefill:
+    def prefill(self, input_ids: torch.Tensor, pixel_values: torch.Tensor) -> NextToken:
         """Run the whole prompt with the image once; batch of one (OpenVLA decodes one robot at a time)."""
         out = self.language_model(inputs_embeds=self.multimodal_embeddings(input_ids, pixel_values),
                                   use_cache=True, logits_to_keep=1)
-        return Prefill(out.logits[:, -1].float(), out.past_key_values)
+        return NextToken(out.logits[:, -1].float(), out.past_key_values)
 
-    def step(self, token_id: torch.Tensor, cache: Any) -> Prefill:
+    def step(self, token_id: torch.Tensor, cache: Any) -> NextToken:
         """One more token (B, 1) after `cache`; returns its successor's logits and the grown cache."""
         out = self.language_model(input_ids=token_id, past_key_values=cache, use_cache=True)
-        return Prefill(out.logits[:, -1].float(), out.past_key_values)
+        return NextToken(out.logits[:, -1].float(), out.past_key_values)
 
     def forward(self, input_ids: torch.Tensor, pixel_values: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None) -> Any:

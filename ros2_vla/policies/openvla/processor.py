@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import torch
 from PIL import Image
 
-from ros2_vla.errors import PolicyError
+from ros2_vla.errors import PolicyError, first_line
 from ros2_vla.policies.openvla.architecture import OpenVlaArchitecture
 from ros2_vla.policies.openvla.image_processing import PREPROCESSOR_FILE, OpenVlaImageProcessor, load_image_processor
 
@@ -36,7 +36,7 @@ class OpenVlaProcessor:
     image_processor: OpenVlaImageProcessor
     source: Path  # the checkpoint dir the files came from
 
-    def __call__(self, text: str, images: Image.Image, return_tensors: str = "pt") -> dict[str, torch.Tensor]:
+    def __call__(self, text: str, images: Image.Image) -> dict[str, torch.Tensor]:
         ids = self.tokenizer(text, return_tensors="pt")  # adds <s> as Llama's tokenizer does
         return {"input_ids": ids["input_ids"], "attention_mask": ids["attention_mask"],
                 "pixel_values": self.image_processor(images).unsqueeze(0)}
@@ -73,7 +73,5 @@ def load_processor(path: Path, arch: OpenVlaArchitecture) -> OpenVlaProcessor:
         with _quiet_config_warning():
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
     except Exception as exc:  # transformers raises OSError, ValueError, ImportError... for a bad tokenizer
-        lines = str(exc).strip().splitlines()
-        raise PolicyError(f"cannot load the tokenizer of {path}: {type(exc).__name__}: "
-                          f"{lines[0] if lines else ''}") from exc
+        raise PolicyError(f"cannot load the tokenizer of {path}: {first_line(exc)}") from exc
     return OpenVlaProcessor(tokenizer, load_image_processor(path, arch), path)

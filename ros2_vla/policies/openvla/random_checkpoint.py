@@ -22,17 +22,18 @@ from typing import Any
 
 import torch
 
+from ros2_vla.actions.tokenization import OPENVLA_NUM_BINS
 from ros2_vla.policies.openvla.architecture import read_architecture
 from ros2_vla.policies.openvla.backbones import vision_backbone
 from ros2_vla.policies.openvla.model import OpenVlaModel
+from ros2_vla.policies.openvla.prompt import SENTENCEPIECE_SPACE
 from ros2_vla.policies.openvla.published_stats import bridge_orig_norm_stats
 from ros2_vla.policies.openvla.weights import save_sharded
 
 BASE_VOCAB = 32000  # Llama 2's vocabulary
 PAD_TO_MULTIPLE_OF = 64  # OpenVLA: 32001 ids (with <PAD>) padded to 32064 embedding rows
 PAD_TOKEN = "<PAD>"
-SPACE = "\u2581"  # SentencePiece's word-start marker
-SPACE_ID = 29871  # its id in Llama 2's vocabulary
+SPACE_ID = 29871  # the id of SentencePiece's word-start piece in Llama 2's vocabulary
 
 # initializer_range 0.2 (Llama's is 0.02): attention this narrow with weights that small is uniform over the
 # 270 positions, so a few instruction tokens would barely move the action; trained models attend sharply
@@ -53,13 +54,17 @@ def build_tokenizer() -> Any:
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    normalizer = normalizers.Sequence([normalizers.Prepend(SPACE), normalizers.Replace(" ", SPACE)])
+    space = SENTENCEPIECE_SPACE  # "▁"
+    normalizer = normalizers.Sequence([normalizers.Prepend(space), normalizers.Replace(" ", space)])
     learner = Tokenizer(models.BPE(unk_token="<unk>"))
     learner.normalizer = normalizer
     # merges learned within words, as SentencePiece learns them (the final tokenizer, like Llama's, has no
     # pre-tokenizer, so merges across a word start would otherwise swallow whole phrases)
-    learner.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Metaspace(replacement=SPACE, prepend_scheme="never"),
-                                                     pre_tokenizers.Punctuation(), pre_tokenizers.Split("\n", "isolated")])
+    learner.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Metaspace(replacement=space, prepend_scheme="never"),
+        pre_tokenizers.Punctuation(),
+        pre_tokenizers.Split("\n", "isolated"),
+    ])
     corpus = ["In: What action should the robot take to " + " ".join(_CORPUS_WORDS[i:i + 6]) + "?\nOut:"
               for i in range(len(_CORPUS_WORDS))]
     learner.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=2000, show_progress=False,
@@ -73,11 +78,11 @@ def build_tokenizer() -> Any:
         vocab[f"<unused{len(vocab)}>"] = len(vocab)
     # the lone word start "▁" at Llama 2's id, which OpenVLA's predict_action appends by number
     filler = next(piece for piece, i in vocab.items() if i == SPACE_ID)
-    vocab[filler], vocab[SPACE] = vocab[SPACE], SPACE_ID
+    vocab[filler], vocab[space] = vocab[space], SPACE_ID
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in learned["merges"]]
     tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
     tok.normalizer = normalizer
-    tok.decoder = decoders.Sequence([decoders.Replace(SPACE, " "), decoders.ByteFallback(), decoders.Fuse(),
+    tok.decoder = decoders.Sequence([decoders.Replace(space, " "), decoders.ByteFallback(), decoders.Fuse(),
                                      decoders.Strip(" ", 1, 0)])
     tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
                                                        special_tokens=[("<s>", 1)])
@@ -108,7 +113,7 @@ def _config_json(vision_backbone_id: str, text: dict, norm_stats: dict) -> dict:
         "llm_backbone_id": "llama2-7b-pure",
         "llm_max_length": 2048,
         "model_type": "openvla",
-        "n_action_bins": 256,
+        "n_action_bins": OPENVLA_NUM_BINS,
         "norm_stats": norm_stats,
         "output_projector_states": False,
         "pad_to_multiple_of": PAD_TO_MULTIPLE_OF,
