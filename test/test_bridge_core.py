@@ -607,7 +607,8 @@ def test_an_injected_ik_solver_is_used_with_the_same_seed_and_targets():
     reference.on_chunk(chunk, 0.0)
     injected.on_chunk(chunk, 0.0)
     topic = robot.arms[0].trajectory_topic
-    np.testing.assert_array_equal(_by_topic(injected.tick(0.0))[topic].positions, _by_topic(reference.tick(0.0))[topic].positions)
+    # The reference plans with the compiled loop, the injected solver with the Python one: equal to rounding.
+    np.testing.assert_allclose(_by_topic(injected.tick(0.0))[topic].positions, _by_topic(reference.tick(0.0))[topic].positions, atol=1e-9)
     assert len(calls) == 3
     np.testing.assert_allclose(calls[0][1], robot.arms[0].chain.home)
     np.testing.assert_allclose(calls[0][0], expected_targets(fk(robot.arms[0].chain, robot.arms[0].chain.home), _GOOD)[0], atol=1e-9)

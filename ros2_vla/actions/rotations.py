@@ -10,8 +10,8 @@ import math
 
 import numpy as np
 
-_SMALL_ANGLE = 1e-7  # [rad] below this the rotation vector comes from the first-order term
-_NEAR_PI = 1e-3  # [rad] within this of pi the skew part is too small: the axis comes from R + R^T
+SMALL_ANGLE = 1e-7  # [rad] below this the rotation vector comes from the first-order term
+NEAR_PI = 1e-3  # [rad] within this of pi the skew part is too small: the axis comes from R + R^T
 
 
 def rpy_to_matrix(rpy: np.ndarray) -> np.ndarray:
@@ -65,9 +65,9 @@ def matrix_to_rotvec(R: np.ndarray) -> np.ndarray:
     skew = np.array([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]])  # 2 sin(angle) axis
     s, c = _sin_cos(R)
     angle = math.atan2(s, c)
-    if angle < _SMALL_ANGLE:
+    if angle < SMALL_ANGLE:
         return 0.5 * skew
-    if angle < math.pi - _NEAR_PI:
+    if angle < math.pi - NEAR_PI:
         return skew * (angle / (2.0 * s))
     # Near pi the skew part vanishes; the symmetric part is cos I + (1 - cos) a a^T, so its largest
     # column, less cos on the diagonal, lies along the axis; the skew part still gives the sign.
@@ -84,6 +84,6 @@ def rotvec_to_matrix(rotvec: np.ndarray) -> np.ndarray:
     v = np.asarray(rotvec, dtype=np.float64)
     angle = math.sqrt(float(v @ v))
     K = np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
-    if angle < _SMALL_ANGLE:
+    if angle < SMALL_ANGLE:
         return np.eye(3) + K + 0.5 * (K @ K)
     return np.eye(3) + (math.sin(angle) / angle) * K + ((1.0 - math.cos(angle)) / angle**2) * (K @ K)

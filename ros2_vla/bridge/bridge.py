@@ -26,6 +26,7 @@ from ros2_vla.errors import ChunkError, TrajectoryError
 from ros2_vla.ik.params import IkParams
 from ros2_vla.ik.solve import solve_ik
 from ros2_vla.trajectory.blending import BlendConfig, TrajectoryBlender
+from ros2_vla.trajectory.timing import time_waypoints
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Bridge:
             name: TrajectoryBlender(blend, m.velocity_limits, m.acceleration_limits) for name, m in self.planner.models.items()
         }
         self.grippers = {arm.name: GripperPlan(arm.gripper) for arm in robot.arms if arm.gripper is not None}
+        time_waypoints(np.zeros((2, 1)), 1.0, np.ones(1), np.ones(1))  # loads its compiled pass now, not on a chunk
         self.enabled = False
         self._q: dict[str, np.ndarray] = {}  # measured arm positions
         self._g: dict[str, float] = {}  # measured gripper positions

@@ -5,6 +5,8 @@ target pose (delta or absolute) -> step clamp -> workspace box -> IK seeded from
 step -> singularity scale. Joint spaces skip the pose part and are clipped to the joint limits.
 A step that cannot be reached (IK failure, singularity halt) ends the chunk there: the arm stops
 at the last good step rather than doing something else.
+With the package's IK the per-step loop runs compiled (`compiled_plan.py`: a 50-step chunk in well under
+a millisecond); with an external IK (MoveIt) it runs in Python here. Both give the same plan (tested).
 """
 
 from __future__ import annotations
@@ -14,15 +16,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ros2_vla.actions.chunk import Chunk, chunk_to_array, ee_components, resolve_delta_frame, validate_chunk
+from ros2_vla.actions.chunk import Chunk, EeComponents, chunk_to_array, ee_components, resolve_delta_frame, validate_chunk
 from ros2_vla.actions.gripper import gripper_commands
-from ros2_vla.actions.spaces import EE_ABSOLUTE, EE_DELTA, JOINT_DELTA, JOINT_VELOCITY
+from ros2_vla.actions.spaces import BASE_FRAME, EE_ABSOLUTE, EE_DELTA, EE_FRAME, JOINT_DELTA, JOINT_VELOCITY
 from ros2_vla.actions.targets import apply_ee_delta, clamp_step, clip_to_workspace, ee_absolute_target
+from ros2_vla.bridge.compiled_plan import HALTED, IK_FAILED, RAN_THROUGH, plan_ee_steps
 from ros2_vla.bridge.status import BridgeCode
 from ros2_vla.config import ArmSpec, RobotConfig
+from ros2_vla.errors import ChunkError, ConfigError
 from ros2_vla.ik.params import IkParams, IkResult
 from ros2_vla.ik.singularity import singularity_scale
 from ros2_vla.ik.solve import solve_ik
+from ros2_vla.bridge.compiled_plan import ChainArrays
 from ros2_vla.kinematics.model import ArmModel
 
 GRIPPER = "gripper"
@@ -63,6 +68,19 @@ class ChunkPlanner:
         self.ik = ik or IkParams()
         self.ik_solver = ik_solver
         self.models = {arm.name: ArmModel.from_arm(arm) for arm in robot.arms}
+        self._chains = {arm.name: ChainArrays.from_chain(arm.chain) for arm in robot.arms}
+        safety = robot.safety
+        self._box_min, self._box_max = np.array(safety.workspace_min, float), np.array(safety.workspace_max, float)
+        if not np.all(self._box_min <= self._box_max):
+            raise ConfigError(f"workspace box is empty: min {self._box_min} must be <= max {self._box_max} on every axis (safety config)")
+        singularity_scale(1.0, safety.singularity_decelerate, safety.singularity_halt)  # checks the thresholds
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Load (or, the first time after an install, compile: ~10 s) the compiled loop now, not on the first chunk."""
+        for arm in filter(self._compiled, self.robot.arms):
+            still = EeComponents(np.zeros((1, 3)), np.zeros((1, 3)), None, np.ones(6, dtype=bool))
+            self._ee_steps(still, False, BASE_FRAME, arm, np.array(arm.chain.home, dtype=np.float64))
 
     def plan(self, chunk: Chunk, q_start: dict[str, np.ndarray]) -> ChunkPlan:
         """Joint waypoints for `chunk` from the arms' start positions q_start[arm] [rad] (n,).
@@ -75,49 +93,66 @@ class ChunkPlanner:
         return self._plan_joints(chunk, actions, q_start)
 
     def _plan_ee(self, chunk: Chunk, actions: np.ndarray, arm: ArmSpec, q0: np.ndarray) -> ChunkPlan:
-        model, safety = self.models[arm.name], self.robot.safety
         comps = ee_components(actions, chunk.dimension_names)
-        frame = resolve_delta_frame(chunk.frame_id, self.robot)
-        T_prev = model.fk(q0)
-        q = np.asarray(q0, dtype=np.float64)
-        qs, targets = [], []
-        code, message = BridgeCode.OK, ""
-        worst = dict(pos=0.0, rot=0.0, cond=0.0, scale=1.0)
-        for k in range(chunk.horizon):
-            if chunk.action_space == EE_DELTA:
-                T_goal = apply_ee_delta(T_prev, comps.xyz[k], comps.rpy[k], frame)
-            else:
-                T_goal = ee_absolute_target(comps.xyz[k], comps.rpy[k])
-            T_goal, clamped = clamp_step(T_prev, T_goal, safety.max_translation_per_step, safety.max_rotation_per_step)
-            T_goal, clipped = clip_to_workspace(T_goal, np.array(safety.workspace_min), np.array(safety.workspace_max))
-            if clipped and code == BridgeCode.OK:
-                code, message = BridgeCode.WORKSPACE_LIMIT, f"step {k}: target clipped to the workspace box"
-            res = self.ik_solver(model, T_goal, q, self.ik)
-            # Convergence first: an unreachable target leaves the best iterate stretched out, and so
-            # singular; its condition number says nothing about the target.
-            if not res.converged:
-                code, message = BridgeCode.IK_FAILED, (f"step {k}: no IK solution (residual {res.position_error * 1e3:.1f} mm, "
-                                                       f"{res.rotation_error:.3f} rad): stopping at step {k}")
-                worst["pos"], worst["rot"] = max(worst["pos"], res.position_error), max(worst["rot"], res.rotation_error)
-                break
-            scale = singularity_scale(res.condition_number, safety.singularity_decelerate, safety.singularity_halt)
-            if scale <= 0.0:
-                code, message = BridgeCode.HALT_FOR_SINGULARITY, f"step {k}: condition number {res.condition_number:.0f} past {safety.singularity_halt:.0f}: halting"
-                break
-            if scale < 1.0 and code in (BridgeCode.OK, BridgeCode.WORKSPACE_LIMIT):
-                code, message = BridgeCode.DECELERATE_FOR_SINGULARITY, f"step {k}: near a singularity (condition {res.condition_number:.0f}): slowing to {scale:.2f}"
-            worst["pos"], worst["rot"] = max(worst["pos"], res.position_error), max(worst["rot"], res.rotation_error)
-            worst["cond"], worst["scale"] = max(worst["cond"], res.condition_number), min(worst["scale"], scale)
-            q, T_prev = res.q, T_goal
-            qs.append(q)
-            targets.append(T_goal)
-        K = len(qs)
+        if not (np.all(np.isfinite(comps.xyz)) and np.all(np.isfinite(comps.rpy))):
+            raise ChunkError("chunk actions are NaN or infinite after decoding")
+        steps = self._ee_steps(comps, chunk.action_space == EE_ABSOLUTE, resolve_delta_frame(chunk.frame_id, self.robot),
+                               arm, np.asarray(q0, dtype=np.float64))
+        K = steps.kept
         gripper = None
         if comps.gripper is not None and arm.gripper is not None and K:
             gripper = gripper_commands(comps.gripper[:K], arm.gripper)
-        positions = np.array(qs).reshape(K, model.nq)
-        wp = ArmWaypoints(arm.name, model.joint_names, positions, gripper, np.array(targets).reshape(K, 4, 4))
-        return ChunkPlan((wp,), K, code, message, worst["pos"], worst["rot"], worst["cond"], worst["scale"])
+        model = self.models[arm.name]
+        wp = ArmWaypoints(arm.name, model.joint_names, steps.positions[:K], gripper, steps.targets[:K])
+        return _summarize(steps, wp, self.robot.safety.singularity_halt)
+
+    def _ee_steps(self, comps: EeComponents, absolute: bool, frame: str, arm: ArmSpec, q0: np.ndarray) -> EeSteps:
+        """Every step's target and IK: compiled with the package's IK (arms of 6+ joints), in Python otherwise."""
+        H, model, safety, ik = comps.xyz.shape[0], self.models[arm.name], self.robot.safety, self.ik
+        steps = EeSteps.empty(H, model.nq)
+        if not self._compiled(arm):
+            return self._ee_steps_python(comps, absolute, frame, arm, q0, steps)
+        chain = self._chains[arm.name]
+        steps.kept, steps.stop = plan_ee_steps(
+            chain.origins, chain.axes, chain.tcp, model.lower, model.upper, model.home, q0,
+            np.ascontiguousarray(comps.xyz), np.ascontiguousarray(comps.rpy), absolute, frame == EE_FRAME,
+            safety.max_translation_per_step, safety.max_rotation_per_step, self._box_min, self._box_max,
+            ik.damping, ik.max_iterations, ik.position_tolerance, ik.rotation_tolerance, ik.nullspace_gain, ik.max_step,
+            safety.singularity_decelerate, safety.singularity_halt, steps.positions, steps.targets,
+            steps.position_errors, steps.rotation_errors, steps.conditions, steps.scales, steps.clipped)
+        return steps
+
+    def _compiled(self, arm: ArmSpec) -> bool:
+        """The compiled loop runs the package's own IK on arms of 6+ joints (see compiled_plan)."""
+        return self.ik_solver is solve_ik and self.models[arm.name].nq >= 6
+
+    def _ee_steps_python(self, comps: EeComponents, absolute: bool, frame: str, arm: ArmSpec, q0: np.ndarray,
+                         steps: EeSteps) -> EeSteps:
+        """The same loop as `compiled_plan.plan_ee_steps`, around an external IK solver (MoveIt)."""
+        model, safety = self.models[arm.name], self.robot.safety
+        T_prev, q = model.fk(q0), q0
+        for k in range(comps.xyz.shape[0]):
+            if absolute:
+                T_goal = ee_absolute_target(comps.xyz[k], comps.rpy[k])
+            else:
+                T_goal = apply_ee_delta(T_prev, comps.xyz[k], comps.rpy[k], frame)
+            T_goal, _ = clamp_step(T_prev, T_goal, safety.max_translation_per_step, safety.max_rotation_per_step)
+            T_goal, steps.clipped[k] = clip_to_workspace(T_goal, self._box_min, self._box_max)
+            steps.targets[k] = T_goal
+            res = self.ik_solver(model, T_goal, q, self.ik)
+            steps.position_errors[k], steps.rotation_errors[k] = res.position_error, res.rotation_error
+            steps.conditions[k] = res.condition_number
+            if not res.converged:
+                steps.kept, steps.stop = k, IK_FAILED
+                return steps
+            steps.scales[k] = singularity_scale(res.condition_number, safety.singularity_decelerate, safety.singularity_halt)
+            if steps.scales[k] <= 0.0:
+                steps.kept, steps.stop = k, HALTED
+                return steps
+            q, T_prev = res.q, T_goal
+            steps.positions[k] = q
+        steps.kept = comps.xyz.shape[0]
+        return steps
 
     def _plan_joints(self, chunk: Chunk, actions: np.ndarray, q_start: dict[str, np.ndarray]) -> ChunkPlan:
         index = {name: i for i, name in enumerate(chunk.dimension_names)}
@@ -139,3 +174,50 @@ class ChunkPlanner:
                     gripper = gripper_commands(actions[:, index[name]], arm.gripper)
             arms.append(ArmWaypoints(arm.name, model.joint_names, clipped, gripper, None))
         return ChunkPlan(tuple(arms), chunk.horizon, code, message)
+
+
+@dataclass
+class EeSteps:
+    """Per-step results of the end-effector loop; rows past `kept` are unset except the stopping step's residuals."""
+
+    positions: np.ndarray  # [rad] (H, n) IK solutions
+    targets: np.ndarray  # (H, 4, 4) T_base_tcp after the step clamp and the workspace box
+    position_errors: np.ndarray  # [m] (H,) IK residuals
+    rotation_errors: np.ndarray  # [rad] (H,)
+    conditions: np.ndarray  # (H,) Jacobian condition numbers at the solutions
+    scales: np.ndarray  # (H,) singularity speed factors
+    clipped: np.ndarray  # bool (H,) the workspace box moved the target
+    kept: int = 0  # usable steps
+    stop: int = RAN_THROUGH  # or IK_FAILED / HALTED at step `kept`
+
+    @classmethod
+    def empty(cls, horizon: int, n: int) -> EeSteps:
+        return cls(np.zeros((horizon, n)), np.zeros((horizon, 4, 4)), np.zeros(horizon), np.zeros(horizon),
+                   np.zeros(horizon), np.ones(horizon), np.zeros(horizon, dtype=bool))
+
+
+def _summarize(steps: EeSteps, wp: ArmWaypoints, halt: float) -> ChunkPlan:
+    """The plan's code and message (the most serious event, first of its kind) and its worst figures."""
+    K = steps.kept
+    code, message = BridgeCode.OK, ""
+    outside = np.flatnonzero(steps.clipped[: K + (steps.stop != RAN_THROUGH)])
+    if outside.size:
+        code, message = BridgeCode.WORKSPACE_LIMIT, f"step {outside[0]}: target clipped to the workspace box"
+    slow = np.flatnonzero(steps.scales[:K] < 1.0)
+    if slow.size:
+        k = slow[0]
+        code, message = BridgeCode.DECELERATE_FOR_SINGULARITY, (
+            f"step {k}: near a singularity (condition {steps.conditions[k]:.0f}): slowing to {steps.scales[k]:.2f}")
+    if steps.stop == IK_FAILED:
+        code, message = BridgeCode.IK_FAILED, (
+            f"step {K}: no IK solution (residual {steps.position_errors[K] * 1e3:.1f} mm, "
+            f"{steps.rotation_errors[K]:.3f} rad): stopping at step {K}")
+    elif steps.stop == HALTED:
+        code, message = BridgeCode.HALT_FOR_SINGULARITY, (
+            f"step {K}: condition number {steps.conditions[K]:.0f} past {halt:.0f}: halting")
+    # An IK failure's residuals count (they say how far off it was); a halted step's do not.
+    counted = K + (steps.stop == IK_FAILED)
+    pos, rot = steps.position_errors[:counted], steps.rotation_errors[:counted]
+    return ChunkPlan((wp,), K, code, message,
+                     float(pos.max(initial=0.0)), float(rot.max(initial=0.0)),
+                     float(steps.conditions[:K].max(initial=0.0)), float(steps.scales[:K].min(initial=1.0)))

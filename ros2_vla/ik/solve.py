@@ -18,7 +18,7 @@ from ros2_vla.ik.params import ChunkIk, IkParams, IkResult
 from ros2_vla.ik.singularity import condition_number
 from ros2_vla.ik.tasks import dls_step, nullspace_step, pose_residual
 
-_NULLSPACE_FADE = 100.0  # error (in tolerances) below which the null-space pull fades linearly to zero
+NULLSPACE_FADE = 100.0  # error (in tolerances) below which the null-space pull fades linearly to zero
 
 if TYPE_CHECKING:
     from ros2_vla.kinematics.model import ArmModel
@@ -46,7 +46,7 @@ def solve_ik(model: ArmModel, T_base_target: np.ndarray, q_seed: np.ndarray, par
         if params.nullspace_gain > 0.0:
             # The pull is exact only to first order: fade it as the pose error nears tolerance, or its
             # second-order TCP motion would hold the error above the tolerance for ever.
-            fade = min(1.0, cost / _NULLSPACE_FADE)
+            fade = min(1.0, cost / NULLSPACE_FADE)
             dq = dq + nullspace_step(J, q, model.home, params.nullspace_gain * fade)
         q = clip_to_limits(q + limit_step(dq, params.max_step), model.lower, model.upper)
     assert best is not None  # the loop body runs at least once

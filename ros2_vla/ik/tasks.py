@@ -6,7 +6,7 @@ import numpy as np
 
 from ros2_vla.actions.rotations import matrix_to_rotvec
 
-_PINV_RCOND = 1e-6  # singular values below this fraction of the largest count as zero in the projector
+PINV_RCOND = 1e-6  # singular values below this fraction of the largest count as zero in the projector
 
 
 def pose_residual(T_base_ee: np.ndarray, T_base_target: np.ndarray) -> np.ndarray:
@@ -33,5 +33,5 @@ def nullspace_step(J: np.ndarray, q: np.ndarray, q_home: np.ndarray, gain: float
     A full-rank 6-DoF arm has no null space, so this is zero there.
     """
     n = J.shape[1]
-    projector = np.eye(n) - np.linalg.pinv(J, rcond=_PINV_RCOND) @ J
+    projector = np.eye(n) - np.linalg.pinv(J, rcond=PINV_RCOND) @ J
     return projector @ (gain * (q_home - q))

@@ -74,14 +74,24 @@ class Plan:
         )
 
     def sample_positions(self, ts: np.ndarray) -> np.ndarray:
-        """Positions [rad] (len(ts), n) at each time of ts [s]."""
-        return np.array([self.sample(float(t))[0] for t in np.atleast_1d(ts)]).reshape(-1, self.dof)
+        """Positions [rad] (len(ts), n) at each time of ts [s], as `sample` gives them."""
+        ts = np.atleast_1d(np.asarray(ts, dtype=np.float64))
+        if self.times.size == 1:
+            return np.repeat(self.positions[:1], ts.size, axis=0)
+        i = np.clip(np.searchsorted(self.times, ts, side="right") - 1, 0, self.times.size - 2)
+        h = (self.times[i + 1] - self.times[i])[:, None]
+        dt = np.clip(ts - self.times[i], 0.0, None)[:, None]
+        q, _ = hermite(self.positions[i], self.velocities[i], self.positions[i + 1], self.velocities[i + 1], h, dt)
+        q[ts <= self.times[0]] = self.positions[0]
+        q[ts >= self.times[-1]] = self.positions[-1]
+        return q
 
 
 def hermite(
-    p0: np.ndarray, v0: np.ndarray, p1: np.ndarray, v1: np.ndarray, h: float, dt: float
+    p0: np.ndarray, v0: np.ndarray, p1: np.ndarray, v1: np.ndarray, h: float | np.ndarray, dt: float | np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Cubic from (p0, v0) to (p1, v1) over h [s], read dt [s] after its start: (position, velocity)."""
+    """Cubic from (p0, v0) to (p1, v1) over h [s], read dt [s] after its start: (position, velocity).
+    Broadcasts: rows of points with h and dt of shape (rows, 1) give one sample per row."""
     u = dt / h
     u2, u3 = u * u, u * u * u
     pos = (2 * u3 - 3 * u2 + 1) * p0 + (u3 - 2 * u2 + u) * h * v0 + (-2 * u3 + 3 * u2) * p1 + (u3 - u2) * h * v1

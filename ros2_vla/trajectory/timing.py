@@ -24,9 +24,11 @@ within an acceleration limit pass a third of it (`HERMITE_ACCELERATION_FACTOR`);
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
+from numba import njit
 
 from ros2_vla.errors import TrajectoryError
 
@@ -56,33 +58,53 @@ def time_waypoints(
     stop_at_end: also decelerate to rest at the last waypoint, so a path that is not replaced ends still.
     """
     q, nominal, vmax, amax, v_start = _check(waypoints, nominal_durations, velocity_limits, acceleration_limits, v0)
-    steps = np.diff(q, axis=0)  # (H, n)
-    for _ in range(_MAX_PASSES):
-        durations = _forward_pass(steps, nominal, v_start, vmax, amax, stop_at_end)
-        velocities = _waypoint_velocities(steps, durations, stop_at_end)
+    durations, velocities = _time(np.ascontiguousarray(np.diff(q, axis=0)), nominal, v_start, vmax, amax, stop_at_end)
+    return Timing(np.cumsum(durations), velocities)
+
+
+# The passes below run for every chunk: compiled (numba), as loops over steps and joints.
+
+
+@njit(cache=True)
+def _time(steps, nominal, v_start, vmax, amax, stop_at_end):
+    """Durations [s] (H,) and waypoint velocities [rad/s] (H, n): forward passes, repeated while the cubic
+    through the result overshoots the velocity limit somewhere."""
+    horizon = steps.shape[0]
+    nominal = nominal.copy()
+    durations = _forward_pass(steps, nominal, v_start, vmax, amax, stop_at_end)
+    velocities = _waypoint_velocities(steps, durations, stop_at_end)
+    for _ in range(_MAX_PASSES - 1):
         # The cubic overshoots a segment's mean velocity when both ends are slower: slow that segment.
-        peak = _spline_peak_speed(steps, durations, np.vstack([v_start, velocities]))
-        allowed = np.maximum(vmax, np.abs(v_start))  # a measured v0 above the limit is not ours to undo
-        ratio = np.max(peak / np.vstack([allowed, np.broadcast_to(vmax, peak[1:].shape)]), axis=1)
+        ratio = _overshoot(steps, durations, v_start, velocities, vmax)
         if not np.any(ratio > 1.0 + _REL_TOL):
             break
         # Stretch the segment and both neighbours alike: the cubic's end velocities are mixes of the three
         # mean velocities, so its whole velocity curve shrinks by the same factor.
         factor = np.maximum(ratio, 1.0)
-        # A measured v0 does not shrink with the first segment: near the fix its overshoot goes with the
-        # square of the missing time, so stretching by the ratio only creeps up on it (0 to 1 from v0 =
-        # vmax kept 6e-5 of overshoot after every pass). Small overshoots stretch by their root.
-        factor = np.where(factor - 1.0 < 1e-3, 1.0 + np.sqrt(factor - 1.0), factor)
-        factor = np.maximum.reduce([factor, np.r_[factor[1:], 1.0], np.r_[1.0, factor[:-1]]])
-        nominal = np.maximum(nominal, durations * factor * (1.0 + 1e-6))
-    return Timing(np.cumsum(durations), velocities)
+        for k in range(horizon):
+            # A measured v0 does not shrink with the first segment: near the fix its overshoot goes with the
+            # square of the missing time, so stretching by the ratio only creeps up on it (0 to 1 from v0 =
+            # vmax kept 6e-5 of overshoot after every pass). Small overshoots stretch by their root.
+            if factor[k] - 1.0 < 1e-3:
+                factor[k] = 1.0 + math.sqrt(factor[k] - 1.0)
+        for k in range(horizon):
+            widest = factor[k]
+            if k > 0:
+                widest = max(widest, factor[k - 1])
+            if k + 1 < horizon:
+                widest = max(widest, factor[k + 1])
+            nominal[k] = max(nominal[k], durations[k] * widest * (1.0 + 1e-6))
+        durations = _forward_pass(steps, nominal, v_start, vmax, amax, stop_at_end)
+        velocities = _waypoint_velocities(steps, durations, stop_at_end)
+    return durations, velocities
 
 
-def _forward_pass(steps, nominal, v_start, vmax, amax, stop_at_end) -> np.ndarray:
+@njit(cache=True)
+def _forward_pass(steps, nominal, v_start, vmax, amax, stop_at_end):
     """Durations [s] (H,): each the shortest that keeps the finite-difference limits, first to last."""
     horizon = steps.shape[0]
     durations = np.empty(horizon)
-    s_prev, d_prev = v_start, 0.0
+    s_prev, d_prev = v_start.copy(), 0.0
     for k in range(horizon):
         last = stop_at_end and k == horizon - 1
         durations[k] = _shortest_duration(steps[k], nominal[k], s_prev, d_prev, vmax, amax, last)
@@ -90,17 +112,25 @@ def _forward_pass(steps, nominal, v_start, vmax, amax, stop_at_end) -> np.ndarra
     return durations
 
 
-def _spline_peak_speed(steps: np.ndarray, durations: np.ndarray, point_velocities: np.ndarray) -> np.ndarray:
-    """Largest |velocity| [rad/s] (H, n) of the cubic Hermite on each segment, ends included.
+@njit(cache=True)
+def _overshoot(steps, durations, v_start, velocities, vmax):
+    """Per segment (H,): the largest ratio over joints of the cubic Hermite's peak |velocity| to its limit
+    (on the first segment max(v_max, |v0|): a measured v0 above the limit is not ours to undo).
 
-    point_velocities (H+1, n). On a segment v(u) = c0 + c1 u + c2 u^2, u in [0, 1]."""
-    s = steps / durations[:, None]
-    v_a, v_b = point_velocities[:-1], point_velocities[1:]
-    c0, c1, c2 = v_a, 6.0 * s - 4.0 * v_a - 2.0 * v_b, -6.0 * s + 3.0 * v_a + 3.0 * v_b
-    with np.errstate(divide="ignore", invalid="ignore"):
-        u = np.clip(np.where(c2 != 0.0, -c1 / (2.0 * c2), 0.0), 0.0, 1.0)
-    inner = np.abs(c0 + c1 * u + c2 * u * u)
-    return np.maximum.reduce([np.abs(v_a), np.abs(v_b), inner])
+    The cubic's velocity on a segment is v(u) = c0 + c1 u + c2 u^2, u in [0, 1], ends included."""
+    horizon, n = steps.shape
+    ratio = np.zeros(horizon)
+    for k in range(horizon):
+        for j in range(n):
+            s = steps[k, j] / durations[k]
+            v_a = v_start[j] if k == 0 else velocities[k - 1, j]
+            v_b = velocities[k, j]
+            c1, c2 = 6.0 * s - 4.0 * v_a - 2.0 * v_b, -6.0 * s + 3.0 * v_a + 3.0 * v_b
+            u = min(max(-c1 / (2.0 * c2), 0.0), 1.0) if c2 != 0.0 else 0.0
+            peak = max(abs(v_a), abs(v_b), abs(v_a + c1 * u + c2 * u * u))
+            allowed = max(vmax[j], abs(v_start[j])) if k == 0 else vmax[j]
+            ratio[k] = max(ratio[k], peak / allowed)
+    return ratio
 
 
 def segment_accelerations(
@@ -116,43 +146,57 @@ def segment_accelerations(
     return np.diff(s_ext, axis=0) / (0.5 * (d_ext[:-1] + d_ext[1:]))[:, None]
 
 
-def _shortest_duration(
-    dq: np.ndarray, nominal: float, s_prev: np.ndarray, d_prev: float, vmax: np.ndarray, amax: np.ndarray, stop: bool
-) -> float:
+@njit(cache=True)
+def _shortest_duration(dq, nominal, s_prev, d_prev, vmax, amax, stop):
     """Smallest d >= the monotone lower bounds with |dq/d - s_prev| <= amax (d_prev + d) / 2 per joint.
 
     Times d that condition is two upward parabolas in d >= 0, each violated only between its roots, so the
     answer is the lower bound or one of the larger roots: try them in order.
     """
-    lower = max(nominal, float(np.max(np.abs(dq) / vmax)))
-    if stop:  # from s = dq/d to rest within d/2: |dq| / d <= amax d / 2
-        lower = max(lower, float(np.max(np.sqrt(2.0 * np.abs(dq) / amax))))
-    candidates = [lower]
-    b_half = 0.5 * amax * d_prev
+    n = dq.shape[0]
+    lower = nominal
+    for j in range(n):
+        lower = max(lower, abs(dq[j]) / vmax[j])
+        if stop:  # from s = dq/d to rest within d/2: |dq| / d <= amax d / 2
+            lower = max(lower, math.sqrt(2.0 * abs(dq[j]) / amax[j]))
+    candidates = np.empty(2 * n + 1)
+    candidates[0], count = lower, 1
     for sign in (1.0, -1.0):  # amax/2 d^2 + (amax d_prev/2 + sign s_prev) d - sign dq >= 0
-        a, b, c = 0.5 * amax, b_half + sign * s_prev, -sign * dq
-        disc = b * b - 4.0 * a * c
-        real = disc > 0.0
-        root = (-b[real] + np.sqrt(disc[real])) / (2.0 * a[real])
-        candidates.extend(float(r) for r in root if r > lower)
-    for d in sorted(candidates):
+        for j in range(n):
+            a, b, c = 0.5 * amax[j], 0.5 * amax[j] * d_prev + sign * s_prev[j], -sign * dq[j]
+            disc = b * b - 4.0 * a * c
+            if disc > 0.0:
+                root = (-b + math.sqrt(disc)) / (2.0 * a)
+                if root > lower:
+                    candidates[count], count = root, count + 1
+    candidates = np.sort(candidates[:count])
+    for d in candidates:
         if _feasible(dq, d, s_prev, d_prev, amax):
             return d
-    return max(candidates) * (1.0 + 4.0 * _REL_TOL)  # every parabola is past its larger root here
+    return candidates[-1] * (1.0 + 4.0 * _REL_TOL)  # every parabola is past its larger root here
 
 
-def _feasible(dq: np.ndarray, d: float, s_prev: np.ndarray, d_prev: float, amax: np.ndarray) -> bool:
-    dv = np.abs(dq / d - s_prev)
-    return bool(np.all(dv <= amax * 0.5 * (d_prev + d) * (1.0 + _REL_TOL)))
+@njit(cache=True)
+def _feasible(dq, d, s_prev, d_prev, amax):
+    for j in range(dq.shape[0]):
+        if abs(dq[j] / d - s_prev[j]) > amax[j] * 0.5 * (d_prev + d) * (1.0 + _REL_TOL):
+            return False
+    return True
 
 
-def _waypoint_velocities(steps: np.ndarray, durations: np.ndarray, stop_at_end: bool) -> np.ndarray:
+@njit(cache=True)
+def _waypoint_velocities(steps, durations, stop_at_end):
     """The velocity that is linear between segment midpoints, read at waypoints 1..H: (H, n)."""
-    s = steps / durations[:, None]
-    d_before, d_after = durations[:-1, None], durations[1:, None]
-    inner = (d_after * s[:-1] + d_before * s[1:]) / (d_before + d_after)
-    end = np.zeros((1, s.shape[1])) if stop_at_end else s[-1:]
-    return np.vstack([inner, end])
+    horizon, n = steps.shape
+    out = np.zeros((horizon, n))
+    for k in range(horizon - 1):
+        d_before, d_after = durations[k], durations[k + 1]
+        for j in range(n):
+            out[k, j] = (d_after * steps[k, j] / d_before + d_before * steps[k + 1, j] / d_after) / (d_before + d_after)
+    if not stop_at_end:
+        for j in range(n):
+            out[horizon - 1, j] = steps[horizon - 1, j] / durations[horizon - 1]
+    return out
 
 
 def _check(waypoints, nominal_durations, velocity_limits, acceleration_limits, v0):
