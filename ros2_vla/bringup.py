@@ -68,7 +68,7 @@ class NodeSpec:
 @dataclass(frozen=True)
 class LaunchOptions:
     """The launch arguments: `sim:=`, `policy:=`, `model:=`, `device:=`, `quantization:=`, `unnorm_key:=`,
-    `server:=`, `openpi_preset:=`, `variant:=`, `enable:=`, `expert:=`, `seed:=`, `phrasing:=`, `record:=`."""
+    `server:=`, `openpi_preset:=`, `rtc:=`, `variant:=`, `enable:=`, `expert:=`, `seed:=`, `phrasing:=`, `record:=`."""
 
     robot: str  # config/<robot>.yaml
     sim: bool = False  # run the MuJoCo stand-in instead of talking to hardware
@@ -79,6 +79,7 @@ class LaunchOptions:
     unnorm_key: str = ""  # vla_node, openvla: the dataset statistics that un-normalize actions (e.g. bridge_orig)
     server: str = ""  # vla_node, openpi: host:port of the policy server
     openpi_preset: str = ""  # vla_node, openpi: droid | libero | aloha | a YAML path ("": a `ros2-vla serve` server)
+    rtc: bool = False  # vla_node, flow: real-time chunking
     variant: str = ""  # kinematic variant, e.g. "panda" for franka
     enable: bool = False  # arm the bridge at start (otherwise /vla/enable arms it)
     expert: bool = False  # sim only: the scripted expert sends chunks through the bridge
@@ -104,7 +105,7 @@ def describe_graph(opts: LaunchOptions) -> list[NodeSpec]:
         nodes.append(NodeSpec("vla", "vla_node", {**common, "policy": opts.policy, "model": opts.model,
                                                    "device": opts.device, "quantization": opts.quantization,
                                                    "unnorm_key": opts.unnorm_key, "server": opts.server,
-                                                   "openpi_preset": opts.openpi_preset}))
+                                                   "openpi_preset": opts.openpi_preset, "rtc": opts.rtc}))
     if opts.record:
         nodes.append(NodeSpec("recorder", "recorder_node", {**common, "sim": opts.sim, "output_dir": opts.record}))
     return nodes
@@ -115,7 +116,7 @@ def launch_argument_defaults() -> dict[str, str]:
     d = LaunchOptions(robot="")
     return {"sim": str(d.sim).lower(), "policy": d.policy, "model": d.model, "device": d.device,
             "quantization": d.quantization, "unnorm_key": d.unnorm_key, "server": d.server,
-            "openpi_preset": d.openpi_preset, "variant": d.variant,
+            "openpi_preset": d.openpi_preset, "rtc": str(d.rtc).lower(), "variant": d.variant,
             "enable": str(d.enable).lower(), "expert": str(d.expert).lower(), "seed": str(d.seed),
             "phrasing": d.phrasing, "record": d.record}
 

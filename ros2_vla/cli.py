@@ -28,6 +28,7 @@ from ros2_vla.errors import Ros2VlaError
 # `add_arguments(parser)` (cheap imports only) and `run(args) -> int` (heavy imports inside).
 MODULE_COMMANDS = {
     "record": ("ros2_vla.ros.record_cli", "record episodes as rosbag2 (MCAP) bags, one per episode"),
+    "latency": ("ros2_vla.ros.latency_cli", "listen to a running graph: its latency budget, stage by stage"),
     "teleop": ("ros2_vla.ros.teleop_cli", "drive the arm with the keyboard (end-effector deltas as ActionChunks)"),
     "convert": ("ros2_vla.data.convert_cli", "convert recorded episodes to a LeRobot v3.0 dataset"),
     "train": ("ros2_vla.training.cli", "train a policy on a converted dataset"),
@@ -52,6 +53,8 @@ def _add_launch_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", default=LaunchOptions.server, help="vla_node, openpi: host:port of the policy server")
     p.add_argument("--openpi-preset", default=LaunchOptions.openpi_preset,
                    help="vla_node, openpi: droid | libero | aloha | a YAML path (default: the server is ros2-vla serve)")
+    p.add_argument("--rtc", action="store_true",
+                   help="vla_node, flow: real-time chunking, each chunk continuing the one the arm is playing")
     p.add_argument("--variant", default="", help="kinematic variant, e.g. panda for franka")
     p.add_argument("--enable", action="store_true", help="arm the bridge at start")
     p.add_argument("--expert", action="store_true", help="with --sim: the scripted expert drives the robot through the bridge")
@@ -109,7 +112,7 @@ def _launch_options(args: argparse.Namespace):
 
     return LaunchOptions(robot=args.robot, sim=args.sim, policy=args.policy, model=args.model, device=args.device,
                          quantization=args.quantization, unnorm_key=args.unnorm_key, server=args.server,
-                         openpi_preset=args.openpi_preset, variant=args.variant,
+                         openpi_preset=args.openpi_preset, rtc=args.rtc, variant=args.variant,
                          enable=args.enable, expert=args.expert, seed=args.seed, phrasing=args.phrasing,
                          record=args.record)
 

@@ -111,6 +111,16 @@ def test_skip_drops_a_step_due_exactly_now():
     np.testing.assert_array_equal(plan.positions[1:], chunk[2:])
 
 
+def test_skip_drops_a_step_due_now_up_to_rounding():
+    b = _blender("skip", blend_steps=0)
+    chunk = _chunk(Q0, np.array([0.001, 0.0, 0.0]), horizon=5)
+    stamp = 0.0
+    now = stamp + 0.3  # step 2 is due at stamp + 3 * 0.1, 6e-17 s after this in floating point
+    assert stamp + 3 * 0.1 > now
+    plan = b.add(now, stamp, 0.1, chunk)
+    np.testing.assert_array_equal(plan.positions[1:], chunk[3:])
+
+
 def test_commanded_at_reads_the_plan_that_was_in_force_then():
     b = _blender("skip")
     first = b.add(0.0, 0.0, DT, _chunk(Q0, np.array([0.02, 0.03, -0.01])))

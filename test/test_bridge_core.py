@@ -534,6 +534,19 @@ def test_approaching_a_singularity_slows_then_halts():
 
 # --- a new chunk takes over without a jump --------------------------------------------------------------------
 
+def test_the_switch_jump_says_how_far_a_chunk_moved_the_command_one_step_ahead():
+    robot = _robot("franka")
+    arm = robot.arms[0].name
+    up = np.tile([0.0, 0.0, 0.01, 0.0, 0.0, 0.0, 1.0], (10, 1))  # 1 cm per step
+    jumps = {}
+    for name, second in (("same way", up), ("reversed", up * [1, 1, -1, 1, 1, 1, 1])):
+        bridge = _armed(robot)
+        assert bridge.on_chunk(_chunk(robot, up, stamp=0.0, sequence=1), 0.0).switch_jump == 0.0  # from rest
+        bridge.update_joint_state(*_joint_state(robot, {arm: bridge.blenders[arm].sample(0.3)[0]}), 0.3)
+        jumps[name] = bridge.on_chunk(_chunk(robot, second, stamp=0.28, sequence=2), 0.3).switch_jump
+    assert jumps["same way"] < 0.01 < jumps["reversed"]
+
+
 @pytest.mark.parametrize("name", ["franka", "aloha"])
 @pytest.mark.parametrize("mode", BLEND_MODES)
 def test_a_new_chunk_replaces_the_rest_without_a_jump(name, mode):

@@ -63,12 +63,49 @@ def _buffer(max_age: float = 0.5) -> ObservationBuffer:
 def test_assembles_newest_inputs_with_the_oldest_frame_as_stamp():
     b = _buffer()
     b.add_frame("scene", 10.0, RGB)
-    b.add_frame("wrist", 10.1, RGB + 1)
+    b.add_frame("wrist", 10.03, RGB + 1)  # within sync_slop (50 ms)
     b.add_joint_state(10.2, ["j2", "other", "j1"], [2.0, 9.0, 1.0])
     obs = b.assemble(10.3, "pick")
     assert obs.stamp == 10.0 and list(obs.images) == ["scene", "wrist"]
     np.testing.assert_array_equal(obs.state, [1.0, 2.0])
     np.testing.assert_array_equal(obs.images["wrist"], RGB + 1)
+
+
+def test_frames_of_one_moment_are_paired_not_the_newest_of_each():
+    b = _buffer()
+    for k, t in enumerate((1.0, 1.1, 1.2)):
+        b.add_frame("scene", t, RGB + k)
+    for k, t in enumerate((1.0, 1.1)):  # the wrist's 1.2 frame is still on its way
+        b.add_frame("wrist", t + 0.001, RGB + 10 + k)
+    b.add_joint_state(1.2, ["j1", "j2"], [0.0, 0.0])
+    obs = b.assemble(1.25, "pick")
+    assert obs.stamp == 1.1
+    np.testing.assert_array_equal(obs.images["scene"], RGB + 1)
+    np.testing.assert_array_equal(obs.images["wrist"], RGB + 11)
+    b.add_frame("wrist", 1.201, RGB + 12)  # now the newest set is complete
+    assert b.assemble(1.25, "pick").stamp == 1.2
+
+
+def test_cameras_never_within_the_slop_are_refused_with_their_stamps():
+    b = ObservationBuffer(("scene", "wrist"), ("j1", "j2"), 0.5, sync_slop=0.01)
+    b.add_frame("scene", 1.0, RGB)
+    b.add_frame("wrist", 1.05, RGB)
+    b.add_joint_state(1.05, ["j1", "j2"], [0.0, 0.0])
+    with pytest.raises(PolicyError, match=r"sync_slop 10 ms.*scene 1.000 s, wrist 1.050 s"):
+        b.assemble(1.1, "pick")
+    with pytest.raises(PolicyError, match="sync_slop"):
+        ObservationBuffer(("scene",), ("j1",), 0.5, sync_slop=-1.0)
+
+
+def test_a_clock_that_goes_back_forgets_the_later_frames():
+    b = _buffer()
+    b.add_frame("scene", 5.0, RGB)
+    b.add_frame("wrist", 5.0, RGB)
+    b.add_frame("scene", 0.1, RGB + 1)  # a sim reset
+    b.add_frame("wrist", 0.1, RGB + 1)
+    b.add_joint_state(0.1, ["j1", "j2"], [0.0, 0.0])
+    obs = b.assemble(0.2, "pick")
+    assert obs.stamp == 0.1
 
 
 def test_missing_camera_stale_frame_and_missing_state_are_refused():

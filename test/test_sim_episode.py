@@ -137,9 +137,13 @@ def test_policy_may_return_a_full_chunk(franka):
                      horizon=5, values=lift.reshape(-1), stamp=123.0, sequence=99)
 
     z0 = Simulation(robot).tcp_pose("arm")[2, 3]
-    result = run_episode(robot, 0, "pick", policy, sim=sim, time_limit=1.0)
+    taken = []
+    result = run_episode(robot, 0, "pick", policy, sim=sim, time_limit=1.0,
+                         on_chunk=lambda chunk, state: taken.append((chunk.sequence, state.code)))
     assert result.bad_chunks == 0
     assert sim.tcp_pose("arm")[2, 3] - z0 > 0.03
+    assert [s for s, _ in taken] == list(range(1, result.chunks + 1))  # every chunk, with the bridge's answer
+    assert all(code.name == "OK" for _, code in taken)
 
 
 def test_bad_arguments_fail_clearly(franka):

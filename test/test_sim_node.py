@@ -18,7 +18,7 @@ pytest.importorskip("rclpy")
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import SetParameters  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
-from sensor_msgs.msg import JointState  # noqa: E402
+from sensor_msgs.msg import Image, JointState  # noqa: E402
 from std_msgs.msg import Bool, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
@@ -139,6 +139,19 @@ def _trajectory(names, rows, times) -> JointTrajectory:
 
 
 @pytest.mark.slow
+def test_the_cameras_of_one_rate_are_captured_at_one_instant(ros_node):
+    robot = load_robot_config("franka")
+    stamps = {c.name: set() for c in robot.cameras}
+    for cam in robot.cameras:
+        ros_node.create_subscription(Image, cam.topic, lambda m, c=cam.name: stamps[c].add(time_to_sec(m.header.stamp)),
+                                     qos_profile_sensor_data)
+    with launched("franka", "--sim"):
+        wait_for(lambda: all(len(s) >= 10 for s in stamps.values()), 30, "10 frames from every camera")
+    scene, wrist = stamps["scene"], stamps["wrist"]
+    # Best-effort delivery may drop a frame here and there; the frames that came share their stamps.
+    assert len(scene & wrist) >= 0.8 * min(len(scene), len(wrist))
+
+
 def test_bad_trajectories_are_rejected_and_the_arm_holds(ros_node):
     robot = load_robot_config("franka")
     arm = robot.arms[0]

@@ -28,6 +28,15 @@ def test_every_camera_renders_rgb_at_its_configured_size(sim):
         assert img.std() > 5.0, f"{cam.name} shows a flat image"
 
 
+def test_a_camera_set_is_drawn_from_one_instant(sim):
+    names = tuple(c.name for c in sim.robot.cameras)
+    sim.reset(0)
+    alone = {name: sim.render(name) for name in names}
+    images = sim.render_set(names)
+    for name in names:
+        np.testing.assert_array_equal(images[name], alone[name])
+
+
 def test_render_follows_the_state(sim):
     cam = sim.robot.cameras[0].name
     sim.reset(0)

@@ -40,7 +40,8 @@ ROBOT_STATE = len(ROBOT.joint_names) + len(ROBOT.arms)  # S: arm joints, then th
 MAX_AGE = 0.5  # [s] the node's max_observation_age
 STATUS_HZ = 10.0  # [Hz] the node's status_rate_hz
 FEED_HZ = 10.0  # [Hz] camera frames and joint states
-WRIST_LAG = 0.15  # [s] wrist frames are stamped this much before the scene frames sent with them (a slow camera)
+WRIST_LAG = 0.02  # [s] wrist frames are stamped this much before the scene frames sent with them (a camera with
+# more latency), within vla_node's sync_slop: the two pair up, and the wrist frame gives the stamp
 SLOW_STEPS = 5000  # Euler steps of the slow flow model: about 1.2 s per chunk on the 2-core test machine
 STAMP_TOL = 1e-6  # [s] the node carries stamps as float seconds: ~0.2 us of rounding at today's epoch
 PICK, PLACE = "pick up the red cube", "put the cube in the bowl"

@@ -116,10 +116,11 @@ class Bridge:
             plan = self.planner.plan(chunk, q_start)
         except ChunkError as exc:
             return self._set(BridgeState(BridgeCode.CHUNK_REJECTED, f"chunk {chunk.sequence} rejected: {exc}", True, chunk.sequence))
+        jump = 0.0
         if plan.steps > 0:
-            self._load(plan, chunk, now)
+            jump = self._load(plan, chunk, now)
         self._newest_stamp = chunk.stamp
-        return self._set(_state_of(plan, chunk.sequence, lateness(chunk, now)))
+        return self._set(_state_of(plan, chunk.sequence, lateness(chunk, now), jump))
 
     # --- outputs ----------------------------------------------------------------------------
     def tick(self, now: float) -> list[TrajectoryCommand]:
@@ -201,10 +202,11 @@ class Bridge:
             g.reset(now, self._g.get(name, g.spec.open_position))
         self._active = False
 
-    def _load(self, plan: ChunkPlan, chunk: Chunk, now: float) -> int:
-        """Blend the plan into each arm's trajectory; returns how many of its steps are still ahead."""
+    def _load(self, plan: ChunkPlan, chunk: Chunk, now: float) -> float:
+        """Blend the plan into each arm's trajectory; returns the switch jump [rad]: the largest joint change
+        the new plan makes to the command one step (chunk.dt) ahead, while the arm was moving (0 from rest)."""
         dt = chunk.dt / max(plan.speed_scale, 1e-3)  # near a singularity: the same path, slower
-        loaded = 0
+        loaded, jump = 0, 0.0
         for wp in plan.arms:
             blender = self.blenders[wp.arm]
             before = blender.plan
@@ -216,12 +218,15 @@ class Bridge:
                 continue
             if after is before:
                 continue  # every step of the chunk is already in the past
+            if moving:
+                ahead = now + chunk.dt
+                jump = max(jump, float(np.max(np.abs(after.sample(ahead)[0] - before.sample(ahead)[0]))))
             kept = len(after.times) - 1  # "skip" and "ensemble" drop the chunk's past steps
             if wp.gripper is not None and wp.arm in self.grippers:
                 self.grippers[wp.arm].add(now, after.times[1:], wp.gripper[-kept:])
             loaded = max(loaded, kept)
         self._active = self._active or loaded > 0
-        return loaded
+        return jump
 
     def _plan_commands(self, now: float) -> list[TrajectoryCommand]:
         commands = []
@@ -288,7 +293,7 @@ def lateness(chunk: Chunk, now: float) -> float:
     return max(0.0, now - (chunk.stamp + chunk.dt))
 
 
-def _state_of(plan: ChunkPlan, sequence: int, late: float) -> BridgeState:
+def _state_of(plan: ChunkPlan, sequence: int, late: float, jump: float) -> BridgeState:
     code = plan.code
     if plan.steps == 0 and code == BridgeCode.OK:
         code = BridgeCode.IDLE
@@ -296,4 +301,4 @@ def _state_of(plan: ChunkPlan, sequence: int, late: float) -> BridgeState:
     if late > 0 and not plan.message:
         message += f", {late:.2f} s late: played from now"
     return BridgeState(code, message, True, sequence, plan.ik_position_residual, plan.ik_rotation_residual,
-                       plan.condition_number, plan.speed_scale, late)
+                       plan.condition_number, plan.speed_scale, late, jump)

@@ -35,3 +35,4 @@ class BridgeState:
     condition_number: float = 0.0  # worst over the chunk
     speed_scale: float = 1.0  # 1 nominal, < 1 slowed near a singularity
     chunk_lateness: float = 0.0  # [s] the chunk arrived this long after its first step's target time
+    switch_jump: float = 0.0  # [rad] largest joint change the chunk made to the command one step (dt) ahead

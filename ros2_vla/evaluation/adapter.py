@@ -60,9 +60,16 @@ class BackendPolicy:
 
     def reset(self) -> None:
         """A fresh buffer per episode: sim time restarts at 0, so old frames must not look newer."""
+        if hasattr(self.backend, "reset"):
+            self.backend.reset()
         sizes = {c.name: (c.height, c.width) for c in self.robot.cameras}
         self.buffer = ObservationBuffer(tuple(sizes), state_names(self.robot), MAX_OBSERVATION_AGE, sizes)
         self.buffer.cameras = self.cameras  # as PolicyRunner narrows it once the model is loaded
+
+    def observe_delay(self, seconds: float) -> None:
+        """A chunk's delay from its observation to the bridge (`run_episode` reports it): to the backend."""
+        if hasattr(self.backend, "observe_delay"):
+            self.backend.observe_delay(seconds)
 
     def __call__(self, obs: episode.Observation) -> Chunk | None:
         for name in self.cameras:
@@ -83,7 +90,7 @@ class BackendPolicy:
 
 
 def load_eval_policy(robot: RobotConfig, name: str, model: str = "", device: str = "auto", quantization: str = "",
-                     unnorm_key: str = "") -> episode.Policy:
+                     unnorm_key: str = "", rtc: bool = False) -> episode.Policy:
     """The policy `ros2-vla eval --policy NAME` runs: "expert" (the scripted expert, privileged state:
     a baseline and a check of the sim), or a vla_node backend ("flow", "openvla") loaded from `model`."""
     if name == "expert":
@@ -103,5 +110,5 @@ def load_eval_policy(robot: RobotConfig, name: str, model: str = "", device: str
         raise ConfigError(f"--policy {name} needs --model DIR (a {name} checkpoint folder)")
     if model and not Path(model).is_dir():
         raise ConfigError(f"model folder {model} does not exist; pass the checkpoint folder to --model")
-    opts = LoadOptions(model=model, device=device, quantization=quantization, unnorm_key=unnorm_key)
+    opts = LoadOptions(model=model, device=device, quantization=quantization, unnorm_key=unnorm_key, rtc=rtc)
     return BackendPolicy(robot, load_policy(name, robot, opts))

@@ -43,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--quantization", default="", help="openvla: 4bit | 8bit | bf16 | fp32; flow: bf16 | fp32")
     parser.add_argument("--unnorm-key", default="", help="openvla: dataset statistics that un-normalize actions")
+    parser.add_argument("--rtc", action="store_true",
+                        help="flow: real-time chunking, each chunk continuing the one the arm is playing (vla_node's rtc)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
                         time_limit=args.time_limit, policy_period=args.policy_period,
                         video_episodes=args.video_episodes, blend=BlendConfig(mode=args.blend_mode),
                         chunk_delay=EvalConfig.chunk_delay if args.chunk_delay is None else args.chunk_delay)
-    policy = load_eval_policy(robot, args.policy, args.model, args.device, args.quantization, args.unnorm_key)
+    policy = load_eval_policy(robot, args.policy, args.model, args.device, args.quantization, args.unnorm_key, args.rtc)
     report = evaluate(robot, policy, config, Path(args.out), log=lambda line: print(line, flush=True))
     print("\n" + report.markdown(), flush=True)
     return 0

@@ -75,6 +75,10 @@ class _Timed:
         if hasattr(self.policy, "reset"):
             self.policy.reset()
 
+    def observe_delay(self, seconds: float) -> None:
+        if hasattr(self.policy, "observe_delay"):
+            self.policy.observe_delay(seconds)
+
     def __call__(self, obs: episode.Observation):
         start = time.perf_counter()
         out = self.policy(obs)

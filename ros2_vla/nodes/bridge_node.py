@@ -160,6 +160,7 @@ class BridgeNode(Node):
         msg.ik_position_residual, msg.ik_rotation_residual = float(s.ik_position_residual), float(s.ik_rotation_residual)
         msg.condition_number, msg.speed_scale = float(s.condition_number), float(s.speed_scale)
         msg.chunk_lateness = float(s.chunk_lateness)
+        msg.switch_jump = float(s.switch_jump)
         self.status_pub.publish(msg)
 
 

@@ -145,27 +145,33 @@ class SimNode(Node):
         self.js_pub.publish(msg)
 
     def _render_loop(self) -> None:
-        period = {c.name: 1.0 / c.rate_hz for c in self.robot.cameras if c.name in self._camera_pubs}
-        due = dict.fromkeys(period, time.monotonic())
+        # Cameras of one rate form a set captured at one instant, with one stamp, as a hardware-synced rig:
+        # vla_node then pairs frames of one moment, not frames up to a render apart.
+        sets: dict[float, tuple[str, ...]] = {}
+        for c in self.robot.cameras:
+            if c.name in self._camera_pubs:
+                sets[1.0 / c.rate_hz] = (*sets.get(1.0 / c.rate_hz, ()), c.name)
+        due = dict.fromkeys(sets, time.monotonic())
         try:
-            while not self._stop.is_set() and period:
-                name = min(due, key=due.get)
-                if self._stop.wait(max(0.0, due[name] - time.monotonic())):
+            while not self._stop.is_set() and sets:
+                period = min(due, key=due.get)
+                if self._stop.wait(max(0.0, due[period] - time.monotonic())):
                     return
-                due[name] = max(due[name] + period[name], time.monotonic())  # no burst after a stall
-                self._publish_camera(name)
+                due[period] = max(due[period] + period, time.monotonic())  # no burst after a stall
+                self._publish_cameras(sets[period])
         finally:
             self.sim.cameras.close()  # GL contexts belong to this thread: free them here, not in a finalizer
 
-    def _publish_camera(self, name: str) -> None:
+    def _publish_cameras(self, names: tuple[str, ...]) -> None:
         stamp = self.get_clock().now().to_msg()  # capture time: the state is copied right now
-        rgb = self.sim.render(name, self._lock)
-        frame = f"{name}_optical_frame"
-        image_pub, info_pub = self._camera_pubs[name]
-        k = self.sim.camera_intrinsics(name)
+        images = self.sim.render_set(names, self._lock)
         try:
-            image_pub.publish(image_msg(rgb, stamp, frame))
-            info_pub.publish(camera_info_msg(k.width, k.height, k.fx, k.fy, k.cx, k.cy, stamp, frame))
+            for name, rgb in images.items():
+                frame = f"{name}_optical_frame"
+                image_pub, info_pub = self._camera_pubs[name]
+                k = self.sim.camera_intrinsics(name)
+                image_pub.publish(image_msg(rgb, stamp, frame))
+                info_pub.publish(camera_info_msg(k.width, k.height, k.fx, k.fy, k.cx, k.cy, stamp, frame))
         except Exception:
             # Ctrl-C shuts the context down before this thread is stopped: drop the frame, not the thread.
             if self.context.ok():

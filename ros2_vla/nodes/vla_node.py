@@ -2,7 +2,7 @@
 
 A thin shell over ros2_vla.policies (PolicyRunner, ObservationBuffer, the backends): callbacks
 only decode messages into the buffer; loading and inference run on the runner's own thread.
-Changing the `policy`, `model`, `device`, `quantization` or `unnorm_key` parameter reloads.
+Changing a parameter in RELOAD_ON (policy, model, device, quantization, ...) reloads.
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from ros2_vla.bringup import NAMES
 from ros2_vla.config import load_robot_config
 from ros2_vla.errors import PolicyError
 from ros2_vla.msg import ActionChunk, PolicyStatus
-from ros2_vla.policies.observation import ObservationBuffer, decode_compressed, decode_raw, state_names
+from ros2_vla.policies.observation import DEFAULT_SYNC_SLOP, ObservationBuffer, decode_compressed, decode_raw, state_names
 from ros2_vla.policies.registry import LoadOptions, load_policy
 from ros2_vla.policies.runner import PolicyRunner, RunnerStatus
 from ros2_vla.ros.convert import chunk_to_msg, time_to_sec
 from ros2_vla.ros.qos import COMMAND, SENSOR, STATUS
 from ros2_vla.ros.spin import run_node
 
-RELOAD_ON = ("policy", "model", "device", "quantization", "unnorm_key", "server", "api_key", "openpi_preset")
+RELOAD_ON = ("policy", "model", "device", "quantization", "unnorm_key", "server", "api_key", "openpi_preset", "rtc")
 
 
 class VlaNode(Node):
@@ -35,7 +35,7 @@ class VlaNode(Node):
         self.robot = load_robot_config(p["robot"], variant=p["variant"] or None)
         cameras = tuple(c.name for c in self.robot.cameras)
         self.buffer = ObservationBuffer(cameras, state_names(self.robot), p["max_observation_age"],
-                                        {c.name: (c.height, c.width) for c in self.robot.cameras})
+                                        {c.name: (c.height, c.width) for c in self.robot.cameras}, p["sync_slop"])
         self.chunk_pub = self.create_publisher(ActionChunk, NAMES.action_chunk, COMMAND)
         self.status_pub = self.create_publisher(PolicyStatus, NAMES.policy_status, STATUS)
         self.runner = PolicyRunner(self.robot.name, self.buffer, self._now, self._publish_chunk, self._publish_status,
@@ -66,8 +66,10 @@ class VlaNode(Node):
             "server": "",  # openpi: host:port of the policy server
             "api_key": "",  # openpi: sent as `Authorization: Api-Key <key>`
             "openpi_preset": "",  # openpi: droid | libero | aloha | a YAML path; "": the server is `ros2-vla serve`
+            "rtc": False,  # flow: real-time chunking (each chunk continues the one the arm is playing)
             "instruction": "",  # an instruction to start with ("" = wait for /vla/instruction)
             "max_observation_age": 0.5,  # [s] older frames or joint states are refused
+            "sync_slop": DEFAULT_SYNC_SLOP,  # [s] the frames of one observation are at most this far apart
             "max_instruction_chars": 512,  # longer instructions are refused
             "status_rate_hz": 2.0,  # [Hz] /vla/status, also sent on every change
         }
@@ -80,7 +82,7 @@ class VlaNode(Node):
         get = lambda name: self.get_parameter(name).value  # noqa: E731
         opts = LoadOptions(model=get("model"), device=get("device"), quantization=get("quantization"),
                            unnorm_key=get("unnorm_key"), server=get("server"), api_key=get("api_key"),
-                           openpi_preset=get("openpi_preset"))
+                           openpi_preset=get("openpi_preset"), rtc=get("rtc"))
         backend = get("policy")
         self.runner.load(lambda: load_policy(backend, self.robot, opts))
 

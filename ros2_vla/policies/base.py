@@ -51,6 +51,7 @@ class PolicyOutput:
     high: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (D,) physical value at +1
     normalized: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # (D,) dims mapped via low/high
     inference_time: float | None = None  # [s] the model's own time when known (a server's infer_ms); None: measured
+    frozen_steps: int = 0  # leading steps kept equal to the previous chunk's (real-time chunking)
 
 
 def check_instruction(text: str, max_chars: int) -> str:
@@ -68,3 +69,7 @@ class Policy(Protocol):
     def infer(self, obs: Observation) -> PolicyOutput:
         """One chunk for `obs`. Raises PolicyError (ros2_vla.errors) for input it cannot use."""
         ...
+
+    # Optional, called when a backend has them (the flow backend's real-time chunking does):
+    #   reset() -> None: a new episode begins, forget the chunks before it;
+    #   observe_delay(seconds: float) -> None: one chunk's delay from its observation's stamp to its delivery.

@@ -26,6 +26,7 @@ class LoadOptions:
     server: str = ""  # openpi: host:port of the policy server
     api_key: str = ""  # openpi: sent as `Authorization: Api-Key <key>`
     openpi_preset: str = ""  # openpi: droid | libero | aloha | a YAML path; "": the server is `ros2-vla serve`
+    rtc: bool = False  # flow: real-time chunking (each chunk continues the one the robot is playing)
 
 
 def _openvla(robot: RobotConfig, opts: LoadOptions) -> Policy:
@@ -61,6 +62,7 @@ def _flow(robot: RobotConfig, opts: LoadOptions) -> Policy:
 BACKENDS: dict[str, Callable[[RobotConfig, LoadOptions], Policy]] = {"openvla": _openvla, "flow": _flow,
                                                                      "openpi": _openpi}
 REMOTE_BACKENDS = ("openpi",)  # no model directory: the model lives behind a server
+RTC_BACKENDS = ("flow",)  # real-time chunking needs the sampler: a flow model in this process
 
 
 def load_policy(backend: str, robot: RobotConfig, opts: LoadOptions) -> Policy:
@@ -69,6 +71,9 @@ def load_policy(backend: str, robot: RobotConfig, opts: LoadOptions) -> Policy:
         close = difflib.get_close_matches(backend, BACKENDS, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise PolicyError(f"unknown policy backend {backend!r}; backends: {sorted(BACKENDS)}.{hint}")
+    if opts.rtc and backend not in RTC_BACKENDS:
+        raise PolicyError(f"real-time chunking (rtc) needs a flow model sampled here ({list(RTC_BACKENDS)}); "
+                          f"policy {backend!r} cannot do it: set rtc to false")
     if not opts.model and backend == DEFAULT_BACKEND:
         opts = dataclasses.replace(opts, model=str(default_model(robot.name)))  # the shipped policy, if any
     if not opts.model and backend not in REMOTE_BACKENDS:

@@ -164,6 +164,8 @@ class PolicyRunner:
         self._last_stamp = obs.stamp
         self._sequence += 1
         self.on_chunk(output_chunk(self.embodiment, policy.spec, out, obs.stamp, instruction, self._sequence, elapsed))
+        if hasattr(policy, "observe_delay"):  # real-time chunking measures its delay online
+            policy.observe_delay(self.clock() - obs.stamp)
         now = time.monotonic()
         if self._last_publish is not None:  # chunks per second as published, smoothed
             hz = 1.0 / max(now - self._last_publish, 1e-6)

@@ -70,7 +70,8 @@ def joint_trajectory_msg(
     nanosec = np.minimum(np.round((t - sec) * 1e9).astype(np.int64), 999_999_999)
     points = []
     for i in range(t.size):
-        # float64[] fields take an array.array('d') as it is; a list is checked element by element (3x slower).
+        # float64[] fields keep an array.array('d') as it is; a numpy row or a list is copied element by
+        # element (1.5x and 3x slower for a 50-point trajectory).
         pt = JointTrajectoryPoint()
         pt.positions = _doubles(positions[i])
         if velocities is not None:

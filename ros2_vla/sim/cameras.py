@@ -45,6 +45,7 @@ class CameraRig:
         self._specs = {c.name: c for c in cameras}
         self._robot = robot_name
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        self._snapshot: mujoco.MjData | None = None  # the state a synchronized set is drawn from
 
     def spec(self, name: str) -> CameraSpec:
         if name not in self._specs:
@@ -57,17 +58,37 @@ class CameraRig:
         `lock` (optional) guards `data` only while the scene is copied out of it (a fraction of a
         millisecond); the slow GL drawing then runs without it, so physics can go on meanwhile.
         """
-        cam = self.spec(name)
-        key = (cam.width, cam.height)
-        if key not in self._renderers:
-            self._renderers[key] = mujoco.Renderer(self._model, height=cam.height, width=cam.width)
-        renderer = self._renderers[key]
+        renderer = self._renderer(name)
         if lock is None:
             renderer.update_scene(data, camera=name)
         else:
             with lock:
                 renderer.update_scene(data, camera=name)
         return renderer.render().copy()
+
+    def render_set(self, data: mujoco.MjData, names: tuple[str, ...], lock=None) -> dict[str, np.ndarray]:
+        """RGB images of the cameras `names` at one instant, as a hardware-synchronized rig takes them: the
+        state is copied once (under `lock`, a few microseconds), then each camera is drawn from the copy."""
+        renderers = {name: self._renderer(name) for name in names}  # unknown names fail before the copy
+        if self._snapshot is None:
+            self._snapshot = mujoco.MjData(self._model)
+        if lock is None:
+            mujoco.mj_copyData(self._snapshot, self._model, data)
+        else:
+            with lock:
+                mujoco.mj_copyData(self._snapshot, self._model, data)
+        images = {}
+        for name, renderer in renderers.items():
+            renderer.update_scene(self._snapshot, camera=name)
+            images[name] = renderer.render().copy()
+        return images
+
+    def _renderer(self, name: str) -> mujoco.Renderer:
+        cam = self.spec(name)
+        key = (cam.width, cam.height)
+        if key not in self._renderers:
+            self._renderers[key] = mujoco.Renderer(self._model, height=cam.height, width=cam.width)
+        return self._renderers[key]
 
     def pose(self, data: mujoco.MjData, name: str, optical: bool = False) -> np.ndarray:
         """`T_world_camera` (4, 4), MuJoCo axes, or the ROS optical frame with optical=True."""

@@ -264,6 +264,10 @@ class Simulation:
         `lock`, the sim state is held only while the scene is copied (render from another thread)."""
         return self.cameras.render(self.data, camera, lock)
 
+    def render_set(self, cameras: tuple[str, ...], lock=None) -> dict[str, np.ndarray]:
+        """Images of several cameras at one instant (one copy of the state), as a synchronized rig."""
+        return self.cameras.render_set(self.data, cameras, lock)
+
     def camera_intrinsics(self, camera: str) -> CameraIntrinsics:
         """Pinhole model of a configured camera for its CameraInfo."""
         return intrinsics(self.cameras.spec(camera))

@@ -40,6 +40,7 @@ from ros2_vla.trajectory.plan import Plan
 from ros2_vla.trajectory.timing import HERMITE_ACCELERATION_FACTOR, time_waypoints
 
 BLEND_MODES = ("replace", "skip", "ensemble")
+PAST_TOLERANCE = 1e-6  # [s] a chunk step due this close to now counts as played
 HISTORY = 30.0  # [s] of superseded plans kept for `commanded_at`: the stamp of a slow model's chunk (seconds on
 # a small GPU, 10-20 s for OpenVLA on a CPU) still finds the pose commanded then
 
@@ -136,7 +137,10 @@ class TrajectoryBlender:
             times, keep = now + (steps + 1) * dt, np.ones(q.shape[0], dtype=bool)
         else:
             times = stamp + (steps + 1) * dt
-            keep = times > now  # a step whose target time is still ahead is kept, even if it began earlier
+            # A step whose target time is still ahead is kept, even if it began earlier; one due within
+            # PAST_TOLERANCE of now is past (stamp + 3 * 0.1 lands 4e-17 s after stamp + 0.3 in floating point,
+            # and a step "kept" for that long is a jump to its target now).
+            keep = times > now + PAST_TOLERANCE
         if not keep.any():  # entirely late: its motion is played from now rather than lost
             times, keep = now + (steps + 1) * dt, np.ones(q.shape[0], dtype=bool)
         if self.config.mode == "ensemble":

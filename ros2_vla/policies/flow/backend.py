@@ -11,6 +11,7 @@ OpenVLA's chunks do. The bridge un-normalizes both kinds the same way.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from ros2_vla.policies.flow.model import FlowModel
 from ros2_vla.policies.flow.norm import NormStats
 from ros2_vla.policies.flow.preprocess import CameraImages, Instruction, StateVector, check_observation
 from ros2_vla.policies.flow.proprio import tcp_features_for
+from ros2_vla.policies.flow.rtc import ChunkHistory, DelayEstimate, PreviousChunk, RtcConfig, guidance_for
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 QUANTIZATION_DTYPES = {"": "float32", "fp32": "float32", "bf16": "bfloat16"}  # vla_node's `quantization` values
@@ -68,39 +70,43 @@ class FlowPolicy:
     """A flow checkpoint ready to infer; build once, then call `infer` from one thread at a time."""
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu", dtype: str = "float32",
-                 num_threads: int | None = None, seed: int | None = 0, robot: Any = None) -> None:
+                 num_threads: int | None = None, seed: int | None = 0, robot: Any = None,
+                 rtc: RtcConfig | None = None) -> None:
         """checkpoint: folder from `save_checkpoint`; device "cpu" or "cuda[:N]"; dtype "float32" or
         "bfloat16"; num_threads: torch CPU threads (process-wide; default `ros2_vla.cpu.inference_threads()`); seed:
         the noise generator's seed (None: random), so equal seeds give equal chunks; robot: the RobotConfig
-        whose kinematics give a tcp_state model its TCP pose (None: the default variant of the model's robot)."""
+        whose kinematics give a tcp_state model its TCP pose (None: the default variant of the model's robot);
+        rtc: real-time chunking (`rtc.py`; None: each chunk sampled on its own)."""
         model, _, norm_stats = load_checkpoint(checkpoint, device)
-        self._setup(model, norm_stats, f"flow:{checkpoint}", dtype, num_threads, seed, robot)
+        self._setup(model, norm_stats, f"flow:{checkpoint}", dtype, num_threads, seed, robot, rtc)
 
     @classmethod
     def from_model(cls, model: FlowModel, norm_stats: NormStats, name: str = "flow:in-memory",
                    dtype: str = "float32", num_threads: int | None = None, seed: int | None = 0,
-                   robot: Any = None) -> FlowPolicy:
+                   robot: Any = None, rtc: RtcConfig | None = None) -> FlowPolicy:
         """Wrap a model already in memory (benchmarks, training evaluation); same behaviour as a checkpoint.
         The model is put in eval mode and converted to `dtype` in place."""
         policy = cls.__new__(cls)
-        policy._setup(model, norm_stats, name, dtype, num_threads, seed, robot)
+        policy._setup(model, norm_stats, name, dtype, num_threads, seed, robot, rtc)
         return policy
 
     @classmethod
     def from_options(cls, robot: Any, opts: Any) -> FlowPolicy:
         """Build from vla_node's options (`ros2_vla.policies.registry.LoadOptions`) for `robot` (RobotConfig):
         device "auto" takes CUDA when present; quantization "" / "fp32" / "bf16"; `unnorm_key` is OpenVLA's
-        and ignored. Refuses a checkpoint whose cameras or state size the robot does not have."""
+        and ignored; rtc turns real-time chunking on. Refuses a checkpoint whose cameras or state size the robot
+        does not have."""
         device = opts.device if opts.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
         if opts.quantization not in QUANTIZATION_DTYPES:
             raise PolicyError(f"the flow backend runs {sorted(q for q in QUANTIZATION_DTYPES if q)} (or '' for fp32), "
                               f"not quantization {opts.quantization!r}")
         config = read_config(opts.model)
         check_robot(config, robot, opts.model)
-        return cls(opts.model, device=device, dtype=QUANTIZATION_DTYPES[opts.quantization], robot=robot)
+        return cls(opts.model, device=device, dtype=QUANTIZATION_DTYPES[opts.quantization], robot=robot,
+                   rtc=RtcConfig() if opts.rtc else None)
 
     def _setup(self, model: FlowModel, norm_stats: NormStats, name: str, dtype: str,
-               num_threads: int | None, seed: int | None, robot: Any) -> None:
+               num_threads: int | None, seed: int | None, robot: Any, rtc: RtcConfig | None) -> None:
         if dtype not in DTYPES:
             raise PolicyError(f"dtype {dtype!r} unknown; use one of {list(DTYPES)}")
         device = resolve_device(model.device)
@@ -121,17 +127,44 @@ class FlowPolicy:
             self.generator.seed()
         else:
             self.generator.manual_seed(seed)
+        self.rtc = rtc
+        self.delay = DelayEstimate(rtc.delay_window, rtc.initial_delay) if rtc is not None else None
+        self.history = ChunkHistory()
+
+    def reset(self) -> None:
+        """A new episode: the next chunk continues nothing (real-time chunking)."""
+        self.history.clear()
+
+    def observe_delay(self, seconds: float) -> None:
+        """A chunk's delay [s] from its observation's stamp to its delivery, as measured by the caller
+        (vla_node: to its publication; the evaluation: to the bridge). Real-time chunking freezes that many
+        steps of the next chunk."""
+        if self.delay is not None:
+            self.delay.observe(seconds)
 
     def infer(self, obs: Observation) -> PolicyOutput:
         """One chunk for `obs`: values (H, D) float32, normalized as the module docstring says."""
         obs = check_observation(obs)
+        instructions = self.instruction(obs.instruction)  # [text], refused when empty or too long
+        guidance = None
+        if self.rtc is not None:
+            guidance = guidance_for(self.history, obs.stamp, instructions[0], self.spec.dt, self.delay.seconds,
+                                    self.rtc.soft_mask)
+        # RTC's guidance differentiates through the action expert: no_grad, not inference_mode, then.
         try:
-            with torch.inference_mode():
+            with torch.inference_mode() if guidance is None else torch.no_grad():
                 inputs = self.model.make_inputs(self.images(obs.images), self.state(obs.state),
-                                                self.text_encoder.encode(self.instruction(obs.instruction)))
+                                                self.text_encoder.encode(instructions))
                 cache = self.model.encode_prefix(inputs)
-                actions = self.model.sample(cache, generator=self.generator)
+                if guidance is None:
+                    actions = self.model.sample(cache, generator=self.generator)
+                else:
+                    actions = self.model.sample_guided(cache, guidance, self.rtc.max_guidance, generator=self.generator)
         except torch.cuda.OutOfMemoryError as e:
             raise PolicyError(f"out of GPU memory running {self.spec.name}: use a smaller model, bf16, "
                               "or free the GPU") from e
-        return self.output(actions[0])
+        out = self.output(actions[0])
+        if self.rtc is not None:
+            self.history.add(PreviousChunk(obs.stamp, instructions[0], torch.as_tensor(out.values, device=actions.device)))
+            out = dataclasses.replace(out, frozen_steps=guidance.frozen if guidance is not None else 0)
+        return out

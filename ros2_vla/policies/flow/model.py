@@ -23,6 +23,7 @@ from ros2_vla.errors import PolicyError
 from ros2_vla.policies.flow.config import FlowConfig
 from ros2_vla.policies.flow.layers import Mlp, SelfAttentionBlock, merge_heads, sinusoidal_embedding, split_heads
 from ros2_vla.policies.flow.proprio import proprio_dim
+from ros2_vla.policies.flow.rtc import Guidance, guided_euler_sample
 from ros2_vla.policies.flow.sampling import euler_sample
 from ros2_vla.policies.flow.text import CachedTextEncoder, TextEmbedding, TextTokens, build_text_encoder
 from ros2_vla.policies.flow.vision import VisionEncoder
@@ -221,6 +222,14 @@ class FlowModel(nn.Module):
         reusing the prefix cache at every step."""
         x = self.noise(cache.batch_size, generator) if noise is None else self._check_noise(noise, cache.batch_size)
         return euler_sample(lambda x_t, t: self.velocity(cache, x_t, t), x, self._steps(steps))
+
+    def sample_guided(self, cache: PrefixCache, guidance: Guidance, max_guidance: float,
+                      noise: torch.Tensor | None = None, steps: int | None = None,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+        """As `sample`, pulled toward `guidance.target` (real-time chunking, `rtc.py`). Needs autograd through
+        the action expert: call it under torch.no_grad(), not inference_mode()."""
+        x = self.noise(cache.batch_size, generator) if noise is None else self._check_noise(noise, cache.batch_size)
+        return guided_euler_sample(lambda x_t, t: self.velocity(cache, x_t, t), x, self._steps(steps), guidance, max_guidance)
 
     def sample_recomputing(self, inputs: PrefixInputs, noise: torch.Tensor | None = None, steps: int | None = None,
                            generator: torch.Generator | None = None) -> torch.Tensor:
