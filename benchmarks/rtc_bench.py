@@ -1,10 +1,11 @@
 """Real-time chunking against a slow policy: closed-loop success and chunk-boundary jumps, in the sim.
 
-    python benchmarks/rtc_bench.py [--episodes 20] [--delay 0.3] [--json] [--plot out/rtc.png]
+    python benchmarks/rtc_bench.py [--episodes 20] [--delay 0.3] [--policy-period 0.1] [--json] [--plot out/rtc.png]
 
 The shipped Franka flow policy runs `ros2_vla.sim.episode.run_episode` episodes on held-out seeds, one
-chunk asked for every 0.1 s, each reaching the bridge `--delay` seconds after its observation (the arm
-moving on meanwhile), under these settings, all on the same seeds:
+chunk asked for every `--policy-period` seconds (0.1: several chunks in flight, as a pipelined server;
+equal to the delay: one at a time, as a model that takes that long), each reaching the bridge `--delay`
+seconds after its observation (the arm moving on meanwhile), under these settings, all on the same seeds:
 - skip, delay 0: the reference (chunks at the bridge as soon as made);
 - skip / ensemble, delay: the bridge's blending alone against the delay;
 - rtc, delay: the flow backend's real-time chunking (frozen steps and soft guidance), bridge in skip;
@@ -38,7 +39,7 @@ SETTINGS = {  # name -> (blend mode, RTC config or None, delayed)
 }
 
 
-def run_setting(name: str, episodes: int, delay: float) -> dict:
+def run_setting(name: str, episodes: int, delay: float, policy_period: float) -> dict:
     mode, rtc, delayed = SETTINGS[name]
     robot = load_robot_config("franka")
     backend = load_policy("flow", robot, LoadOptions(model="", rtc=rtc is not None))
@@ -49,11 +50,12 @@ def run_setting(name: str, episodes: int, delay: float) -> dict:
     successes, start = 0, time.perf_counter()
     for seed in range(HELD_OUT_SEED, HELD_OUT_SEED + episodes):
         result = run_episode(robot, seed, "", policy, cameras=policy.cameras, blend=BlendConfig(mode=mode),
-                             chunk_delay=delay if delayed else 0.0, policy_period=0.1,
+                             chunk_delay=delay if delayed else 0.0, policy_period=policy_period,
                              on_chunk=lambda chunk, state: jumps.append(state.switch_jump) if state.switch_jump else None)
         successes += result.success
     jumps_arr = np.array(jumps) if jumps else np.zeros(1)
-    return {"setting": name, "delay_s": delay if delayed else 0.0, "episodes": episodes, "successes": successes,
+    return {"setting": name, "delay_s": delay if delayed else 0.0, "policy_period_s": policy_period,
+            "episodes": episodes, "successes": successes,
             "jump_p50_rad": float(np.percentile(jumps_arr, 50)), "jump_p95_rad": float(np.percentile(jumps_arr, 95)),
             "jump_max_rad": float(jumps_arr.max()), "wall_s": time.perf_counter() - start}
 
@@ -81,13 +83,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--delay", type=float, default=0.3, help="[s] observation to bridge, for the delayed settings")
+    parser.add_argument("--policy-period", type=float, default=0.1, help="[s] between chunk requests")
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--plot", default="", help="also draw the table into this PNG")
     args = parser.parse_args()
     rows = []
     for name in args.settings:
-        rows.append(run_setting(name, args.episodes, args.delay))
+        rows.append(run_setting(name, args.episodes, args.delay, args.policy_period))
         if not args.json:
             r = rows[-1]
             print(f"{r['setting']:16} delay {r['delay_s']:.2f} s  success {r['successes']:>2}/{r['episodes']}  "
