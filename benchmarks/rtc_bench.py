@@ -6,7 +6,7 @@ The shipped Franka flow policy runs `ros2_vla.sim.episode.run_episode` episodes 
 chunk asked for every `--policy-period` seconds (0.1: several chunks in flight, as a pipelined server;
 equal to the delay: one at a time, as a model that takes that long), each reaching the bridge `--delay`
 seconds after its observation (the arm moving on meanwhile), under these settings, all on the same seeds:
-- skip, delay 0: the reference (chunks at the bridge as soon as made);
+- no-delay (skip, delay 0): the reference (chunks at the bridge as soon as made);
 - skip / ensemble, delay: the bridge's blending alone against the delay;
 - rtc, delay: the flow backend's real-time chunking (frozen steps and soft guidance), bridge in skip;
 - rtc-hard, delay: frozen steps only (RtcConfig.soft_mask = False).
@@ -31,7 +31,7 @@ from ros2_vla.sim.episode import run_episode
 from ros2_vla.trajectory.blending import BlendConfig
 
 SETTINGS = {  # name -> (blend mode, RTC config or None, delayed)
-    "skip, no delay": ("skip", None, False),
+    "no-delay": ("skip", None, False),
     "skip": ("skip", None, True),
     "ensemble": ("ensemble", None, True),
     "rtc": ("skip", RtcConfig(), True),
