@@ -60,7 +60,7 @@ def test_symmetric_eigen_matches_lapack():
         np.testing.assert_allclose(vectors.T @ vectors, np.eye(6), atol=1e-12)
 
 
-def _ik_args(model: ArmModel, chain: ChainArrays, params: IkParams):
+def _ik_args(model: ArmModel, chain: ChainArrays):
     return (chain.origins, chain.axes, chain.tcp, model.lower, model.upper, model.home)
 
 
@@ -86,7 +86,7 @@ def test_ik_matches_solve_ik(robot, params):
         T = model.fk(q_goal)
         T[:3, 3] += rng.normal(0.0, 0.01, 3)
         expected = solve_ik(model, T, seed, params)
-        pos, rot, iterations, condition, ok = compiled_ik(*_ik_args(model, chain, params), T, seed, *_params(params), q_out)
+        pos, rot, iterations, condition, ok = compiled_ik(*_ik_args(model, chain), T, seed, *_params(params), q_out)
         assert ok == expected.converged
         if ok:  # out of reach, the best iterate sits on a plateau: which iteration of it is best is rounding
             assert iterations == expected.iterations
@@ -149,7 +149,8 @@ def test_compiled_plans_equal_the_python_loop_on_random_chunks(robot, space, fra
             np.testing.assert_array_equal(a.gripper, b.gripper)
         np.testing.assert_allclose([new.ik_position_residual, new.ik_rotation_residual],
                                    [old.ik_position_residual, old.ik_rotation_residual], atol=1e-6)
-        np.testing.assert_allclose([new.condition_number, new.speed_scale], [old.condition_number, old.speed_scale], rtol=1e-6)
+        np.testing.assert_allclose([new.condition_number, new.speed_scale], [old.condition_number, old.speed_scale],
+                                   rtol=1e-6)
         codes.add(new.code)
     if singularity is None:
         assert BridgeCode.OK in codes and {BridgeCode.WORKSPACE_LIMIT, BridgeCode.IK_FAILED} <= codes

@@ -72,7 +72,8 @@ class ChunkPlanner:
         safety = robot.safety
         self._box_min, self._box_max = np.array(safety.workspace_min, float), np.array(safety.workspace_max, float)
         if not np.all(self._box_min <= self._box_max):
-            raise ConfigError(f"workspace box is empty: min {self._box_min} must be <= max {self._box_max} on every axis (safety config)")
+            raise ConfigError(f"workspace box is empty: min {self._box_min} must be <= max {self._box_max} "
+                              "on every axis (safety config)")
         singularity_scale(1.0, safety.singularity_decelerate, safety.singularity_halt)  # checks the thresholds
         self._warm_up()
 

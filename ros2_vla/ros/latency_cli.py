@@ -51,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
     node = Node("latency")
     now = lambda: node.get_clock().now().nanoseconds * 1e-9  # noqa: E731
     for cam in robot.cameras:
-        node.create_subscription(Image, cam.topic, lambda m, c=cam.name: log.add_frame(c, time_to_sec(m.header.stamp), now()),
-                                 SENSOR)
+        node.create_subscription(Image, cam.topic,
+                                 lambda m, c=cam.name: log.add_frame(c, time_to_sec(m.header.stamp), now()), SENSOR)
     node.create_subscription(ActionChunk, NAMES.action_chunk,
                              lambda m: log.add_chunk(time_to_sec(m.header.stamp), now(), m.inference_time), COMMAND)
     for arm in robot.arms:
