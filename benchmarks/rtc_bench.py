@@ -28,7 +28,7 @@ from ros2_vla.evaluation.seeds import HELD_OUT_SEED
 from ros2_vla.policies.flow.rtc import RtcConfig
 from ros2_vla.policies.registry import LoadOptions, load_policy
 from ros2_vla.sim.episode import run_episode
-from ros2_vla.trajectory.blending import BlendConfig
+from ros2_vla.trajectory.blend_config import BlendConfig
 
 SETTINGS = {  # name -> (blend mode, RTC config or None, delayed)
     "no-delay": ("skip", None, False),

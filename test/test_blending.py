@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from ros2_vla.errors import TrajectoryError
-from ros2_vla.trajectory.blending import HISTORY, BlendConfig, TrajectoryBlender, blend_weights
+from ros2_vla.trajectory.blend_config import BlendConfig
+from ros2_vla.trajectory.blending import HISTORY, TrajectoryBlender, blend_weights
 from ros2_vla.trajectory.ensemble import TimedChunk, ensemble_at, ensemble_weights
 from ros2_vla.trajectory.plan import Plan
 

@@ -21,7 +21,7 @@ from ros2_vla.bridge.status import BridgeCode
 from ros2_vla.config import RobotConfig, load_robot_config
 from ros2_vla.ik.params import IkParams, IkResult
 from ros2_vla.ik.solve import solve_ik
-from ros2_vla.trajectory.blending import BLEND_MODES, BlendConfig
+from ros2_vla.trajectory.blend_config import BLEND_MODES, BlendConfig
 
 EE = ("x", "y", "z", "roll", "pitch", "yaw", "gripper")
 POSE_TOL, ROT_TOL = 1e-3, 0.01  # [m], [rad]: the acceptance bound on FK of every point

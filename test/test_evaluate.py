@@ -23,7 +23,7 @@ from ros2_vla.sim.phrasings import HELD_OUT, instruction_for
 from ros2_vla.sim.scene import cube_name
 from ros2_vla.sim.tasks import Task
 from ros2_vla.sim.world import Simulation
-from ros2_vla.trajectory.blending import BlendConfig
+from ros2_vla.trajectory.blend_config import BlendConfig
 
 
 @pytest.fixture(scope="module")

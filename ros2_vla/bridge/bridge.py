@@ -25,7 +25,8 @@ from ros2_vla.config import RobotConfig
 from ros2_vla.errors import ChunkError, TrajectoryError
 from ros2_vla.ik.params import IkParams
 from ros2_vla.ik.solve import solve_ik
-from ros2_vla.trajectory.blending import BlendConfig, TrajectoryBlender
+from ros2_vla.trajectory.blend_config import BlendConfig
+from ros2_vla.trajectory.blending import TrajectoryBlender
 from ros2_vla.trajectory.timing import time_waypoints
 
 

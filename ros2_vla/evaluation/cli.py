@@ -15,7 +15,7 @@ from ros2_vla.evaluation.seeds import HELD_OUT_SEED
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ros2_vla.sim.phrasings import PHRASINGS
-    from ros2_vla.trajectory.blending import BLEND_MODES, BlendConfig
+    from ros2_vla.trajectory.blend_config import BLEND_MODES, BlendConfig
 
     parser.add_argument("robot", help="robot config name (config/<robot>.yaml), e.g. franka, widowx, aloha")
     parser.add_argument("--policy", required=True,
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from ros2_vla.config import load_robot_config
     from ros2_vla.evaluation.adapter import load_eval_policy
     from ros2_vla.evaluation.evaluate import EvalConfig, evaluate
-    from ros2_vla.trajectory.blending import BlendConfig
+    from ros2_vla.trajectory.blend_config import BlendConfig
 
     robot = load_robot_config(args.robot, variant=args.variant or None)
     config = EvalConfig(episodes=args.episodes, seed=args.seed, kind=args.kind, phrasing=args.phrasing,

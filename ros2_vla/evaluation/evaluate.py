@@ -27,7 +27,7 @@ from ros2_vla.sim import episode
 from ros2_vla.sim.expert import EXPERT_PERIOD
 from ros2_vla.sim.phrasings import PHRASINGS, instruction_for
 from ros2_vla.sim.world import Simulation
-from ros2_vla.trajectory.blending import BlendConfig
+from ros2_vla.trajectory.blend_config import BlendConfig
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from ros2_vla.msg import ActionChunk, BridgeStatus
 from ros2_vla.ros.convert import joint_trajectory_msg
 from ros2_vla.ros.qos import COMMAND, SENSOR, STATUS
 from ros2_vla.ros.spin import run_node
-from ros2_vla.trajectory.blending import BlendConfig
+from ros2_vla.trajectory.blend_config import BlendConfig
 
 
 class BridgeNode(Node):

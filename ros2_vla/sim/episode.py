@@ -46,7 +46,7 @@ from ros2_vla.sim.expert import EXPERT_PERIOD, ExpertObservation, ScriptedExpert
 from ros2_vla.sim.scene import cube_name
 from ros2_vla.sim.tasks import STAGES, Task, check_success, holder, lifted, progress, sample_task
 from ros2_vla.sim.world import JointState, Simulation
-from ros2_vla.trajectory.blending import BlendConfig
+from ros2_vla.trajectory.blend_config import BlendConfig
 
 _GOOD_CODES = (BridgeCode.OK, BridgeCode.IDLE, BridgeCode.DECELERATE_FOR_SINGULARITY)
 DDS_DELAY = 0.002  # [s] delivery of a message between nodes on one machine

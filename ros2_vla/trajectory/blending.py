@@ -30,37 +30,17 @@ chunk's, w = smoothstep((k+1)/(blend_steps+1)) on the new one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from ros2_vla.errors import TrajectoryError
-from ros2_vla.trajectory.ensemble import ACT_ENSEMBLE_M, TimedChunk, ensemble_at
+from ros2_vla.trajectory.blend_config import BlendConfig
+from ros2_vla.trajectory.ensemble import TimedChunk, ensemble_at
 from ros2_vla.trajectory.plan import Plan
 from ros2_vla.trajectory.timing import HERMITE_ACCELERATION_FACTOR, time_waypoints
 
-BLEND_MODES = ("replace", "skip", "ensemble")
 PAST_TOLERANCE = 1e-6  # [s] a chunk step due this close to now counts as played
 HISTORY = 30.0  # [s] of superseded plans kept for `commanded_at`: the stamp of a slow model's chunk (seconds on
 # a small GPU, 10-20 s for OpenVLA on a CPU) still finds the pose commanded then
-
-
-@dataclass(frozen=True)
-class BlendConfig:
-    mode: str = "skip"  # one of BLEND_MODES
-    blend_steps: int = 2  # waypoints over which the old path hands over to the new one ("replace", "skip")
-    ensemble_m: float = ACT_ENSEMBLE_M  # ACT weight decay per chunk age ("ensemble")
-    max_chunks: int = 64  # chunks kept for "ensemble"; the oldest go first
-
-    def __post_init__(self) -> None:
-        if self.mode not in BLEND_MODES:
-            raise TrajectoryError(f"blend mode {self.mode!r} is unknown; use one of {BLEND_MODES}")
-        if self.blend_steps < 0:
-            raise TrajectoryError(f"blend_steps must be >= 0 (0: switch at once); got {self.blend_steps}")
-        if not (self.ensemble_m >= 0.0 and np.isfinite(self.ensemble_m)):
-            raise TrajectoryError(f"ensemble_m must be finite and >= 0 (ACT: {ACT_ENSEMBLE_M}); got {self.ensemble_m}")
-        if self.max_chunks < 1:
-            raise TrajectoryError(f"max_chunks must be >= 1; got {self.max_chunks}")
 
 
 def blend_weights(count: int, blend_steps: int) -> np.ndarray:
