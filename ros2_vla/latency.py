@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ros2_vla.policies.observation import DEFAULT_SYNC_SLOP
+
 STAGES = ("capture -> receipt (slowest camera)", "waiting for the other cameras", "queueing before inference",
           "inference", "bridge planning -> first point out")
 
@@ -61,7 +63,7 @@ class ChunkLatency:
         return (max(self.camera.values()), self.waiting, self.queueing, self.inference, self.bridge)
 
 
-def chunk_latencies(log: LatencyLog, slop: float = 0.05) -> list[ChunkLatency]:
+def chunk_latencies(log: LatencyLog, slop: float = DEFAULT_SYNC_SLOP) -> list[ChunkLatency]:
     """One ChunkLatency per chunk whose frames were all seen (chunks from frames before the listener
     started are left out)."""
     frames = {c: sorted(v) for c, v in log.frames.items()}

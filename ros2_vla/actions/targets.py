@@ -26,6 +26,7 @@ __all__ = [
     "StepClamp",
     "WorkspaceClip",
     "apply_ee_delta",
+    "check_workspace",
     "clamp_step",
     "clip_to_workspace",
     "ee_absolute_target",
@@ -144,13 +145,19 @@ def clamp_step(T_from: np.ndarray, T_to: np.ndarray, max_translation: float, max
     return StepClamp(make_transform(R, p), True)
 
 
-def clip_to_workspace(T: np.ndarray, box_min: np.ndarray, box_max: np.ndarray) -> WorkspaceClip:
-    """Move the target's position [m] into the axis-aligned box [box_min, box_max] (base frame); the
-    orientation is kept."""
+def check_workspace(box_min, box_max) -> tuple[np.ndarray, np.ndarray]:
+    """The box corners [m] (3,) as float arrays; ConfigError when the box is empty."""
     lo = np.asarray(box_min, dtype=np.float64)
     hi = np.asarray(box_max, dtype=np.float64)
     if not np.all(lo <= hi):
         raise ConfigError(f"workspace box is empty: min {lo} must be <= max {hi} on every axis (safety config)")
+    return lo, hi
+
+
+def clip_to_workspace(T: np.ndarray, box_min: np.ndarray, box_max: np.ndarray) -> WorkspaceClip:
+    """Move the target's position [m] into the axis-aligned box [box_min, box_max] (base frame); the
+    orientation is kept."""
+    lo, hi = check_workspace(box_min, box_max)
     p = T[:3, 3]
     p_clipped = np.minimum(np.maximum(p, lo), hi)
     clipped = bool(np.any(p_clipped != p))

@@ -19,13 +19,13 @@ import numpy as np
 from ros2_vla.actions.chunk import Chunk, EeComponents, chunk_to_array, ee_components, resolve_delta_frame, validate_chunk
 from ros2_vla.actions.gripper import gripper_commands
 from ros2_vla.actions.spaces import BASE_FRAME, EE_ABSOLUTE, EE_DELTA, EE_FRAME, JOINT_DELTA, JOINT_VELOCITY
-from ros2_vla.actions.targets import apply_ee_delta, clamp_step, clip_to_workspace, ee_absolute_target
+from ros2_vla.actions.targets import apply_ee_delta, check_workspace, clamp_step, clip_to_workspace, ee_absolute_target
 from ros2_vla.bridge.compiled_plan import HALTED, IK_FAILED, RAN_THROUGH, plan_ee_steps
 from ros2_vla.bridge.status import BridgeCode
 from ros2_vla.config import ArmSpec, RobotConfig
-from ros2_vla.errors import ChunkError, ConfigError
+from ros2_vla.errors import ChunkError
 from ros2_vla.ik.params import IkParams, IkResult
-from ros2_vla.ik.singularity import singularity_scale
+from ros2_vla.ik.singularity import check_thresholds, singularity_scale
 from ros2_vla.ik.solve import solve_ik
 from ros2_vla.bridge.compiled_plan import ChainArrays
 from ros2_vla.kinematics.model import ArmModel
@@ -70,11 +70,9 @@ class ChunkPlanner:
         self.models = {arm.name: ArmModel.from_arm(arm) for arm in robot.arms}
         self._chains = {arm.name: ChainArrays.from_chain(arm.chain) for arm in robot.arms}
         safety = robot.safety
-        self._box_min, self._box_max = np.array(safety.workspace_min, float), np.array(safety.workspace_max, float)
-        if not np.all(self._box_min <= self._box_max):
-            raise ConfigError(f"workspace box is empty: min {self._box_min} must be <= max {self._box_max} "
-                              "on every axis (safety config)")
-        singularity_scale(1.0, safety.singularity_decelerate, safety.singularity_halt)  # checks the thresholds
+        # The compiled loop does not check them per step as the Python functions do: check once here.
+        self._box_min, self._box_max = check_workspace(safety.workspace_min, safety.workspace_max)
+        check_thresholds(safety.singularity_decelerate, safety.singularity_halt)
         self._warm_up()
 
     def _warm_up(self) -> None:

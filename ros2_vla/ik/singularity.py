@@ -18,6 +18,12 @@ def condition_number(J: np.ndarray) -> float:
     return float(sigma[0] / sigma[-1]) if sigma[-1] > 0.0 else float("inf")
 
 
+def check_thresholds(decelerate: float, halt: float) -> None:
+    """ConfigError unless 0 < decelerate < halt (SafetySpec.singularity_decelerate / _halt)."""
+    if not (0.0 < decelerate < halt):
+        raise ConfigError(f"singularity thresholds need 0 < decelerate < halt; got {decelerate}, {halt} (safety config)")
+
+
 def singularity_scale(
     condition: float, decelerate: float, halt: float, approaching: bool = True, leaving_multiplier: float = 1.0
 ) -> float:
@@ -27,8 +33,7 @@ def singularity_scale(
     leads away from the singularity (approaching=False, e.g. the next step's condition number is lower),
     both thresholds are multiplied by leaving_multiplier >= 1 (MoveIt Servo uses 2) so the arm can back out.
     """
-    if not (0.0 < decelerate < halt):
-        raise ConfigError(f"singularity thresholds need 0 < decelerate < halt; got {decelerate}, {halt} (safety config)")
+    check_thresholds(decelerate, halt)
     if leaving_multiplier < 1.0:
         raise ConfigError(f"leaving_multiplier must be >= 1; got {leaving_multiplier}")
     if not approaching:

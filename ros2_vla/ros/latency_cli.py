@@ -20,7 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("robot", help="robot config name (config/<robot>.yaml): its camera and trajectory topics")
     parser.add_argument("--variant", default="", help="kinematic variant, e.g. panda for franka")
     parser.add_argument("--duration", type=float, default=20.0, help="[s] to listen (default 20)")
-    parser.add_argument("--slop", type=float, default=0.05,
+    from ros2_vla.policies.observation import DEFAULT_SYNC_SLOP
+
+    parser.add_argument("--slop", type=float, default=DEFAULT_SYNC_SLOP,
                         help="[s] frames of one observation lie within this of its stamp (vla_node's sync_slop)")
     parser.add_argument("--plot", default="", help="also draw the budget into this PNG")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")

@@ -29,16 +29,13 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ros2_vla.errors import ConfigError
-
-Velocity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_t (B, H, D), t (B,)) -> v (B, H, D)
-
+from ros2_vla.policies.flow.sampling import Velocity
 
 @dataclass(frozen=True)
 class RtcConfig:
