@@ -13,6 +13,18 @@ from typing import Any
 
 from ros2_vla.config import load_robot_config
 from ros2_vla.errors import ConfigError
+from ros2_vla.parameters import (
+    EXECUTABLES,
+    LAUNCH_ARGS,
+    LAUNCH_ARGUMENTS,
+    NODE_PARAMETERS,
+    Value,
+    launch_arg_text,
+    param,
+    parse_bool,  # noqa: F401  (the launch adapter's and the tests' name for it)
+    parse_launch_arg,
+    parse_override,
+)
 
 # Every executable the package installs under lib/ros2_vla (CMakeLists.txt writes one entry
 # script per name; the module is ros2_vla.nodes.<name> with a main()).
@@ -65,27 +77,32 @@ class NodeSpec:
             raise ConfigError(f"node {self.name}: unknown executable {self.executable!r}; known: {NODE_EXECUTABLES}")
 
 
+def _default(name: str):
+    return LAUNCH_ARGS[name].default
+
+
 @dataclass(frozen=True)
 class LaunchOptions:
-    """The launch arguments: `sim:=`, `policy:=`, `model:=`, `device:=`, `quantization:=`, `unnorm_key:=`,
-    `server:=`, `openpi_preset:=`, `rtc:=`, `variant:=`, `enable:=`, `expert:=`, `seed:=`, `phrasing:=`, `record:=`."""
+    """The launch arguments (`ros2_vla.parameters.LAUNCH_ARGUMENTS` says what each means and which node
+    parameters it sets; the defaults are theirs), and any other node parameter in `params`."""
 
     robot: str  # config/<robot>.yaml
-    sim: bool = False  # run the MuJoCo stand-in instead of talking to hardware
-    policy: str = ""  # policy backend for vla_node ("" = no vla_node: chunks come from elsewhere)
-    model: str = ""  # model path (or id) for the backend
-    device: str = "auto"  # vla_node: auto | cpu | cuda[:N]
-    quantization: str = ""  # vla_node: openvla 4bit | 8bit | bf16 | fp32; flow fp32 | bf16 ("" = the device's default)
-    unnorm_key: str = ""  # vla_node, openvla: the dataset statistics that un-normalize actions (e.g. bridge_orig)
-    server: str = ""  # vla_node, openpi: host:port of the policy server
-    openpi_preset: str = ""  # vla_node, openpi: droid | libero | aloha | a YAML path ("": a `ros2-vla serve` server)
-    rtc: bool = False  # vla_node, flow: real-time chunking
-    variant: str = ""  # kinematic variant, e.g. "panda" for franka
-    enable: bool = False  # arm the bridge at start (otherwise /vla/enable arms it)
-    expert: bool = False  # sim only: the scripted expert sends chunks through the bridge
-    seed: int = 0  # sim only: scene and task of the first episode
-    phrasing: str = "template"  # sim only: how /sim/task words tasks: template | train | heldout (sim/phrasings.py)
-    record: str = ""  # folder for recorder_node's episodes ("" = no recorder); started idle: call /recorder/start
+    sim: bool = _default("sim")
+    policy: str = _default("policy")  # "" = no vla_node: chunks come from elsewhere
+    model: str = _default("model")
+    device: str = _default("device")
+    quantization: str = _default("quantization")
+    unnorm_key: str = _default("unnorm_key")
+    server: str = _default("server")
+    openpi_preset: str = _default("openpi_preset")
+    rtc: bool = _default("rtc")
+    variant: str = _default("variant")
+    enable: bool = _default("enable")
+    expert: bool = _default("expert")
+    seed: int = _default("seed")
+    phrasing: str = _default("phrasing")
+    record: str = _default("record")  # "" = no recorder_node
+    params: tuple[tuple[str, str, Value], ...] = ()  # (node, parameter, value): `node.name:=value`, set last
 
     def __post_init__(self) -> None:
         if self.expert and not self.sim:
@@ -93,39 +110,58 @@ class LaunchOptions:
 
 
 def describe_graph(opts: LaunchOptions) -> list[NodeSpec]:
-    """The nodes to start for `opts`, in start order. Raises ConfigError for an unknown robot."""
+    """The nodes to start for `opts`, in start order, each with the parameters the launch sets (the rest
+    keep the defaults they declare). Raises ConfigError for an unknown robot or a bad parameter value."""
     robot = load_robot_config(opts.robot, variant=opts.variant or None)  # fail early, clearly
-    common: dict[str, Any] = {"robot": robot.name, "variant": opts.variant}
-    nodes: list[NodeSpec] = []
-    if opts.sim:
-        nodes.append(NodeSpec("sim", "sim_node", {**common, "expert": opts.expert, "seed": opts.seed,
-                                                   "phrasing": opts.phrasing}))
-    nodes.append(NodeSpec("bridge", "bridge_node", {**common, "enabled": opts.enable or opts.sim}))
-    if opts.policy:
-        nodes.append(NodeSpec("vla", "vla_node", {**common, "policy": opts.policy, "model": opts.model,
-                                                   "device": opts.device, "quantization": opts.quantization,
-                                                   "unnorm_key": opts.unnorm_key, "server": opts.server,
-                                                   "openpi_preset": opts.openpi_preset, "rtc": opts.rtc}))
-    if opts.record:
-        nodes.append(NodeSpec("recorder", "recorder_node", {**common, "sim": opts.sim, "output_dir": opts.record}))
-    return nodes
+    started = (["sim"] if opts.sim else []) + ["bridge"] + (["vla"] if opts.policy else []) + (["recorder"] if opts.record else [])
+    params: dict[str, dict[str, Any]] = {node: {"robot": robot.name} for node in started}
+    for arg in LAUNCH_ARGUMENTS:
+        for target in arg.sets:
+            node, _, name = target.partition(".")
+            if node in params:
+                params[node][name] = getattr(opts, arg.name)
+    params["bridge"]["enabled"] = opts.enable or opts.sim  # the sim's graph arms the bridge on its first states
+    if "recorder" in params:
+        params["recorder"]["sim"] = opts.sim
+    for node, name, value in opts.params:
+        if node not in params:
+            raise ConfigError(f"{node}.{name}: this launch starts no {EXECUTABLES.get(node, node)} "
+                              f"(it starts {', '.join(EXECUTABLES[n] for n in started)})")
+        params[node][name] = value
+    for node, values in params.items():
+        for name, value in values.items():
+            p = param(node, name)
+            values[name] = p.check(value, enforce_choices=not p.reloads)
+    return [NodeSpec(node, EXECUTABLES[node], params[node]) for node in started]
+
+
+def launch_arguments() -> list[tuple[str, str, str]]:
+    """(name, default, description) of every launch argument, as `ros2 launch` declares them: the named
+    ones, then `node.parameter` for every node parameter (empty: the node's default)."""
+    named = [(a.name, launch_arg_text(a.default), a.description) for a in LAUNCH_ARGUMENTS]
+    dotted = [(f"{node}.{p.name}", "", f"{EXECUTABLES[node]}: {p.description} (empty: {_shown(p.default)})")
+              for node, table in NODE_PARAMETERS.items() for p in table.values()]
+    return named + dotted
+
+
+def _shown(value: Value) -> str:
+    text = launch_arg_text(value)
+    return text if text else '""'
 
 
 def launch_argument_defaults() -> dict[str, str]:
     """Launch-argument defaults as strings, as `ros2 launch` declares them."""
-    d = LaunchOptions(robot="")
-    return {"sim": str(d.sim).lower(), "policy": d.policy, "model": d.model, "device": d.device,
-            "quantization": d.quantization, "unnorm_key": d.unnorm_key, "server": d.server,
-            "openpi_preset": d.openpi_preset, "rtc": str(d.rtc).lower(), "variant": d.variant,
-            "enable": str(d.enable).lower(), "expert": str(d.expert).lower(), "seed": str(d.seed),
-            "phrasing": d.phrasing, "record": d.record}
+    return {name: default for name, default, _ in launch_arguments()}
 
 
-def parse_bool(text: str) -> bool:
-    """`true`/`false` (and 1/0, yes/no) as launch arguments spell them."""
-    t = str(text).strip().lower()
-    if t in ("true", "1", "yes", "on"):
-        return True
-    if t in ("false", "0", "no", "off", ""):
-        return False
-    raise ConfigError(f"expected true or false, got {text!r}")
+def launch_options(robot: str, values: dict[str, str]) -> LaunchOptions:
+    """LaunchOptions from launch-argument text (`ros2 launch` and `ros2-vla launch` both come here): the
+    named arguments given, and each non-empty `node.parameter`."""
+    known = launch_argument_defaults()
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown launch arguments {unknown}; see `ros2-vla launch --help`")
+    named = {name: parse_launch_arg(name, text) for name, text in values.items() if name in LAUNCH_ARGS}
+    overrides = tuple(parse_override(f"{name}:={text}") for name, text in values.items()
+                      if name not in LAUNCH_ARGS and text != "")
+    return LaunchOptions(robot=robot, **named, params=overrides)

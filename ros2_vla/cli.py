@@ -38,30 +38,21 @@ MODULE_COMMANDS = {
 
 
 def _add_launch_options(p: argparse.ArgumentParser) -> None:
-    from ros2_vla.bringup import LaunchOptions
-    from ros2_vla.sim.phrasings import PHRASINGS
+    """The launch arguments as flags (`policy:=flow` is `--policy flow`, `sim:=true` is `--sim`), from the
+    parameter schema, and `--param node.name:=value` for every other node parameter."""
+    from ros2_vla.parameters import LAUNCH_ARGUMENTS, NODE_PARAMETERS
 
     p.add_argument("robot", help="robot config name (config/<robot>.yaml), e.g. franka, widowx, aloha")
-    p.add_argument("--sim", action="store_true", help="run the MuJoCo stand-in instead of hardware")
-    p.add_argument("--policy", default="", help="vla_node backend (openvla | flow | openpi); omitted: no vla_node")
-    p.add_argument("--model", default="", help="model directory for the policy backend")
-    p.add_argument("--device", default=LaunchOptions.device, help="vla_node: auto | cpu | cuda | cuda:N")
-    p.add_argument("--quantization", default=LaunchOptions.quantization,
-                   help="vla_node: openvla 4bit | 8bit | bf16 | fp32, flow fp32 | bf16 (default: the device's)")
-    p.add_argument("--unnorm-key", default=LaunchOptions.unnorm_key,
-                   help="vla_node, openvla: the dataset statistics that un-normalize actions (e.g. bridge_orig)")
-    p.add_argument("--server", default=LaunchOptions.server, help="vla_node, openpi: host:port of the policy server")
-    p.add_argument("--openpi-preset", default=LaunchOptions.openpi_preset,
-                   help="vla_node, openpi: droid | libero | aloha | a YAML path (default: the server is ros2-vla serve)")
-    p.add_argument("--rtc", action="store_true",
-                   help="vla_node, flow: real-time chunking, each chunk continuing the one the arm is playing")
-    p.add_argument("--variant", default="", help="kinematic variant, e.g. panda for franka")
-    p.add_argument("--enable", action="store_true", help="arm the bridge at start")
-    p.add_argument("--expert", action="store_true", help="with --sim: the scripted expert drives the robot through the bridge")
-    p.add_argument("--seed", type=int, default=0, help="with --sim: seed of the first scene and task")
-    p.add_argument("--phrasing", default="template", choices=PHRASINGS,
-                   help="with --sim: how tasks are worded (train: training paraphrases, for varied demos)")
-    p.add_argument("--record", default="", metavar="DIR", help="also run recorder_node, episodes into DIR (start with /recorder/start)")
+    for arg in LAUNCH_ARGUMENTS:
+        # Markdown backquotes read as noise in a terminal.
+        text = arg.description.replace("`", "")
+        if isinstance(arg.default, bool):  # every boolean launch argument is off by default: a switch
+            p.add_argument(arg.flag, dest=arg.name, action="store_true", help=text)
+        else:
+            p.add_argument(arg.flag, dest=arg.name, default=str(arg.default), metavar=arg.name.upper(), help=text)
+    nodes = ", ".join(NODE_PARAMETERS)
+    p.add_argument("--param", action="append", default=[], metavar="NODE.NAME:=VALUE",
+                   help=f"any other node parameter (nodes: {nodes}), e.g. --param bridge.blend_steps:=3; repeatable")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=10.0, help="with --once: seconds to wait")
 
     from ros2_vla.evaluation.seeds import HELD_OUT_SEED
-    from ros2_vla.sim.phrasings import PHRASINGS  # numpy: build_parser runs where a missing one is reported
+    from ros2_vla.sim.phrasings import DEFAULT_PHRASING, PHRASINGS  # numpy: build_parser runs where a missing one is reported
 
     p = sub.add_parser("demo", help="the closed-loop sim demo: episodes, a video and a summary table")
     p.add_argument("robot", nargs="?", default="franka", help="robot config name (default franka)")
@@ -95,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "scripted expert); default: flow with the policy shipped for the robot, the expert where none is")
     p.add_argument("--model", default="", help="model directory (default: the policy shipped for the robot)")
     p.add_argument("--server", default="", help="with --policy openpi: host:port of the policy server")
-    p.add_argument("--phrasing", default="template", choices=PHRASINGS,
+    p.add_argument("--phrasing", default=DEFAULT_PHRASING, choices=PHRASINGS,
                    help="how the sim words each task; heldout: wording no training demo used")
 
     for name, (module, help_text) in MODULE_COMMANDS.items():
@@ -108,13 +99,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _launch_options(args: argparse.Namespace):
-    from ros2_vla.bringup import LaunchOptions
+    from ros2_vla.bringup import launch_options
+    from ros2_vla.errors import ConfigError
+    from ros2_vla.parameters import LAUNCH_ARGUMENTS, launch_arg_text
 
-    return LaunchOptions(robot=args.robot, sim=args.sim, policy=args.policy, model=args.model, device=args.device,
-                         quantization=args.quantization, unnorm_key=args.unnorm_key, server=args.server,
-                         openpi_preset=args.openpi_preset, rtc=args.rtc, variant=args.variant,
-                         enable=args.enable, expert=args.expert, seed=args.seed, phrasing=args.phrasing,
-                         record=args.record)
+    values = {a.name: launch_arg_text(getattr(args, a.name)) for a in LAUNCH_ARGUMENTS}
+    for text in args.param:
+        key, sep, value = text.partition(":=")
+        if not sep or "." not in key:
+            raise ConfigError(f"--param takes node.name:=value (e.g. bridge.blend_steps:=3); got {text!r}")
+        values[key] = value
+    return launch_options(args.robot, values)
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -151,6 +151,8 @@ class SafetySpec:
 
 @dataclass(frozen=True)
 class RobotConfig:
+    """One robot, as read from `config/<robot>.yaml`: arms, cameras, action space, safety bounds, topics and rates."""
+
     name: str
     description: str
     arms: tuple[ArmSpec, ...]

@@ -62,6 +62,8 @@ def _die_with_parent() -> None:
 
 @dataclass
 class Running:
+    """A node the launcher started: its spec and its process."""
+
     spec: NodeSpec
     process: subprocess.Popen
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ros2_vla.errors import TrajectoryError
-from ros2_vla.sim.controller import JointTrajectory, JointTrajectoryController, TrajectoryPoint, unreachable_start
+from ros2_vla.sim.controller import JointTrajectoryController, SimTrajectory, TrajectoryPoint, unreachable_start
 
 NAMES = ("a", "b", "c")
 
@@ -19,10 +19,10 @@ def _ctrl(q=(0.0, 0.0, 0.0), **kw) -> JointTrajectoryController:
     return JointTrajectoryController(NAMES, q, **kw)
 
 
-def _traj(names, *points, start=0.0) -> JointTrajectory:
+def _traj(names, *points, start=0.0) -> SimTrajectory:
     """points: (positions, time) or (positions, time, velocities)."""
     pts = tuple(TrajectoryPoint(tuple(p[0]), p[1], tuple(p[2]) if len(p) > 2 else ()) for p in points)
-    return JointTrajectory(tuple(names), pts, start)
+    return SimTrajectory(tuple(names), pts, start)
 
 
 def test_holds_initial_positions_before_any_trajectory():
@@ -166,7 +166,7 @@ def test_linear_reference_stays_between_its_neighbouring_points(values, gaps, fr
     c = JointTrajectoryController(("j",), (0.0,))
     times = np.cumsum(gaps[: len(values)])
     points = tuple(TrajectoryPoint((v,), float(t)) for v, t in zip(values, times))
-    c.accept(JointTrajectory(("j",), points), now=0.0, measured=[0.0])
+    c.accept(SimTrajectory(("j",), points), now=0.0, measured=[0.0])
     knots_t = np.concatenate([[0.0], times])
     knots_v = np.concatenate([[0.0], values])
     i = int(frac * (len(values) - 1e-9))
@@ -178,8 +178,8 @@ def test_linear_reference_stays_between_its_neighbouring_points(values, gaps, fr
 def test_a_first_point_farther_than_the_velocity_limit_allows_is_unreachable():
     limits, at_zero = {"a": 2.0, "b": 2.0}, {"a": 0.0, "b": 0.0}
 
-    def first(q_a: float, t: float, start: float = 0.0) -> JointTrajectory:
-        return JointTrajectory(("a", "b"), (TrajectoryPoint((q_a, 0.0), t), TrajectoryPoint((q_a, 0.0), t + 1.0)), start)
+    def first(q_a: float, t: float, start: float = 0.0) -> SimTrajectory:
+        return SimTrajectory(("a", "b"), (TrajectoryPoint((q_a, 0.0), t), TrajectoryPoint((q_a, 0.0), t + 1.0)), start)
 
     assert "a" in unreachable_start(first(0.6, 0.1), 5.0, at_zero, limits, 0.3)  # 6 rad/s
     assert "a" in unreachable_start(first(-0.6, 0.1), 5.0, at_zero, limits, 0.3)
@@ -187,4 +187,4 @@ def test_a_first_point_farther_than_the_velocity_limit_allows_is_unreachable():
     assert unreachable_start(first(0.6, 0.1, start=5.4), 5.0, at_zero, limits, 0.3) == ""  # a later stamp: 0.5 s
     assert unreachable_start(first(0.25, 0.0), 5.0, at_zero, limits, 0.3) == ""  # a tracking lag: JTC's step
     assert unreachable_start(first(0.6, 0.1), 5.0, at_zero, {"b": 2.0}, 0.3) == ""  # no limit for a (a gripper)
-    assert unreachable_start(JointTrajectory(("a",), ()), 5.0, at_zero, limits, 0.3) == ""  # a stop
+    assert unreachable_start(SimTrajectory(("a",), ()), 5.0, at_zero, limits, 0.3) == ""  # a stop

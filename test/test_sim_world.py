@@ -9,7 +9,7 @@ import pytest
 
 from ros2_vla.config import load_robot_config
 from ros2_vla.errors import ConfigError, TrajectoryError
-from ros2_vla.sim.controller import JointTrajectory, TrajectoryPoint
+from ros2_vla.sim.controller import SimTrajectory, TrajectoryPoint
 from ros2_vla.sim.scene import BOWL, arm_spawn_box
 from ros2_vla.sim.slip import DROP_HEIGHT, MISS_DISTANCE, NO_SLIP, draw_slip
 from ros2_vla.sim.world import START_CLEARANCE, Simulation
@@ -24,8 +24,8 @@ def sim(request):
     s.close()
 
 
-def _step_traj(names, positions, t=0.0) -> JointTrajectory:
-    return JointTrajectory(tuple(names), (TrajectoryPoint(tuple(float(v) for v in positions), t),))
+def _step_traj(names, positions, t=0.0) -> SimTrajectory:
+    return SimTrajectory(tuple(names), (TrajectoryPoint(tuple(float(v) for v in positions), t),))
 
 
 def test_reset_puts_arms_at_home_and_grippers_open(sim):
@@ -148,7 +148,7 @@ def test_trajectory_is_followed_in_time(sim):
     home = np.array(arm.chain.home)
     goal = home.copy()
     goal[0] += 0.3
-    traj = JointTrajectory(arm.chain.joint_names, (TrajectoryPoint(tuple(goal), 1.0),))
+    traj = SimTrajectory(arm.chain.joint_names, (TrajectoryPoint(tuple(goal), 1.0),))
     sim.command(arm.trajectory_topic, traj)
     sim.step_until(0.5)
     q = sim.joint_state().positions[0]
@@ -160,7 +160,7 @@ def test_trajectory_is_followed_in_time(sim):
 def test_rejected_trajectory_leaves_the_arm_holding(sim):
     sim.reset(0)
     arm = sim.robot.arms[0]
-    bad = JointTrajectory((arm.chain.joint_names[0], "no_such_joint"), (TrajectoryPoint((0.1, 0.2), 1.0),))
+    bad = SimTrajectory((arm.chain.joint_names[0], "no_such_joint"), (TrajectoryPoint((0.1, 0.2), 1.0),))
     with pytest.raises(TrajectoryError, match="no_such_joint"):
         sim.command(arm.trajectory_topic, bad)
     nan = _step_traj(arm.chain.joint_names, [math.nan] * len(arm.chain.joints), 1.0)

@@ -229,6 +229,8 @@ def chunk_to_array(chunk: Chunk) -> np.ndarray:
 
 
 class EeComponents(NamedTuple):
+    """Physical ee actions split by name into translation, rotation and gripper columns."""
+
     xyz: np.ndarray  # (H, 3) [m], 0 where the chunk has no such dimension
     rpy: np.ndarray  # (H, 3) [rad], 0 where absent
     gripper: np.ndarray | None  # (H,) raw gripper action, None when the chunk has no gripper dimension

@@ -39,16 +39,22 @@ __all__ = [
 
 
 class StepClamp(NamedTuple):
+    """A step target after `clamp_step`, and whether it was limited."""
+
     T: np.ndarray  # (4, 4) the target, limited
     clamped: bool  # True when translation or rotation was cut
 
 
 class WorkspaceClip(NamedTuple):
+    """A target after `clip_to_workspace`, and whether its position was moved."""
+
     T: np.ndarray  # (4, 4) the target, its position inside the box
     clipped: bool  # True when the position was moved
 
 
 class PoseError(NamedTuple):
+    """Position distance and rotation angle between two poses."""
+
     position: float  # [m] distance between the two TCP points
     rotation: float  # [rad] angle of the relative rotation, in [0, pi]
 

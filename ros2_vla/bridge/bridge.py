@@ -42,6 +42,8 @@ class TrajectoryCommand:
 
 
 class Bridge:
+    """The bridge's safety core: joint states and chunks in, the trajectories to send at each tick out."""
+
     def __init__(self, robot: RobotConfig, blend: BlendConfig | None = None, ik: IkParams | None = None,
                  joint_state_timeout: float | None = None, ik_solver: IkSolver = solve_ik) -> None:
         self.robot = robot
@@ -61,6 +63,11 @@ class Bridge:
         self._newest_stamp = float("-inf")  # [s] stamp of the newest chunk played: an older one is refused
         self._active = False  # a plan is loaded and not yet dropped
         self._last = BridgeState(BridgeCode.IDLE)
+
+    def set_blend(self, blend: BlendConfig) -> None:
+        """How the next chunks take over (bridge_node's blend_mode, blend_steps, ensemble_m while it runs)."""
+        for blender in self.blenders.values():
+            blender.set_config(blend)
 
     # --- inputs -----------------------------------------------------------------------------
     def update_joint_state(self, names: list[str], positions: list[float], now: float) -> None:

@@ -16,6 +16,8 @@ _MIN_SEGMENT = 1e-9  # [s] shorter final segments are merged into the last step 
 
 
 class GripperPlan:
+    """One gripper's commanded path: times and positions, never faster than its velocity limit."""
+
     def __init__(self, spec: GripperSpec) -> None:
         self.spec = spec
         self.times = np.array([0.0])  # [s] absolute, strictly increasing

@@ -50,6 +50,8 @@ class ArmWaypoints:
 
 @dataclass(frozen=True)
 class ChunkPlan:
+    """One chunk planned: each arm's waypoints, the steps kept, the status and the worst IK and singularity figures."""
+
     arms: tuple[ArmWaypoints, ...]
     steps: int  # K usable steps (<= H): 0 means hold
     code: BridgeCode  # the most serious thing that happened (OK when nothing did)

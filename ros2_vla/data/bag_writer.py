@@ -30,11 +30,12 @@ from rosbags.interfaces import Connection, Qos, QosDurability, QosHistory, QosLi
 from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 
 from ros2_vla.data.episode import CUSTOM_DATA_KEY, EpisodeMeta
+from ros2_vla.parameters import RECORDER_QUEUE_SIZE
 from ros2_vla.data.typestore import typestore
 from ros2_vla.errors import ConfigError, RecordingError
 
 EPISODE_PREFIX = "episode_"
-DEFAULT_QUEUE_SIZE = 256  # messages; two 640x480 rgb8 cameras at 30 Hz fill it in about 4 s
+DEFAULT_QUEUE_SIZE = RECORDER_QUEUE_SIZE  # recorder_node's queue_size by default
 _EPISODE_RE = re.compile(rf"^{EPISODE_PREFIX}(\d+)$")
 _STOP = object()
 

@@ -35,6 +35,8 @@ EXTRAS_FORMAT = 1
 
 @dataclass(frozen=True)
 class ConvertOptions:
+    """How `convert_to_lerobot` runs: overwriting, failed episodes, video settings, progress and action labels."""
+
     overwrite: bool = False  # replace a non-empty OUT (only once the new dataset is complete)
     include_failed: bool = False  # keep episodes labelled success=False (unlabelled ones are always kept)
     video: VideoSettings = field(default_factory=VideoSettings)
@@ -44,6 +46,8 @@ class ConvertOptions:
 
 @dataclass(frozen=True)
 class ConversionReport:
+    """What a conversion wrote: the dataset folder, its counts, the failed bags left out, bytes and time."""
+
     out: Path
     episodes: int  # written
     frames: int

@@ -47,6 +47,8 @@ class _Episode:
 
 
 class LeRobotWriter:
+    """A LeRobot v3.0 dataset being written episode by episode: camera videos, frame rows and meta files."""
+
     def __init__(self, root: Path, fps: int, robot_type: str, state_names: Sequence[str], action_names: Sequence[str],
                  cameras: dict[str, tuple[int, int]], video: VideoSettings | None = None) -> None:
         """cameras: name -> (height, width) [px] of its frames."""

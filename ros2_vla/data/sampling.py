@@ -21,6 +21,8 @@ _TIME_EPS = 1e-9  # [s] an instant this close past the last joint state still co
 
 @dataclass(frozen=True)
 class FramePlan:
+    """An episode's sample instants and, per frame, its joint state, the image index per camera and its instruction."""
+
     times: np.ndarray  # (N+1,) [s] sample instants; frame k is times[k], its action ends at times[k+1]
     state: np.ndarray  # (N+1, S) latest joint state at or before each instant (vla_node's state vector)
     image_index: dict[str, np.ndarray]  # camera -> (N,) index (bag order) of the frame shown at times[k]

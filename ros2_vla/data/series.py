@@ -49,6 +49,8 @@ class CommandLog:
 
 @dataclass(frozen=True)
 class CameraSeries:
+    """One camera's recorded frames: their topic, log times and image shape."""
+
     topic: str  # the topic the frames came on (the config's, or its /compressed twin)
     times: np.ndarray  # (M,) [s] log time of every frame, in bag order
     shape: tuple[int, int, int]  # (height, width, 3) of the first frame
@@ -56,6 +58,8 @@ class CameraSeries:
 
 @dataclass(frozen=True)
 class EpisodeSeries:
+    """One episode's series from its bag: joint states, camera frame times, gripper commands, instructions, chunks."""
+
     bag: EpisodeBag
     robot: RobotConfig  # the episode's robot (with its variant)
     origin_ns: int  # [ns] log time that every time here is relative to

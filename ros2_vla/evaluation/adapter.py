@@ -17,12 +17,13 @@ import numpy as np
 from ros2_vla.actions.chunk import Chunk, validate_chunk
 from ros2_vla.config import RobotConfig
 from ros2_vla.errors import ChunkError, ConfigError, PolicyError
+from ros2_vla.parameters import param
 from ros2_vla.policies.base import Policy, PolicyOutput
 from ros2_vla.policies.observation import ObservationBuffer, state_names
 from ros2_vla.policies.runner import output_chunk
 from ros2_vla.sim import episode
 
-MAX_OBSERVATION_AGE = 0.5  # [s] vla_node's `max_observation_age` default (every input here is fresh)
+MAX_OBSERVATION_AGE = param("vla", "max_observation_age").default  # [s] as vla_node by default (every input here is fresh)
 
 
 def check_fits(robot: RobotConfig, policy: Policy, source: str = "") -> None:

@@ -13,53 +13,20 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from ros2_vla.config import RobotConfig, load_robot_config
 from ros2_vla.errors import ConfigError
 from ros2_vla.evaluation.adapter import BackendPolicy
+from ros2_vla.evaluation.eval_config import EvalConfig
 from ros2_vla.evaluation.report import EpisodeRecord, EvalReport, summarize, write_report
 from ros2_vla.evaluation.seeds import HELD_OUT_SEED
 from ros2_vla.evaluation.video import Film
 from ros2_vla.policies.base import Policy as Backend
 from ros2_vla.sim import episode
 from ros2_vla.sim.expert import EXPERT_PERIOD
-from ros2_vla.sim.phrasings import PHRASINGS, instruction_for
+from ros2_vla.sim.phrasings import instruction_for
 from ros2_vla.sim.world import Simulation
-from ros2_vla.trajectory.blend_config import BlendConfig
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    episodes: int = 50  # seeds seed, seed + 1, ..., one episode each
-    seed: int = HELD_OUT_SEED  # the first seed (keep >= HELD_OUT_SEED for held-out scenes)
-    kind: str = ""  # task kind for every episode ("" = drawn from each seed, as sim_node does)
-    phrasing: str = "template"  # template | train | heldout (ros2_vla.sim.phrasings)
-    time_limit: float = 30.0  # [s] sim time before an episode counts as failed
-    policy_period: float | None = None  # [s] sim time between chunk requests; None: `frame_period(robot)`
-    video_episodes: int = 3  # the first N episodes are filmed (needs an out_dir)
-    video_camera: str = ""  # "" = the robot's first world-mounted camera
-    blend: BlendConfig = BlendConfig()  # the bridge's chunk blending (bridge_node's blend_* parameters)
-    chunk_delay: float = episode.DDS_DELAY  # [s] from an observation to its chunk reaching the bridge (run_episode)
-
-    def __post_init__(self) -> None:
-        if self.episodes < 1:
-            raise ConfigError(f"episodes must be >= 1, got {self.episodes}")
-        if self.seed < 0:
-            raise ConfigError(f"seed must be >= 0, got {self.seed}")
-        if self.phrasing not in PHRASINGS:
-            raise ConfigError(f"unknown phrasing {self.phrasing!r}; use one of {PHRASINGS}")
-        if not (self.time_limit > 0 and (self.policy_period is None or self.policy_period > 0)):
-            raise ConfigError(f"time_limit {self.time_limit} and policy_period {self.policy_period} must be > 0 [s]")
-        if not 0 <= self.chunk_delay < float("inf"):
-            raise ConfigError(f"chunk_delay must be finite and >= 0 [s], got {self.chunk_delay}")
-        if self.video_episodes < 0:
-            raise ConfigError(f"video_episodes must be >= 0, got {self.video_episodes}")
-
-    @property
-    def seeds(self) -> range:
-        return range(self.seed, self.seed + self.episodes)
 
 
 class _Timed:

@@ -22,6 +22,8 @@ from ros2_vla.sim.tasks import STAGES
 
 @dataclass(frozen=True)
 class EpisodeRecord:
+    """One evaluated episode: its seed and task, the outcome, and what the policy and the bridge did."""
+
     episode: int  # 0-based index in the run
     seed: int  # scene and task seed
     kind: str  # task kind
@@ -62,6 +64,8 @@ class EpisodeRecord:
 
 @dataclass(frozen=True)
 class TaskRow:
+    """Episode, success and wrong-pick counts of one task (kind and colors)."""
+
     kind: str
     colors: str  # "red", or "red+blue" for two-arm tasks
     episodes: int
@@ -71,6 +75,8 @@ class TaskRow:
 
 @dataclass(frozen=True)
 class EvalReport:
+    """An evaluation's results: the summary with 95 % intervals, per-task rows, every episode and the files written."""
+
     robot: str
     policy: str
     config: dict[str, Any]  # EvalConfig as a dict

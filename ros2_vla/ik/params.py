@@ -12,6 +12,8 @@ from ros2_vla.errors import ConfigError
 
 @dataclass(frozen=True)
 class IkParams:
+    """Settings of the damped-least-squares IK, checked when made."""
+
     damping: float = 1e-2  # DLS damping lambda [m or rad per rad]: larger is smoother near singularities, slower to converge
     max_iterations: int = 100  # pose updates per target before giving up (converged=False)
     position_tolerance: float = 1e-4  # [m] TCP position error counted as reached
@@ -31,6 +33,8 @@ class IkParams:
 
 
 class IkResult(NamedTuple):
+    """The IK answer for one target: joint positions, remaining errors, iterations, condition number, convergence."""
+
     q: np.ndarray  # [rad] (n,) the best joint positions found, within the joint limits
     position_error: float  # [m] TCP distance from the target at q
     rotation_error: float  # [rad] TCP rotation angle from the target at q

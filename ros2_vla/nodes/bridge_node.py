@@ -10,6 +10,7 @@ import sys
 from dataclasses import replace
 
 from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import SetParametersResult
 from nav_msgs.msg import Path
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
@@ -21,22 +22,27 @@ from ros2_vla.bridge.bridge import Bridge, TrajectoryCommand
 from ros2_vla.bridge.status import BridgeState
 from ros2_vla.bringup import NAMES
 from ros2_vla.config import load_robot_config
-from ros2_vla.errors import ConfigError
+from ros2_vla.errors import ConfigError, TrajectoryError
 from ros2_vla.ik.solve import solve_ik
 from ros2_vla.msg import ActionChunk, BridgeStatus
 from ros2_vla.ros.convert import joint_trajectory_msg
+from ros2_vla.ros.parameters import declare_parameters
 from ros2_vla.ros.qos import COMMAND, SENSOR, STATUS
 from ros2_vla.ros.spin import run_node
 from ros2_vla.trajectory.blend_config import BlendConfig
 
+_BLEND_PARAMETERS = ("blend_mode", "blend_steps", "ensemble_m")  # dynamic: read at the next chunk
+
 
 class BridgeNode(Node):
+    """The `bridge` node: the Bridge core on ROS topics, with its control and status timers and enable service."""
+
     def __init__(self) -> None:
         super().__init__("bridge")
         # The core gets seconds since this instant: float64 epoch seconds (~1.7e9) keep only ~0.2 us,
         # too coarse for the short segment durations the timing divides by.
         self._t0_ns = self.get_clock().now().nanoseconds
-        p = self._declare_parameters()
+        p = declare_parameters(self, "bridge")
         self.robot = load_robot_config(p["robot"], variant=p["variant"] or None)
         blend = BlendConfig(mode=p["blend_mode"], blend_steps=p["blend_steps"], ensemble_m=p["ensemble_m"])
         timeout = p["joint_state_timeout"] if p["joint_state_timeout"] > 0 else None
@@ -55,26 +61,26 @@ class BridgeNode(Node):
         self.create_timer(1.0 / rate, self._on_tick)
         self.create_timer(1.0 / p["status_rate_hz"], self._publish_status)
         self._want_enabled = p["enabled"]
+        self.add_on_set_parameters_callback(self._on_parameters)
         self.get_logger().info(f"{self.robot.name}: bridging {NAMES.action_chunk} -> {sorted(topics)} at {rate:.0f} Hz, "
                                f"blend {blend.mode}, IK {p['ik_backend']}, "
                                f"{'arming when joint states arrive' if p['enabled'] else 'disarmed'}")
 
-    def _declare_parameters(self) -> dict:
-        defaults = {
-            "robot": "franka",  # config/<robot>.yaml
-            "variant": "",  # kinematic variant (franka: panda)
-            "enabled": False,  # arm as soon as joint states arrive (else wait for /vla/enable)
-            "blend_mode": BlendConfig.mode,  # replace | skip | ensemble
-            "blend_steps": BlendConfig.blend_steps,  # waypoints over which a new chunk takes over
-            "ensemble_m": BlendConfig.ensemble_m,  # ACT temporal-ensemble weight decay
-            "joint_state_timeout": -1.0,  # [s]; <= 0: the config's safety.joint_state_timeout
-            "control_rate_hz": -1.0,  # [Hz]; <= 0: the config's control_rate_hz
-            "status_rate_hz": 10.0,  # [Hz]
-            "ik_backend": "pinocchio",  # pinocchio | moveit (MoveIt's /compute_ik; needs a ROS 2 distro with MoveIt)
-            "moveit_group": "",  # ik_backend moveit: the arm's MoveIt planning group, e.g. fr3_arm
-            "moveit_ik_timeout": 0.05,  # [s] ik_backend moveit: MoveIt's IK time per step
-        }
-        return {name: self.declare_parameter(name, value).value for name, value in defaults.items()}
+    def _on_parameters(self, params) -> SetParametersResult:
+        """The blending parameters take effect at the next chunk; a combination BlendConfig refuses is refused."""
+        changed = {p.name: p.value for p in params if p.name in _BLEND_PARAMETERS}
+        if not changed:
+            return SetParametersResult(successful=True)
+        current = {name: self.get_parameter(name).value for name in _BLEND_PARAMETERS}
+        current.update(changed)
+        try:
+            blend = BlendConfig(mode=current["blend_mode"], blend_steps=current["blend_steps"], ensemble_m=current["ensemble_m"])
+        except TrajectoryError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        self.bridge.set_blend(blend)
+        self.get_logger().info(f"blending from the next chunk: {blend.mode}, blend_steps {blend.blend_steps}, "
+                               f"ensemble_m {blend.ensemble_m:g}")
+        return SetParametersResult(successful=True)
 
     def _ik_solver(self, p: dict):
         """solve_ik, or MoveIt's /compute_ik behind the same signature."""

@@ -33,10 +33,11 @@ from std_srvs.srv import SetBool, Trigger
 
 from ros2_vla.bringup import NAMES
 from ros2_vla.config import load_robot_config
-from ros2_vla.data.bag_writer import DEFAULT_QUEUE_SIZE, bag_qos
+from ros2_vla.data.bag_writer import bag_qos
 from ros2_vla.data.episode import BOOL, BRIDGE_STATUS, IMAGE, JOINT_STATE, EpisodeMeta, episode_topics
 from ros2_vla.data.recording import EpisodeRecorder
 from ros2_vla.errors import RecordingError
+from ros2_vla.ros.parameters import declare_parameters
 from ros2_vla.ros.qos import COMMAND, LATCHED, SENSOR, STATUS
 from ros2_vla.ros.spin import run_node
 
@@ -56,9 +57,11 @@ def subscription_qos(topic: str, msgtype: str) -> QoSProfile:
 
 
 class RecorderNode(Node):
+    """The `recorder` node: records the episode topics, one bag per episode, on its start, stop and discard calls."""
+
     def __init__(self) -> None:
         super().__init__("recorder")
-        p = self._declare_parameters()
+        p = declare_parameters(self, "recorder")
         self.robot = load_robot_config(p["robot"], variant=p["variant"] or None)
         topics = episode_topics(self.robot, p["sim"])
         profiles = {t: subscription_qos(t, m) for t, m in topics.items()}
@@ -75,21 +78,6 @@ class RecorderNode(Node):
         self.create_timer(1.0 / p["status_rate_hz"], self._publish_status)
         self.get_logger().info(f"{self.robot.name}: {len(topics)} topics, episodes in {self.recorder.output_dir}; "
                                f"call {self.resolve_service_name('~/start')} to record")
-
-    def _declare_parameters(self) -> dict:
-        defaults = {
-            "robot": "franka",  # config/<robot>.yaml: cameras, joint states, controller topics
-            "variant": "",  # kinematic variant (franka: panda), stored in the metadata
-            "sim": False,  # also record /sim/task and /sim/success; store the sim verdict (sim_success)
-            "output_dir": "out/episodes",  # episodes go to <output_dir>/episode_NNNN
-            "queue_size": DEFAULT_QUEUE_SIZE,  # messages waiting for the disk before new ones are dropped (and counted)
-            "task": "",  # task kind or free text, stored in the metadata
-            "notes": "",  # free text, stored in the metadata
-            "seed": -1,  # sim scene seed, stored in the metadata (-1: unknown)
-            "demonstrator": "",  # expert | teleop | policy:<name>
-            "status_rate_hz": 1.0,  # [Hz] ~/status (also sent on start, stop and discard)
-        }
-        return {name: self.declare_parameter(name, value).value for name, value in defaults.items()}
 
     # --- messages -----------------------------------------------------------------------------
     def _callback(self, topic: str):

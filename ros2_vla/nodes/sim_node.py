@@ -29,11 +29,12 @@ from ros2_vla.config import load_robot_config
 from ros2_vla.errors import ConfigError, Ros2VlaError
 from ros2_vla.msg import ActionChunk
 from ros2_vla.ros.convert import camera_info_msg, chunk_to_msg, image_msg, time_to_sec, trajectory_points
+from ros2_vla.ros.parameters import declare_parameters
 from ros2_vla.ros.qos import COMMAND, LATCHED, SENSOR, STATUS
 from ros2_vla.ros.spin import run_node
 from ros2_vla.sim import controller as jtc
-from ros2_vla.sim.expert import EXPERT_PERIOD, ExpertObservation, ScriptedExpert
-from ros2_vla.sim.phrasings import PHRASINGS, instruction_for
+from ros2_vla.sim.expert import ExpertObservation, ScriptedExpert
+from ros2_vla.sim.phrasings import instruction_for
 from ros2_vla.sim.tasks import Task, check_success, sample_task
 from ros2_vla.sim.world import Simulation
 
@@ -42,13 +43,13 @@ RESET_GRACE = 1.0  # [s] after a reset, trajectories that cannot start where the
 
 
 class SimNode(Node):
+    """The `sim` node: the MuJoCo simulation on the hardware's topics, with reset, task, success and optional expert."""
+
     def __init__(self) -> None:
         super().__init__("sim")
-        p = self._declare_parameters()
+        p = declare_parameters(self, "sim")
         self.robot = load_robot_config(p["robot"], variant=p["variant"] or None)
         self.rtf = p["realtime_factor"]
-        if p["phrasing"] not in PHRASINGS:
-            raise ConfigError(f"sim_node parameter phrasing is {p['phrasing']!r}; use one of {PHRASINGS}")
         self.instruction = ""  # the task in the words of `phrasing`, as /sim/task carries it
         self.sim = Simulation(self.robot, seed=p["seed"])
         self._lock = threading.Lock()  # sim state: physics (executor) vs scene copies (render thread)
@@ -82,23 +83,6 @@ class SimNode(Node):
         self.create_timer(0.1, self._publish_success)
         self.get_logger().info(f"{self.robot.name} sim: controllers {sorted(self.sim.controllers)}, "
                                f"{len(self.robot.cameras) if p['cameras'] else 0} cameras, expert {'on' if self.expert_enabled else 'off'}")
-
-    def _declare_parameters(self) -> dict:
-        defaults = {
-            "robot": "franka",  # config/<robot>.yaml
-            "variant": "",  # kinematic variant (franka: panda)
-            "seed": 0,  # scene and task of the first reset; each /sim/reset uses the next seed
-            "task_kind": "",  # pick | place | bimanual_pick; "" = drawn from the seed
-            "realtime_factor": 1.0,  # sim seconds per wall second
-            "cameras": True,  # render and publish the configured cameras
-            "expert": False,  # play the scripted expert (publishes ActionChunks to the bridge)
-            "expert_period": EXPERT_PERIOD,  # [s] between expert chunks
-            "start_jitter": 0.0,  # [rad] arm joints start up to this far from home at each reset (varied demos)
-            "disturbance": 0.0,  # [rad] std of a wandering servo offset (Simulation.reset), for DART-style demos
-            "slip": 0.0,  # chance [0, 1] that an episode's first grasp is made to fail (sim/slip.py), for recovery demos
-            "phrasing": "template",  # template | train | heldout: how /sim/task words the task (see sim/phrasings.py)
-        }
-        return {name: self.declare_parameter(name, value).value for name, value in defaults.items()}
 
     # --- time ---------------------------------------------------------------------------------
     def _ros_now(self) -> float:
@@ -214,7 +198,7 @@ class SimNode(Node):
             return
         start = 0.0 if stamp == 0.0 else self._sim_time_at(stamp)
         points = tuple(jtc.TrajectoryPoint(tuple(p), t, tuple(v)) for p, t, v in trajectory_points(msg))
-        trajectory = jtc.JointTrajectory(tuple(msg.joint_names), points, start)
+        trajectory = jtc.SimTrajectory(tuple(msg.joint_names), points, start)
         if self._ros_now() - self._ros_t0 < RESET_GRACE:
             # A zero-stamped plan from before the reset, still in flight, starts at the old pose: it
             # would yank the arm back there until the bridge sees the reset and holds (0.1 s or more

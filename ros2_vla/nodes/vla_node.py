@@ -18,20 +18,24 @@ from ros2_vla.bringup import NAMES
 from ros2_vla.config import load_robot_config
 from ros2_vla.errors import PolicyError
 from ros2_vla.msg import ActionChunk, PolicyStatus
-from ros2_vla.policies.observation import DEFAULT_SYNC_SLOP, ObservationBuffer, decode_compressed, decode_raw, state_names
+from ros2_vla.parameters import NODE_PARAMETERS
+from ros2_vla.policies.observation import ObservationBuffer, decode_compressed, decode_raw, state_names
 from ros2_vla.policies.registry import LoadOptions, load_policy
 from ros2_vla.policies.runner import PolicyRunner, RunnerStatus
 from ros2_vla.ros.convert import chunk_to_msg, time_to_sec
+from ros2_vla.ros.parameters import declare_parameters
 from ros2_vla.ros.qos import COMMAND, SENSOR, STATUS
 from ros2_vla.ros.spin import run_node
 
-RELOAD_ON = ("policy", "model", "device", "quantization", "unnorm_key", "server", "api_key", "openpi_preset", "rtc")
+RELOAD_ON = tuple(name for name, p in NODE_PARAMETERS["vla"].items() if p.reloads)
 
 
 class VlaNode(Node):
+    """The `vla` node: cameras, joint states and instruction to a PolicyRunner; publishes its chunks and status."""
+
     def __init__(self) -> None:
         super().__init__("vla")
-        p = self._declare_parameters()
+        p = declare_parameters(self, "vla")
         self.robot = load_robot_config(p["robot"], variant=p["variant"] or None)
         cameras = tuple(c.name for c in self.robot.cameras)
         self.buffer = ObservationBuffer(cameras, state_names(self.robot), p["max_observation_age"],
@@ -53,27 +57,6 @@ class VlaNode(Node):
         self._load()
         if p["instruction"]:
             self.runner.set_instruction(p["instruction"])
-
-    def _declare_parameters(self) -> dict:
-        defaults = {
-            "robot": "franka",  # config/<robot>.yaml: cameras, joint names, action space
-            "variant": "",  # kinematic variant (franka: panda)
-            "policy": "flow",  # backend: openvla | flow | openpi
-            "model": "",  # checkpoint directory
-            "device": "auto",  # auto | cpu | cuda
-            "quantization": "",  # openvla: 4bit | 8bit | bf16 | fp32; "" = the backend's default
-            "unnorm_key": "",  # openvla: dataset statistics for un-normalization
-            "server": "",  # openpi: host:port of the policy server
-            "api_key": "",  # openpi: sent as `Authorization: Api-Key <key>`
-            "openpi_preset": "",  # openpi: droid | libero | aloha | a YAML path; "": the server is `ros2-vla serve`
-            "rtc": False,  # flow: real-time chunking (each chunk continues the one the arm is playing)
-            "instruction": "",  # an instruction to start with ("" = wait for /vla/instruction)
-            "max_observation_age": 0.5,  # [s] older frames or joint states are refused
-            "sync_slop": DEFAULT_SYNC_SLOP,  # [s] the frames of one observation are at most this far apart
-            "max_instruction_chars": 512,  # longer instructions are refused
-            "status_rate_hz": 2.0,  # [Hz] /vla/status, also sent on every change
-        }
-        return {name: self.declare_parameter(name, value).value for name, value in defaults.items()}
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -109,20 +92,15 @@ class VlaNode(Node):
 
     def _add_frame(self, camera: str, stamp, decode) -> None:
         try:
-            rgb = decode()
-            with self.runner.lock:
-                self.buffer.add_frame(camera, time_to_sec(stamp), rgb)
+            self.runner.add_frame(camera, time_to_sec(stamp), decode())
         except PolicyError as exc:
             self._publish_status(RunnerStatus("OBSERVATION_REFUSED", f"camera {camera}: {exc}",
                                               self.runner.status.policy, self.runner.status.instruction,
                                               self.runner.status.sequence))
             self.get_logger().warn(f"camera {camera}: {exc}", throttle_duration_sec=2.0)
-            return
-        self.runner.notify()
 
     def _on_joint_state(self, msg: JointState) -> None:
-        with self.runner.lock:
-            self.buffer.add_joint_state(time_to_sec(msg.header.stamp) or self._now(), list(msg.name), list(msg.position))
+        self.runner.add_joint_state(time_to_sec(msg.header.stamp) or self._now(), list(msg.name), list(msg.position))
 
     # --- outputs ------------------------------------------------------------------------------
     def _publish_chunk(self, chunk) -> None:

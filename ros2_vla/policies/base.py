@@ -15,6 +15,8 @@ import numpy as np
 
 from ros2_vla.errors import PolicyError
 
+MAX_INSTRUCTION_CHARS = 512  # longer instructions are refused (vla_node's max_instruction_chars by default)
+
 
 @dataclass(frozen=True)
 class Observation:
@@ -37,7 +39,7 @@ class PolicySpec:
     dimension_names: tuple[str, ...]  # D
     horizon: int  # H steps per chunk
     dt: float  # [s] between steps
-    max_instruction_chars: int = 512  # longer instructions are refused, not truncated silently
+    max_instruction_chars: int = MAX_INSTRUCTION_CHARS  # longer instructions are refused, not truncated silently
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,8 @@ def check_instruction(text: str, max_chars: int) -> str:
 
 
 class Policy(Protocol):
+    """A policy backend: its `spec`, and `infer` from one observation to one chunk."""
+
     spec: PolicySpec
 
     def infer(self, obs: Observation) -> PolicyOutput:

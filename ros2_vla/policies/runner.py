@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ros2_vla.actions.chunk import Chunk
 from ros2_vla.errors import PolicyDone, PolicyError, PolicyUnavailable
-from ros2_vla.policies.base import Policy, PolicyOutput, PolicySpec
+from ros2_vla.policies.base import MAX_INSTRUCTION_CHARS, Policy, PolicyOutput, PolicySpec
 from ros2_vla.policies.observation import ObservationBuffer
 
 
@@ -31,6 +31,8 @@ def output_chunk(embodiment: str, spec: PolicySpec, out: PolicyOutput, stamp: fl
 
 @dataclass(frozen=True)
 class RunnerStatus:
+    """What vla_node publishes as PolicyStatus: the runner's code, message, policy, instruction and chunk figures."""
+
     code: str  # IDLE | LOADING | WAITING | RUNNING | OBSERVATION_REFUSED | ERROR (PolicyStatus.msg names)
     message: str
     policy: str = ""
@@ -41,13 +43,15 @@ class RunnerStatus:
 
 
 class PolicyRunner:
+    """The policy's own thread: loads a model, then turns the newest observation into chunks, one at a time."""
+
     def __init__(self, embodiment: str, buffer: ObservationBuffer, clock: Callable[[], float],
                  on_chunk: Callable[[Chunk], None], on_status: Callable[[RunnerStatus], None],
-                 max_instruction_chars: int = 512) -> None:
+                 max_instruction_chars: int = MAX_INSTRUCTION_CHARS) -> None:
         self.embodiment, self.buffer, self.clock = embodiment, buffer, clock
         self.on_chunk, self.on_status = on_chunk, on_status
         self.max_instruction_chars = max_instruction_chars
-        self.lock = threading.Lock()  # guards buffer, instruction and policy between threads
+        self._lock = threading.Lock()  # guards buffer, instruction and policy between threads
         self._policy: Policy | None = None
         self._instruction = ""
         self._wake = threading.Event()
@@ -69,7 +73,7 @@ class PolicyRunner:
 
     def load(self, loader: Callable[[], Policy]) -> None:
         """Load a (new) model on the policy thread; chunks stop until it is ready."""
-        with self.lock:
+        with self._lock:
             self._loader, self._policy = loader, None
         self._wake.set()
 
@@ -77,16 +81,27 @@ class PolicyRunner:
         """A new instruction takes effect at the next chunk; empty stops the chunks."""
         text = text.strip()
         if len(text) > self.max_instruction_chars:
-            with self.lock:
+            with self._lock:
                 self._instruction = ""
             self._report("OBSERVATION_REFUSED", f"instruction of {len(text)} characters refused (limit "
                          f"{self.max_instruction_chars}): stopped")
             return
-        with self.lock:
+        with self._lock:
             self._instruction = text
         if not text:
             self._report("IDLE", "empty instruction: stopped")
         self._wake.set()
+
+    def add_frame(self, camera: str, stamp: float, rgb) -> None:
+        """A decoded camera frame (`ObservationBuffer.add_frame`); wakes the policy thread."""
+        with self._lock:
+            self.buffer.add_frame(camera, stamp, rgb)
+        self._wake.set()
+
+    def add_joint_state(self, stamp: float, names: list[str], positions: list[float]) -> None:
+        """A joint state (`ObservationBuffer.add_joint_state`)."""
+        with self._lock:
+            self.buffer.add_joint_state(stamp, names, positions)
 
     def notify(self) -> None:
         """New input arrived (a frame): maybe time for the next inference."""
@@ -108,7 +123,7 @@ class PolicyRunner:
         while not self._stop.is_set():
             self._wake.wait(timeout=0.1)
             self._wake.clear()
-            with self.lock:
+            with self._lock:
                 loader, self._loader = self._loader, None
             if loader is not None:
                 self._load(loader)
@@ -125,14 +140,14 @@ class PolicyRunner:
         except Exception as exc:  # a backend bug must not kill the thread: the node stays up
             self._report("ERROR", f"model failed to load: {type(exc).__name__}: {exc}")
             return
-        with self.lock:
+        with self._lock:
             self._policy = policy
             self.buffer.cameras = policy.spec.cameras  # wait only for the cameras this model reads
         self._report("WAITING" if self._instruction else "IDLE", f"{policy.spec.name} ready")
         self._wake.set()
 
     def _step(self) -> None:
-        with self.lock:
+        with self._lock:
             policy, instruction = self._policy, self._instruction
             if policy is None or not instruction:
                 return
@@ -150,7 +165,7 @@ class PolicyRunner:
             self._report("ERROR", str(exc))
             return
         except PolicyDone as exc:  # the policy says the task is over: no more chunks, the bridge holds
-            with self.lock:
+            with self._lock:
                 self._instruction = ""
             self._report("IDLE", f"{exc}: stopped until the next instruction")
             return

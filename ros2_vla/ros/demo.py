@@ -37,6 +37,8 @@ from ros2_vla.policies.defaults import DEFAULT_BACKEND, default_model, has_defau
 from ros2_vla.msg import ActionChunk, BridgeStatus, PolicyStatus
 from ros2_vla.ros.convert import time_to_sec
 from ros2_vla.ros.qos import COMMAND, LATCHED, SENSOR, STATUS
+from ros2_vla.ros.services import call_service
+from ros2_vla.sim.phrasings import DEFAULT_PHRASING
 from ros2_vla.sim.scene import base_transform
 from ros2_vla.viz import draw_polyline, project, world_camera_pose
 
@@ -47,6 +49,8 @@ MODEL_LOAD_TIMEOUT = 120.0  # [s] for vla_node to load its model (MiniLM and the
 
 @dataclass
 class EpisodeResult:
+    """How one demo episode went: its seed and instruction, success, wall time, chunks and their delay."""
+
     episode: int
     seed: int  # of the episode's scene and task
     instruction: str
@@ -124,13 +128,7 @@ class DemoWatcher(Node):
         self.start, self.recording = time.monotonic(), True
 
     def call(self, client, request, timeout: float = 10.0):
-        if not client.wait_for_service(timeout_sec=timeout):
-            raise Ros2VlaError(f"service {client.srv_name} not available after {timeout:.0f} s")
-        future = client.call_async(request)
-        rclpy.spin_until_future_complete(self, future, timeout_sec=timeout)
-        if future.result() is None:
-            raise Ros2VlaError(f"service {client.srv_name} did not answer")
-        return future.result()
+        return call_service(self, client, request, timeout)
 
     def instruct(self, text: str) -> None:
         """Tell vla_node `text` once its model has loaded, and see it taken: an instruction sent while
@@ -188,7 +186,7 @@ def demo_graph(robot: str, seed: int, policy: str, model: str, phrasing: str, se
 
 def run_demo(robot: str = "franka", episodes: int = 3, seed: int = HELD_OUT_SEED, out: Path = Path("out/demo"),
              timeout: float = 45.0, policy: str = "", model: str = "",
-             phrasing: str = "template", server: str = "") -> list[EpisodeResult]:
+             phrasing: str = DEFAULT_PHRASING, server: str = "") -> list[EpisodeResult]:
     """Launch the graph, run `episodes` episodes, write the video and summary to `out`.
 
     policy: "expert", a vla_node backend ("flow": the shipped default policy unless `model` is given),

@@ -36,7 +36,7 @@ KEYS_HELP = "keys: r start | s stop, success | f stop, failure | d discard | n n
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ros2_vla.sim.phrasings import PHRASINGS
+    from ros2_vla.sim.phrasings import DEFAULT_PHRASING, PHRASINGS
 
     parser.add_argument("robot", help="robot config name (config/<robot>.yaml), e.g. franka, widowx, aloha")
     parser.add_argument("out", help="folder for the episodes (OUT/episode_NNNN, numbered on from what is there)")
@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --expert: chance [0, 1] that an episode's first grasp is made to fail, a cube missed or "
                              "dropped (default 0), so the demos show the expert going back for it")
     parser.add_argument("--task-kind", default="", help="with --expert: pick | place | bimanual_pick (default: drawn per seed)")
-    parser.add_argument("--phrasing", default="template", choices=PHRASINGS,
+    parser.add_argument("--phrasing", default=DEFAULT_PHRASING, choices=PHRASINGS,
                         help="with --expert: how the sim words instructions (train: training paraphrases)")
     parser.add_argument("--variant", default="", help="kinematic variant, e.g. panda for franka")
     parser.add_argument("--task", default="", help="task label stored with every episode (default: --task-kind)")
@@ -221,8 +221,10 @@ def _record_interactive(args: argparse.Namespace, out: Path) -> int:
 
 def _on_key(key: str, recording: bool, recorder, reset, node, episodes: list[dict]) -> tuple[bool, str]:
     """Act on one key; returns (recording now, line to print)."""
-    import rclpy
     from std_srvs.srv import Trigger
+
+    from ros2_vla.errors import Ros2VlaError
+    from ros2_vla.ros.services import call_service
 
     if key == "r":
         return True, f"recording {recorder.start()}"
@@ -234,11 +236,10 @@ def _on_key(key: str, recording: bool, recorder, reset, node, episodes: list[dic
     if key == "n" and reset is not None:
         if recording:
             return True, "stop or discard the episode before a new scene"
-        if not reset.wait_for_service(timeout_sec=5.0):
-            return False, f"{reset.srv_name} is not available: is the sim running?"
-        future = reset.call_async(Trigger.Request())
-        rclpy.spin_until_future_complete(node, future, timeout_sec=10.0)
-        return False, f"new scene: {future.result().message}" if future.done() else "the sim did not answer the reset"
+        try:
+            return False, f"new scene: {call_service(node, reset, Trigger.Request(), 10.0, ': is the sim running?').message}"
+        except Ros2VlaError as exc:
+            return False, str(exc)
     if key in ("h", "?"):
         return recording, KEYS_HELP
     return recording, ""

@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import time
 
-import rclpy
 from rcl_interfaces.srv import SetParameters
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from std_srvs.srv import SetBool, Trigger
 
 from ros2_vla.errors import RecordingError, Ros2VlaError
+from ros2_vla.ros.services import call_service
 
 
 class RecorderClient:
@@ -58,14 +58,7 @@ class RecorderClient:
             raise RecordingError(f"recorder {self.name} refused parameters: {refused}")
 
     def _call(self, client, request, check: bool = True):
-        if not client.wait_for_service(timeout_sec=self.timeout):
-            raise Ros2VlaError(f"service {client.srv_name} is not available: is the recorder running?")
-        future = client.call_async(request)
-        rclpy.spin_until_future_complete(self.node, future, timeout_sec=self.timeout)
-        if not future.done():
-            future.cancel()
-            raise Ros2VlaError(f"service {client.srv_name} did not answer within {self.timeout:.0f} s")
-        response = future.result()
+        response = call_service(self.node, client, request, self.timeout, ": is the recorder running?")
         if check and not response.success:
             raise RecordingError(response.message)
         return response

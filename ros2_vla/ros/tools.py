@@ -16,6 +16,7 @@ from ros2_vla.bringup import NAMES
 from ros2_vla.errors import Ros2VlaError
 from ros2_vla.msg import BridgeStatus, PolicyStatus
 from ros2_vla.ros.qos import COMMAND, STATUS
+from ros2_vla.ros.services import call_service
 
 
 def code_name(msg) -> str:
@@ -102,13 +103,7 @@ def status(once: bool = False, timeout: float = 10.0) -> int:
 def set_enabled(enabled: bool, timeout: float = 5.0) -> int:
     def body(node: Node) -> int:
         client = node.create_client(SetBool, NAMES.enable)
-        if not client.wait_for_service(timeout_sec=timeout):
-            raise Ros2VlaError(f"service {NAMES.enable} is not available after {timeout:.0f} s: is bridge_node running?")
-        future = client.call_async(SetBool.Request(data=enabled))
-        rclpy.spin_until_future_complete(node, future, timeout_sec=timeout)
-        if not future.done() or future.result() is None:
-            raise Ros2VlaError(f"{NAMES.enable} did not answer within {timeout:.0f} s")
-        res = future.result()
+        res = call_service(node, client, SetBool.Request(data=enabled), timeout, ": is bridge_node running?")
         print(f"{'enabled' if enabled else 'disabled'}: {res.message}" if res.success else f"refused: {res.message}")
         return 0 if res.success else 1
 

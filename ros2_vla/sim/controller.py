@@ -32,25 +32,30 @@ from dataclasses import dataclass
 import numpy as np
 
 from ros2_vla.errors import TrajectoryError
+from ros2_vla.trajectory.plan import hermite
 
 _SAME_TIME = 1e-9  # [s] knots closer than this are one instant: the later one wins
 
 
 @dataclass(frozen=True)
 class TrajectoryPoint:
+    """One trajectory point: positions, optional velocities, and its time after the trajectory's start."""
+
     positions: tuple[float, ...]  # [rad or m] one per trajectory joint
     time_from_start: float  # [s] after the trajectory's start time
     velocities: tuple[float, ...] = ()  # [rad/s or m/s] empty, or one per trajectory joint
 
 
 @dataclass(frozen=True)
-class JointTrajectory:
+class SimTrajectory:
+    """A joint trajectory as the simulated controller takes it: joint names, points and start time."""
+
     joint_names: tuple[str, ...]
     points: tuple[TrajectoryPoint, ...]
     start_time: float = 0.0  # [s] on the controller's clock; 0 = on receipt (trajectory_msgs: zero stamp)
 
 
-def unreachable_start(trajectory: JointTrajectory, now: float, measured: dict[str, float],
+def unreachable_start(trajectory: SimTrajectory, now: float, measured: dict[str, float],
                       velocity_limits: dict[str, float], tolerance: float) -> str:
     """Why the arm cannot reach `trajectory`'s first point in time, or "" when it can (or when the
     point is within `tolerance` [rad] of `measured`, a tracking lag). Joints without a limit are not
@@ -95,7 +100,7 @@ class JointTrajectoryController:
         """Drop any trajectory and hold `positions` (n,)."""
         self._plan = self._hold(positions)
 
-    def accept(self, trajectory: JointTrajectory, now: float, measured: Sequence[float]) -> None:
+    def accept(self, trajectory: SimTrajectory, now: float, measured: Sequence[float]) -> None:
         """Replace the running trajectory from `now` [s]; `measured` (n,) are the joints' positions now.
 
         Raises TrajectoryError (and keeps the old trajectory) when the trajectory is malformed.
@@ -154,7 +159,7 @@ class JointTrajectoryController:
             )
         return v
 
-    def _check(self, trajectory: JointTrajectory, now: float) -> list[int]:
+    def _check(self, trajectory: SimTrajectory, now: float) -> list[int]:
         """Column of each trajectory joint, after every check that can reject the trajectory."""
         names = tuple(trajectory.joint_names)
         unknown = [n for n in names if n not in self._index]
@@ -199,8 +204,5 @@ class JointTrajectoryController:
         p0, p1 = P[i], P[i + 1]
         if plan.velocities is None:
             return (p1 - p0) / h if derivative else p0 + s * (p1 - p0)
-        v0, v1 = plan.velocities[i], plan.velocities[i + 1]
-        if derivative:
-            return ((6 * s * s - 6 * s) * (p0 - p1)) / h + (3 * s * s - 4 * s + 1) * v0 + (3 * s * s - 2 * s) * v1
-        s2, s3 = s * s, s * s * s
-        return (2 * s3 - 3 * s2 + 1) * p0 + (s3 - 2 * s2 + s) * h * v0 + (-2 * s3 + 3 * s2) * p1 + (s3 - s2) * h * v1
+        position, velocity = hermite(p0, plan.velocities[i], p1, plan.velocities[i + 1], h, t - T[i])
+        return velocity if derivative else position

@@ -41,15 +41,15 @@ from ros2_vla.bridge.bridge import Bridge, TrajectoryCommand
 from ros2_vla.bridge.status import BridgeCode, BridgeState
 from ros2_vla.config import RobotConfig, load_robot_config
 from ros2_vla.errors import ConfigError, TrajectoryError
+from ros2_vla.evaluation.eval_config import DDS_DELAY
 from ros2_vla.sim import controller as jtc
 from ros2_vla.sim.expert import EXPERT_PERIOD, ExpertObservation, ScriptedExpert
 from ros2_vla.sim.scene import cube_name
 from ros2_vla.sim.tasks import STAGES, Task, check_success, holder, lifted, progress, sample_task
-from ros2_vla.sim.world import JointState, Simulation
+from ros2_vla.sim.world import SimJointState, Simulation
 from ros2_vla.trajectory.blend_config import BlendConfig
 
 _GOOD_CODES = (BridgeCode.OK, BridgeCode.IDLE, BridgeCode.DECELERATE_FOR_SINGULARITY)
-DDS_DELAY = 0.002  # [s] delivery of a message between nodes on one machine
 
 
 class Observation(NamedTuple):
@@ -57,7 +57,7 @@ class Observation(NamedTuple):
 
     time: float  # [s] sim time since the episode's reset
     instruction: str  # the task in words, as /sim/task carries it
-    joint_state: JointState  # measured joints, as /joint_states carries them
+    joint_state: SimJointState  # measured joints, as /joint_states carries them
     images: dict[str, np.ndarray]  # camera name -> (height, width, 3) uint8 RGB; only the cameras asked for
     task: Task  # privileged: the task itself (scripted experts, diagnostics), not for learned policies
     state: ExpertObservation  # privileged: true TCP and object poses, world frame
@@ -69,6 +69,8 @@ Monitor = Callable[[Simulation, Bridge, float], None]  # (sim, bridge, sim time 
 
 @dataclass(frozen=True)
 class EpisodeResult:
+    """How one simulated episode went: its task, success and times, and what the policy and the bridge did."""
+
     seed: int  # scene and task seed
     task: Task
     success: bool  # the task's check held at some success check before the time limit
@@ -263,7 +265,7 @@ def _send(sim: Simulation, c: TrajectoryCommand) -> bool:
     points = tuple(jtc.TrajectoryPoint(tuple(map(float, q)), float(t), tuple(map(float, v)))
                    for t, q, v in zip(c.times_from_start, c.positions, velocities))
     try:
-        sim.command(c.topic, jtc.JointTrajectory(tuple(c.joint_names), points, 0.0))
+        sim.command(c.topic, jtc.SimTrajectory(tuple(c.joint_names), points, 0.0))
     except TrajectoryError:
         return False
     return True

@@ -22,6 +22,8 @@ _OBJECT_TRIES = 200
 
 
 class Placement(NamedTuple):
+    """Where one object starts at reset: its body name, world position and yaw."""
+
     name: str  # object body name
     xyz: np.ndarray  # [m] (3,) world position of the body origin, resting on the table
     yaw: float  # [rad] about world z

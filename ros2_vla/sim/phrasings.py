@@ -25,6 +25,7 @@ from ros2_vla.errors import ConfigError
 from ros2_vla.sim.tasks import TEMPLATES, Task
 
 PHRASINGS = ("template", "train", "heldout")  # template: TEMPLATES only; train: TEMPLATES + TRAINING
+DEFAULT_PHRASING = "template"  # sim_node, eval, record and demo word tasks this way unless told otherwise
 _STREAM = 0x70687261  # mixed with the seed: the phrasing draw never touches the scene's random stream
 
 TRAINING: dict[str, tuple[str, ...]] = {

@@ -33,6 +33,8 @@ def cube_name(color: str) -> str:
 
 @dataclass(frozen=True)
 class SceneSpec:
+    """The simulated workspace besides the robot: physics step, table, cubes, bowl, fingers, servos and spawning."""
+
     timestep: float = 0.002  # [s] physics step
     table_height: float = 0.0  # [m] world z of the table top (the arm bases stand on it)
     cube_colors: tuple[str, ...] = ("red", "green", "blue")  # one cube each, keys of COLORS
@@ -70,6 +72,8 @@ class SceneSpec:
 
 
 class Box2(NamedTuple):
+    """An axis-aligned box in world x-y: its lower and upper corners."""
+
     lo: np.ndarray  # [m] (2,) world x, y
     hi: np.ndarray  # [m] (2,)
 

@@ -34,6 +34,8 @@ BOWL_FLOOR = 0.008  # [m] thickness of the bowl's floor plate (mjcf._bowl)
 
 @dataclass(frozen=True)
 class ExpertParams:
+    """Heights, speeds, tolerances and timings of the scripted expert's phases."""
+
     approach_height: float = 0.08  # [m] TCP above the cube centre before descending
     grasp_offset: float = 0.005  # [m] TCP above the cube centre when closing
     lift_height: float = 0.16  # [m] TCP above the table after the lift (and while carrying)

@@ -14,15 +14,13 @@ what to do after a failed one, and a learned policy's grasps do fail.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
+from ros2_vla.config import ArmSpec, RobotConfig
 from ros2_vla.errors import ConfigError
-from ros2_vla.sim.scene import BOWL, cube_name
-
-if TYPE_CHECKING:
-    from ros2_vla.sim.world import Simulation
+from ros2_vla.sim.scene import BOWL, SceneSpec, cube_name
 
 SLIP_KINDS = ("miss", "drop")
 MISS_DISTANCE = (0.03, 0.06)  # [m] how far a missed cube lands from where it was grasped
@@ -33,6 +31,8 @@ _DIRECTIONS = 8  # directions tried for a missed cube's new spot, from a random 
 
 
 class SlipPlan(NamedTuple):
+    """An episode's grasp slip: its kind and size (`NO_SLIP`: none)."""
+
     kind: str  # "miss", "drop" or "" (this episode's grasps are left alone)
     distance: float  # [m] "miss": how far the cube is put
     angle: float  # [rad] "miss": the first direction tried
@@ -40,6 +40,20 @@ class SlipPlan(NamedTuple):
 
 
 NO_SLIP = SlipPlan("", 0.0, 0.0, 0.0)
+
+
+class SlipSim(Protocol):
+    """What a slip needs of the sim (`ros2_vla.sim.world.Simulation` is one): the world calls the slip, so the
+    slip names only these, not the world module."""
+
+    robot: RobotConfig
+    scene: SceneSpec
+
+    def arm(self, name: str | None = None) -> ArmSpec: ...
+    def object_pose(self, name: str) -> np.ndarray: ...
+    def set_object_pose(self, name: str, xyz: np.ndarray, yaw: float) -> None: ...
+    def grasped(self, obj: str, arm: str | None = None) -> bool: ...
+    def contacts(self, body: str) -> set[str]: ...
 
 
 def draw_slip(chance: float, rng: np.random.Generator) -> SlipPlan:
@@ -70,7 +84,7 @@ class SlipWatch:
         """Whether this gripper's pads are held open at sim time t [s] regardless of its command."""
         return gripper_joint == self._open_joint and t < self._open_until
 
-    def update(self, sim: Simulation, t: float) -> None:
+    def update(self, sim: SlipSim, t: float) -> None:
         if self.done or t < self._next_check:
             return
         self._next_check = t + CHECK_PERIOD
@@ -87,11 +101,11 @@ class SlipWatch:
             self._open_joint, self._open_until = sim.arm(arm).gripper.joint, t + DROP_TIME
 
 
-def _rest_height(sim: Simulation) -> float:
+def _rest_height(sim: SlipSim) -> float:
     return sim.scene.table_height + sim.scene.cube_size / 2
 
 
-def _held_cube(sim: Simulation) -> tuple[str, str] | None:
+def _held_cube(sim: SlipSim) -> tuple[str, str] | None:
     """(arm, cube) for the first cube both pads of some gripper touch, or None."""
     for arm in sim.robot.arms:
         if arm.gripper is None:
@@ -102,7 +116,7 @@ def _held_cube(sim: Simulation) -> tuple[str, str] | None:
     return None
 
 
-def _put_aside(sim: Simulation, cube: str, plan: SlipPlan) -> bool:
+def _put_aside(sim: SlipSim, cube: str, plan: SlipPlan) -> bool:
     """Move `cube` `plan.distance` sideways onto the table, at rest, to the first spot where it touches
     nothing but the table and is clear of the bowl; False (the cube left where it was) when none is."""
     T = sim.object_pose(cube)

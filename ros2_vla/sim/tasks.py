@@ -37,6 +37,8 @@ TEMPLATES = {
 
 @dataclass(frozen=True)
 class Task:
+    """One task: its kind and the cube colors it names, which give its instruction."""
+
     kind: str  # a key of TEMPLATES
     colors: tuple[str, ...]  # the cube colors the instruction names, in its order
 

@@ -36,7 +36,7 @@ from ros2_vla.config import ArmSpec, GripperSpec, RobotConfig, load_robot_config
 from ros2_vla.errors import ConfigError
 from ros2_vla.sim.backend import mujoco
 from ros2_vla.sim.cameras import CameraIntrinsics, CameraRig, intrinsics
-from ros2_vla.sim.controller import JointTrajectory, JointTrajectoryController
+from ros2_vla.sim.controller import JointTrajectoryController, SimTrajectory
 from ros2_vla.sim.layout import random_layout
 from ros2_vla.sim.mjcf import build_scene_xml, finger_joint_names
 from ros2_vla.sim.scene import SceneSpec, base_transform
@@ -50,7 +50,9 @@ _SLIP_STREAM = 3  # second seed word of the grasp slip's draws
 DISTURBANCE_TIME = 1.0  # [s] correlation time of the servo disturbance: it wanders, it does not shake
 
 
-class JointState(NamedTuple):
+class SimJointState(NamedTuple):
+    """The simulated joints' names, positions and velocities, as /joint_states carries them."""
+
     names: tuple[str, ...]  # arm by arm: the chain's joints, then its gripper joint
     positions: np.ndarray  # [rad or m] (n,)
     velocities: np.ndarray  # [rad/s or m/s] (n,)
@@ -99,7 +101,7 @@ class Simulation:
         """[s] sim time since the last reset."""
         return float(self.data.time)
 
-    def command(self, topic: str, trajectory: JointTrajectory) -> None:
+    def command(self, topic: str, trajectory: SimTrajectory) -> None:
         """Hand a trajectory to the controller on `topic`, as of now; raises TrajectoryError when rejected."""
         if topic not in self.controllers:
             raise ConfigError(f"no simulated controller on {topic!r}; controllers: {sorted(self.controllers)}")
@@ -117,7 +119,7 @@ class Simulation:
                 self._next_tick += self._period
             mujoco.mj_step(self.model, self.data)
 
-    def joint_state(self) -> JointState:
+    def joint_state(self) -> SimJointState:
         """Measured positions and velocities of every configured joint (grippers in config units)."""
         names, pos, vel = [], [], []
         for arm in self.robot.arms:
@@ -131,7 +133,7 @@ class Simulation:
                 names.append(arm.gripper.joint)
                 pos.append(self._gripper_value(g))
                 vel.append(float(np.mean(self.data.qvel[list(g.dof)])) * self._gripper_scale(g))
-        return JointState(tuple(names), np.array(pos), np.array(vel))
+        return SimJointState(tuple(names), np.array(pos), np.array(vel))
 
     # --- reset ------------------------------------------------------------------------------
     def reset(self, seed: int | None = None, start_jitter: float = 0.0, disturbance: float = 0.0,

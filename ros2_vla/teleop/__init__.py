@@ -1,0 +1,1 @@
+"""Keyboard teleoperation of the end effector, without ROS."""

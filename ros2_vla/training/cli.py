@@ -15,9 +15,13 @@ import argparse
 import json
 from typing import Any
 
-# Options that are TrainConfig fields of the same name (argparse dest = field).
-FIELDS = ("preset", "init", "steps", "batch_size", "lr", "warmup_steps", "weight_decay", "grad_clip", "goal_weight",
-          "seed", "augment_shift", "rephrase", "val_episodes", "save_every", "log_every", "keep_last", "device", "threads")
+from ros2_vla.config_args import add_config_arguments, given
+from ros2_vla.training.run_config import TrainConfig
+
+# Options that are TrainConfig fields of the same name (argparse dest = field): type, default and help are the field's.
+CONFIG_OPTIONS = ("preset", "init", "steps", "batch_size", "lr", "warmup_steps", "weight_decay", "grad_clip",
+                  "goal_weight", "seed", "augment_shift", "rephrase", "val_episodes", "save_every", "log_every",
+                  "keep_last", "device", "threads", "image_size", "progress")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
@@ -26,36 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", help="output folder: final model, checkpoints/, train_log.jsonl, loss_curve.png")
     parser.add_argument("--policy", choices=("flow", "openvla"), default="flow",
                         help="flow: the pi0-style backend (default); openvla: a LoRA fine-tune (GPU job)")
-    parser.add_argument("--preset", help="flow preset fitted to the dataset's robot: tiny | compact (default) | small | pi0")
-    parser.add_argument("--init", help="fine-tune this checkpoint folder instead of a new model (same shapes); "
-                        "with --policy openvla: the base model")
-    parser.add_argument("--steps", type=int, help="optimizer steps in all (default 2000)")
-    parser.add_argument("--batch-size", type=int, help="frames per step (default 32)")
-    parser.add_argument("--lr", type=float, help="peak learning rate (default 3e-4; 5e-5 with --init)")
-    parser.add_argument("--warmup-steps", type=int, help="linear warmup, then cosine (default steps/10, <= 500)")
-    parser.add_argument("--weight-decay", type=float, help="AdamW weight decay on matrices (default 1e-4)")
-    parser.add_argument("--grad-clip", type=float, help="max gradient norm (default 1.0)")
-    parser.add_argument("--goal-weight", type=float,
-                        help="weight of the goal loss for models with a goal head, 0 = off (default 1.0)")
-    parser.add_argument("--save-every", type=int, help="steps between checkpoints, validation and plot (default 500)")
-    parser.add_argument("--log-every", type=int, help="steps between train_log.jsonl records (default 10)")
-    parser.add_argument("--keep-last", type=int, help="checkpoints kept, 0 = all (default 3)")
+    add_config_arguments(parser, TrainConfig, CONFIG_OPTIONS)
     parser.add_argument("--resume", action="store_true", help="continue the run in OUT from its newest checkpoint")
-    parser.add_argument("--seed", type=int, help="seed of init, batches, augmentation and noise (default 0)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: every core)")
-    parser.add_argument("--device", help="auto (default: CUDA when present), cpu or cuda[:N]")
-    parser.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"),
-                        help="model image size [px] (default: the preset's); frames are resized to it on load")
-    parser.add_argument("--augment-shift", type=int,
-                        help="max random shift [px] of fixed cameras' images (default 4%% of the size; 0 = off)")
-    parser.add_argument("--rephrase", type=float,
-                        help="chance [0, 1] that a frame's instruction is re-worded with another training phrasing of "
-                        "its task (sim wordings only; default 0)")
-    parser.add_argument("--val-episodes", type=int, help="hold out K episodes and log their loss (default 0)")
     parser.add_argument("--episodes", type=int, nargs="+", help="train on these episode indices only")
     parser.add_argument("--override", nargs="+", default=[], metavar="KEY=VALUE",
                         help="FlowConfig fields over the preset, e.g. horizon=16 width=192 (JSON values)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs still written)")
     lora = parser.add_argument_group("--policy openvla (LoRA on --init, the base OpenVLA-format checkpoint)")
     lora.add_argument("--lora-rank", type=int, help="LoRA rank (default 32, as OpenVLA)")
     lora.add_argument("--lora-alpha", type=float, help="LoRA alpha (default min(rank, 16))")
@@ -83,14 +62,10 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 def given_options(args: argparse.Namespace) -> dict[str, Any]:
     """TrainConfig fields set on the command line (options left out are absent)."""
-    given = {name: getattr(args, name) for name in FIELDS if getattr(args, name) is not None}
-    if args.image_size is not None:
-        given["image_size"] = tuple(args.image_size)
+    options = given(args, CONFIG_OPTIONS)
     if args.override:
-        given["overrides"] = parse_overrides(args.override)
-    if args.no_progress:
-        given["progress"] = False
-    return given
+        options["overrides"] = parse_overrides(args.override)
+    return options
 
 
 def model_image_size(args: argparse.Namespace, given: dict[str, Any]) -> tuple[int, int]:
@@ -119,7 +94,6 @@ def run(args: argparse.Namespace) -> int:
         return run_openvla(args)
     _refuse_options(args, OPENVLA_ONLY, "flow")
     from ros2_vla.data.lerobot_reader import load_lerobot_dataset
-    from ros2_vla.training.run_config import TrainConfig
     from ros2_vla.training.trainer import check_new_run, resume_flow, train_flow
 
     given = given_options(args)
@@ -128,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         config = TrainConfig(**given)
         check_new_run(args.out)
     size = model_image_size(args, given)
-    dataset = load_lerobot_dataset(args.dataset, image_size=size, episodes=args.episodes, progress=not args.no_progress)
+    dataset = load_lerobot_dataset(args.dataset, image_size=size, episodes=args.episodes, progress=args.progress is not False)
     if config is None:
         result = resume_flow(dataset, args.out, **given)
     else:
@@ -168,13 +142,13 @@ def run_openvla(args: argparse.Namespace) -> int:
         from ros2_vla.data.lerobot_reader import load_lerobot_dataset
 
         dataset = load_lerobot_dataset(args.dataset, image_size=None, episodes=args.episodes,
-                                       progress=not args.no_progress)
+                                       progress=args.progress is not False)
     result = train_lora(dataset, args.out, args.init, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                         rank=args.lora_rank, alpha=args.lora_alpha, dropout=args.lora_dropout,
                         save_every=args.save_every, resume=args.resume, seed=args.seed, device=args.device,
                         quantization=args.quantization, camera=args.camera, unnorm_key=args.unnorm_key,
                         log_every=args.log_every,
-                        keep_last=args.keep_last, threads=args.threads, progress=False if args.no_progress else None)
+                        keep_last=args.keep_last, threads=args.threads, progress=args.progress)
     if result.interrupted:
         print(f"stopped at step {result.step}; checkpoint saved. Continue with: "
               f"ros2-vla train {args.dataset} {args.out} --policy openvla --resume")

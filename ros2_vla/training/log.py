@@ -16,6 +16,8 @@ PLOT_FILE = "loss_curve.png"
 
 
 class TrainLog:
+    """A run's training log, OUT/train_log.jsonl: reads, appends and truncates its records."""
+
     def __init__(self, out: str | Path) -> None:
         self.path = Path(out) / LOG_FILE
 

@@ -21,6 +21,8 @@ from ros2_vla.training.log import TrainLog
 
 @dataclass(frozen=True)
 class LoopResult:
+    """Where the step loop started and stopped, its last window's loss, its wall time, and whether SIGINT ended it."""
+
     first: int  # the step the loop started from
     step: int  # the step it stopped at
     loss: float  # mean loss of the last log window (NaN when no step ran)

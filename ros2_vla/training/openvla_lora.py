@@ -46,6 +46,8 @@ STATE_FORMAT = 1
 
 @dataclass(frozen=True)
 class LoraResult:
+    """What a LoRA training call did: run folder, steps, last loss, time and rate, and whether it was interrupted."""
+
     out: Path  # the run folder (the merged model inside when not interrupted)
     step: int  # optimizer steps completed
     loss: float  # mean training loss of the last logged window

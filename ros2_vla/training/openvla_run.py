@@ -23,6 +23,8 @@ TRAIN_QUANTIZATIONS = ("4bit", "bf16", "fp32")
 
 @dataclass(frozen=True)
 class LoraTrainConfig:
+    """One OpenVLA LoRA run's settings: base model, LoRA, optimization, data and bookkeeping."""
+
     model_dir: str  # base OpenVLA-format checkpoint dir (local; nothing is downloaded)
     # -- LoRA (peft), OpenVLA's recipe
     rank: int = 32

@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ros2_vla.config_args import setting
 from ros2_vla.data.frames import FrameDataset
 from ros2_vla.errors import PolicyError
-from ros2_vla.training.augment import default_shift_px
-from ros2_vla.training.optim import auto_warmup
 
 RUN_FILE = "train_config.json"
 RUNTIME_FIELDS = ("steps", "device", "threads", "progress", "save_every", "log_every", "keep_last")
@@ -26,31 +25,38 @@ LR_NEW, LR_FINETUNE = 3e-4, 5e-5  # peak learning rates: training from scratch /
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """One flow training run's settings: the model, optimization, data and bookkeeping."""
+
     # -- the model
-    preset: str = "compact"  # flow preset fitted to the dataset's robot (ignored with `init`)
-    init: str = ""  # checkpoint folder to fine-tune instead ("" = new model from `preset`)
-    overrides: dict[str, Any] = field(default_factory=dict)  # FlowConfig fields over the preset
-    image_size: tuple[int, int] | None = None  # (height, width) [px] of the model; None = the preset's
+    preset: str = setting("compact", "flow preset fitted to the dataset's robot, ignored with --init: tiny | "
+                          "compact | small | pi0")
+    init: str = setting("", "fine-tune this checkpoint folder instead of a new model (same shapes); with --policy "
+                        "openvla: the base model")
+    overrides: dict[str, Any] = field(default_factory=dict)  # FlowConfig fields over the preset (--override)
+    image_size: tuple[int, int] | None = setting(None, "model image size [px] (default: the preset's); frames are "
+                                                 "resized to it on load", metavar=("H", "W"))
     # -- optimization
-    steps: int = 2000  # optimizer steps in all
-    batch_size: int = 32
-    lr: float | None = None  # peak learning rate; None = LR_NEW, or LR_FINETUNE with `init`
-    warmup_steps: int | None = None  # None = a tenth of `steps`, at most 500
-    weight_decay: float = 1e-4  # AdamW, on weight matrices only
-    grad_clip: float = 1.0  # max global gradient norm
-    goal_weight: float = 1.0  # weight of the goal loss (models with a goal head; training/goals.py)
-    seed: int = 0  # model init, batch order, augmentation, flow noise and time
+    steps: int = setting(2000, "optimizer steps in all")
+    batch_size: int = setting(32, "frames per step")
+    lr: float | None = setting(None, f"peak learning rate (default {LR_NEW:g}; {LR_FINETUNE:g} with --init)")
+    warmup_steps: int | None = setting(None, "linear warmup, then cosine (default steps/10, <= 500)")
+    weight_decay: float = setting(1e-4, "AdamW weight decay, on weight matrices only")
+    grad_clip: float = setting(1.0, "max global gradient norm")
+    goal_weight: float = setting(1.0, "weight of the goal loss for models with a goal head (training/goals.py), 0 = off")
+    seed: int = setting(0, "seed of model init, batch order, augmentation, flow noise and time")
     # -- data
-    augment_shift: int | None = None  # [px] max random shift of fixed cameras; None = 4 % of the image, 0 = off
-    rephrase: float = 0.0  # chance a frame's instruction is re-worded (training/batching.py `Augment.rephrase`)
-    val_episodes: int = 0  # episodes held out for validation loss (chosen by `seed`); 0 = none
+    augment_shift: int | None = setting(None, "max random shift [px] of fixed cameras' images (default 4 % of the "
+                                        "size; 0 = off)")
+    rephrase: float = setting(0.0, "chance [0, 1] that a frame's instruction is re-worded with another training "
+                              "phrasing of its task (sim wordings only)")
+    val_episodes: int = setting(0, "hold out K episodes (chosen by the seed) and log their loss; 0 = none")
     # -- bookkeeping (may change on resume)
-    save_every: int = 500  # [steps] between checkpoints (and validation, and the plot)
-    log_every: int = 10  # [steps] between train_log.jsonl records
-    keep_last: int = 3  # checkpoints kept (0 = all)
-    device: str = "auto"  # "cpu", "cuda[:N]" or "auto" (CUDA when present)
-    threads: int = 0  # torch CPU threads; 0 = every core this process may use
-    progress: bool = True  # tqdm progress bar
+    save_every: int = setting(500, "steps between checkpoints, validation and plot")
+    log_every: int = setting(10, "steps between train_log.jsonl records")
+    keep_last: int = setting(3, "checkpoints kept (0 = all)")
+    device: str = setting("auto", "cpu, cuda[:N] or auto (CUDA when present)")
+    threads: int = setting(0, "torch CPU threads; 0 = every core this process may use")
+    progress: bool = setting(True, "a tqdm progress bar (--no-progress: none; the logs are written either way)")
 
     def __post_init__(self) -> None:
         if self.image_size is not None:
@@ -70,6 +76,10 @@ class TrainConfig:
 
     def resolved(self, image_size: tuple[int, int]) -> TrainConfig:
         """Defaults that depend on the run filled in, so the saved file says what was used."""
+        # Imported here: they need torch, and the CLI builds its options from this class without it.
+        from ros2_vla.training.augment import default_shift_px
+        from ros2_vla.training.optim import auto_warmup
+
         return dataclasses.replace(
             self, lr=self.lr if self.lr is not None else (LR_FINETUNE if self.init else LR_NEW),
             warmup_steps=self.warmup_steps if self.warmup_steps is not None else auto_warmup(self.steps),

@@ -40,6 +40,8 @@ from ros2_vla.training.validation import split_episodes, validation_frames, vali
 
 @dataclass(frozen=True)
 class TrainResult:
+    """What a flow training call did: run folder, steps, last losses, time and rate, and whether it was interrupted."""
+
     out: Path  # the run folder (final model inside when not interrupted)
     step: int  # optimizer steps completed
     loss: float  # mean training loss of the last logged window

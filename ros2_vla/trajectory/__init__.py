@@ -1,0 +1,1 @@
+"""Joint trajectories from chunks: timing within limits, blending and ensembling, the executing plan."""

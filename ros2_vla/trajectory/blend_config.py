@@ -15,6 +15,8 @@ BLEND_MODES = ("replace", "skip", "ensemble")  # what each does: blending.py's d
 
 @dataclass(frozen=True)
 class BlendConfig:
+    """How the bridge takes over each new chunk: the blend mode and its settings."""
+
     mode: str = "skip"  # one of BLEND_MODES
     blend_steps: int = 2  # waypoints over which the old path hands over to the new one ("replace", "skip")
     ensemble_m: float = ACT_ENSEMBLE_M  # ACT weight decay per chunk age ("ensemble")

@@ -67,6 +67,13 @@ class TrajectoryBlender:
         self._history: list[Plan] = []  # plans played before `_plan`, oldest first
         self._chunks: list[TimedChunk] = []
 
+    def set_config(self, config: BlendConfig) -> None:
+        """Blend the next chunk with `config`; the plan being played is kept. On a change of mode the
+        chunks kept for the ensemble are dropped (outside "ensemble" they are not kept up to date)."""
+        if config.mode != self.config.mode:
+            self._chunks = []
+        self.config = config
+
     @property
     def plan(self) -> Plan | None:
         """The plan being executed; None before `reset`."""

@@ -38,6 +38,8 @@ _MAX_PASSES = 60  # forward passes while slowing segments whose cubic overshoots
 
 
 class Timing(NamedTuple):
+    """When each waypoint is reached and the joint velocities there, as `time_waypoints` gives them."""
+
     times: np.ndarray  # [s] (H,) when waypoints 1..H are reached, from waypoint 0 at t = 0; strictly increasing
     velocities: np.ndarray  # [rad/s] (H, n) joint velocities at waypoints 1..H (zero at the end when stopping)
 

@@ -21,7 +21,7 @@ import torch
 
 from ros2_vla.cpu import inference_threads
 from ros2_vla.errors import PolicyError
-from ros2_vla.policies.base import Observation, PolicyOutput, PolicySpec
+from ros2_vla.policies.base import MAX_INSTRUCTION_CHARS, Observation, PolicyOutput, PolicySpec
 from ros2_vla.policies.flow.checkpoint import load_checkpoint, read_config, resolve_device
 from ros2_vla.policies.flow.config import FlowConfig, robot_state_dim
 from ros2_vla.policies.flow.model import FlowModel
@@ -32,7 +32,6 @@ from ros2_vla.policies.flow.rtc import ChunkHistory, DelayEstimate, PreviousChun
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 QUANTIZATION_DTYPES = {"": "float32", "fp32": "float32", "bf16": "bfloat16"}  # vla_node's `quantization` values
-MAX_INSTRUCTION_CHARS = 512
 
 
 def check_robot(config: FlowConfig, robot: Any, source: str | Path) -> None:

@@ -22,15 +22,19 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
+from ros2_vla.actions.spaces import ACTION_SPACES, JOINT_VELOCITY
 from ros2_vla.errors import PolicyError
 
 TEXT_ENCODERS = ("minilm", "hash")
-ACTION_SPACES = ("ee_delta", "ee_absolute", "joint_position", "joint_delta")
+# The chunk contract's action spaces a flow model may be configured for (joint_velocity: not yet; no demos hold it).
+FLOW_ACTION_SPACES = tuple(s for s in ACTION_SPACES if s != JOINT_VELOCITY)
 ARCHITECTURE = "ros2_vla.flow"  # config.json's "architecture": refuses checkpoints of other models
 
 
 @dataclass(frozen=True)
 class FlowConfig:
+    """A flow policy's architecture and the layout of its chunks, as saved in `config.json`."""
+
     # -- observation
     image_size: tuple[int, int] = (224, 224)  # (height, width) [px] every camera is resized to
     cameras: tuple[str, ...] = ("scene", "wrist")  # camera names, in the model's input order
@@ -79,8 +83,8 @@ class FlowConfig:
                  f"cameras must be distinct non-empty names, got {self.cameras}")
         _require(self.text_encoder in TEXT_ENCODERS,
                  f"text_encoder {self.text_encoder!r} unknown; use one of {TEXT_ENCODERS}")
-        _require(self.action_space in ACTION_SPACES,
-                 f"action_space {self.action_space!r} unknown; use one of {ACTION_SPACES}")
+        _require(self.action_space in FLOW_ACTION_SPACES,
+                 f"action_space {self.action_space!r} unknown; use one of {FLOW_ACTION_SPACES}")
         _require(len(self.dimension_names) == self.action_dim,
                  f"dimension_names has {len(self.dimension_names)} names but action_dim is {self.action_dim}")
         for name in ("state_dim", "vision_width", "text_max_tokens", "hash_vocab", "width", "depth", "heads",

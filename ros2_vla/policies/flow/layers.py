@@ -26,6 +26,8 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
 
 
 class Mlp(nn.Sequential):
+    """Linear, tanh-approximated GELU, linear: width -> width * ratio -> width."""
+
     def __init__(self, width: int, ratio: int) -> None:
         super().__init__(nn.Linear(width, width * ratio), nn.GELU(approximate="tanh"), nn.Linear(width * ratio, width))
 

@@ -28,6 +28,8 @@ STAT_KEYS = ("mean", "std", "q01", "q99")
 
 @dataclass(frozen=True)
 class Stats:
+    """Mean, std and 1st/99th percentiles of each of n features."""
+
     mean: np.ndarray  # (n,) float32
     std: np.ndarray  # (n,)
     q01: np.ndarray  # (n,) 1st percentile
@@ -45,6 +47,8 @@ class Stats:
 
 @dataclass(frozen=True)
 class NormStats:
+    """Action and state statistics of a training set (`norm_stats.json`) and the maps they define."""
+
     action: Stats  # (D,) each
     state: Stats  # (S,) each
     action_mask: np.ndarray  # (D,) bool: True = mapped through q01/q99, False = raw

@@ -39,6 +39,8 @@ from ros2_vla.policies.flow.sampling import Velocity
 
 @dataclass(frozen=True)
 class RtcConfig:
+    """Settings of real-time chunking: the guidance cap, the delay window and initial delay, the soft mask."""
+
     max_guidance: float = 5.0  # beta: the cap on the guidance weight (the paper's value)
     delay_window: int = 10  # recent chunk delays kept; d covers the largest
     initial_delay: float = 0.0  # [s] assumed before the first delay is measured

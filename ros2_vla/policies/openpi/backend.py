@@ -19,7 +19,7 @@ import numpy as np
 
 from ros2_vla.config import RobotConfig
 from ros2_vla.errors import PolicyError, PolicyUnavailable
-from ros2_vla.policies.base import Observation, PolicyOutput, PolicySpec, check_instruction
+from ros2_vla.policies.base import MAX_INSTRUCTION_CHARS, Observation, PolicyOutput, PolicySpec, check_instruction
 from ros2_vla.policies.observation import state_names
 from ros2_vla.policies.openpi.preset import OpenpiPreset, check_actions, load_preset
 from ros2_vla.serving.client import OpenpiClient
@@ -30,11 +30,13 @@ NATIVE = ("", "ros2_vla")  # preset names meaning "a ros2-vla serve server"
 
 @dataclass(frozen=True)
 class OpenpiConfig:
+    """The policy server to use: its address, preset, API key, reply timeout and instruction limit."""
+
     server: str  # host:port of the policy server
     preset: str = ""  # droid | libero | aloha | a YAML path; "" or "ros2_vla": `ros2-vla serve`
     api_key: str = ""  # sent as `Authorization: Api-Key <key>`
     timeout: float = 10.0  # [s] for one reply; a slower server is a status line and a reconnect
-    max_instruction_chars: int = 512
+    max_instruction_chars: int = MAX_INSTRUCTION_CHARS
 
 
 class OpenpiPolicy:

@@ -21,7 +21,7 @@ import torch
 from ros2_vla.actions.spaces import ACTION_SPACES, EE_DELTA, EE_DIMENSIONS
 from ros2_vla.actions.tokenization import token_ids_to_bin_indices
 from ros2_vla.errors import ChunkError, PolicyError
-from ros2_vla.policies.base import Observation, PolicyOutput, PolicySpec
+from ros2_vla.policies.base import MAX_INSTRUCTION_CHARS, Observation, PolicyOutput, PolicySpec
 from ros2_vla.policies.openvla.architecture import read_architecture
 from ros2_vla.policies.openvla.decoding import action_id_range, action_vocab_size, greedy_action_ids
 from ros2_vla.policies.openvla.inputs import model_inputs, to_pil
@@ -43,7 +43,7 @@ class OpenVlaConfig:
     device: str = "auto"  # cpu | cuda | cuda:N | auto (cuda when available)
     action_space: str = EE_DELTA  # what the D dimensions mean to the bridge
     dimension_names: tuple[str, ...] | None = None  # D names; None = x y z roll pitch yaw gripper when D = 7
-    max_instruction_chars: int = 512  # longer instructions are refused
+    max_instruction_chars: int = MAX_INSTRUCTION_CHARS  # longer instructions are refused
     prompt_template: str = OPENVLA_PROMPT  # must hold "{instruction}"
     prompt_suffix: str | int | None = "auto"  # token after the prompt: "auto" (SentencePiece "▁"), an id, None
     name: str | None = None  # policy id for ActionChunk.policy; None = "openvla:<checkpoint dir name>"

@@ -52,6 +52,8 @@ class Attention(nn.Module):
 
 
 class Mlp(nn.Module):
+    """A ViT block's MLP under timm's names: fc1, exact GELU, fc2."""
+
     def __init__(self, width: int, hidden: int) -> None:
         super().__init__()
         self.fc1 = nn.Linear(width, hidden)
@@ -73,6 +75,8 @@ class LayerScale(nn.Module):
 
 
 class Block(nn.Module):
+    """One pre-norm ViT block under timm's names: attention and MLP, each with an optional LayerScale."""
+
     def __init__(self, spec: TowerSpec) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(spec.width, eps=LAYER_NORM_EPS)
