@@ -58,8 +58,15 @@ def _chunk(robot: RobotConfig, horizon: int, rng: np.random.Generator, stamp: fl
         values = home + np.cumsum(rng.normal(0.0, 0.01, (horizon, len(names))), axis=0)
     else:  # small ee deltas: a few mm and mrad per step, gripper open
         values = np.column_stack([rng.normal(0.0, 0.003, (horizon, 6)), np.ones(horizon)])
-    return Chunk(stamp=stamp, embodiment=robot.name, action_space=robot.action.space, dimension_names=names,
-                 dt=robot.action.dt, horizon=horizon, values=values.astype(np.float32))
+    return Chunk(
+        stamp=stamp,
+        embodiment=robot.name,
+        action_space=robot.action.space,
+        dimension_names=names,
+        dt=robot.action.dt,
+        horizon=horizon,
+        values=values.astype(np.float32),
+    )
 
 
 def _time_chunks(bridge: Bridge, robot: RobotConfig, horizon: int, repeats: int) -> dict[str, np.ndarray]:
@@ -109,13 +116,22 @@ def bench(robot_name: str, horizon: int, repeats: int, python_repeats: int) -> d
     python = _time_chunks(Bridge(robot, ik_solver=_python_ik), robot, horizon, python_repeats)["plan"]
     floor = _floor(robot, horizon, repeats)
     p = lambda values, q: float(np.percentile(values, q))  # noqa: E731
-    row = {"robot": robot_name, "horizon": horizon, "startup_s": startup,
-           "plan_p50_ms": p(compiled["plan"], 50), "plan_p99_ms": p(compiled["plan"], 99),
-           "first_point_p50_ms": p(compiled["first"], 50), "first_point_p99_ms": p(compiled["first"], 99),
-           "python_plan_p50_ms": p(python, 50), "python_plan_p99_ms": p(python, 99),
-           "tick_p50_ms": p(compiled["tick"], 50), "tick_p99_ms": p(compiled["tick"], 99),
-           "control_period_ms": 1e3 / robot.control_rate_hz,
-           "floor_p50_ms": None, "floor_ratio": None}
+    row = {
+        "robot": robot_name,
+        "horizon": horizon,
+        "startup_s": startup,
+        "plan_p50_ms": p(compiled["plan"], 50),
+        "plan_p99_ms": p(compiled["plan"], 99),
+        "first_point_p50_ms": p(compiled["first"], 50),
+        "first_point_p99_ms": p(compiled["first"], 99),
+        "python_plan_p50_ms": p(python, 50),
+        "python_plan_p99_ms": p(python, 99),
+        "tick_p50_ms": p(compiled["tick"], 50),
+        "tick_p99_ms": p(compiled["tick"], 99),
+        "control_period_ms": 1e3 / robot.control_rate_hz,
+        "floor_p50_ms": None,
+        "floor_ratio": None,
+    }
     if floor is not None:
         row["floor_p50_ms"] = p(floor, 50)
         row["floor_ratio"] = row["plan_p50_ms"] / row["floor_p50_ms"]
@@ -132,13 +148,21 @@ def main() -> None:
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print(f"{'robot':8} {'H':>3} {'plan p50':>9} {'p99':>6} {'1st pt p50':>10} {'p99':>6} {'python p50':>10} "
-          f"{'floor':>6} {'ratio':>6} {'tick p99':>8} {'period':>6}  [ms]")
+    print(
+        f"{'robot':8} {'H':>3} {'plan p50':>9} {'p99':>6} {'1st pt p50':>10} {'p99':>6} {'python p50':>10} "
+        f"{'floor':>6} {'ratio':>6} {'tick p99':>8} {'period':>6}  [ms]"
+    )
     for r in rows:
-        floor = f"{r['floor_p50_ms']:6.2f} {r['floor_ratio']:6.1f}" if r["floor_ratio"] is not None else f"{'-':>6} {'-':>6}"
-        print(f"{r['robot']:8} {r['horizon']:>3} {r['plan_p50_ms']:9.2f} {r['plan_p99_ms']:6.2f} "
-              f"{r['first_point_p50_ms']:10.2f} {r['first_point_p99_ms']:6.2f} {r['python_plan_p50_ms']:10.2f} "
-              f"{floor} {r['tick_p99_ms']:8.3f} {r['control_period_ms']:6.1f}")
+        floor = (
+            f"{r['floor_p50_ms']:6.2f} {r['floor_ratio']:6.1f}"
+            if r["floor_ratio"] is not None
+            else f"{'-':>6} {'-':>6}"
+        )
+        print(
+            f"{r['robot']:8} {r['horizon']:>3} {r['plan_p50_ms']:9.2f} {r['plan_p99_ms']:6.2f} "
+            f"{r['first_point_p50_ms']:10.2f} {r['first_point_p99_ms']:6.2f} {r['python_plan_p50_ms']:10.2f} "
+            f"{floor} {r['tick_p99_ms']:8.3f} {r['control_period_ms']:6.1f}"
+        )
     print(f"startup (Bridge built, compiled code loaded): {max(r['startup_s'] for r in rows):.2f} s at most")
 
 

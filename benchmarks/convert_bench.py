@@ -40,8 +40,13 @@ def make_bags(folder: Path, robot_name: str, episodes: int, seconds: float, came
     if camera:
         size, rate = camera.split("@") if "@" in camera else (camera, None)
         w, h = (int(v) for v in size.split("x"))
-        robot = dataclasses.replace(robot, cameras=tuple(
-            dataclasses.replace(c, width=w, height=h, rate_hz=float(rate) if rate else c.rate_hz) for c in robot.cameras))
+        robot = dataclasses.replace(
+            robot,
+            cameras=tuple(
+                dataclasses.replace(c, width=w, height=h, rate_hz=float(rate) if rate else c.rate_hz)
+                for c in robot.cameras
+            ),
+        )
     start = time.perf_counter()
     successes = 0
     for i in range(episodes):
@@ -49,15 +54,21 @@ def make_bags(folder: Path, robot_name: str, episodes: int, seconds: float, came
         successes += rec.success
         write_bag(folder / f"episode_{i:04d}", rec, EpisodeMeta(robot=robot_name, success=None, seed=i))
     size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-    return {"bags_mb": round(size / 1e6, 1), "expert_successes": successes, "make_s": round(time.perf_counter() - start, 1),
-            "cameras": [f"{c.name} {c.width}x{c.height}@{c.rate_hz:g}" for c in robot.cameras]}
+    return {
+        "bags_mb": round(size / 1e6, 1),
+        "expert_successes": successes,
+        "make_s": round(time.perf_counter() - start, 1),
+        "cameras": [f"{c.name} {c.width}x{c.height}@{c.rate_hz:g}" for c in robot.cameras],
+    }
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--robot", default="franka")
     p.add_argument("--episodes", type=int, default=5)
-    p.add_argument("--seconds", type=float, default=10.0, help="sim time limit per episode [s] (the expert may finish sooner)")
+    p.add_argument(
+        "--seconds", type=float, default=10.0, help="sim time limit per episode [s] (the expert may finish sooner)"
+    )
     p.add_argument("--camera", default="", help="override every camera: WxH or WxH@HZ (default: the config's)")
     p.add_argument("--crf", type=int, default=18)
     args = p.parse_args()
@@ -73,11 +84,19 @@ def main() -> int:
         data = load_lerobot_dataset(out)
         load_s = time.perf_counter() - start
         result = {
-            "robot": args.robot, "episodes": report.episodes, "frames": report.frames, **made,
-            "convert_s": round(seconds, 2), "episodes_per_min": round(60 * report.episodes / seconds, 1),
-            "frames_per_s": round(report.frames / seconds, 1), "mb_written": round(report.bytes_written / 1e6, 2),
-            "input_mb_per_s": round(made["bags_mb"] / seconds, 1), "convert_cpu_s_python": round(cpu, 2),
-            "load_s": round(load_s, 2), "load_frames_per_s": round(len(data) / load_s, 1), "crf": args.crf,
+            "robot": args.robot,
+            "episodes": report.episodes,
+            "frames": report.frames,
+            **made,
+            "convert_s": round(seconds, 2),
+            "episodes_per_min": round(60 * report.episodes / seconds, 1),
+            "frames_per_s": round(report.frames / seconds, 1),
+            "mb_written": round(report.bytes_written / 1e6, 2),
+            "input_mb_per_s": round(made["bags_mb"] / seconds, 1),
+            "convert_cpu_s_python": round(cpu, 2),
+            "load_s": round(load_s, 2),
+            "load_frames_per_s": round(len(data) / load_s, 1),
+            "crf": args.crf,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         }
     print(json.dumps(result, indent=2))

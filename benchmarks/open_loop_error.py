@@ -38,14 +38,18 @@ def chunk_errors(policy: FlowPolicy, dataset: str, episodes: list[int], every: i
             obs = Observation(0.0, {c: ds.images[c][i] for c in ds.cameras}, ds.state[i], ds.tasks[ds.task_index[i]])
             # the physical actions the bridge would play: the chunk vla_node publishes, decoded
             pred = chunk_to_array(output_chunk(ds.robot, policy.spec, policy.infer(obs), 0.0, obs.instruction, 0, 0.0))
-            label = ds.action[i:min(i + len(pred), frames[-1] + 1)].astype(np.float64)
-            pred = pred[:len(label)]  # near the episode's end fewer labels remain
+            label = ds.action[i : min(i + len(pred), frames[-1] + 1)].astype(np.float64)
+            pred = pred[: len(label)]  # near the episode's end fewer labels remain
             first_mm.append(np.linalg.norm(pred[0, xyz] - label[0, xyz]) * 1e3)
             chunk_cm.append(np.linalg.norm(pred[:, xyz].sum(0) - label[:, xyz].sum(0)) * 1e2)
             label_cm.append(np.linalg.norm(label[:, xyz].sum(0)) * 1e2)
-    return {"frames": len(chunk_cm), "first_step_error_mm_median": float(np.median(first_mm)),
-            "chunk_displacement_cm_median": float(np.median(label_cm)),
-            "chunk_error_cm_median": float(np.median(chunk_cm)), "chunk_error_cm_p90": float(np.percentile(chunk_cm, 90))}
+    return {
+        "frames": len(chunk_cm),
+        "first_step_error_mm_median": float(np.median(first_mm)),
+        "chunk_displacement_cm_median": float(np.median(label_cm)),
+        "chunk_error_cm_median": float(np.median(chunk_cm)),
+        "chunk_error_cm_p90": float(np.percentile(chunk_cm, 90)),
+    }
 
 
 def main() -> None:
@@ -59,15 +63,23 @@ def main() -> None:
     args = parser.parse_args()
     all_episodes = np.unique(read_frame_columns(Path(args.dataset))["episode_index"])
     picked = [int(e) for e in all_episodes[np.linspace(0, len(all_episodes) - 1, args.episodes).round().astype(int)]]
-    result = {"model": args.model, "dataset": args.dataset, "episodes": picked,
-              **chunk_errors(FlowPolicy(args.model, num_threads=args.threads), args.dataset, picked, args.every)}
+    result = {
+        "model": args.model,
+        "dataset": args.dataset,
+        "episodes": picked,
+        **chunk_errors(FlowPolicy(args.model, num_threads=args.threads), args.dataset, picked, args.every),
+    }
     if args.json:
         print(json.dumps(result, indent=1))
         return
-    print(f"{'model':<24} {'frames':>6} {'first step err [mm]':>20} {'chunk [cm]':>11} {'chunk err [cm] p50 / p90':>25}")
-    print(f"{args.model:<24} {result['frames']:>6} {result['first_step_error_mm_median']:>20.1f} "
-          f"{result['chunk_displacement_cm_median']:>11.1f} "
-          f"{result['chunk_error_cm_median']:>13.1f} / {result['chunk_error_cm_p90']:.1f}")
+    print(
+        f"{'model':<24} {'frames':>6} {'first step err [mm]':>20} {'chunk [cm]':>11} {'chunk err [cm] p50 / p90':>25}"
+    )
+    print(
+        f"{args.model:<24} {result['frames']:>6} {result['first_step_error_mm_median']:>20.1f} "
+        f"{result['chunk_displacement_cm_median']:>11.1f} "
+        f"{result['chunk_error_cm_median']:>13.1f} / {result['chunk_error_cm_p90']:.1f}"
+    )
 
 
 if __name__ == "__main__":

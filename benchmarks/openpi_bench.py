@@ -28,10 +28,13 @@ CHUNK = np.zeros((50, 7), np.float32)
 
 
 def _obs(rng: np.random.Generator) -> dict:
-    return {"observation/exterior_image_1_left": rng.integers(0, 256, (224, 224, 3), dtype=np.uint8),
-            "observation/wrist_image_left": rng.integers(0, 256, (224, 224, 3), dtype=np.uint8),
-            "observation/joint_position": rng.normal(size=7).astype(np.float32),
-            "observation/gripper_position": np.zeros(1, np.float32), "prompt": "pick up the red cube"}
+    return {
+        "observation/exterior_image_1_left": rng.integers(0, 256, (224, 224, 3), dtype=np.uint8),
+        "observation/wrist_image_left": rng.integers(0, 256, (224, 224, 3), dtype=np.uint8),
+        "observation/joint_position": rng.normal(size=7).astype(np.float32),
+        "observation/gripper_position": np.zeros(1, np.float32),
+        "prompt": "pick up the red cube",
+    }
 
 
 def _stats(ms: list[float]) -> dict:
@@ -42,8 +45,9 @@ def _stats(ms: list[float]) -> dict:
 def round_trip(requests: int) -> dict:
     from openpi_client.websocket_client_policy import WebsocketClientPolicy
 
-    server = PolicyServer(lambda obs: {"actions": CHUNK}, {"policy": "bench"}, host="127.0.0.1", port=0,
-                          log=lambda line: None).start()
+    server = PolicyServer(
+        lambda obs: {"actions": CHUNK}, {"policy": "bench"}, host="127.0.0.1", port=0, log=lambda line: None
+    ).start()
     rng = np.random.default_rng(0)
     obs = _obs(rng)
     ours, theirs = OpenpiClient("127.0.0.1", server.port, timeout=10), WebsocketClientPolicy("127.0.0.1", server.port)
@@ -86,9 +90,15 @@ def shared(clients: int, seconds: float, model_ms: float) -> dict:
     server.stop()
     counts = [len(x) for x in latencies]
     every = [ms for x in latencies for ms in x]
-    return {"clients": clients, "model_ms": model_ms, "server_hz": sum(counts) / seconds,
-            "per_client_hz": sum(counts) / seconds / clients, **_stats(every),
-            "fewest": min(counts), "most": max(counts)}
+    return {
+        "clients": clients,
+        "model_ms": model_ms,
+        "server_hz": sum(counts) / seconds,
+        "per_client_hz": sum(counts) / seconds / clients,
+        **_stats(every),
+        "fewest": min(counts),
+        "most": max(counts),
+    }
 
 
 def main() -> None:
@@ -109,12 +119,16 @@ def main() -> None:
     for name, r in rt.items():
         print(f"{name:<30} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f}")
     ours, theirs = rt["ros2_vla OpenpiClient"], rt["openpi WebsocketClientPolicy"]
-    print(f"ratio ours/openpi's: p50 {ours['p50_ms'] / theirs['p50_ms']:.2f}, p99 {ours['p99_ms'] / theirs['p99_ms']:.2f}")
+    print(
+        f"ratio ours/openpi's: p50 {ours['p50_ms'] / theirs['p50_ms']:.2f}, p99 {ours['p99_ms'] / theirs['p99_ms']:.2f}"
+    )
     print(f"\nOne server, a {args.model_ms:g} ms model, N clients back to back for {args.seconds:g} s each")
     print(f"{'clients':>7} {'server Hz':>10} {'Hz/client':>10} {'p50 ms':>8} {'p99 ms':>8} {'fewest':>7} {'most':>6}")
     for r in rows:
-        print(f"{r['clients']:>7} {r['server_hz']:>10.1f} {r['per_client_hz']:>10.1f} {r['p50_ms']:>8.1f} "
-              f"{r['p99_ms']:>8.1f} {r['fewest']:>7} {r['most']:>6}")
+        print(
+            f"{r['clients']:>7} {r['server_hz']:>10.1f} {r['per_client_hz']:>10.1f} {r['p50_ms']:>8.1f} "
+            f"{r['p99_ms']:>8.1f} {r['fewest']:>7} {r['most']:>6}"
+        )
 
 
 if __name__ == "__main__":

@@ -38,8 +38,9 @@ WARMUP = 1
 def _observation(size: int) -> Observation:
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-    return Observation(stamp=0.0, images={"scene": image}, state=np.zeros(7, np.float32),
-                       instruction="put the carrot on the plate")
+    return Observation(
+        stamp=0.0, images={"scene": image}, state=np.zeros(7, np.float32), instruction="put the carrot on the plate"
+    )
 
 
 def _sync(device: str) -> None:
@@ -52,8 +53,9 @@ def bench(checkpoint: Path, model: str, quantization: str, device: str, repeats:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    policy = OpenVlaPolicy(OpenVlaConfig(checkpoint=str(checkpoint), dt=0.2, cameras=("scene",),
-                                         quantization=quantization, device=device))
+    policy = OpenVlaPolicy(
+        OpenVlaConfig(checkpoint=str(checkpoint), dt=0.2, cameras=("scene",), quantization=quantization, device=device)
+    )
     load_s = time.perf_counter() - t0
     obs = _observation(image_size)
     for _ in range(WARMUP):
@@ -67,9 +69,15 @@ def bench(checkpoint: Path, model: str, quantization: str, device: str, repeats:
         times.append(time.perf_counter() - t0)
     ms = 1e3 * np.asarray(times)
     row = {
-        "model": model, "device": device, "quantization": quantization, "load_s": load_s,
-        "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
-        "hz": float(1e3 / ms.mean()), "repeats": repeats, "threads": torch.get_num_threads(),
+        "model": model,
+        "device": device,
+        "quantization": quantization,
+        "load_s": load_s,
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "hz": float(1e3 / ms.mean()),
+        "repeats": repeats,
+        "threads": torch.get_num_threads(),
         "params_m": sum(p.numel() for p in policy.model.parameters()) / 1e6,  # packed 4-bit counts half
         "weights_gb": sum(t.numel() * t.element_size() for t in policy.model.state_dict().values()) / 2**30,
     }
@@ -82,14 +90,18 @@ def bench(checkpoint: Path, model: str, quantization: str, device: str, repeats:
 
 
 def _print_table(rows: list[dict]) -> None:
-    header = f"{'model':<15} {'device':<7} {'quant':<6} {'load s':>7} {'p50 ms':>8} {'p99 ms':>8} {'Hz':>7} " \
-             f"{'weights GB':>10} {'peak GPU GB':>11}"
+    header = (
+        f"{'model':<15} {'device':<7} {'quant':<6} {'load s':>7} {'p50 ms':>8} {'p99 ms':>8} {'Hz':>7} "
+        f"{'weights GB':>10} {'peak GPU GB':>11}"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:
         peak = f"{r['peak_gpu_gb']:.2f}" if "peak_gpu_gb" in r else "-"
-        print(f"{r['model']:<15} {r['device']:<7} {r['quantization']:<6} {r['load_s']:>7.2f} {r['p50_ms']:>8.2f} "
-              f"{r['p99_ms']:>8.2f} {r['hz']:>7.2f} {r['weights_gb']:>10.3f} {peak:>11}")
+        print(
+            f"{r['model']:<15} {r['device']:<7} {r['quantization']:<6} {r['load_s']:>7.2f} {r['p50_ms']:>8.2f} "
+            f"{r['p99_ms']:>8.2f} {r['hz']:>7.2f} {r['weights_gb']:>10.3f} {peak:>11}"
+        )
     if rows and "gpu" in rows[0]:
         print(f"GPU: {rows[0]['gpu']}")
 

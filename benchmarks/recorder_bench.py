@@ -54,9 +54,16 @@ def publish(duration: float) -> None:
         if time.monotonic() > deadline:
             raise SystemExit("the recorder did not subscribe within 30 s")
         time.sleep(0.05)
-    images = [Image(height=HEIGHT, width=WIDTH, encoding="rgb8", step=3 * WIDTH,
-                    data=np.random.default_rng(i).integers(0, 255, 3 * WIDTH * HEIGHT, dtype=np.uint8).tobytes())
-              for i in range(len(cams))]
+    images = [
+        Image(
+            height=HEIGHT,
+            width=WIDTH,
+            encoding="rgb8",
+            step=3 * WIDTH,
+            data=np.random.default_rng(i).integers(0, 255, 3 * WIDTH * HEIGHT, dtype=np.uint8).tobytes(),
+        )
+        for i in range(len(cams))
+    ]
     joint = JointState(name=list(robot.joint_names), position=[0.0] * len(robot.joint_names))
     streams = [(pub, msg, 1.0 / CAMERA_HZ) for pub, msg in zip(cams, images)] + [(js, joint, 1.0 / JOINT_HZ)]
     counts = {pub.topic_name: 0 for pub, _, _ in streams}
@@ -97,8 +104,13 @@ def bench(duration: float, profile: str, keep: bool, queue_size: int) -> dict:
     os.environ.update(env)  # this process's client node too
     work = Path(tempfile.mkdtemp(prefix="recorder_bench_"))
     spec = NodeSpec("recorder", "recorder_node", {"robot": "franka", "output_dir": str(work), "queue_size": queue_size})
-    rec = subprocess.Popen(node_command(spec, write_params_file([spec], work)), cwd="/", env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rec = subprocess.Popen(
+        node_command(spec, write_params_file([spec], work)),
+        cwd="/",
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     rclpy.init()
     node = Node("recorder_bench")
     client = RecorderClient(node)
@@ -107,8 +119,14 @@ def bench(duration: float, profile: str, keep: bool, queue_size: int) -> dict:
         bag = client.start()
         cpu0, t0 = cpu_seconds(rec.pid), time.monotonic()
         children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        pub = subprocess.run([sys.executable, __file__, "--publisher", "--duration", str(duration)], cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=duration + 120)
+        pub = subprocess.run(
+            [sys.executable, __file__, "--publisher", "--duration", str(duration)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=duration + 120,
+        )
         if pub.returncode != 0:
             raise SystemExit(f"publisher failed: {pub.stderr[-2000:]}")
         published = json.loads(pub.stdout.strip().splitlines()[-1])
@@ -124,15 +142,27 @@ def bench(duration: float, profile: str, keep: bool, queue_size: int) -> dict:
         rec.wait(timeout=30)
     meta = read_episode_meta(bag)
     size = sum(f.stat().st_size for f in Path(bag).iterdir())
-    topics = {t: {"published": n, "written": meta.message_counts[t], "lost": n - meta.message_counts[t],
-                  "dropped": meta.dropped[t]} for t, n in published["published"].items()}
+    topics = {
+        t: {
+            "published": n,
+            "written": meta.message_counts[t],
+            "lost": n - meta.message_counts[t],
+            "dropped": meta.dropped[t],
+        }
+        for t, n in published["published"].items()
+    }
     result = {
-        "duration_s": published["seconds"], "fastdds_profile": env.get("FASTDDS_DEFAULT_PROFILES_FILE"), "queue_size": queue_size,
-        "topics": topics, "lost_total": sum(v["lost"] for v in topics.values()),
+        "duration_s": published["seconds"],
+        "fastdds_profile": env.get("FASTDDS_DEFAULT_PROFILES_FILE"),
+        "queue_size": queue_size,
+        "topics": topics,
+        "lost_total": sum(v["lost"] for v in topics.values()),
         "recorder_cpu_percent": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
         "publisher_cpu_percent": round(100 * pub_cpu / published["seconds"], 1),
-        "bag_mb": round(size / 1e6, 1), "write_mb_per_s": round(size / 1e6 / published["seconds"], 1),
-        "episode_seconds": summary["seconds"], "bag": bag if keep else None,
+        "bag_mb": round(size / 1e6, 1),
+        "write_mb_per_s": round(size / 1e6 / published["seconds"], 1),
+        "episode_seconds": summary["seconds"],
+        "bag": bag if keep else None,
     }
     if not keep:
         shutil.rmtree(work, ignore_errors=True)
@@ -142,8 +172,12 @@ def bench(duration: float, profile: str, keep: bool, queue_size: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=60.0, help="[s] of publishing (default 60)")
-    parser.add_argument("--profile", default="", help="Fast DDS XML profile for both processes (FASTDDS_DEFAULT_PROFILES_FILE); "
-                        "none: Fast DDS defaults; default: the environment's (scripts/env.sh: config/fastdds_large_shm.xml)")
+    parser.add_argument(
+        "--profile",
+        default="",
+        help="Fast DDS XML profile for both processes (FASTDDS_DEFAULT_PROFILES_FILE); "
+        "none: Fast DDS defaults; default: the environment's (scripts/env.sh: config/fastdds_large_shm.xml)",
+    )
     parser.add_argument("--queue-size", type=int, default=256, help="recorder_node queue_size")
     parser.add_argument("--keep", action="store_true", help="keep the bag (its path is printed)")
     parser.add_argument("--publisher", action="store_true", help=argparse.SUPPRESS)

@@ -49,15 +49,30 @@ def run_setting(name: str, episodes: int, delay: float, policy_period: float) ->
     jumps: list[float] = []
     successes, start = 0, time.perf_counter()
     for seed in range(HELD_OUT_SEED, HELD_OUT_SEED + episodes):
-        result = run_episode(robot, seed, "", policy, cameras=policy.cameras, blend=BlendConfig(mode=mode),
-                             chunk_delay=delay if delayed else 0.0, policy_period=policy_period,
-                             on_chunk=lambda chunk, state: jumps.append(state.switch_jump) if state.switch_jump else None)
+        result = run_episode(
+            robot,
+            seed,
+            "",
+            policy,
+            cameras=policy.cameras,
+            blend=BlendConfig(mode=mode),
+            chunk_delay=delay if delayed else 0.0,
+            policy_period=policy_period,
+            on_chunk=lambda chunk, state: jumps.append(state.switch_jump) if state.switch_jump else None,
+        )
         successes += result.success
     jumps_arr = np.array(jumps) if jumps else np.zeros(1)
-    return {"setting": name, "delay_s": delay if delayed else 0.0, "policy_period_s": policy_period,
-            "episodes": episodes, "successes": successes,
-            "jump_p50_rad": float(np.percentile(jumps_arr, 50)), "jump_p95_rad": float(np.percentile(jumps_arr, 95)),
-            "jump_max_rad": float(jumps_arr.max()), "wall_s": time.perf_counter() - start}
+    return {
+        "setting": name,
+        "delay_s": delay if delayed else 0.0,
+        "policy_period_s": policy_period,
+        "episodes": episodes,
+        "successes": successes,
+        "jump_p50_rad": float(np.percentile(jumps_arr, 50)),
+        "jump_p95_rad": float(np.percentile(jumps_arr, 95)),
+        "jump_max_rad": float(jumps_arr.max()),
+        "wall_s": time.perf_counter() - start,
+    }
 
 
 def _plot(rows: list[dict], path: str) -> None:
@@ -93,9 +108,12 @@ def main() -> None:
         rows.append(run_setting(name, args.episodes, args.delay, args.policy_period))
         if not args.json:
             r = rows[-1]
-            print(f"{r['setting']:16} delay {r['delay_s']:.2f} s  success {r['successes']:>2}/{r['episodes']}  "
-                  f"jump p50 {r['jump_p50_rad']:.4f} p95 {r['jump_p95_rad']:.4f} max {r['jump_max_rad']:.4f} rad  "
-                  f"({r['wall_s']:.0f} s)", flush=True)
+            print(
+                f"{r['setting']:16} delay {r['delay_s']:.2f} s  success {r['successes']:>2}/{r['episodes']}  "
+                f"jump p50 {r['jump_p50_rad']:.4f} p95 {r['jump_p95_rad']:.4f} max {r['jump_max_rad']:.4f} rad  "
+                f"({r['wall_s']:.0f} s)",
+                flush=True,
+            )
     if args.json:
         print(json.dumps(rows, indent=2))
     if args.plot:

@@ -124,8 +124,12 @@ def bench_dds(robot_name: str, seconds: float, warmup: float = 3.0) -> dict:
         node.create_subscription(kind, topic, lambda m, t=topic: record(t, m), qos_profile_sensor_data)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    proc = subprocess.Popen([sys.executable, "-m", "ros2_vla.cli", "launch", robot_name, "--sim"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ros2_vla.cli", "launch", robot_name, "--sim"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd="/",
+    )
     try:
         deadline = time.monotonic() + 60
         while not all(arrivals.values()):
@@ -156,9 +160,16 @@ def bench_dds(robot_name: str, seconds: float, warmup: float = 3.0) -> dict:
         window = np.array([a for a in arrivals[topic] if t_start <= a[0] <= t_end])
         gaps = np.diff(window[:, 0]) if len(window) > 1 else np.array([np.nan])
         latency = window[:, 0] - window[:, 1] if len(window) else np.array([np.nan])
-        rows.append({"topic": topic, "nominal_hz": nominal, "achieved_hz": len(window) / (t_end - t_start),
-                     "max_gap_ms": 1e3 * float(np.max(gaps)), "latency_p50_ms": 1e3 * float(np.median(latency)),
-                     "latency_p99_ms": 1e3 * float(np.percentile(latency, 99))})
+        rows.append(
+            {
+                "topic": topic,
+                "nominal_hz": nominal,
+                "achieved_hz": len(window) / (t_end - t_start),
+                "max_gap_ms": 1e3 * float(np.max(gaps)),
+                "latency_p50_ms": 1e3 * float(np.median(latency)),
+                "latency_p99_ms": 1e3 * float(np.percentile(latency, 99)),
+            }
+        )
     return {"robot": robot.name, "seconds": seconds, "sim_node_cpu_percent": 100 * cpu, "topics": rows}
 
 
@@ -185,7 +196,10 @@ def bench_success(episodes: int, first_seed: int, time_limit: float, progress: b
         sim.close()
         ok = [r for r in results if r.success]
         row = {
-            "robot": robot_name, "kind": kind, "episodes": len(results), "successes": len(ok),
+            "robot": robot_name,
+            "kind": kind,
+            "episodes": len(results),
+            "successes": len(ok),
             "success_rate": len(ok) / len(results),
             "sim_time_median_s": float(np.median([r.sim_time for r in ok])) if ok else float("nan"),
             "sim_time_max_s": float(np.max([r.sim_time for r in ok])) if ok else float("nan"),
@@ -193,8 +207,10 @@ def bench_success(episodes: int, first_seed: int, time_limit: float, progress: b
             "bad_chunks_per_episode": float(np.mean([r.bad_chunks for r in results])),
             "rejected_trajectories": int(sum(r.rejected_trajectories for r in results)),
             "wall_s_per_episode": float(np.mean([r.wall_time for r in results])),
-            "bridge_codes": {name: sum(r.bridge_codes.get(name, 0) for r in results)
-                             for name in sorted({n for r in results for n in r.bridge_codes})},
+            "bridge_codes": {
+                name: sum(r.bridge_codes.get(name, 0) for r in results)
+                for name in sorted({n for r in results for n in r.bridge_codes})
+            },
             "failed_seeds": [r.seed for r in results if not r.success],
         }
         rows.append(row)
@@ -210,27 +226,42 @@ def table(report: dict) -> str:
     lines = [f"sim_bench on {report['machine']}"]
     if "rtf" in report:
         r = report["rtf"]
-        lines += ["", f"(a) sim_node work in process, {r['robot']}, cameras {', '.join(r['cameras'])}, {r['sim_seconds']:g} sim s",
-                  f"    physics {r['physics_ms_per_sim_s']:.0f} ms per sim s (RTF {r['rtf_physics_only']:.1f} alone); "
-                  f"render {r['render_ms_per_frame']:.1f} ms per frame",
-                  f"    real-time factor {r['rtf']:.2f}  (one core {100 / r['rtf']:.0f}% busy at real time)"]
+        lines += [
+            "",
+            f"(a) sim_node work in process, {r['robot']}, cameras {', '.join(r['cameras'])}, "
+            f"{r['sim_seconds']:g} sim s",
+            f"    physics {r['physics_ms_per_sim_s']:.0f} ms per sim s (RTF {r['rtf_physics_only']:.1f} alone); "
+            f"render {r['render_ms_per_frame']:.1f} ms per frame",
+            f"    real-time factor {r['rtf']:.2f}  (one core {100 / r['rtf']:.0f}% busy at real time)",
+        ]
     if "dds" in report:
         d = report["dds"]
-        lines += ["", f"(a) over DDS: ros2-vla launch {d['robot']} --sim, {d['seconds']:g} s at a subscriber; "
-                      f"sim_node CPU {d['sim_node_cpu_percent']:.0f}% of a core",
-                  f"    {'topic':<28} {'nominal':>8} {'achieved':>9} {'max gap':>9} {'lat p50':>8} {'lat p99':>8}"]
+        lines += [
+            "",
+            f"(a) over DDS: ros2-vla launch {d['robot']} --sim, {d['seconds']:g} s at a subscriber; "
+            f"sim_node CPU {d['sim_node_cpu_percent']:.0f}% of a core",
+            f"    {'topic':<28} {'nominal':>8} {'achieved':>9} {'max gap':>9} {'lat p50':>8} {'lat p99':>8}",
+        ]
         for t in d["topics"]:
-            lines.append(f"    {t['topic']:<28} {t['nominal_hz']:>6.0f}Hz {t['achieved_hz']:>7.1f}Hz {t['max_gap_ms']:>7.0f}ms "
-                         f"{t['latency_p50_ms']:>6.1f}ms {t['latency_p99_ms']:>6.1f}ms")
+            lines.append(
+                f"    {t['topic']:<28} {t['nominal_hz']:>6.0f}Hz {t['achieved_hz']:>7.1f}Hz {t['max_gap_ms']:>7.0f}ms "
+                f"{t['latency_p50_ms']:>6.1f}ms {t['latency_p99_ms']:>6.1f}ms"
+            )
     if "success" in report:
-        lines += ["", f"(b) scripted expert through the bridge core, in process (chunks every 0.25 s, "
-                      f"time limit {report['time_limit_s']:g} s)",
-                  f"    {'robot':<7} {'kind':<14} {'success':>9} {'rate':>6} {'t50 [s]':>8} {'tmax [s]':>9} "
-                  f"{'chunks':>7} {'bad/ep':>7} {'wall/ep':>8}  failed seeds"]
+        lines += [
+            "",
+            f"(b) scripted expert through the bridge core, in process (chunks every 0.25 s, "
+            f"time limit {report['time_limit_s']:g} s)",
+            f"    {'robot':<7} {'kind':<14} {'success':>9} {'rate':>6} {'t50 [s]':>8} {'tmax [s]':>9} "
+            f"{'chunks':>7} {'bad/ep':>7} {'wall/ep':>8}  failed seeds",
+        ]
         for s in report["success"]:
-            lines.append(f"    {s['robot']:<7} {s['kind']:<14} {s['successes']:>4}/{s['episodes']:<4} {100 * s['success_rate']:>5.0f}% "
-                         f"{s['sim_time_median_s']:>8.1f} {s['sim_time_max_s']:>9.1f} {s['chunks_mean']:>7.1f} "
-                         f"{s['bad_chunks_per_episode']:>7.2f} {s['wall_s_per_episode']:>7.2f}s  {s['failed_seeds'] or '-'}")
+            lines.append(
+                f"    {s['robot']:<7} {s['kind']:<14} {s['successes']:>4}/{s['episodes']:<4} "
+                f"{100 * s['success_rate']:>5.0f}% "
+                f"{s['sim_time_median_s']:>8.1f} {s['sim_time_max_s']:>9.1f} {s['chunks_mean']:>7.1f} "
+                f"{s['bad_chunks_per_episode']:>7.2f} {s['wall_s_per_episode']:>7.2f}s  {s['failed_seeds'] or '-'}"
+            )
     return "\n".join(lines)
 
 

@@ -53,15 +53,27 @@ def synthetic_dataset(n: int = 256, episodes: int = 8, seed: int = 0) -> FrameDa
     d, s = len(robot.action.dimension_names), robot_state_dim(robot)
     action, state = rng.normal(size=(n, d)).astype(np.float32), rng.normal(size=(n, s)).astype(np.float32)
     episode = np.repeat(np.arange(episodes), n // episodes)
-    stats = {k: {"mean": x.mean(0), "std": x.std(0), "q01": np.quantile(x, 0.01, 0), "q99": np.quantile(x, 0.99, 0)}
-             for k, x in (("action", action), ("observation.state", state))}
+    stats = {
+        k: {"mean": x.mean(0), "std": x.std(0), "q01": np.quantile(x, 0.01, 0), "q99": np.quantile(x, 0.99, 0)}
+        for k, x in (("action", action), ("observation.state", state))
+    }
     cams = tuple(c.name for c in robot.cameras)
-    return FrameDataset(root="synthetic", robot=ROBOT, fps=1 / robot.action.dt, cameras=cams,
-                        images={c: rng.integers(0, 256, (n, *FRAME_SIZE, 3), dtype=np.uint8) for c in cams},
-                        state=state, action=action, action_names=robot.action.dimension_names,
-                        action_space=robot.action.space, episode_index=episode,
-                        frame_index=np.tile(np.arange(n // episodes), episodes), task_index=np.zeros(n, np.int64),
-                        tasks=("pick up the red cube and put it in the bowl",), stats=stats)
+    return FrameDataset(
+        root="synthetic",
+        robot=ROBOT,
+        fps=1 / robot.action.dt,
+        cameras=cams,
+        images={c: rng.integers(0, 256, (n, *FRAME_SIZE, 3), dtype=np.uint8) for c in cams},
+        state=state,
+        action=action,
+        action_names=robot.action.dimension_names,
+        action_space=robot.action.space,
+        episode_index=episode,
+        frame_index=np.tile(np.arange(n // episodes), episodes),
+        task_index=np.zeros(n, np.int64),
+        tasks=("pick up the red cube and put it in the bowl",),
+        stats=stats,
+    )
 
 
 def bench(name: str, batch_size: int, dataset: FrameDataset, device: str, steps: int, warmup: int) -> dict:
@@ -71,8 +83,9 @@ def bench(name: str, batch_size: int, dataset: FrameDataset, device: str, steps:
     torch.manual_seed(0)
     model = FlowModel(config).to(device).train()
     stats = norm_stats_from_dataset(dataset, config.dimension_names)
-    dataset = dataclasses.replace(dataset, images={c: resize_frames(x, config.image_size)
-                                                   for c, x in dataset.images.items()})
+    dataset = dataclasses.replace(
+        dataset, images={c: resize_frames(x, config.image_size) for c, x in dataset.images.items()}
+    )
     batcher = ChunkBatcher(dataset, config, stats, Augment(default_shift_px(config.image_size), ("scene",)))
     optimizer, scheduler = make_optimizer(model, 3e-4, 1e-4, 0, steps + warmup)
     frames, g = torch.arange(len(dataset)), torch.Generator().manual_seed(0)
@@ -90,10 +103,17 @@ def bench(name: str, batch_size: int, dataset: FrameDataset, device: str, steps:
         step_ms.append(1e3 * (time.perf_counter() - t1))
     params = sum(p.numel() for p in model.parameters())
     mean = float(np.mean(step_ms))
-    return {"config": name, "batch_size": batch_size, "params_m": round(params / 1e6, 2),
-            "image_size": list(config.image_size), "step_ms_p50": round(float(np.median(step_ms)), 1),
-            "step_ms_mean": round(mean, 1), "batch_ms_p50": round(float(np.median(batch_ms)), 1),
-            "steps_per_s": round(1e3 / mean, 2), "frames_per_s": round(1e3 * batch_size / mean, 1)}
+    return {
+        "config": name,
+        "batch_size": batch_size,
+        "params_m": round(params / 1e6, 2),
+        "image_size": list(config.image_size),
+        "step_ms_p50": round(float(np.median(step_ms)), 1),
+        "step_ms_mean": round(mean, 1),
+        "batch_ms_p50": round(float(np.median(batch_ms)), 1),
+        "steps_per_s": round(1e3 / mean, 2),
+        "frames_per_s": round(1e3 * batch_size / mean, 1),
+    }
 
 
 def main() -> None:
@@ -107,10 +127,21 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads or cpu_cores())
     dataset = synthetic_dataset()
-    rows = [bench(name, b, dataset, args.device, args.steps, args.warmup)
-            for name in args.configs for b in args.batch_sizes]
-    print(json.dumps({"device": args.device, "threads": torch.get_num_threads(), "cpu": platform.processor() or
-                      platform.machine(), "torch": torch.__version__, "rows": rows}, indent=2))
+    rows = [
+        bench(name, b, dataset, args.device, args.steps, args.warmup) for name in args.configs for b in args.batch_sizes
+    ]
+    print(
+        json.dumps(
+            {
+                "device": args.device,
+                "threads": torch.get_num_threads(),
+                "cpu": platform.processor() or platform.machine(),
+                "torch": torch.__version__,
+                "rows": rows,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

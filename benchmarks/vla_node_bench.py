@@ -75,8 +75,9 @@ def build_model(kind: str, folder: Path, robot) -> Path:
 
         config = config_for_robot(kind.removeprefix("flow-"), robot)
         torch.manual_seed(0)
-        return save_checkpoint(path, FlowModel(config), config,
-                               identity_norm_stats(config.action_dim, config.state_dim))
+        return save_checkpoint(
+            path, FlowModel(config), config, identity_norm_stats(config.action_dim, config.state_dim)
+        )
     from ros2_vla.policies.openvla.random_checkpoint import build_test_checkpoint
 
     return build_test_checkpoint(path)
@@ -87,18 +88,26 @@ def bench_infer(robot, policy_name: str, model: Path, quantization: str, repeats
     policy = load_policy(policy_name, robot, LoadOptions(model=str(model), device="cpu", quantization=quantization))
     rng = np.random.default_rng(0)
     state_dim = len(robot.joint_names) + sum(a.gripper is not None for a in robot.arms)
-    obs = [Observation(stamp=float(i), images={c.name: rng.integers(0, 256, (*CAMERA_SIZE, 3), dtype=np.uint8)
-                                               for c in robot.cameras},
-                       state=rng.normal(size=state_dim).astype(np.float32), instruction=INSTRUCTION)
-           for i in range(8)]
+    obs = [
+        Observation(
+            stamp=float(i),
+            images={c.name: rng.integers(0, 256, (*CAMERA_SIZE, 3), dtype=np.uint8) for c in robot.cameras},
+            state=rng.normal(size=state_dim).astype(np.float32),
+            instruction=INSTRUCTION,
+        )
+        for i in range(8)
+    ]
     ms = []
     for i in range(WARMUP + repeats):
         t0 = time.perf_counter()
         policy.infer(obs[i % len(obs)])
         if i >= WARMUP:
             ms.append(1e3 * (time.perf_counter() - t0))
-    return {"infer_p50_ms": float(np.percentile(ms, 50)), "infer_p99_ms": float(np.percentile(ms, 99)),
-            "infer_hz": float(1e3 / np.mean(ms))}
+    return {
+        "infer_p50_ms": float(np.percentile(ms, 50)),
+        "infer_p99_ms": float(np.percentile(ms, 99)),
+        "infer_hz": float(1e3 / np.mean(ms)),
+    }
 
 
 # --- over DDS --------------------------------------------------------------------------------------
@@ -117,8 +126,13 @@ class Feeder:
         h, w = CAMERA_SIZE
         pixels = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8).tobytes()
         # one message per camera, built once: the publisher's own cost is the publish call, as for a driver
-        self.frames = [(node.create_publisher(Image, c.topic, qos_profile_sensor_data),
-                        Image(height=h, width=w, encoding="rgb8", step=3 * w, data=pixels)) for c in robot.cameras]
+        self.frames = [
+            (
+                node.create_publisher(Image, c.topic, qos_profile_sensor_data),
+                Image(height=h, width=w, encoding="rgb8", step=3 * w, data=pixels),
+            )
+            for c in robot.cameras
+        ]
         names = list(robot.joint_names) + [a.gripper.joint for a in robot.arms if a.gripper]
         self.joint_state = JointState(name=names, position=[0.0] * len(names))
         self.joints = node.create_publisher(JointState, robot.joint_states_topic, qos_profile_sensor_data)
@@ -162,11 +176,22 @@ def bench_node(robot, policy_name: str, model: Path, quantization: str, seconds:
     from ros2_vla.launcher import node_command, write_params_file
     from ros2_vla.ros.spin import spinning
 
-    spec = NodeSpec("vla", "vla_node", {"robot": robot.name, "policy": policy_name, "model": str(model),
-                                        "quantization": quantization, "device": "cpu", "instruction": INSTRUCTION})
+    spec = NodeSpec(
+        "vla",
+        "vla_node",
+        {
+            "robot": robot.name,
+            "policy": policy_name,
+            "model": str(model),
+            "quantization": quantization,
+            "device": "cpu",
+            "instruction": INSTRUCTION,
+        },
+    )
     log = open(folder / f"vla_node_{policy_name}_{quantization or 'default'}.log", "w")
-    proc = subprocess.Popen(node_command(spec, write_params_file([spec], folder)), cwd="/", stdout=log,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        node_command(spec, write_params_file([spec], folder)), cwd="/", stdout=log, stderr=subprocess.STDOUT
+    )
     node = rclpy.create_node("vla_node_bench")
     feeder = Feeder(node, robot)
     try:
@@ -194,10 +219,14 @@ def bench_node(robot, policy_name: str, model: Path, quantization: str, seconds:
         log.close()
     arr = np.array(samples)
     overhead_ms = 1e3 * (arr[:, 0] - arr[:, 1] - arr[:, 2])
-    return {"node_overhead_p50_ms": float(np.percentile(overhead_ms, 50)),
-            "node_overhead_p99_ms": float(np.percentile(overhead_ms, 99)),
-            "node_overhead_max_ms": float(np.max(overhead_ms)), "node_inference_p50_ms": float(1e3 * np.median(arr[:, 2])),
-            "node_chunks": len(samples), "chunks_per_tick": len(samples) / max(ticks, 1)}
+    return {
+        "node_overhead_p50_ms": float(np.percentile(overhead_ms, 50)),
+        "node_overhead_p99_ms": float(np.percentile(overhead_ms, 99)),
+        "node_overhead_max_ms": float(np.max(overhead_ms)),
+        "node_inference_p50_ms": float(1e3 * np.median(arr[:, 2])),
+        "node_chunks": len(samples),
+        "chunks_per_tick": len(samples) / max(ticks, 1),
+    }
 
 
 # --- report ----------------------------------------------------------------------------------------
@@ -232,11 +261,19 @@ def main() -> None:
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print(f"{'backend':13} {'infer p50':>9} {'p99':>7} {'Hz':>6} | {'node overhead p50':>17} {'p99':>6} {'max':>6} "
-          f"{'chunks':>6} {'chunks/tick':>11}   [ms]")
+    print(
+        f"{'backend':13} {'infer p50':>9} {'p99':>7} {'Hz':>6} | {'node overhead p50':>17} {'p99':>6} {'max':>6} "
+        f"{'chunks':>6} {'chunks/tick':>11}   [ms]"
+    )
     for r in rows:
-        node = (f"{r['node_overhead_p50_ms']:17.2f} {r['node_overhead_p99_ms']:6.2f} {r['node_overhead_max_ms']:6.2f} "
-                f"{r['node_chunks']:6d} {r['chunks_per_tick']:11.2f}") if "node_chunks" in r else f"{'-':>17}"
+        node = (
+            (
+                f"{r['node_overhead_p50_ms']:17.2f} {r['node_overhead_p99_ms']:6.2f} {r['node_overhead_max_ms']:6.2f} "
+                f"{r['node_chunks']:6d} {r['chunks_per_tick']:11.2f}"
+            )
+            if "node_chunks" in r
+            else f"{'-':>17}"
+        )
         print(f"{r['backend']:13} {r['infer_p50_ms']:9.2f} {r['infer_p99_ms']:7.2f} {r['infer_hz']:6.1f} | {node}")
 
 

@@ -113,7 +113,12 @@ def describe_graph(opts: LaunchOptions) -> list[NodeSpec]:
     """The nodes to start for `opts`, in start order, each with the parameters the launch sets (the rest
     keep the defaults they declare). Raises ConfigError for an unknown robot or a bad parameter value."""
     robot = load_robot_config(opts.robot, variant=opts.variant or None)  # fail early, clearly
-    started = (["sim"] if opts.sim else []) + ["bridge"] + (["vla"] if opts.policy else []) + (["recorder"] if opts.record else [])
+    started = (
+        (["sim"] if opts.sim else [])
+        + ["bridge"]
+        + (["vla"] if opts.policy else [])
+        + (["recorder"] if opts.record else [])
+    )
     params: dict[str, dict[str, Any]] = {node: {"robot": robot.name} for node in started}
     for arg in LAUNCH_ARGUMENTS:
         for target in arg.sets:
@@ -125,8 +130,10 @@ def describe_graph(opts: LaunchOptions) -> list[NodeSpec]:
         params["recorder"]["sim"] = opts.sim
     for node, name, value in opts.params:
         if node not in params:
-            raise ConfigError(f"{node}.{name}: this launch starts no {EXECUTABLES.get(node, node)} "
-                              f"(it starts {', '.join(EXECUTABLES[n] for n in started)})")
+            raise ConfigError(
+                f"{node}.{name}: this launch starts no {EXECUTABLES.get(node, node)} "
+                f"(it starts {', '.join(EXECUTABLES[n] for n in started)})"
+            )
         params[node][name] = value
     for node, values in params.items():
         for name, value in values.items():
@@ -139,8 +146,11 @@ def launch_arguments() -> list[tuple[str, str, str]]:
     """(name, default, description) of every launch argument, as `ros2 launch` declares them: the named
     ones, then `node.parameter` for every node parameter (empty: the node's default)."""
     named = [(a.name, launch_arg_text(a.default), a.description) for a in LAUNCH_ARGUMENTS]
-    dotted = [(f"{node}.{p.name}", "", f"{EXECUTABLES[node]}: {p.description} (empty: {_shown(p.default)})")
-              for node, table in NODE_PARAMETERS.items() for p in table.values()]
+    dotted = [
+        (f"{node}.{p.name}", "", f"{EXECUTABLES[node]}: {p.description} (empty: {_shown(p.default)})")
+        for node, table in NODE_PARAMETERS.items()
+        for p in table.values()
+    ]
     return named + dotted
 
 
@@ -162,6 +172,7 @@ def launch_options(robot: str, values: dict[str, str]) -> LaunchOptions:
     if unknown:
         raise ConfigError(f"unknown launch arguments {unknown}; see `ros2-vla launch --help`")
     named = {name: parse_launch_arg(name, text) for name, text in values.items() if name in LAUNCH_ARGS}
-    overrides = tuple(parse_override(f"{name}:={text}") for name, text in values.items()
-                      if name not in LAUNCH_ARGS and text != "")
+    overrides = tuple(
+        parse_override(f"{name}:={text}") for name, text in values.items() if name not in LAUNCH_ARGS and text != ""
+    )
     return LaunchOptions(robot=robot, **named, params=overrides)

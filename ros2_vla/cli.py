@@ -51,12 +51,19 @@ def _add_launch_options(p: argparse.ArgumentParser) -> None:
         else:
             p.add_argument(arg.flag, dest=arg.name, default=str(arg.default), metavar=arg.name.upper(), help=text)
     nodes = ", ".join(NODE_PARAMETERS)
-    p.add_argument("--param", action="append", default=[], metavar="NODE.NAME:=VALUE",
-                   help=f"any other node parameter (nodes: {nodes}), e.g. --param bridge.blend_steps:=3; repeatable")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NODE.NAME:=VALUE",
+        help=f"any other node parameter (nodes: {nodes}), e.g. --param bridge.blend_steps:=3; repeatable",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ros2-vla", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="ros2-vla", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("launch", help="start a robot's node graph (Ctrl-C stops every node)")
@@ -73,21 +80,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=10.0, help="with --once: seconds to wait")
 
     from ros2_vla.evaluation.seeds import HELD_OUT_SEED
-    from ros2_vla.sim.phrasings import DEFAULT_PHRASING, PHRASINGS  # numpy: build_parser runs where a missing one is reported
+    from ros2_vla.sim.phrasings import (
+        DEFAULT_PHRASING,
+        PHRASINGS,
+    )  # numpy: build_parser runs where a missing one is reported
 
     p = sub.add_parser("demo", help="the closed-loop sim demo: episodes, a video and a summary table")
     p.add_argument("robot", nargs="?", default="franka", help="robot config name (default franka)")
     p.add_argument("--episodes", type=int, default=3)
-    p.add_argument("--seed", type=int, default=HELD_OUT_SEED,
-                   help=f"seed of the first episode's scene and task (default {HELD_OUT_SEED}: held out from training)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=HELD_OUT_SEED,
+        help=f"seed of the first episode's scene and task (default {HELD_OUT_SEED}: held out from training)",
+    )
     p.add_argument("--out", default="out/demo", help="folder for the video, GIF and summary")
     p.add_argument("--timeout", type=float, default=45.0, help="[s] per episode")
-    p.add_argument("--policy", default="", help="a vla_node backend (flow, openpi with --server) or expert (the sim's "
-                   "scripted expert); default: flow with the policy shipped for the robot, the expert where none is")
+    p.add_argument(
+        "--policy",
+        default="",
+        help="a vla_node backend (flow, openpi with --server) or expert (the sim's "
+        "scripted expert); default: flow with the policy shipped for the robot, the expert where none is",
+    )
     p.add_argument("--model", default="", help="model directory (default: the policy shipped for the robot)")
     p.add_argument("--server", default="", help="with --policy openpi: host:port of the policy server")
-    p.add_argument("--phrasing", default=DEFAULT_PHRASING, choices=PHRASINGS,
-                   help="how the sim words each task; heldout: wording no training demo used")
+    p.add_argument(
+        "--phrasing",
+        default=DEFAULT_PHRASING,
+        choices=PHRASINGS,
+        help="how the sim words each task; heldout: wording no training demo used",
+    )
 
     for name, (module, help_text) in MODULE_COMMANDS.items():
         p = sub.add_parser(name, help=help_text)
@@ -134,8 +156,17 @@ def run_command(args: argparse.Namespace) -> int:
 
         from ros2_vla.ros.demo import run_demo
 
-        run_demo(args.robot, args.episodes, args.seed, Path(args.out), args.timeout, args.policy, args.model, args.phrasing,
-                 args.server)
+        run_demo(
+            args.robot,
+            args.episodes,
+            args.seed,
+            Path(args.out),
+            args.timeout,
+            args.policy,
+            args.model,
+            args.phrasing,
+            args.server,
+        )
         return 0  # it ran to its summary, which says what succeeded; errors raise
     if args.command == "instruct":
         return tools.instruct(args.text, timeout=args.timeout)
@@ -153,8 +184,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ros2-vla: {exc}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as exc:
-        print(f"ros2-vla: missing requirement: {exc.name} is not installed; run scripts/setup and "
-              f"`source scripts/env.sh` (or source your ROS 2 distro)", file=sys.stderr)
+        print(
+            f"ros2-vla: missing requirement: {exc.name} is not installed; run scripts/setup and "
+            f"`source scripts/env.sh` (or source your ROS 2 distro)",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         return 130

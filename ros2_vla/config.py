@@ -207,7 +207,9 @@ def load_robot_config(name_or_path: str | Path, variant: str | None = None) -> R
             known = available_robots()
             close = difflib.get_close_matches(str(name_or_path), known, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"unknown robot {str(name_or_path)!r}: no {path}. Known robots: {', '.join(known) or 'none'}.{hint}")
+            raise ConfigError(
+                f"unknown robot {str(name_or_path)!r}: no {path}. Known robots: {', '.join(known) or 'none'}.{hint}"
+            )
     if not path.is_file():
         raise ConfigError(f"robot config {path} does not exist")
     try:
@@ -288,7 +290,8 @@ def _robot_from_dict(raw: dict, path: Path, variant: str | None = None) -> Robot
     chains = {k: _chain(v) for k, v in raw["chains"].items()}
     if variant is not None and variant not in chains:
         raise ConfigError(
-            f"robot config {path}: unknown variant {variant!r}. Variants are the chains of this file: {', '.join(sorted(chains))}."
+            f"robot config {path}: unknown variant {variant!r}. "
+            f"Variants are the chains of this file: {', '.join(sorted(chains))}."
         )
     arms = []
     mount_map: dict[str, str] = {}
@@ -332,7 +335,9 @@ def _robot_from_dict(raw: dict, path: Path, variant: str | None = None) -> Robot
     links = {link for arm in arms for link in arm.chain.link_names}
     for cam in cameras:
         if cam.mount != "world" and cam.mount not in links:
-            raise ValueError(f"camera {cam.name} is mounted on {cam.mount!r}, which is neither 'world' nor a link {sorted(links)}")
+            raise ValueError(
+                f"camera {cam.name} is mounted on {cam.mount!r}, which is neither 'world' nor a link {sorted(links)}"
+            )
     act = raw["action"]
     action = ActionSpec(
         space=act["space"],

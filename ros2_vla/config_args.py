@@ -48,8 +48,9 @@ def _kind(hint: Any) -> tuple[type, int | None]:
     return hint, None
 
 
-def add_config_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, config: type,
-                         names: Sequence[str]) -> None:
+def add_config_arguments(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, config: type, names: Sequence[str]
+) -> None:
     """`--name` for each field `names` of the dataclass `config`; absent options are None."""
     hints = typing.get_type_hints(config)
     fields = {f.name: f for f in dataclasses.fields(config)}
@@ -62,11 +63,19 @@ def add_config_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGro
         choices = f.metadata.get("choices") or None
         if kind is bool:  # a switch away from the default
             flag = _flag(name) if not f.default else "--no-" + name.replace("_", "-")
-            parser.add_argument(flag, dest=name, action="store_const", const=not f.default, default=None,
-                                help=help_text)
+            parser.add_argument(
+                flag, dest=name, action="store_const", const=not f.default, default=None, help=help_text
+            )
         elif nargs is not None:
-            parser.add_argument(_flag(name), dest=name, type=kind, nargs=nargs, default=None, help=help_text,
-                                metavar=f.metadata.get("metavar"))
+            parser.add_argument(
+                _flag(name),
+                dest=name,
+                type=kind,
+                nargs=nargs,
+                default=None,
+                help=help_text,
+                metavar=f.metadata.get("metavar"),
+            )
         else:
             parser.add_argument(_flag(name), dest=name, type=kind, default=None, choices=choices, help=help_text)
 
@@ -81,8 +90,7 @@ def given(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def add_parameter_arguments(parser: argparse.ArgumentParser, node: str, names: Sequence[str],
-                            what: str = "") -> None:
+def add_parameter_arguments(parser: argparse.ArgumentParser, node: str, names: Sequence[str], what: str = "") -> None:
     """`--name` for each of `node`'s parameters `names` (`ros2_vla.parameters`), with its default."""
     for name in names:
         p = param(node, name)

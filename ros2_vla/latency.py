@@ -25,8 +25,13 @@ import numpy as np
 
 from ros2_vla.policies.observation import DEFAULT_SYNC_SLOP
 
-STAGES = ("capture -> receipt (slowest camera)", "waiting for the other cameras", "queueing before inference",
-          "inference", "bridge planning -> first point out")
+STAGES = (
+    "capture -> receipt (slowest camera)",
+    "waiting for the other cameras",
+    "queueing before inference",
+    "inference",
+    "bridge planning -> first point out",
+)
 
 
 @dataclass
@@ -82,10 +87,17 @@ def chunk_latencies(log: LatencyLog, slop: float = DEFAULT_SYNC_SLOP) -> list[Ch
         ready = max(arrivals)
         j = bisect.bisect_left(trajectories, receipt)
         first_out = trajectories[j] if j < len(trajectories) else float("nan")
-        out.append(ChunkLatency(
-            camera={c: r - s for c, (s, r) in chosen.items()}, waiting=ready - min(arrivals),
-            queueing=max(0.0, receipt - inference - ready), inference=inference, bridge=first_out - receipt,
-            chunk_delay=receipt - stamp, total=first_out - stamp))
+        out.append(
+            ChunkLatency(
+                camera={c: r - s for c, (s, r) in chosen.items()},
+                waiting=ready - min(arrivals),
+                queueing=max(0.0, receipt - inference - ready),
+                inference=inference,
+                bridge=first_out - receipt,
+                chunk_delay=receipt - stamp,
+                total=first_out - stamp,
+            )
+        )
     return out
 
 
@@ -94,13 +106,20 @@ def summary(rows: list[ChunkLatency]) -> dict:
     chunk delay to the model's own time (p50 / p50)."""
     if not rows:
         return {"chunks": 0}
-    q = lambda values: {"p50_ms": 1e3 * float(np.nanpercentile(values, 50)),  # noqa: E731
-                        "p95_ms": 1e3 * float(np.nanpercentile(values, 95))}
-    out = {"chunks": len(rows),
-           "cameras": {c: q([r.camera[c] for r in rows]) for c in rows[0].camera},
-           "stages": {name: q([r.stages()[i] for r in rows]) for i, name in enumerate(STAGES)},
-           "chunk_delay": q([r.chunk_delay for r in rows]),
-           "first_point_out": q([r.total for r in rows])}
+
+    def q(values: list[float]) -> dict[str, float]:
+        return {
+            "p50_ms": 1e3 * float(np.nanpercentile(values, 50)),
+            "p95_ms": 1e3 * float(np.nanpercentile(values, 95)),
+        }
+
+    out = {
+        "chunks": len(rows),
+        "cameras": {c: q([r.camera[c] for r in rows]) for c in rows[0].camera},
+        "stages": {name: q([r.stages()[i] for r in rows]) for i, name in enumerate(STAGES)},
+        "chunk_delay": q([r.chunk_delay for r in rows]),
+        "first_point_out": q([r.total for r in rows]),
+    }
     out["chunk_delay_over_inference"] = out["chunk_delay"]["p50_ms"] / max(out["stages"]["inference"]["p50_ms"], 1e-9)
     return out
 
@@ -114,10 +133,14 @@ def table(s: dict) -> str:
         lines.append(f"| capture -> receipt: {camera} | {v['p50_ms']:.1f} | {v['p95_ms']:.1f} |")
     for name, v in s["stages"].items():
         lines.append(f"| {name} | {v['p50_ms']:.1f} | {v['p95_ms']:.1f} |")
-    lines.append(f"| **chunk delay** (capture -> chunk out of vla_node) | {s['chunk_delay']['p50_ms']:.1f} | "
-                 f"{s['chunk_delay']['p95_ms']:.1f} |")
-    lines.append(f"| **capture -> first trajectory point out** | {s['first_point_out']['p50_ms']:.1f} | "
-                 f"{s['first_point_out']['p95_ms']:.1f} |")
+    lines.append(
+        f"| **chunk delay** (capture -> chunk out of vla_node) | {s['chunk_delay']['p50_ms']:.1f} | "
+        f"{s['chunk_delay']['p95_ms']:.1f} |"
+    )
+    lines.append(
+        f"| **capture -> first trajectory point out** | {s['first_point_out']['p50_ms']:.1f} | "
+        f"{s['first_point_out']['p95_ms']:.1f} |"
+    )
     lines.append(f"\n{s['chunks']} chunks; chunk delay / inference (p50): {s['chunk_delay_over_inference']:.2f}")
     return "\n".join(lines)
 
@@ -140,8 +163,11 @@ def plot(s: dict, path: str, title: str = "") -> None:
     ax.set_yticks([0, 1], ["p50", "p95"])
     ax.invert_yaxis()
     ax.set_xlabel("ms from capture")
-    ax.set_title(title or f"latency budget: chunk delay p50 {s['chunk_delay']['p50_ms']:.0f} ms, "
-                 f"{s['chunk_delay_over_inference']:.2f} x inference")
+    ax.set_title(
+        title
+        or f"latency budget: chunk delay p50 {s['chunk_delay']['p50_ms']:.0f} ms, "
+        f"{s['chunk_delay_over_inference']:.2f} x inference"
+    )
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

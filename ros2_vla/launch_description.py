@@ -8,11 +8,11 @@ as `ros2-vla launch` reads its flags.
 
 from __future__ import annotations
 
-from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from launch import LaunchContext, LaunchDescription
 from ros2_vla.bringup import describe_graph, launch_arguments, launch_options
 
 
@@ -33,6 +33,8 @@ def _nodes(context: LaunchContext, robot: str) -> list[Node]:
 
 
 def generate_for(robot: str) -> LaunchDescription:
-    args = [DeclareLaunchArgument(name, default_value=default, description=description)
-            for name, default, description in launch_arguments()]
+    args = [
+        DeclareLaunchArgument(name, default_value=default, description=description)
+        for name, default, description in launch_arguments()
+    ]
     return LaunchDescription([*args, OpaqueFunction(function=_nodes, kwargs={"robot": robot})])

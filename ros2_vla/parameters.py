@@ -45,7 +45,9 @@ class Param:
     name: str
     default: Value
     description: str
-    low: float | None = None  # inclusive bounds (both or neither), enforced by rclpy (IntegerRange / FloatingPointRange)
+    low: float | None = (
+        None  # inclusive bounds (both or neither), enforced by rclpy (IntegerRange / FloatingPointRange)
+    )
     high: float | None = None
     choices: tuple[str, ...] = ()  # allowed strings (enforced on set unless `reloads`)
     dynamic: bool = False  # settable while the node runs; False: read-only, read at start
@@ -130,25 +132,56 @@ BRIDGE = (
     ROBOT,
     VARIANT,
     Param("enabled", False, "arm as soon as joint states arrive (else wait for `/vla/enable`)"),
-    Param("blend_mode", BlendConfig.mode,
-          "`replace`: play the new chunk from now; `skip`: drop steps already past given the chunk's observation "
-          "stamp (latency compensation); `ensemble`: ACT temporal ensembling. In every mode a chunk with no step "
-          "still ahead (a model slower than its dt) is played whole from now, from the pose commanded at its stamp, "
-          "and `chunk_lateness` on `/vla/bridge/status` says how late it was; a chunk older than one already played "
-          "is refused (`CHUNK_REJECTED`, \"out of order\"). Takes effect at the next chunk",
-          choices=BLEND_MODES, dynamic=True),
-    Param("blend_steps", BlendConfig.blend_steps, "waypoints over which a new chunk takes over from the old path "
-          "(0: switch at once); takes effect at the next chunk", low=0, high=100, dynamic=True),
-    Param("ensemble_m", BlendConfig.ensemble_m, "ACT ensemble weight decay `exp(-m*i)`, oldest chunk weighted most; "
-          "takes effect at the next chunk", low=0.0, high=100.0, dynamic=True),
-    Param("joint_state_timeout", -1.0, "[s] older joint states: hold; <= 0 uses `safety.joint_state_timeout`",
-          low=-1.0, high=60.0),
-    Param("control_rate_hz", -1.0, "[Hz] trajectory streaming rate; <= 0 uses `control_rate_hz` from config",
-          low=-1.0, high=10000.0),
+    Param(
+        "blend_mode",
+        BlendConfig.mode,
+        "`replace`: play the new chunk from now; `skip`: drop steps already past given the chunk's observation "
+        "stamp (latency compensation); `ensemble`: ACT temporal ensembling. In every mode a chunk with no step "
+        "still ahead (a model slower than its dt) is played whole from now, from the pose commanded at its stamp, "
+        "and `chunk_lateness` on `/vla/bridge/status` says how late it was; a chunk older than one already played "
+        'is refused (`CHUNK_REJECTED`, "out of order"). Takes effect at the next chunk',
+        choices=BLEND_MODES,
+        dynamic=True,
+    ),
+    Param(
+        "blend_steps",
+        BlendConfig.blend_steps,
+        "waypoints over which a new chunk takes over from the old path "
+        "(0: switch at once); takes effect at the next chunk",
+        low=0,
+        high=100,
+        dynamic=True,
+    ),
+    Param(
+        "ensemble_m",
+        BlendConfig.ensemble_m,
+        "ACT ensemble weight decay `exp(-m*i)`, oldest chunk weighted most; takes effect at the next chunk",
+        low=0.0,
+        high=100.0,
+        dynamic=True,
+    ),
+    Param(
+        "joint_state_timeout",
+        -1.0,
+        "[s] older joint states: hold; <= 0 uses `safety.joint_state_timeout`",
+        low=-1.0,
+        high=60.0,
+    ),
+    Param(
+        "control_rate_hz",
+        -1.0,
+        "[Hz] trajectory streaming rate; <= 0 uses `control_rate_hz` from config",
+        low=-1.0,
+        high=10000.0,
+    ),
     Param("status_rate_hz", 10.0, "[Hz] `/vla/bridge/status`", low=0.1, high=1000.0),
-    Param("ik_backend", "pinocchio", "`pinocchio` (damped least squares on the shipped model) or `moveit` "
-          "(MoveIt's `/compute_ik`, same seeds and targets, answers checked on our model)",
-          choices=("pinocchio", "moveit")),
+    Param(
+        "ik_backend",
+        "pinocchio",
+        "`pinocchio` (damped least squares on the shipped model) or `moveit` "
+        "(MoveIt's `/compute_ik`, same seeds and targets, answers checked on our model)",
+        choices=("pinocchio", "moveit"),
+    ),
     Param("moveit_group", "", "MoveIt planning group for `ik_backend:=moveit` (e.g. `fr3_arm`)"),
     Param("moveit_ik_timeout", 0.05, "[s] per `/compute_ik` call", low=0.001, high=10.0),
 )
@@ -156,71 +189,158 @@ BRIDGE = (
 SIM = (
     Param("robot", "franka", "config name; the scene is built from the same chains as the bridge's IK"),
     VARIANT,
-    Param("seed", 0, "scene and task of the first episode; each `/sim/reset` uses the next seed (the node sets it)",
-          dynamic=True),
-    Param("task_kind", "", "`pick`, `place` (one-arm robots) or `bimanual_pick` (ALOHA); empty: drawn from the "
-          "seed; read at each reset", dynamic=True),
+    Param(
+        "seed",
+        0,
+        "scene and task of the first episode; each `/sim/reset` uses the next seed (the node sets it)",
+        dynamic=True,
+    ),
+    Param(
+        "task_kind",
+        "",
+        "`pick`, `place` (one-arm robots) or `bimanual_pick` (ALOHA); empty: drawn from the seed; read at each reset",
+        dynamic=True,
+    ),
     Param("realtime_factor", 1.0, "sim seconds per wall second", low=0.01, high=100.0),
     Param("cameras", True, "render and publish the configured cameras (`config/<robot>.yaml`)"),
     Param("expert", False, "play the scripted expert: privileged chunks sent to bridge_node on `/vla/action_chunk`"),
     Param("expert_period", EXPERT_PERIOD, "[s] between expert chunks", low=0.01, high=10.0),
     # The next three are checked at each reset, where a bad value fails the /sim/reset call with the reason.
-    Param("start_jitter", 0.0, "[rad] at each reset, every arm joint starts up to this far from home (varied demo "
-          "starts); >= 0, checked at reset", dynamic=True),
-    Param("disturbance", 0.0, "[rad] std of a wandering offset between each arm joint's command and where its servo "
-          "holds it (correlation time 1 s); >= 0, read at each reset (DART-style demos)", dynamic=True),
-    Param("slip", 0.0, "chance [0, 1] that an episode's first grasp is made to fail once, the cube missed or dropped "
-          "(`ros2_vla/sim/slip.py`); read at each reset (recovery demos)", dynamic=True),
-    Param("phrasing", DEFAULT_PHRASING, "how `/sim/task` words the task: `template` (\"pick up the red cube\"), `train` "
-          "(a training paraphrase per reset, e.g. \"lift the red cube\"), `heldout` (wording kept out of training, "
-          "e.g. \"grab the red block\"); `ros2_vla/sim/phrasings.py`. The scene and task of a seed do not change; "
-          "read at each reset", choices=PHRASINGS, dynamic=True),
+    Param(
+        "start_jitter",
+        0.0,
+        "[rad] at each reset, every arm joint starts up to this far from home (varied demo "
+        "starts); >= 0, checked at reset",
+        dynamic=True,
+    ),
+    Param(
+        "disturbance",
+        0.0,
+        "[rad] std of a wandering offset between each arm joint's command and where its servo "
+        "holds it (correlation time 1 s); >= 0, read at each reset (DART-style demos)",
+        dynamic=True,
+    ),
+    Param(
+        "slip",
+        0.0,
+        "chance [0, 1] that an episode's first grasp is made to fail once, the cube missed or dropped "
+        "(`ros2_vla/sim/slip.py`); read at each reset (recovery demos)",
+        dynamic=True,
+    ),
+    Param(
+        "phrasing",
+        DEFAULT_PHRASING,
+        'how `/sim/task` words the task: `template` ("pick up the red cube"), `train` '
+        '(a training paraphrase per reset, e.g. "lift the red cube"), `heldout` (wording kept out of training, '
+        'e.g. "grab the red block"); `ros2_vla/sim/phrasings.py`. The scene and task of a seed do not change; '
+        "read at each reset",
+        choices=PHRASINGS,
+        dynamic=True,
+    ),
 )
 
 VLA = (
     Param("robot", "franka", "config name: cameras, joint names, action space"),
     VARIANT,
-    Param("policy", "flow", "backend: `openvla`, `flow` or `openpi` (a policy server)",
-          choices=("openvla", "flow", "openpi"), reloads=True),
-    Param("model", "", "local checkpoint directory (nothing is downloaded); with `policy:=flow`, `\"\"` means the "
-          "policy shipped for the robot in `models/<robot>_default` (Franka only: see `models/README.md`)",
-          reloads=True),
-    Param("device", "auto", "`auto`, `cpu`, `cuda` or `cuda:N` (asking for `cuda` without one is an error, not a "
-          "fallback)", reloads=True),
-    Param("quantization", "", "openvla: `4bit` (default on CUDA), `8bit`, `bf16`, `fp32` (default on CPU); flow: "
-          "`fp32`, `bf16`; empty: the backend's default for the device", reloads=True),
-    Param("unnorm_key", "", "openvla: which dataset statistics un-normalize the actions (e.g. `bridge_orig`; "
-          "required when the checkpoint has several)", reloads=True),
-    Param("server", "", "openpi: `host:port` of the policy server (openpi's `serve_policy.py` or `ros2-vla serve`)",
-          reloads=True),
+    Param(
+        "policy",
+        "flow",
+        "backend: `openvla`, `flow` or `openpi` (a policy server)",
+        choices=("openvla", "flow", "openpi"),
+        reloads=True,
+    ),
+    Param(
+        "model",
+        "",
+        'local checkpoint directory (nothing is downloaded); with `policy:=flow`, `""` means the '
+        "policy shipped for the robot in `models/<robot>_default` (Franka only: see `models/README.md`)",
+        reloads=True,
+    ),
+    Param(
+        "device",
+        "auto",
+        "`auto`, `cpu`, `cuda` or `cuda:N` (asking for `cuda` without one is an error, not a fallback)",
+        reloads=True,
+    ),
+    Param(
+        "quantization",
+        "",
+        "openvla: `4bit` (default on CUDA), `8bit`, `bf16`, `fp32` (default on CPU); flow: "
+        "`fp32`, `bf16`; empty: the backend's default for the device",
+        reloads=True,
+    ),
+    Param(
+        "unnorm_key",
+        "",
+        "openvla: which dataset statistics un-normalize the actions (e.g. `bridge_orig`; "
+        "required when the checkpoint has several)",
+        reloads=True,
+    ),
+    Param(
+        "server",
+        "",
+        "openpi: `host:port` of the policy server (openpi's `serve_policy.py` or `ros2-vla serve`)",
+        reloads=True,
+    ),
     Param("api_key", "", "openpi: sent as `Authorization: Api-Key <key>`", reloads=True),
-    Param("openpi_preset", "", "openpi: `droid`, `libero`, `aloha` or a YAML path mapping the robot to the server's "
-          "keys; empty: the server is `ros2-vla serve`", reloads=True),
-    Param("rtc", False, "flow: real-time chunking: the steps played while the model thinks are frozen to what the "
-          "arm plays, the delay measured online (README: \"Latency and real-time chunking\")", reloads=True),
+    Param(
+        "openpi_preset",
+        "",
+        "openpi: `droid`, `libero`, `aloha` or a YAML path mapping the robot to the server's "
+        "keys; empty: the server is `ros2-vla serve`",
+        reloads=True,
+    ),
+    Param(
+        "rtc",
+        False,
+        "flow: real-time chunking: the steps played while the model thinks are frozen to what the "
+        'arm plays, the delay measured online (README: "Latency and real-time chunking")',
+        reloads=True,
+    ),
     Param("instruction", "", "instruction to start with; otherwise wait for `/vla/instruction`"),
-    Param("max_observation_age", 0.5, "[s] older frames or joint states are refused (`OBSERVATION_REFUSED`)",
-          low=0.001, high=60.0),
-    Param("sync_slop", DEFAULT_SYNC_SLOP, "[s] an observation's frames are the newest set taken within this of each "
-          "other (approximate-time matching, as message_filters); none: `OBSERVATION_REFUSED` saying so. The sim's "
-          "cameras of one rate share one stamp", low=0.0, high=10.0),
+    Param(
+        "max_observation_age",
+        0.5,
+        "[s] older frames or joint states are refused (`OBSERVATION_REFUSED`)",
+        low=0.001,
+        high=60.0,
+    ),
+    Param(
+        "sync_slop",
+        DEFAULT_SYNC_SLOP,
+        "[s] an observation's frames are the newest set taken within this of each "
+        "other (approximate-time matching, as message_filters); none: `OBSERVATION_REFUSED` saying so. The sim's "
+        "cameras of one rate share one stamp",
+        low=0.0,
+        high=10.0,
+    ),
     Param("max_instruction_chars", MAX_INSTRUCTION_CHARS, "longer instructions are refused", low=1, high=1_000_000),
     Param("status_rate_hz", 2.0, "[Hz] `/vla/status`, also sent on every change", low=0.1, high=1000.0),
 )
 
 RECORDER = (
     Param("robot", "franka", "config name: cameras, joint states, controller topics"),
-    Param("variant", "", "kinematic variant (franka: `panda`), stored in the metadata; read at each episode",
-          dynamic=True),
+    Param(
+        "variant", "", "kinematic variant (franka: `panda`), stored in the metadata; read at each episode", dynamic=True
+    ),
     Param("sim", False, "also record `/sim/task` and `/sim/success`; store the sim's verdict (`sim_success`)"),
     Param("output_dir", "out/episodes", "episodes go to `<output_dir>/episode_NNNN`"),
-    Param("queue_size", RECORDER_QUEUE_SIZE, "messages waiting for the disk before new ones are dropped (and counted)",
-          low=1, high=1_000_000),
+    Param(
+        "queue_size",
+        RECORDER_QUEUE_SIZE,
+        "messages waiting for the disk before new ones are dropped (and counted)",
+        low=1,
+        high=1_000_000,
+    ),
     Param("task", "", "task kind or free text, stored in the metadata; read at each episode", dynamic=True),
     Param("notes", "", "free text, stored in the metadata; read at each episode", dynamic=True),
     Param("seed", -1, "sim scene seed, stored in the metadata (-1: unknown); read at each episode", dynamic=True),
-    Param("demonstrator", "", "`expert`, `teleop` or `policy:<name>`, stored in the metadata; read at each episode",
-          dynamic=True),
+    Param(
+        "demonstrator",
+        "",
+        "`expert`, `teleop` or `policy:<name>`, stored in the metadata; read at each episode",
+        dynamic=True,
+    ),
     Param("status_rate_hz", 1.0, "[Hz] `~/status` (also sent on start, stop and discard)", low=0.1, high=1000.0),
 )
 
@@ -278,8 +398,12 @@ def _arg(target: str, name: str = "", description: str = "", every_node: bool = 
 
 LAUNCH_ARGUMENTS: tuple[LaunchArg, ...] = (
     LaunchArg("sim", False, "run the MuJoCo stand-in (sim_node) instead of the hardware drivers"),
-    LaunchArg("policy", "", "vla_node backend (`openvla`, `flow` or `openpi`); empty: no vla_node (chunks come from "
-              "elsewhere)", ("vla.policy",)),
+    LaunchArg(
+        "policy",
+        "",
+        "vla_node backend (`openvla`, `flow` or `openpi`); empty: no vla_node (chunks come from elsewhere)",
+        ("vla.policy",),
+    ),
     _arg("vla.model"),
     _arg("vla.device"),
     _arg("vla.quantization"),
@@ -288,14 +412,24 @@ LAUNCH_ARGUMENTS: tuple[LaunchArg, ...] = (
     _arg("vla.openpi_preset"),
     _arg("vla.rtc"),
     _arg("bridge.variant", every_node=True),
-    LaunchArg("enable", False, "arm the bridge at start instead of waiting for `/vla/enable` (always with the sim)",
-              ("bridge.enabled",)),
+    LaunchArg(
+        "enable",
+        False,
+        "arm the bridge at start instead of waiting for `/vla/enable` (always with the sim)",
+        ("bridge.enabled",),
+    ),
     _arg("sim.expert", description="with the sim: the scripted expert sends chunks through the bridge"),
     _arg("sim.seed", description="with the sim: the seed of the first scene and task"),
-    _arg("sim.phrasing", description="with the sim: how tasks are worded: `template`, `train` (training "
-         "paraphrases) or `heldout`"),
-    LaunchArg("record", "", "folder for recorder_node's rosbag2 episodes (empty: no recorder); start with "
-              "`/recorder/start`", ("recorder.output_dir",)),
+    _arg(
+        "sim.phrasing",
+        description="with the sim: how tasks are worded: `template`, `train` (training paraphrases) or `heldout`",
+    ),
+    LaunchArg(
+        "record",
+        "",
+        "folder for recorder_node's rosbag2 episodes (empty: no recorder); start with `/recorder/start`",
+        ("recorder.output_dir",),
+    ),
 )
 LAUNCH_ARGS = {a.name: a for a in LAUNCH_ARGUMENTS}
 
@@ -331,8 +465,7 @@ def markdown_table(node: str) -> str:
     lines = ["| parameter | default | bounds | set while running | meaning |", "|---|---|---|---|---|"]
     for p in NODE_PARAMETERS[node].values():
         when = "reloads the policy" if p.reloads else "yes" if p.dynamic else "no (read at start)"
-        lines.append(f"| `{p.name}` | {_cell(p.default)} | {p.constraints()} | {when} | "
-                     f"{p.description} |")
+        lines.append(f"| `{p.name}` | {_cell(p.default)} | {p.constraints()} | {when} | {p.description} |")
     return "\n".join(lines)
 
 

@@ -21,7 +21,9 @@ def world_camera_pose(robot: RobotConfig, camera: str) -> np.ndarray:
     return T
 
 
-def project(T_world_camera: np.ndarray, fx: float, fy: float, cx: float, cy: float, points_world: np.ndarray) -> np.ndarray:
+def project(
+    T_world_camera: np.ndarray, fx: float, fy: float, cx: float, cy: float, points_world: np.ndarray
+) -> np.ndarray:
     """Pixel coordinates (N, 2) [u right, v down] of world points (N, 3); NaN rows behind the camera."""
     p = np.asarray(points_world, dtype=float).reshape(-1, 3)
     T_cam_world = np.linalg.inv(T_world_camera)
@@ -42,5 +44,5 @@ def draw_polyline(image: np.ndarray, uv: np.ndarray, color=(255, 220, 0), radius
         n = int(max(abs(b - a).max(), 1))
         for t in np.linspace(0.0, 1.0, n + 1):
             u, v = np.rint(a + t * (b - a)).astype(int)
-            out[max(v - radius, 0):min(v + radius + 1, h), max(u - radius, 0):min(u + radius + 1, w)] = color
+            out[max(v - radius, 0) : min(v + radius + 1, h), max(u - radius, 0) : min(u + radius + 1, w)] = color
     return out

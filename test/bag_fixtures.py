@@ -45,11 +45,14 @@ class _RecordingSim(Simulation):
         self._record_commands = record_commands
         super().__init__(robot, seed=seed)
 
-    def reset(self, seed: int | None = None, start_jitter: float = 0.0, disturbance: float = 0.0,
-              slip: float = 0.0) -> None:
+    def reset(
+        self, seed: int | None = None, start_jitter: float = 0.0, disturbance: float = 0.0, slip: float = 0.0
+    ) -> None:
         super().reset(seed, start_jitter, disturbance, slip)
         self.out.messages.clear()
-        self._sent = {"js": 0} | ({c.name: 0 for c in self.robot.cameras} if self._with_cameras else {})  # publications so far
+        self._sent = {"js": 0} | (
+            {c.name: 0 for c in self.robot.cameras} if self._with_cameras else {}
+        )  # publications so far
 
     def _due(self, key: str, rate_hz: float, now: float) -> bool:
         """True once per period of `rate_hz` (counted, so no drift): the publisher's timer fired."""
@@ -63,7 +66,9 @@ class _RecordingSim(Simulation):
         now = self.time
         if self._due("js", self.robot.joint_state_rate_hz, now):
             js = self.joint_state()
-            self.out.messages.append((now, self.robot.joint_states_topic, joint_state_msg(now, js.names, js.positions, js.velocities)))
+            self.out.messages.append(
+                (now, self.robot.joint_states_topic, joint_state_msg(now, js.names, js.positions, js.velocities))
+            )
         for cam in self.robot.cameras:
             if cam.name in self._sent and self._due(cam.name, cam.rate_hz, now):
                 self.out.messages.append((now, cam.topic, image_msg(now, self.render(cam.name))))
@@ -77,22 +82,32 @@ class _RecordingSim(Simulation):
 def _stamp(t: float):
     T = typestore().types
     ns = EPOCH_NS + int(round(t * 1e9))
-    return T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=ns // 10**9, nanosec=ns % 10**9), frame_id="")
+    return T["std_msgs/msg/Header"](
+        stamp=T["builtin_interfaces/msg/Time"](sec=ns // 10**9, nanosec=ns % 10**9), frame_id=""
+    )
 
 
 def joint_state_msg(t: float, names, positions, velocities=None):
     T = typestore().types
     pos = np.asarray(positions, dtype=np.float64)
     vel = np.asarray(velocities if velocities is not None else np.zeros_like(pos), dtype=np.float64)
-    return T["sensor_msgs/msg/JointState"](header=_stamp(t), name=list(names), position=pos, velocity=vel,
-                                            effort=np.zeros(0, dtype=np.float64))
+    return T["sensor_msgs/msg/JointState"](
+        header=_stamp(t), name=list(names), position=pos, velocity=vel, effort=np.zeros(0, dtype=np.float64)
+    )
 
 
 def image_msg(t: float, rgb: np.ndarray):
     T = typestore().types
     h, w = rgb.shape[:2]
-    return T["sensor_msgs/msg/Image"](header=_stamp(t), height=h, width=w, encoding="rgb8", is_bigendian=0,
-                                       step=w * 3, data=np.ascontiguousarray(rgb, dtype=np.uint8).reshape(-1))
+    return T["sensor_msgs/msg/Image"](
+        header=_stamp(t),
+        height=h,
+        width=w,
+        encoding="rgb8",
+        is_bigendian=0,
+        step=w * 3,
+        data=np.ascontiguousarray(rgb, dtype=np.uint8).reshape(-1),
+    )
 
 
 def trajectory_msg(trajectory):
@@ -102,11 +117,19 @@ def trajectory_msg(trajectory):
     points = []
     for p in trajectory.points:
         ns = int(round(p.time_from_start * 1e9))
-        points.append(T["trajectory_msgs/msg/JointTrajectoryPoint"](
-            positions=np.asarray(p.positions, dtype=np.float64), velocities=np.asarray(p.velocities, dtype=np.float64),
-            accelerations=np.zeros(0), effort=np.zeros(0), time_from_start=Duration(sec=ns // 10**9, nanosec=ns % 10**9)))
+        points.append(
+            T["trajectory_msgs/msg/JointTrajectoryPoint"](
+                positions=np.asarray(p.positions, dtype=np.float64),
+                velocities=np.asarray(p.velocities, dtype=np.float64),
+                accelerations=np.zeros(0),
+                effort=np.zeros(0),
+                time_from_start=Duration(sec=ns // 10**9, nanosec=ns % 10**9),
+            )
+        )
     header = T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=0, nanosec=0), frame_id="")
-    return T["trajectory_msgs/msg/JointTrajectory"](header=header, joint_names=list(trajectory.joint_names), points=points)
+    return T["trajectory_msgs/msg/JointTrajectory"](
+        header=header, joint_names=list(trajectory.joint_names), points=points
+    )
 
 
 def string_msg(text: str):
@@ -117,15 +140,34 @@ def chunk_msg(t: float, robot: RobotConfig, values: np.ndarray, instruction: str
     T = typestore().types
     values = np.asarray(values, dtype=np.float32)
     return T["ros2_vla/msg/ActionChunk"](
-        header=_stamp(t), embodiment=robot.name, action_space=robot.action.space,
-        dimension_names=list(robot.action.dimension_names), dt=robot.action.dt, horizon=values.shape[0],
-        values=values.reshape(-1), tokens=np.zeros(0, dtype=np.uint16), num_bins=0, low=np.zeros(0, dtype=np.float32),
-        high=np.zeros(0, dtype=np.float32), normalized=np.zeros(0, dtype=np.bool_), instruction=instruction,
-        policy="expert", sequence=sequence, inference_time=0.0)
+        header=_stamp(t),
+        embodiment=robot.name,
+        action_space=robot.action.space,
+        dimension_names=list(robot.action.dimension_names),
+        dt=robot.action.dt,
+        horizon=values.shape[0],
+        values=values.reshape(-1),
+        tokens=np.zeros(0, dtype=np.uint16),
+        num_bins=0,
+        low=np.zeros(0, dtype=np.float32),
+        high=np.zeros(0, dtype=np.float32),
+        normalized=np.zeros(0, dtype=np.bool_),
+        instruction=instruction,
+        policy="expert",
+        sequence=sequence,
+        inference_time=0.0,
+    )
 
 
-def simulate(robot: str | RobotConfig, seed: int, kind: str = "pick", time_limit: float = 3.0, *, cameras: bool = True,
-             commands: bool = True) -> Recorded:
+def simulate(
+    robot: str | RobotConfig,
+    seed: int,
+    kind: str = "pick",
+    time_limit: float = 3.0,
+    *,
+    cameras: bool = True,
+    commands: bool = True,
+) -> Recorded:
     """Run the expert for up to `time_limit` [s] of sim time and return what was published."""
     robot = load_robot_config(robot) if isinstance(robot, str) else robot
     sim = _RecordingSim(robot, seed, cameras, commands)
@@ -149,15 +191,21 @@ def simulate(robot: str | RobotConfig, seed: int, kind: str = "pick", time_limit
     return out
 
 
-def write_bag(path: Path, rec: Recorded, meta: EpisodeMeta | None = None, skip_topics: tuple[str, ...] = (),
-              topics: dict[str, str] | None = None) -> Path:
+def write_bag(
+    path: Path,
+    rec: Recorded,
+    meta: EpisodeMeta | None = None,
+    skip_topics: tuple[str, ...] = (),
+    topics: dict[str, str] | None = None,
+) -> Path:
     """Write `rec` as one rosbag2 MCAP episode folder at `path` (which must not exist)."""
     store = typestore()
     topics = dict(topics or episode_topics(rec.robot, sim=True))
     for t in skip_topics:
         topics.pop(t, None)
-    meta = meta or EpisodeMeta(robot=rec.robot.name, task="pick", instruction=rec.instruction, success=None,
-                               demonstrator="expert")
+    meta = meta or EpisodeMeta(
+        robot=rec.robot.name, task="pick", instruction=rec.instruction, success=None, demonstrator="expert"
+    )
     writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
     writer.open()
     connections = {topic: writer.add_connection(topic, msgtype, typestore=store) for topic, msgtype in topics.items()}
@@ -169,11 +217,21 @@ def write_bag(path: Path, rec: Recorded, meta: EpisodeMeta | None = None, skip_t
     return path
 
 
-def record_sim_episode(path: Path, robot: str = "franka", seed: int = 0, kind: str = "pick", time_limit: float = 3.0,
-                       *, success: bool | None | str = "sim", cameras: bool = True, commands: bool = True) -> Path:
+def record_sim_episode(
+    path: Path,
+    robot: str = "franka",
+    seed: int = 0,
+    kind: str = "pick",
+    time_limit: float = 3.0,
+    *,
+    success: bool | None | str = "sim",
+    cameras: bool = True,
+    commands: bool = True,
+) -> Path:
     """Simulate and write one episode bag at `path`; success "sim" labels it with the sim's verdict."""
     rec = simulate(robot, seed, kind, time_limit, cameras=cameras, commands=commands)
     label = rec.success if success == "sim" else success
-    meta = EpisodeMeta(robot=rec.robot.name, task=kind, instruction=rec.instruction, success=label, seed=seed,
-                       demonstrator="expert")
+    meta = EpisodeMeta(
+        robot=rec.robot.name, task=kind, instruction=rec.instruction, success=label, seed=seed, demonstrator="expert"
+    )
     return write_bag(path, rec, meta)

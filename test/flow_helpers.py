@@ -37,14 +37,19 @@ def tensor_batch(config: FlowConfig, instructions: list[str], seed: int = 1) -> 
     """Preprocessed images in [-1, 1], normalized state and actions, as `flow_matching_loss` takes them."""
     g = torch.Generator().manual_seed(seed)
     b, (h, w) = len(instructions), config.image_size
-    return {"images": {c: torch.rand(b, 3, h, w, generator=g) * 2 - 1 for c in config.cameras},
-            "state": torch.randn(b, config.state_dim, generator=g), "instruction": list(instructions),
-            "actions": torch.rand(b, config.horizon, config.action_dim, generator=g) * 2 - 1}
+    return {
+        "images": {c: torch.rand(b, 3, h, w, generator=g) * 2 - 1 for c in config.cameras},
+        "state": torch.randn(b, config.state_dim, generator=g),
+        "instruction": list(instructions),
+        "actions": torch.rand(b, config.horizon, config.action_dim, generator=g) * 2 - 1,
+    }
 
 
-def observation(config: FlowConfig, seed: int = 0, size: tuple[int, int] = (48, 64),
-                instruction: str = "pick up the red cube") -> Observation:
+def observation(
+    config: FlowConfig, seed: int = 0, size: tuple[int, int] = (48, 64), instruction: str = "pick up the red cube"
+) -> Observation:
     rng = np.random.default_rng(seed)
     images = {c: rng.integers(0, 256, (*size, 3), dtype=np.uint8) for c in config.cameras}
-    return Observation(stamp=1.0, images=images, state=rng.normal(size=config.state_dim).astype(np.float32),
-                       instruction=instruction)
+    return Observation(
+        stamp=1.0, images=images, state=rng.normal(size=config.state_dim).astype(np.float32), instruction=instruction
+    )

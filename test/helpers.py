@@ -23,8 +23,13 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(10, 99)))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 
-def wait_for(predicate: Callable[[], object], timeout: float, what: str, poll: float = 0.02,
-             detail: Callable[[], str] | None = None):
+def wait_for(
+    predicate: Callable[[], object],
+    timeout: float,
+    what: str,
+    poll: float = 0.02,
+    detail: Callable[[], str] | None = None,
+):
     """Poll until predicate() is truthy; fail the test naming `what` (and `detail()`, when given) after
     `timeout` s."""
     deadline = time.monotonic() + timeout

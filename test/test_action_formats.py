@@ -49,12 +49,15 @@ def test_rt1_round_trip_is_within_one_bin():
         assert np.array_equal(encode_rt1(mid), tokens)
 
 
-@pytest.mark.parametrize("tokens, message", [
-    (np.zeros(10, np.int64), "expected 11"),
-    (np.r_[1, np.full(10, 256)], "0..255"),
-    (np.r_[3, np.zeros(10, np.int64)], "mode token 3"),
-    (np.r_[1.0, np.zeros(10)], "integers"),
-])
+@pytest.mark.parametrize(
+    "tokens, message",
+    [
+        (np.zeros(10, np.int64), "expected 11"),
+        (np.r_[1, np.full(10, 256)], "0..255"),
+        (np.r_[3, np.zeros(10, np.int64)], "mode token 3"),
+        (np.r_[1.0, np.zeros(10)], "integers"),
+    ],
+)
 def test_bad_rt1_tokens_are_refused(tokens, message):
     with pytest.raises(ChunkError, match=message):
         decode_rt1(tokens)
@@ -63,10 +66,17 @@ def test_bad_rt1_tokens_are_refused(tokens, message):
 def test_rt2_text_from_the_paper_decodes_by_hand():
     action = decode_action_text("1 128 91 241 5 101 127 217")
     assert action.mode == "arm"
-    assert action.arm == pytest.approx([
-        token_to_value(128, -1, 1), token_to_value(91, -1, 1), token_to_value(241, -1, 1),
-        token_to_value(5, -math.pi / 2, math.pi / 2), token_to_value(101, -math.pi / 2, math.pi / 2),
-        token_to_value(127, -math.pi / 2, math.pi / 2), token_to_value(217, -1, 1)])
+    assert action.arm == pytest.approx(
+        [
+            token_to_value(128, -1, 1),
+            token_to_value(91, -1, 1),
+            token_to_value(241, -1, 1),
+            token_to_value(5, -math.pi / 2, math.pi / 2),
+            token_to_value(101, -math.pi / 2, math.pi / 2),
+            token_to_value(127, -math.pi / 2, math.pi / 2),
+            token_to_value(217, -1, 1),
+        ]
+    )
     assert action.arm[0] == pytest.approx(1 / 255)  # 128 of 0..255 is just above the middle
     assert np.all(action.base == 0)
     assert np.array_equal(decode_rt2(parse_action_text("1 128 91 241 5 101 127 217")).arm, action.arm)
@@ -78,10 +88,20 @@ def test_rt2_text_round_trip_and_whitespace():
     assert decode_action_text(format_action_text(tokens)).terminate
 
 
-@pytest.mark.parametrize("text", ["", "1 128 91 241 5 101 127", "1 128 91 241 5 101 127 217 3",
-                                  "1 128 91 241 5 101 127 256", "1 128 91 241 5 101 127 -1",
-                                  "Action: 1 128 91 241 5 101 127", "1 128 91 241 5 101 127 2.5",
-                                  "1 128 91 241 5 101 127 \u00b2", "3 128 91 241 5 101 127 217"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "1 128 91 241 5 101 127",
+        "1 128 91 241 5 101 127 217 3",
+        "1 128 91 241 5 101 127 256",
+        "1 128 91 241 5 101 127 -1",
+        "Action: 1 128 91 241 5 101 127",
+        "1 128 91 241 5 101 127 2.5",
+        "1 128 91 241 5 101 127 \u00b2",
+        "3 128 91 241 5 101 127 217",
+    ],
+)
 def test_anything_but_eight_integers_in_range_is_refused(text):
     with pytest.raises(ChunkError):
         decode_action_text(text)
@@ -112,14 +132,29 @@ def _fit_tokenizer(chunks: list[np.ndarray], scale: float, folder) -> FastTokeni
     flat = [chunk_to_coefficients(c, scale).reshape(-1) for c in chunks]
     low, high = int(min(f.min() for f in flat)), int(max(f.max() for f in flat))
     bpe = ByteLevelBPETokenizer()
-    trainer = BpeTrainer(vocab_size=400, min_frequency=2, show_progress=False, special_tokens=[],
-                         initial_alphabet=[chr(i) for i in range(high - low + 1)], max_token_length=10000)
+    trainer = BpeTrainer(
+        vocab_size=400,
+        min_frequency=2,
+        show_progress=False,
+        special_tokens=[],
+        initial_alphabet=[chr(i) for i in range(high - low + 1)],
+        max_token_length=10000,
+    )
     bpe._tokenizer.train_from_iterator(("".join(map(chr, f - low)) for f in flat), trainer=trainer)
     folder.mkdir()
     bpe._tokenizer.save(str(folder / "tokenizer.json"))
-    (folder / "processor_config.json").write_text(json.dumps({
-        "processor_class": "UniversalActionProcessor", "scale": scale, "min_token": low, "vocab_size": 400,
-        "action_dim": None, "time_horizon": None}))
+    (folder / "processor_config.json").write_text(
+        json.dumps(
+            {
+                "processor_class": "UniversalActionProcessor",
+                "scale": scale,
+                "min_token": low,
+                "vocab_size": 400,
+                "action_dim": None,
+                "time_horizon": None,
+            }
+        )
+    )
     return FastTokenizer.load(folder)
 
 
@@ -127,8 +162,10 @@ def _fit_tokenizer(chunks: list[np.ndarray], scale: float, folder) -> FastTokeni
 def smooth_chunks():
     rng = np.random.default_rng(0)
     t = np.linspace(0, 1, 10)[:, None]
-    return [np.clip(rng.normal(0, 0.3, (1, 7)) + rng.normal(0, 0.5, (1, 7)) * np.sin(3 * t + rng.uniform(0, 6, 7)),
-                    -1, 1) for _ in range(200)]
+    return [
+        np.clip(rng.normal(0, 0.3, (1, 7)) + rng.normal(0, 0.5, (1, 7)) * np.sin(3 * t + rng.uniform(0, 6, 7)), -1, 1)
+        for _ in range(200)
+    ]
 
 
 def test_fast_round_trip_is_within_the_rounding(smooth_chunks, tmp_path):
@@ -172,8 +209,9 @@ def test_an_rt2_terminate_stops_the_runner_until_the_next_instruction():
         check_not_terminated(decode_action_text("0 128 128 128 128 128 128 255"))
 
     class TextPolicy:
-        spec = PolicySpec("rt2:test", ("scene",), (8, 8), "ee_delta", ("x", "y", "z", "roll", "pitch", "yaw", "gripper"),
-                          1, 0.2)
+        spec = PolicySpec(
+            "rt2:test", ("scene",), (8, 8), "ee_delta", ("x", "y", "z", "roll", "pitch", "yaw", "gripper"), 1, 0.2
+        )
         replies = iter(["1 128 91 241 5 101 127 217", "0 128 128 128 128 128 128 255"])
 
         def infer(self, obs):

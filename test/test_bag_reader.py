@@ -68,7 +68,10 @@ def test_open_episode_gives_metadata_and_topics(rec, bag):
     opened = open_episode(bag)
     assert opened.meta.robot == "franka" and opened.meta.success is True
     assert opened.topics["/joint_states"] == "sensor_msgs/msg/JointState" and opened.topics[WRIST] == IMAGE
-    assert opened.counts["/joint_states"] == _count(rec, "/joint_states") > 100 and opened.counts[WRIST] == _count(rec, WRIST) > 10
+    assert (
+        opened.counts["/joint_states"] == _count(rec, "/joint_states") > 100
+        and opened.counts[WRIST] == _count(rec, WRIST) > 10
+    )
 
 
 def test_read_series_orders_the_state_and_keeps_gripper_commands(rec, bag):
@@ -102,7 +105,7 @@ def test_overwritten_bytes_are_named(bag, tmp_path, where):
     data = bytearray(mcap.read_bytes())
     header_length = struct.unpack_from("<Q", data, 9)[0]  # magic (8), then the header record: opcode, length
     offset = 8 + 9 + header_length + 9 if where == "first chunk" else len(data) - 200
-    data[offset:offset + 64] = b"\xff" * 64
+    data[offset : offset + 64] = b"\xff" * 64
     mcap.write_bytes(bytes(data))
     message = _convert_error([bag], tmp_path / "out")
     assert str(mcap) in message and "corrupted" in message
@@ -118,11 +121,15 @@ def test_missing_topics_are_named(rec, tmp_path):
 
 
 def test_a_camera_without_frames_or_a_too_short_episode_has_no_frames(rec, tmp_path):
-    silent = write_bag(tmp_path / "a" / "episode_0000", rec.__class__(rec.robot, rec.instruction, rec.success,
-                                                                        [m for m in rec.messages if m[1] != WRIST]))
+    silent = write_bag(
+        tmp_path / "a" / "episode_0000",
+        rec.__class__(rec.robot, rec.instruction, rec.success, [m for m in rec.messages if m[1] != WRIST]),
+    )
     assert f"no messages on ['{WRIST}']" in _convert_error([silent], tmp_path / "out")
-    short = write_bag(tmp_path / "b" / "episode_0000", rec.__class__(rec.robot, rec.instruction, rec.success,
-                                                                       [m for m in rec.messages if m[0] < 0.05]))
+    short = write_bag(
+        tmp_path / "b" / "episode_0000",
+        rec.__class__(rec.robot, rec.instruction, rec.success, [m for m in rec.messages if m[0] < 0.05]),
+    )
     message = _convert_error([short], tmp_path / "out")
     assert str(short) in message and "has no frames" in message
 
@@ -141,15 +148,20 @@ def test_compressed_camera_topic_is_accepted(rec, tmp_path):
     for t, topic, msg in rec.messages:
         if topic == WRIST:
             buf = io.BytesIO()
-            Image.fromarray(np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.width, 3)).save(buf, "JPEG", quality=95)
-            msg = T["sensor_msgs/msg/CompressedImage"](header=msg.header, format="rgb8; jpeg compressed bgr8",
-                                                        data=np.frombuffer(buf.getvalue(), np.uint8))
+            Image.fromarray(np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.width, 3)).save(
+                buf, "JPEG", quality=95
+            )
+            msg = T["sensor_msgs/msg/CompressedImage"](
+                header=msg.header, format="rgb8; jpeg compressed bgr8", data=np.frombuffer(buf.getvalue(), np.uint8)
+            )
             topic = WRIST + "/compressed"
         messages.append((t, topic, msg))
     topics = episode_topics(rec.robot, sim=True)
     topics[WRIST + "/compressed"] = COMPRESSED_IMAGE
     del topics[WRIST]
-    bag = write_bag(tmp_path / "episode_0000", rec.__class__(rec.robot, rec.instruction, rec.success, messages), topics=topics)
+    bag = write_bag(
+        tmp_path / "episode_0000", rec.__class__(rec.robot, rec.instruction, rec.success, messages), topics=topics
+    )
     series = read_series(open_episode(bag), load_robot_config("franka"))
     assert series.cameras["wrist"].topic == WRIST + "/compressed" and series.cameras["wrist"].shape == (224, 224, 3)
     report = convert_to_lerobot([bag], tmp_path / "out")
@@ -164,8 +176,9 @@ def test_messages_come_in_log_time_order(bag):
 def test_cli_names_the_bad_bag_in_one_line(bag, tmp_path):
     mcap = _mcap(bag)
     mcap.write_bytes(mcap.read_bytes()[:1000])
-    result = subprocess.run(cli("convert", str(bag), "--to", "lerobot", str(tmp_path / "out")),
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        cli("convert", str(bag), "--to", "lerobot", str(tmp_path / "out")), capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert result.stderr.startswith(f"ros2-vla: {mcap}: truncated or corrupted bag")
     assert not (tmp_path / "out").exists()

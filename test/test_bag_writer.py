@@ -21,9 +21,15 @@ TOPICS = {"/camera/scene/image_raw": IMAGE, "/vla/instruction": STRING}
 def image_cdr(value: int, size: int = 4) -> bytes:
     store = typestore()
     t = store.types
-    msg = t[IMAGE](header=t["std_msgs/msg/Header"](stamp=t["builtin_interfaces/msg/Time"](sec=1, nanosec=value), frame_id="scene"),
-                   height=size, width=size, encoding="rgb8", is_bigendian=0, step=3 * size,
-                   data=np.full(3 * size * size, value % 256, np.uint8))
+    msg = t[IMAGE](
+        header=t["std_msgs/msg/Header"](stamp=t["builtin_interfaces/msg/Time"](sec=1, nanosec=value), frame_id="scene"),
+        height=size,
+        width=size,
+        encoding="rgb8",
+        is_bigendian=0,
+        step=3 * size,
+        data=np.full(3 * size * size, value % 256, np.uint8),
+    )
     return bytes(store.serialize_cdr(msg, IMAGE))
 
 
@@ -130,10 +136,12 @@ def test_bad_arguments_name_the_thing(tmp_path):
 
 def test_a_killed_recording_is_refused_by_name_and_not_reused(tmp_path):
     # A process that dies mid-episode (SIGKILL, power loss) never writes metadata.yaml.
-    script = (f"import os; from ros2_vla.data.bag_writer import EpisodeBagWriter\n"
-              f"w = EpisodeBagWriter({str(tmp_path)!r}, {TOPICS!r})\n"
-              f"[w.write('/vla/instruction', b'\\x00\\x01\\x00\\x00\\x02\\x00\\x00\\x00a\\x00', i) for i in range(10)]\n"
-              f"os._exit(0)\n")
+    script = (
+        f"import os; from ros2_vla.data.bag_writer import EpisodeBagWriter\n"
+        f"w = EpisodeBagWriter({str(tmp_path)!r}, {TOPICS!r})\n"
+        f"[w.write('/vla/instruction', b'\\x00\\x01\\x00\\x00\\x02\\x00\\x00\\x00a\\x00', i) for i in range(10)]\n"
+        f"os._exit(0)\n"
+    )
     subprocess.run([sys.executable, "-c", script], check=True, cwd=ROOT)
     folder = tmp_path / "episode_0000"
     assert folder.is_dir() and not (folder / "metadata.yaml").exists()

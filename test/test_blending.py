@@ -228,7 +228,9 @@ def test_chunk_with_wrong_joint_count_raises():
         b.add(0.0, 0.0, DT, np.zeros((4, N + 1)))
 
 
-@pytest.mark.parametrize("kwargs", [dict(mode="average"), dict(blend_steps=-1), dict(ensemble_m=-0.1), dict(max_chunks=0)])
+@pytest.mark.parametrize(
+    "kwargs", [dict(mode="average"), dict(blend_steps=-1), dict(ensemble_m=-0.1), dict(max_chunks=0)]
+)
 def test_bad_config_raises(kwargs):
     with pytest.raises(TrajectoryError):
         BlendConfig(**kwargs)

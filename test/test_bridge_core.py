@@ -54,9 +54,16 @@ def _armed(robot: RobotConfig, now: float = 0.0, q=None, **kwargs) -> Bridge:
 
 def _chunk(robot: RobotConfig, values, names=EE, space="ee_delta", stamp=0.0, dt=None, sequence=1, **fields) -> Chunk:
     values = np.asarray(values, dtype=np.float64)
-    base = dict(embodiment=robot.name, action_space=space, dimension_names=tuple(names),
-                dt=robot.action.dt if dt is None else dt, horizon=values.shape[0], values=values.ravel(),
-                stamp=stamp, sequence=sequence)
+    base = dict(
+        embodiment=robot.name,
+        action_space=space,
+        dimension_names=tuple(names),
+        dt=robot.action.dt if dt is None else dt,
+        horizon=values.shape[0],
+        values=values.ravel(),
+        stamp=stamp,
+        sequence=sequence,
+    )
     return Chunk(**{**base, **fields})
 
 
@@ -103,8 +110,15 @@ class PlayedTrajectory:
         if self.qd is None:
             return self.q[i] + u * (self.q[i + 1] - self.q[i]), (self.q[i + 1] - self.q[i]) / h
         p0, v0, p1, v1 = self.q[i], self.qd[i] * h, self.q[i + 1], self.qd[i + 1] * h
-        pos = (2 * u**3 - 3 * u**2 + 1) * p0 + (u**3 - 2 * u**2 + u) * v0 + (-2 * u**3 + 3 * u**2) * p1 + (u**3 - u**2) * v1
-        vel = ((6 * u**2 - 6 * u) * p0 + (3 * u**2 - 4 * u + 1) * v0 + (-6 * u**2 + 6 * u) * p1 + (3 * u**2 - 2 * u) * v1) / h
+        pos = (
+            (2 * u**3 - 3 * u**2 + 1) * p0
+            + (u**3 - 2 * u**2 + u) * v0
+            + (-2 * u**3 + 3 * u**2) * p1
+            + (u**3 - u**2) * v1
+        )
+        vel = (
+            (6 * u**2 - 6 * u) * p0 + (3 * u**2 - 4 * u + 1) * v0 + (-6 * u**2 + 6 * u) * p1 + (3 * u**2 - 2 * u) * v1
+        ) / h
         return pos, vel
 
 
@@ -124,7 +138,9 @@ def _controllers(robot: RobotConfig) -> dict[str, PlayedTrajectory]:
 
 def _followed(robot: RobotConfig, played: dict[str, PlayedTrajectory], t: float) -> tuple[list[str], list[float]]:
     """The joint state of a perfect follower: each arm is where its controller plays it at t."""
-    return _joint_state(robot, {a.name: played[a.trajectory_topic].sample(t)[0][: len(a.chain.home)] for a in robot.arms})
+    return _joint_state(
+        robot, {a.name: played[a.trajectory_topic].sample(t)[0][: len(a.chain.home)] for a in robot.arms}
+    )
 
 
 def _check_command(bridge: Bridge, c: TrajectoryCommand, played: dict[str, PlayedTrajectory], now: float) -> None:
@@ -139,7 +155,9 @@ def _check_command(bridge: Bridge, c: TrajectoryCommand, played: dict[str, Playe
                 # A gripper inside the arm trajectory is played as a cubic, not the bridge's piecewise-linear
                 # gripper path: its points are checked from the bridge's commanded gripper position.
                 assert c.joint_names[n:] == (arm.gripper.joint,)
-                check_gripper_points(arm, c.times_from_start, c.positions[:, n], bridge.grippers[arm.name].sample(now)[0][0])
+                check_gripper_points(
+                    arm, c.times_from_start, c.positions[:, n], bridge.grippers[arm.name].sample(now)[0][0]
+                )
         elif arm.gripper is not None and c.topic == arm.gripper.topic:
             assert c.joint_names == (arm.gripper.joint,) and c.velocities is None  # played linearly
             check_gripper_points(arm, c.times_from_start, c.positions[:, 0], q_now[0])
@@ -158,21 +176,28 @@ def _inside_box(robot: RobotConfig, c: TrajectoryCommand) -> None:
 
 # --- commands reach the commanded targets --------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["franka", "widowx"])
 def test_points_reach_the_integrated_delta_targets(name):
     robot = _robot(name)
     arm = robot.arms[0]
-    deltas = np.array([[0.01, -0.004, 0.006, 0.03, -0.02, 0.05, 1.0],
-                       [0.008, 0.0, -0.01, -0.02, 0.01, 0.04, 0.0],
-                       [-0.005, 0.01, 0.0, 0.0, 0.03, -0.06, 0.0],
-                       [0.0, 0.006, 0.012, 0.01, 0.0, 0.02, 1.0]])
+    deltas = np.array(
+        [
+            [0.01, -0.004, 0.006, 0.03, -0.02, 0.05, 1.0],
+            [0.008, 0.0, -0.01, -0.02, 0.01, 0.04, 0.0],
+            [-0.005, 0.01, 0.0, 0.0, 0.03, -0.06, 0.0],
+            [0.0, 0.006, 0.012, 0.01, 0.0, 0.02, 1.0],
+        ]
+    )
     bridge = _armed(robot)
     state = bridge.on_chunk(_chunk(robot, deltas), 0.0)
     assert state.code == BridgeCode.OK, state.message
     commands = _by_topic(bridge.tick(0.0))
     c = commands[arm.trajectory_topic]
     assert c.joint_names == arm.chain.joint_names and len(c.positions) == len(deltas)
-    check_arm_points(arm, c.times_from_start, c.positions, c.velocities, np.array(arm.chain.home), np.zeros(len(c.joint_names)))
+    check_arm_points(
+        arm, c.times_from_start, c.positions, c.velocities, np.array(arm.chain.home), np.zeros(len(c.joint_names))
+    )
     targets = expected_targets(fk(arm.chain, arm.chain.home), deltas)
     for q, T in zip(c.positions, targets):
         dp, dr = pose_errors(fk(arm.chain, q), T)
@@ -200,8 +225,14 @@ def test_aloha_points_are_the_commanded_joints_with_grippers_in_the_trajectory()
         cols = slice(7 * i, 7 * i + 6)
         np.testing.assert_allclose(c.positions[:, :6], values[:, cols], atol=1e-6)  # float32 on the wire
         g = arm.gripper
-        np.testing.assert_allclose(c.positions[:, 6], g.closed_position + values[:, 7 * i + 6] * (g.open_position - g.closed_position), atol=1e-6)
-        check_arm_points(arm, c.times_from_start, c.positions[:, :6], c.velocities[:, :6], np.array(arm.chain.home), np.zeros(6))
+        np.testing.assert_allclose(
+            c.positions[:, 6],
+            g.closed_position + values[:, 7 * i + 6] * (g.open_position - g.closed_position),
+            atol=1e-6,
+        )
+        check_arm_points(
+            arm, c.times_from_start, c.positions[:, :6], c.velocities[:, :6], np.array(arm.chain.home), np.zeros(6)
+        )
 
 
 def test_aloha_targets_beyond_the_limits_are_clipped_and_reported():
@@ -222,16 +253,22 @@ def test_aloha_targets_beyond_the_limits_are_clipped_and_reported():
     np.testing.assert_allclose(right.positions[:, 1], [lower["right_shoulder"]] * 2, atol=1e-6)
     assert np.all(left.positions[:, 6] == robot.arms[0].gripper.open_position)
     for arm, c in zip(robot.arms, (left, right)):
-        check_arm_points(arm, c.times_from_start, c.positions[:, :6], c.velocities[:, :6], np.array(arm.chain.home), np.zeros(6))
+        check_arm_points(
+            arm, c.times_from_start, c.positions[:, :6], c.velocities[:, :6], np.array(arm.chain.home), np.zeros(6)
+        )
 
 
 # --- the safety bounds ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, deltas", [
-    # one step far past both per-step limits, then straight down into the floor of the box
-    ("franka", [[0.2, 0.0, 0.0, 0.0, 0.0, 1.0]] + [[0.0, 0.0, -1.0, 0.0, 0.0, 0.0]] * 10),
-    ("widowx", [[0.0, 0.0, -1.0, 0.0, 0.0, 0.5]] * 6),
-])
+
+@pytest.mark.parametrize(
+    "name, deltas",
+    [
+        # one step far past both per-step limits, then straight down into the floor of the box
+        ("franka", [[0.2, 0.0, 0.0, 0.0, 0.0, 1.0]] + [[0.0, 0.0, -1.0, 0.0, 0.0, 0.0]] * 10),
+        ("widowx", [[0.0, 0.0, -1.0, 0.0, 0.0, 0.5]] * 6),
+    ],
+)
 def test_clamped_and_clipped_targets_are_reached(name, deltas):
     robot = _robot(name)
     arm = robot.arms[0]
@@ -305,21 +342,24 @@ def test_aloha_commands_keep_joint_and_gripper_limits(mode, episode):
 _GOOD = np.tile([0.01, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0], (3, 1))
 
 
-@pytest.mark.parametrize("change, needle", [
-    (dict(values=np.r_[_GOOD.ravel()[:-1], np.nan]), "NaN"),
-    (dict(values=np.r_[np.inf, _GOOD.ravel()[1:]]), "infinite"),
-    (dict(values=_GOOD.ravel()[:-2]), "expected horizon*D"),
-    (dict(values=_GOOD.ravel(), horizon=4), "expected horizon*D"),
-    (dict(low=np.zeros(3), high=np.ones(3), normalized=np.ones(3, bool)), "lengths"),
-    (dict(embodiment="ur5"), "embodiment 'ur5'"),
-    (dict(dimension_names=("x", "y", "z", "roll", "pitch", "yaw", "grip")), "unknown dimensions ['grip']"),
-    (dict(action_space="ee_velocity"), "unknown action_space"),
-    (dict(values=np.zeros(0), horizon=0), "horizon must be >= 1"),
-    (dict(dt=0.0), "dt"),
-    (dict(dt=-0.1), "dt"),
-    (dict(dt=float("nan")), "dt"),
-    (dict(values=np.zeros(0), tokens=np.full(21, 300, np.uint16), num_bins=256), "num_bins"),
-])
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        (dict(values=np.r_[_GOOD.ravel()[:-1], np.nan]), "NaN"),
+        (dict(values=np.r_[np.inf, _GOOD.ravel()[1:]]), "infinite"),
+        (dict(values=_GOOD.ravel()[:-2]), "expected horizon*D"),
+        (dict(values=_GOOD.ravel(), horizon=4), "expected horizon*D"),
+        (dict(low=np.zeros(3), high=np.ones(3), normalized=np.ones(3, bool)), "lengths"),
+        (dict(embodiment="ur5"), "embodiment 'ur5'"),
+        (dict(dimension_names=("x", "y", "z", "roll", "pitch", "yaw", "grip")), "unknown dimensions ['grip']"),
+        (dict(action_space="ee_velocity"), "unknown action_space"),
+        (dict(values=np.zeros(0), horizon=0), "horizon must be >= 1"),
+        (dict(dt=0.0), "dt"),
+        (dict(dt=-0.1), "dt"),
+        (dict(dt=float("nan")), "dt"),
+        (dict(values=np.zeros(0), tokens=np.full(21, 300, np.uint16), num_bins=256), "num_bins"),
+    ],
+)
 def test_bad_chunk_is_rejected_with_no_trajectory(change, needle):
     robot = _robot("franka")
     bridge = _armed(robot)
@@ -399,7 +439,9 @@ def test_a_tracking_error_holds_where_the_arm_really_is_and_replans_from_there()
     bridge.on_chunk(_chunk(robot, _GOOD), 0.0)
     assert bridge.tick(0.01), "the plan streams while the arm follows"
     # The arm is somewhere else (a collision, a sim reset): measured far from commanded.
-    elsewhere = np.array(arm.chain.home) + np.r_[robot.safety.max_tracking_error + 0.05, np.zeros(len(arm.chain.home) - 1)]
+    elsewhere = (
+        np.array(arm.chain.home) + np.r_[robot.safety.max_tracking_error + 0.05, np.zeros(len(arm.chain.home) - 1)]
+    )
     bridge.update_joint_state(*_joint_state(robot, {arm.name: elsewhere}), 0.02)
     hold = _by_topic(bridge.tick(0.02))[arm.trajectory_topic]
     np.testing.assert_allclose(hold.positions, [elsewhere])
@@ -432,7 +474,9 @@ def test_a_late_tick_compares_the_measurement_with_the_command_of_its_own_time()
     blender = bridge.blenders[arm.name]
     measured_at, late = 0.3, 0.3 + 0.9 * robot.safety.joint_state_timeout
     moved = np.abs(blender.sample(late)[0] - blender.sample(measured_at)[0]).max()
-    assert moved > robot.safety.max_tracking_error, "the plan must move past the bound in the delay for this test to mean anything"
+    assert moved > robot.safety.max_tracking_error, (
+        "the plan must move past the bound in the delay for this test to mean anything"
+    )
     bridge.update_joint_state(*_joint_state(robot, {arm.name: blender.sample(measured_at)[0]}), measured_at)
     assert bridge.tick(late) and bridge.state(late).code != BridgeCode.TRACKING_ERROR, bridge.state(late).message
     # The same measurement taken as fresh at `late` is a real drift.
@@ -468,8 +512,13 @@ def test_joint_state_of_another_robot_is_ignored():
 
 def test_unreachable_target_fails_ik_with_no_trajectory(tmp_path):
     # A box and a step limit larger than the arm's reach: nothing stops the target before IK does.
-    robot = _yaml_variant(tmp_path, "franka", workspace_min=[-5.0, -5.0, -5.0], workspace_max=[5.0, 5.0, 5.0],
-                          max_translation_per_step=10.0)
+    robot = _yaml_variant(
+        tmp_path,
+        "franka",
+        workspace_min=[-5.0, -5.0, -5.0],
+        workspace_max=[5.0, 5.0, 5.0],
+        max_translation_per_step=10.0,
+    )
     bridge = _armed(robot)
     state = bridge.on_chunk(_chunk(robot, [[3.0, 0.0, 0.0, 0.0, 0.0, 0.0]], names=EE[:6]), 0.0)
     assert state.code == BridgeCode.IK_FAILED and "step 0" in state.message, state.message
@@ -534,6 +583,7 @@ def test_approaching_a_singularity_slows_then_halts():
 
 # --- a new chunk takes over without a jump --------------------------------------------------------------------
 
+
 def test_the_switch_jump_says_how_far_a_chunk_moved_the_command_one_step_ahead():
     robot = _robot("franka")
     arm = robot.arms[0].name
@@ -572,7 +622,9 @@ def test_a_new_chunk_replaces_the_rest_without_a_jump(name, mode):
         while arrivals and arrivals[0] <= t:
             now = arrivals.pop(0)
             if switches:
-                assert all(bridge.blenders[a.name].plan.end_time > now for a in robot.arms), "the old chunk already ended"
+                assert all(bridge.blenders[a.name].plan.end_time > now for a in robot.arms), (
+                    "the old chunk already ended"
+                )
             before = {a.name: bridge.blenders[a.name].sample(now) for a in robot.arms}
             bridge.update_joint_state(*_followed(robot, played, now), now)
             assert bridge.on_chunk(chunk(now, len(switches)), now).code in (BridgeCode.OK, BridgeCode.JOINT_LIMIT)
@@ -592,13 +644,15 @@ def test_a_new_chunk_replaces_the_rest_without_a_jump(name, mode):
             samples[topic].append(p.sample(t))
         for a in robot.arms:  # what the controller plays is the bridge's own plan
             n = len(a.chain.joint_names)
-            np.testing.assert_allclose(played[a.trajectory_topic].sample(t)[0][:n], bridge.blenders[a.name].sample(t)[0], atol=1e-9)
+            np.testing.assert_allclose(
+                played[a.trajectory_topic].sample(t)[0][:n], bridge.blenders[a.name].sample(t)[0], atol=1e-9
+            )
     assert len(switches) == 4
     for arm in robot.arms:
         vmax = np.array([j.velocity for j in arm.chain.joints])
         amax = np.array([j.acceleration for j in arm.chain.joints])
-        q = np.array([s[0][:len(vmax)] for s in samples[arm.trajectory_topic]])
-        qd = np.array([s[1][:len(vmax)] for s in samples[arm.trajectory_topic]])
+        q = np.array([s[0][: len(vmax)] for s in samples[arm.trajectory_topic]])
+        qd = np.array([s[1][: len(vmax)] for s in samples[arm.trajectory_topic]])
         # Finite differences at the control rate across every switch: no position or velocity jump.
         assert np.all(np.abs(np.diff(q, axis=0)) <= vmax * period * (1 + 1e-6))
         assert np.all(np.abs(np.diff(qd, axis=0)) <= amax * period * (1 + 1e-6))
@@ -606,6 +660,7 @@ def test_a_new_chunk_replaces_the_rest_without_a_jump(name, mode):
 
 
 # --- the IK solver is injectable -----------------------------------------------------------------------------
+
 
 def test_an_injected_ik_solver_is_used_with_the_same_seed_and_targets():
     robot = _robot("franka")
@@ -621,10 +676,14 @@ def test_an_injected_ik_solver_is_used_with_the_same_seed_and_targets():
     injected.on_chunk(chunk, 0.0)
     topic = robot.arms[0].trajectory_topic
     # The reference plans with the compiled loop, the injected solver with the Python one: equal to rounding.
-    np.testing.assert_allclose(_by_topic(injected.tick(0.0))[topic].positions, _by_topic(reference.tick(0.0))[topic].positions, atol=1e-9)
+    np.testing.assert_allclose(
+        _by_topic(injected.tick(0.0))[topic].positions, _by_topic(reference.tick(0.0))[topic].positions, atol=1e-9
+    )
     assert len(calls) == 3
     np.testing.assert_allclose(calls[0][1], robot.arms[0].chain.home)
-    np.testing.assert_allclose(calls[0][0], expected_targets(fk(robot.arms[0].chain, robot.arms[0].chain.home), _GOOD)[0], atol=1e-9)
+    np.testing.assert_allclose(
+        calls[0][0], expected_targets(fk(robot.arms[0].chain, robot.arms[0].chain.home), _GOOD)[0], atol=1e-9
+    )
 
 
 def test_a_failing_injected_solver_gives_ik_failed():

@@ -41,7 +41,10 @@ def _sender_script(robot: RobotConfig, chunks: list[dict], gap: float) -> str:
     moves linearly to the points of the latest command), and each chunk, stamped AHEAD s in the future,
     `gap` s apart. Prints the monotonic time of every send."""
     names, positions = _home_state(robot)
-    topics = sorted({a.trajectory_topic for a in robot.arms} | {a.gripper.topic for a in robot.arms if a.gripper and a.gripper.mode == "separate"})
+    topics = sorted(
+        {a.trajectory_topic for a in robot.arms}
+        | {a.gripper.topic for a in robot.arms if a.gripper and a.gripper.mode == "separate"}
+    )
     return f"""
 import time, rclpy
 from rclpy.qos import qos_profile_sensor_data
@@ -62,7 +65,8 @@ def on_trajectory(msg):
 for topic in {topics!r}:
     node.create_subscription(JointTrajectory, topic, on_trajectory, 10)
 def hermite(p0, v0, p1, v1, h, u):
-    return ((2*u**3 - 3*u**2 + 1) * p0 + (u**3 - 2*u**2 + u) * h * v0 + (-2*u**3 + 3*u**2) * p1 + (u**3 - u**2) * h * v1,
+    return ((2*u**3 - 3*u**2 + 1) * p0 + (u**3 - 2*u**2 + u) * h * v0
+            + (-2*u**3 + 3*u**2) * p1 + (u**3 - u**2) * h * v1,
             ((6*u**2 - 6*u) * p0 + (3*u**2 - 4*u + 1) * h * v0 + (-6*u**2 + 6*u) * p1 + (3*u**2 - 2*u) * h * v1) / h)
 def follow(now):
     # As a JointTrajectoryController plays a command (mock hardware follows it exactly): from the state
@@ -117,20 +121,38 @@ rclpy.shutdown()
 
 
 def _ee_fields(robot: RobotConfig, deltas: np.ndarray, sequence: int) -> dict:
-    return dict(embodiment=robot.name, action_space="ee_delta", dimension_names=EE[: deltas.shape[1]], dt=robot.action.dt,
-                horizon=len(deltas), values=[float(v) for v in deltas.ravel()], sequence=sequence)
+    return dict(
+        embodiment=robot.name,
+        action_space="ee_delta",
+        dimension_names=EE[: deltas.shape[1]],
+        dt=robot.action.dt,
+        horizon=len(deltas),
+        values=[float(v) for v in deltas.ravel()],
+        sequence=sequence,
+    )
 
 
 def _aloha_fields(robot: RobotConfig, values: np.ndarray, sequence: int) -> dict:
-    return dict(embodiment="aloha", action_space="joint_position", dimension_names=list(robot.action.dimension_names),
-                dt=robot.action.dt, horizon=len(values), values=[float(v) for v in values.ravel()], sequence=sequence)
+    return dict(
+        embodiment="aloha",
+        action_space="joint_position",
+        dimension_names=list(robot.action.dimension_names),
+        dt=robot.action.dt,
+        horizon=len(values),
+        values=[float(v) for v in values.ravel()],
+        sequence=sequence,
+    )
 
 
 # Small deltas first (no bound applies), then one far past the step limits and down into the floor of the box.
-SMALL = np.array([[0.006, -0.004, 0.005, 0.03, -0.02, 0.05, 1.0],
-                  [0.004, 0.006, -0.006, -0.02, 0.03, 0.02, 0.0],
-                  [-0.005, 0.002, 0.004, 0.01, 0.0, -0.04, 0.0],
-                  [0.002, -0.003, -0.002, 0.0, 0.02, 0.03, 1.0]])
+SMALL = np.array(
+    [
+        [0.006, -0.004, 0.005, 0.03, -0.02, 0.05, 1.0],
+        [0.004, 0.006, -0.006, -0.02, 0.03, 0.02, 0.0],
+        [-0.005, 0.002, 0.004, 0.01, 0.0, -0.04, 0.0],
+        [0.002, -0.003, -0.002, 0.0, 0.02, 0.03, 1.0],
+    ]
+)
 CLAMPED = {
     "franka": np.array([[0.2, 0.0, 0.0, 0.0, 0.0, 1.0]] + [[0.0, 0.0, -1.0, 0.0, 0.0, 0.0]] * 10),
     "widowx": np.array([[0.0, 0.0, -1.0, 0.0, 0.0, 0.5]] * 6),
@@ -166,10 +188,13 @@ def _points(msg: JointTrajectory) -> tuple[np.ndarray, np.ndarray, np.ndarray | 
 
 
 def _run_sender(robot: RobotConfig, chunks: list[dict], gap: float) -> dict[int, float]:
-    sender = subprocess.run([sys.executable, "-c", _sender_script(robot, chunks, gap)], cwd="/", timeout=90,
-                            capture_output=True, text=True)
+    sender = subprocess.run(
+        [sys.executable, "-c", _sender_script(robot, chunks, gap)], cwd="/", timeout=90, capture_output=True, text=True
+    )
     assert sender.returncode == 0, sender.stderr
-    return {int(w[1]): float(w[2]) for w in (line.split() for line in sender.stdout.splitlines()) if w and w[0] == "sent"}
+    return {
+        int(w[1]): float(w[2]) for w in (line.split() for line in sender.stdout.splitlines()) if w and w[0] == "sent"
+    }
 
 
 def _answers(statuses: Received) -> dict[int, int]:
@@ -205,7 +230,9 @@ def test_ee_chunks_over_dds_reach_their_targets_within_limits(ros_node, name):
         wait_for(lambda: [s for _, s in statuses.items if s.chunk_sequence == 2], 10, "status of chunk 2")
         assert proc.poll() is None, "the launcher died"
     codes = _answers(statuses)
-    assert codes == {1: BridgeStatus.OK, 2: BridgeStatus.WORKSPACE_LIMIT}, sorted({s.message for _, s in statuses.items if s.chunk_sequence})
+    assert codes == {1: BridgeStatus.OK, 2: BridgeStatus.WORKSPACE_LIMIT}, sorted(
+        {s.message for _, s in statuses.items if s.chunk_sequence}
+    )
 
     first = trajectories.after(sent[1])
     second = trajectories.after(sent[2])
@@ -258,10 +285,12 @@ def test_aloha_joint_chunks_over_dds_are_passed_through_clipped(ros_node):
             msg = trajectories[arm.name].after(sent[seq])[0]
             assert msg.joint_names == [*arm.chain.joint_names, spec.joint]  # the gripper rides in the trajectory
             t, q, qd = _points(msg)
-            joints = np.clip(values[:, 7 * i: 7 * i + 6], lower, upper)
+            joints = np.clip(values[:, 7 * i : 7 * i + 6], lower, upper)
             openness = np.clip(values[:, 7 * i + 6], 0.0, 1.0)
             np.testing.assert_allclose(q[:, :6], joints, atol=1e-6)  # float32 on the wire
-            np.testing.assert_allclose(q[:, 6], spec.closed_position + openness * (spec.open_position - spec.closed_position), atol=1e-6)
+            np.testing.assert_allclose(
+                q[:, 6], spec.closed_position + openness * (spec.open_position - spec.closed_position), atol=1e-6
+            )
             check_arm_points(arm, t, q[:, :6], qd[:, :6], start[:6], np.zeros(6))
             check_gripper_points(arm, t, q[:, 6], start[6])
             start = q[-1]
@@ -284,7 +313,9 @@ def test_bad_input_over_dds_gets_its_status_and_no_trajectory(ros_node):
         msg = ActionChunk(**fields)
         msg.header.stamp = ros_node.get_clock().now().to_msg()
         chunks.publish(msg)
-        return wait_for(lambda: [s for _, s in statuses.items if s.chunk_sequence == sequence], 10, f"status of chunk {sequence}")[0]
+        return wait_for(
+            lambda: [s for _, s in statuses.items if s.chunk_sequence == sequence], 10, f"status of chunk {sequence}"
+        )[0]
 
     def no_trajectory_since(t: float) -> None:
         time.sleep(0.4)  # many control periods
@@ -313,7 +344,9 @@ def test_bad_input_over_dds_gets_its_status_and_no_trajectory(ros_node):
 
         feeding["on"] = False
         t0 = time.monotonic()
-        wait_for(lambda: [s for ts, s in statuses.items if ts > t0 and s.code == BridgeStatus.STALE_INPUT], 5, "STALE_INPUT")
+        wait_for(
+            lambda: [s for ts, s in statuses.items if ts > t0 and s.code == BridgeStatus.STALE_INPUT], 5, "STALE_INPUT"
+        )
         time.sleep(0.2)
         holds = trajectories.after(t0)
         assert len(holds) == 1 and len(holds[0].points) == 1, holds  # one hold at the measured position
@@ -338,7 +371,10 @@ def test_bad_input_over_dds_gets_its_status_and_no_trajectory(ros_node):
         msg.header.stamp = (ros_node.get_clock().now() - Duration(seconds=0.4)).to_msg()
         chunks.publish(msg)
         state = wait_for(lambda: [s for _, s in statuses.items if s.chunk_sequence == 6], 10, "status of chunk 6")[0]
-        assert state.code == BridgeStatus.OK and 0.29 < state.chunk_lateness < 1.0, (state.chunk_lateness, state.message)
+        assert state.code == BridgeStatus.OK and 0.29 < state.chunk_lateness < 1.0, (
+            state.chunk_lateness,
+            state.message,
+        )
         wait_for(lambda: trajectories.after(t3), 5, "the trajectory of the late chunk 6")
         # and an older observation after it is refused rather than rewinding the plan
         msg = ActionChunk(**{**_ee_fields(robot, SMALL, 7), **one_step})
@@ -351,8 +387,13 @@ def test_bad_input_over_dds_gets_its_status_and_no_trajectory(ros_node):
 
 def _bridge_node(*params: str) -> subprocess.CompletedProcess:
     args = [a for p in params for a in ("-p", p)]
-    return subprocess.run([sys.executable, "-m", "ros2_vla.nodes.bridge_node", "--ros-args", *args], cwd="/",
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "ros2_vla.nodes.bridge_node", "--ros-args", *args],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_moveit_backend_without_moveit_exits_2_with_one_clear_line():
@@ -365,13 +406,17 @@ def test_moveit_backend_without_moveit_exits_2_with_one_clear_line():
     out = _bridge_node("ik_backend:=moveit", "moveit_group:=fr3_arm")
     assert out.returncode == 2, out.stderr
     lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and "error" in lines[0] and "moveit_msgs" in lines[0] and "ik_backend:=pinocchio" in lines[0], out.stderr
+    assert (
+        len(lines) == 1 and "error" in lines[0] and "moveit_msgs" in lines[0] and "ik_backend:=pinocchio" in lines[0]
+    ), out.stderr
     assert "Traceback" not in out.stderr
 
 
 def test_unknown_ik_backend_exits_2():
     out = _bridge_node("ik_backend:=ikfast")
-    assert out.returncode == 2 and "unknown ik_backend 'ikfast'" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert out.returncode == 2 and "unknown ik_backend 'ikfast'" in out.stderr and "Traceback" not in out.stderr, (
+        out.stderr
+    )
 
 
 def test_blocking_client_gets_its_answer_inside_a_callback_without_deadlock(ros_node):

@@ -76,7 +76,9 @@ def test_unknown_robot_and_variant_are_config_errors():
 
 def test_reset_answer_reads_back_and_other_text_is_refused():
     assert parse_reset_answer(reset_answer(100001, "put the red cube in the bowl: now")) == (
-        100001, "put the red cube in the bowl: now")
+        100001,
+        "put the red cube in the bowl: now",
+    )
     for text in ("", "seed: pick", "seed x: pick", "reset 5: pick", "seed 5 pick"):
         with pytest.raises(ConfigError, match="not a /sim/reset answer"):
             parse_reset_answer(text)
@@ -112,8 +114,12 @@ def test_launch_adapter_declares_and_reads_the_bringups_launch_arguments():
     """Without ROS launch here, statically: the adapter declares `launch_arguments()` and reads them back
     through `launch_options()` (test_parameters checks those against the schema)."""
     tree = ast.parse((ROOT / "ros2_vla" / "launch_description.py").read_text())
-    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "ros2_vla.bringup"
-                for a in n.names}
+    imported = {
+        a.name
+        for n in ast.walk(tree)
+        if isinstance(n, ast.ImportFrom) and n.module == "ros2_vla.bringup"
+        for a in n.names
+    }
     assert {"launch_arguments", "launch_options", "describe_graph"} <= imported
     called = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
     assert {"launch_arguments", "launch_options", "describe_graph", "DeclareLaunchArgument"} <= called

@@ -121,8 +121,9 @@ def test_valid_token_chunk(franka):
 
 def test_ee_subset_and_permutation_accepted(franka):
     names = ("gripper", "z", "x")
-    validate_chunk(ee_chunk(dimension_names=names, tokens=np.zeros(6, np.uint16), low=[], high=[], normalized=[]),
-                   franka)
+    validate_chunk(
+        ee_chunk(dimension_names=names, tokens=np.zeros(6, np.uint16), low=[], high=[], normalized=[]), franka
+    )
 
 
 def test_joint_chunk_accepted(joint_robot, two_arm_robot):
@@ -142,8 +143,14 @@ def test_token_at_num_bins_minus_one_accepted(franka):
 def test_each_config_accepts_its_own_default_action(name):
     robot = load_robot_config(name)
     names = robot.action.dimension_names
-    chunk = Chunk(embodiment=robot.name, action_space=robot.action.space, dimension_names=names,
-                  dt=robot.action.dt, horizon=4, values=np.zeros(4 * len(names)))
+    chunk = Chunk(
+        embodiment=robot.name,
+        action_space=robot.action.space,
+        dimension_names=names,
+        dt=robot.action.dt,
+        horizon=4,
+        values=np.zeros(4 * len(names)),
+    )
     validate_chunk(chunk, robot)
 
 
@@ -215,8 +222,9 @@ def test_ee_chunk_on_two_arm_robot(two_arm_robot):
 def test_ee_chunk_with_joint_names(franka):
     names = franka.joint_names
     with pytest.raises(ChunkError, match="unknown dimensions"):
-        validate_chunk(ee_chunk(dimension_names=names, tokens=np.zeros(14, np.uint16), low=[], high=[],
-                                normalized=[]), franka)
+        validate_chunk(
+            ee_chunk(dimension_names=names, tokens=np.zeros(14, np.uint16), low=[], high=[], normalized=[]), franka
+        )
 
 
 # --- frames --------------------------------------------------------------------------------------------------
@@ -236,8 +244,15 @@ def test_resolve_delta_frame(franka):
 
 def test_tokens_decode_to_bin_centers_without_bounds():
     # bins 0, 127, 254, 255 -> centers -1 + 1/255, 0, 1 - 1/255, and 255 clips to the last center 1 - 1/255
-    c = Chunk(embodiment="franka", action_space="ee_delta", dimension_names=("x", "y"), dt=0.1, horizon=2,
-              tokens=[0, 127, 254, 255], num_bins=256)
+    c = Chunk(
+        embodiment="franka",
+        action_space="ee_delta",
+        dimension_names=("x", "y"),
+        dt=0.1,
+        horizon=2,
+        tokens=[0, 127, 254, 255],
+        num_bins=256,
+    )
     expected = [[-1 + 1 / 255, 0.0], [1 - 1 / 255, 1 - 1 / 255]]
     assert chunk_to_array(c) == pytest.approx(np.array(expected), abs=1e-12)
 
@@ -245,9 +260,18 @@ def test_tokens_decode_to_bin_centers_without_bounds():
 def test_tokens_decode_through_bounds():
     # bin 127 -> 0 -> midpoint of [-0.02, 0.04] = 0.01; bin 0 -> -1 + 1/255 -> 0.5*(1/255)*0.06 - 0.02;
     # the unnormalized dim keeps its bin center
-    c = Chunk(embodiment="franka", action_space="ee_delta", dimension_names=("x", "y", "gripper"), dt=0.1,
-              horizon=1, tokens=[127, 0, 254], num_bins=256, low=[-0.02, -0.02, 0], high=[0.04, 0.04, 1],
-              normalized=[True, True, False])
+    c = Chunk(
+        embodiment="franka",
+        action_space="ee_delta",
+        dimension_names=("x", "y", "gripper"),
+        dt=0.1,
+        horizon=1,
+        tokens=[127, 0, 254],
+        num_bins=256,
+        low=[-0.02, -0.02, 0],
+        high=[0.04, 0.04, 1],
+        normalized=[True, True, False],
+    )
     out = chunk_to_array(c)
     assert out.shape == (1, 3) and out.dtype == np.float64
     low, high = float(np.float32(-0.02)), float(np.float32(0.04))  # the message carries float32 bounds
@@ -257,16 +281,26 @@ def test_tokens_decode_through_bounds():
 
 def test_values_unnormalized_and_pass_through_untouched():
     values = np.array([[-1.0, 0.123456], [1.0, -3.5]], dtype=np.float32)
-    c = Chunk(embodiment="franka", action_space="ee_delta", dimension_names=("z", "gripper"), dt=0.1,
-              horizon=2, values=values, low=[0.1, 0.0], high=[0.3, 1.0], normalized=[True, False])
+    c = Chunk(
+        embodiment="franka",
+        action_space="ee_delta",
+        dimension_names=("z", "gripper"),
+        dt=0.1,
+        horizon=2,
+        values=values,
+        low=[0.1, 0.0],
+        high=[0.3, 1.0],
+        normalized=[True, False],
+    )
     out = chunk_to_array(c)
     assert out[:, 0] == pytest.approx([np.float32(0.1), np.float32(0.3)])
     assert np.array_equal(out[:, 1], values[:, 1].astype(np.float64))
 
 
 def test_chunk_to_array_rejects_malformed():
-    c = Chunk(embodiment="franka", action_space="ee_delta", dimension_names=("x",), dt=0.1, horizon=2,
-              values=[0.0, 1.0, 2.0])
+    c = Chunk(
+        embodiment="franka", action_space="ee_delta", dimension_names=("x",), dt=0.1, horizon=2, values=[0.0, 1.0, 2.0]
+    )
     with pytest.raises(ChunkError, match="horizon"):
         chunk_to_array(c)
     with pytest.raises(ChunkError):

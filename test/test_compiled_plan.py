@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from ros2_vla.actions.chunk import Chunk
-from ros2_vla.bridge.compiled_plan import ChainArrays, fk_jacobian, solve_ik as compiled_ik, symmetric_eigen
+from ros2_vla.bridge.compiled_plan import ChainArrays, fk_jacobian, symmetric_eigen
+from ros2_vla.bridge.compiled_plan import solve_ik as compiled_ik
 from ros2_vla.bridge.planner import ChunkPlanner
 from ros2_vla.bridge.status import BridgeCode
 from ros2_vla.config import RobotConfig, load_robot_config
@@ -65,14 +66,25 @@ def _ik_args(model: ArmModel, chain: ChainArrays):
 
 
 def _params(params: IkParams):
-    return (params.damping, params.max_iterations, params.position_tolerance, params.rotation_tolerance,
-            params.nullspace_gain, params.max_step)
+    return (
+        params.damping,
+        params.max_iterations,
+        params.position_tolerance,
+        params.rotation_tolerance,
+        params.nullspace_gain,
+        params.max_step,
+    )
 
 
-@pytest.mark.parametrize(("robot", "params"), [
-    ("franka", IkParams()), ("franka", IkParams(nullspace_gain=0.0)), ("widowx", IkParams()),
-    ("franka", IkParams(max_iterations=3)),  # stops before converging: the best iterate is returned
-])
+@pytest.mark.parametrize(
+    ("robot", "params"),
+    [
+        ("franka", IkParams()),
+        ("franka", IkParams(nullspace_gain=0.0)),
+        ("widowx", IkParams()),
+        ("franka", IkParams(max_iterations=3)),  # stops before converging: the best iterate is returned
+    ],
+)
 def test_ik_matches_solve_ik(robot, params):
     arm = _robot(robot).arms[0]
     model, chain = ArmModel.from_arm(arm), ChainArrays.from_chain(arm.chain)
@@ -82,7 +94,9 @@ def test_ik_matches_solve_ik(robot, params):
     for _ in range(40):
         seed = _random_q(model, rng)
         # A target a little away from the seed (as one chunk step), or anywhere (often unreachable for WidowX).
-        q_goal = np.clip(seed + rng.normal(0.0, 0.05 if rng.random() < 0.7 else 1.0, model.nq), model.lower, model.upper)
+        q_goal = np.clip(
+            seed + rng.normal(0.0, 0.05 if rng.random() < 0.7 else 1.0, model.nq), model.lower, model.upper
+        )
         T = model.fk(q_goal)
         T[:3, 3] += rng.normal(0.0, 0.01, 3)
         expected = solve_ik(model, T, seed, params)
@@ -113,23 +127,40 @@ def _random_chunk(robot: RobotConfig, rng: np.random.Generator, space: str, fram
         T0 = model.fk(model.home)
         values[:, :3] += T0[:3, 3] + np.cumsum(values[:, :3], axis=0)
         values[:, 3:6] = np.cumsum(values[:, 3:6], axis=0) + np.array([np.pi, 0.0, 0.0])
-    return Chunk(stamp=0.0, embodiment=robot.name, action_space=space, dimension_names=EE, dt=robot.action.dt,
-                 horizon=H, values=values.ravel(), frame_id=frame)
+    return Chunk(
+        stamp=0.0,
+        embodiment=robot.name,
+        action_space=space,
+        dimension_names=EE,
+        dt=robot.action.dt,
+        horizon=H,
+        values=values.ravel(),
+        frame_id=frame,
+    )
 
 
-@pytest.mark.parametrize(("robot", "space", "frame", "singularity"), [
-    ("franka", "ee_delta", "base", None), ("franka", "ee_delta", "ee", None), ("franka", "ee_absolute", "", None),
-    ("widowx", "ee_delta", "base", None), ("widowx", "ee_delta", "ee", None),
-    # Thresholds around the arms' own condition numbers near home (8 and 12), so that chunks slow and halt.
-    ("franka", "ee_delta", "base", (8.5, 12.0)), ("widowx", "ee_delta", "ee", (12.5, 20.0)),
-])
+@pytest.mark.parametrize(
+    ("robot", "space", "frame", "singularity"),
+    [
+        ("franka", "ee_delta", "base", None),
+        ("franka", "ee_delta", "ee", None),
+        ("franka", "ee_absolute", "", None),
+        ("widowx", "ee_delta", "base", None),
+        ("widowx", "ee_delta", "ee", None),
+        # Thresholds around the arms' own condition numbers near home (8 and 12), so that chunks slow and halt.
+        ("franka", "ee_delta", "base", (8.5, 12.0)),
+        ("widowx", "ee_delta", "ee", (12.5, 20.0)),
+    ],
+)
 def test_compiled_plans_equal_the_python_loop_on_random_chunks(robot, space, frame, singularity):
     config = _robot(robot)
     if space == "ee_absolute":
         config = replace(config, action=replace(config.action, space="ee_absolute"))
     if singularity is not None:
-        config = replace(config, safety=replace(config.safety, singularity_decelerate=singularity[0],
-                                                singularity_halt=singularity[1]))
+        config = replace(
+            config,
+            safety=replace(config.safety, singularity_decelerate=singularity[0], singularity_halt=singularity[1]),
+        )
     compiled, python = ChunkPlanner(config), ChunkPlanner(config, ik_solver=_python_loop)
     rng = np.random.default_rng(zlib.crc32(f"{robot} {space} {frame} {singularity}".encode()))
     arm = config.arms[0]
@@ -147,10 +178,14 @@ def test_compiled_plans_equal_the_python_loop_on_random_chunks(robot, space, fra
         np.testing.assert_allclose(a.ee_targets, b.ee_targets, atol=1e-9)
         if a.gripper is not None or b.gripper is not None:
             np.testing.assert_array_equal(a.gripper, b.gripper)
-        np.testing.assert_allclose([new.ik_position_residual, new.ik_rotation_residual],
-                                   [old.ik_position_residual, old.ik_rotation_residual], atol=1e-6)
-        np.testing.assert_allclose([new.condition_number, new.speed_scale], [old.condition_number, old.speed_scale],
-                                   rtol=1e-6)
+        np.testing.assert_allclose(
+            [new.ik_position_residual, new.ik_rotation_residual],
+            [old.ik_position_residual, old.ik_rotation_residual],
+            atol=1e-6,
+        )
+        np.testing.assert_allclose(
+            [new.condition_number, new.speed_scale], [old.condition_number, old.speed_scale], rtol=1e-6
+        )
         codes.add(new.code)
     if singularity is None:
         assert BridgeCode.OK in codes and {BridgeCode.WORKSPACE_LIMIT, BridgeCode.IK_FAILED} <= codes

@@ -60,7 +60,10 @@ def test_aloha_arms_are_prefixed_and_face_each_other():
     assert left.chain.base_link == "left_base_link" and right.chain.ee_link == "right_ee_gripper_link"
     assert left.base_xyz[0] == pytest.approx(-right.base_xyz[0]) and abs(left.base_xyz[0]) == pytest.approx(0.469)
     assert abs(right.base_rpy[2] - left.base_rpy[2]) == pytest.approx(math.pi)
-    assert (left.trajectory_topic, right.trajectory_topic) == ("/left_arm_controller/joint_trajectory", "/right_arm_controller/joint_trajectory")
+    assert (left.trajectory_topic, right.trajectory_topic) == (
+        "/left_arm_controller/joint_trajectory",
+        "/right_arm_controller/joint_trajectory",
+    )
     assert (left.gripper.joint, right.gripper.joint) == ("left_gripper", "right_gripper")
     assert left.gripper.mode == right.gripper.mode == "in_trajectory"
 

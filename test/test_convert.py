@@ -77,11 +77,23 @@ def test_info_json_describes_the_dataset(dataset):
     assert info["video_path"] == "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
     assert info["splits"] == {"train": "0:2"} and info["chunks_size"] == 1000
     f = info["features"]
-    assert f["action"] == {"dtype": "float32", "shape": [7], "names": ["x", "y", "z", "roll", "pitch", "yaw", "gripper"]}
+    assert f["action"] == {
+        "dtype": "float32",
+        "shape": [7],
+        "names": ["x", "y", "z", "roll", "pitch", "yaw", "gripper"],
+    }
     assert f["observation.state"]["shape"] == [8] and f["observation.state"]["names"][-1] == "fr3_finger_joint1"
     scene = f["observation.images.scene"]
-    assert scene["dtype"] == "video" and scene["shape"] == [224, 224, 3] and scene["names"] == ["height", "width", "channels"]
-    assert scene["info"]["video.codec"] == "h264" and scene["info"]["video.pix_fmt"] == "yuv420p" and scene["info"]["video.fps"] == 10
+    assert (
+        scene["dtype"] == "video"
+        and scene["shape"] == [224, 224, 3]
+        and scene["names"] == ["height", "width", "channels"]
+    )
+    assert (
+        scene["info"]["video.codec"] == "h264"
+        and scene["info"]["video.pix_fmt"] == "yuv420p"
+        and scene["info"]["video.fps"] == 10
+    )
     for name in ("timestamp", "frame_index", "episode_index", "index", "task_index"):
         assert f[name]["shape"] == [1]
 
@@ -89,12 +101,24 @@ def test_info_json_describes_the_dataset(dataset):
 def test_parquet_files_have_lerobot_columns(dataset):
     out, report = dataset
     data = pq.read_table(out / "data/chunk-000/file-000.parquet")
-    assert data.column_names == ["observation.state", "action", "timestamp", "frame_index", "episode_index", "index", "task_index"]
+    assert data.column_names == [
+        "observation.state",
+        "action",
+        "timestamp",
+        "frame_index",
+        "episode_index",
+        "index",
+        "task_index",
+    ]
     assert data.num_rows == report.frames and data.column("index").to_pylist() == list(range(report.frames))
-    assert pq.ParquetFile(out / "data/chunk-000/file-000.parquet").num_row_groups == 2  # one per episode, as LeRobot writes
+    assert (
+        pq.ParquetFile(out / "data/chunk-000/file-000.parquet").num_row_groups == 2
+    )  # one per episode, as LeRobot writes
     episodes = pq.read_table(out / "meta/episodes/chunk-000/file-000.parquet").to_pylist()
     assert [e["episode_index"] for e in episodes] == [0, 1]
-    assert episodes[0]["dataset_from_index"] == 0 and episodes[1]["dataset_from_index"] == episodes[0]["dataset_to_index"]
+    assert (
+        episodes[0]["dataset_from_index"] == 0 and episodes[1]["dataset_from_index"] == episodes[0]["dataset_to_index"]
+    )
     assert episodes[1]["dataset_to_index"] == report.frames
     for e in episodes:
         assert e["length"] == e["dataset_to_index"] - e["dataset_from_index"]
@@ -105,7 +129,9 @@ def test_parquet_files_have_lerobot_columns(dataset):
     assert episodes[1]["videos/observation.images.scene/from_timestamp"] == pytest.approx(episodes[0]["length"] / 10)
     tasks = pq.read_table(out / "meta/tasks.parquet")
     assert tasks.column_names == ["task_index", "task"]
-    assert json.loads(tasks.schema.metadata[b"pandas"])["index_columns"] == ["task"]  # pandas reads the text as the index
+    assert json.loads(tasks.schema.metadata[b"pandas"])["index_columns"] == [
+        "task"
+    ]  # pandas reads the text as the index
 
 
 def test_round_trip_frames_state_and_pixels(franka, dataset):
@@ -165,7 +191,9 @@ def test_gripper_action_is_the_commanded_close(franka, dataset):
         expert.append(values[min(int(round((t - tc) / 0.1)), len(values) - 1), -1])
     closes = np.flatnonzero(gripper < 0.5)
     assert np.mean(np.array(expert) == gripper) > 0.95
-    assert abs(closes[0] - np.flatnonzero(np.array(expert) < 0.5)[0]) <= 1  # labelled closed within a step of the decision
+    assert (
+        abs(closes[0] - np.flatnonzero(np.array(expert) < 0.5)[0]) <= 1
+    )  # labelled closed within a step of the decision
 
 
 def test_stats_cover_every_frame(dataset):
@@ -180,7 +208,12 @@ def test_stats_cover_every_frame(dataset):
     np.testing.assert_allclose(a["q99"], np.quantile(data.action, 0.99, axis=0), atol=1e-6)
     np.testing.assert_allclose(stats["observation.state"]["max"], data.state.max(axis=0), atol=1e-6)
     assert np.array(stats["observation.images.scene"]["mean"]).shape == (3, 1, 1)
-    assert 0.0 <= np.min(stats["observation.images.scene"]["min"]) <= np.max(stats["observation.images.scene"]["max"]) <= 1.0
+    assert (
+        0.0
+        <= np.min(stats["observation.images.scene"]["min"])
+        <= np.max(stats["observation.images.scene"]["max"])
+        <= 1.0
+    )
     assert set(data.stats["action"]) >= {"mean", "std", "min", "max", "q01", "q99"}
 
 
@@ -200,8 +233,9 @@ def test_aloha_actions_are_the_next_joint_positions(tmp_path):
     names = list(robot.action.dimension_names)
     state_names = list(robot.joint_names) + ["left_gripper", "right_gripper"]
     joints = [n for n in names if n in robot.joint_names]
-    np.testing.assert_array_equal(data.action[:-1, [names.index(n) for n in joints]],
-                                  data.state[1:, [state_names.index(n) for n in joints]])
+    np.testing.assert_array_equal(
+        data.action[:-1, [names.index(n) for n in joints]], data.state[1:, [state_names.index(n) for n in joints]]
+    )
     grip = data.action[:, [names.index("left_gripper"), names.index("right_gripper")]]
     assert np.all((grip >= 0) & (grip <= 1)) and grip[0, 0] == pytest.approx(1.0, abs=0.05)  # open at the start
 
@@ -235,17 +269,31 @@ def test_a_failure_while_writing_leaves_nothing_behind(franka, tmp_path):
 
 def test_cli_converts_and_reports_errors_in_one_line(franka, tmp_path):
     root, _ = franka
-    ok = subprocess.run(cli("convert", str(root / "episode_0002"), "--to", "lerobot", str(tmp_path / "ds")),
-                        capture_output=True, text=True, timeout=120)
+    ok = subprocess.run(
+        cli("convert", str(root / "episode_0002"), "--to", "lerobot", str(tmp_path / "ds")),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert ok.returncode == 0, ok.stderr
     assert "wrote" in ok.stdout and (tmp_path / "ds/meta/info.json").is_file()
-    again = subprocess.run(cli("convert", str(root / "episode_0002"), "--to", "lerobot", str(tmp_path / "ds")),
-                           capture_output=True, text=True, timeout=120)
+    again = subprocess.run(
+        cli("convert", str(root / "episode_0002"), "--to", "lerobot", str(tmp_path / "ds")),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert again.returncode == 2 and again.stderr.count("\n") == 1
     assert again.stderr.startswith("ros2-vla: ") and "--overwrite" in again.stderr
-    only_failed = subprocess.run(cli("convert", str(root / "episode_0001"), "--to", "lerobot", str(tmp_path / "x")),
-                                 capture_output=True, text=True, timeout=120)
-    assert only_failed.returncode == 2 and "--include-failed" in only_failed.stderr and only_failed.stderr.count("\n") == 1
+    only_failed = subprocess.run(
+        cli("convert", str(root / "episode_0001"), "--to", "lerobot", str(tmp_path / "x")),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (
+        only_failed.returncode == 2 and "--include-failed" in only_failed.stderr and only_failed.stderr.count("\n") == 1
+    )
 
 
 def _expert_stream(good, times):
@@ -298,8 +346,13 @@ def test_chunk_log_replaces_holds_and_starts_at_the_first_decision():
     robot = load_robot_config("franka")
     a = np.arange(3 * 7, dtype=np.float64).reshape(3, 7) + 1.0  # steps 0..2, gripper last
     b = -np.ones((3, 7))
-    log = ChunkLog(receipt=np.array([0.52, 0.82]), start=np.array([0.5, 0.8]), actions=(a, b), dt=0.1,
-                   hold_motion=~hold_dims(robot.action.space, robot.action.dimension_names))
+    log = ChunkLog(
+        receipt=np.array([0.52, 0.82]),
+        start=np.array([0.5, 0.8]),
+        actions=(a, b),
+        dt=0.1,
+        hold_motion=~hold_dims(robot.action.space, robot.action.dimension_names),
+    )
     got = log.at(np.array([0.0, 0.5, 0.65, 0.75, 0.81, 0.85, 1.1, 1.3]))
     np.testing.assert_array_equal(got[0], a[0])  # before any chunk: the first one's step 0
     np.testing.assert_array_equal(got[1:4], a)  # step k from stamp + k dt

@@ -25,8 +25,13 @@ pytest.importorskip("rclpy")
 def test_the_demo_runs_the_shipped_policy_to_its_summary_and_video(tmp_path):
     out = tmp_path / "demo"
     # A short episode: this checks the pipeline (success rates are ros2-vla eval's job)
-    proc = subprocess.run(cli("demo", "--episodes", "1", "--timeout", "6", "--out", str(out)), cwd="/",
-                          capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        cli("demo", "--episodes", "1", "--timeout", "6", "--out", str(out)),
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"policy flow:{default_model_dir('franka')}, 1 episode(s) from seed {HELD_OUT_SEED}" in proc.stdout
     [episode] = json.loads((out / "summary.json").read_text())
@@ -56,8 +61,13 @@ def test_a_model_that_fails_to_load_stops_the_demo_with_one_line(tmp_path):
     bad.mkdir()
     (bad / "config.json").write_text("{not json")
     out = tmp_path / "demo"
-    proc = subprocess.run(cli("demo", "--episodes", "1", "--model", str(bad), "--out", str(out)), cwd="/",
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        cli("demo", "--episodes", "1", "--model", str(bad), "--out", str(out)),
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("ros2-vla:")]
     assert len(errors) == 1 and errors[0].startswith("ros2-vla: vla_node: model failed to load: "), proc.stderr

@@ -29,8 +29,23 @@ def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_record_convert_train_eval_through_the_cli(tmp_path):
     bags, dataset, model, evals = (tmp_path / name for name in ("bags", "dataset", "model", "eval"))
-    recorded = run("record", "franka", str(bags), "--sim", "--expert", "--episodes", "2", "--seed", "11",
-                   "--task-kind", "pick", "--phrasing", "train", "--hold", "0.3").stdout
+    recorded = run(
+        "record",
+        "franka",
+        str(bags),
+        "--sim",
+        "--expert",
+        "--episodes",
+        "2",
+        "--seed",
+        "11",
+        "--task-kind",
+        "pick",
+        "--phrasing",
+        "train",
+        "--hold",
+        "0.3",
+    ).stdout
     # Under heavy load the expert can miss a grasp: the sim labels that episode a failure, and the
     # converter must leave out exactly the failures.
     episodes = sorted(bags.glob(f"{EPISODE_PREFIX}*"))
@@ -42,18 +57,48 @@ def test_record_convert_train_eval_through_the_cli(tmp_path):
     skipped = {Path(p).resolve() for p in read_extras(dataset)["skipped_failed"]}
     assert skipped == {path for path, success in labels.items() if not success}, converted
     assert data.robot == "franka" and data.action_space == "ee_delta"
-    assert set(data.cameras) == {"scene", "wrist"} and len(data) > 40 * data.num_episodes  # ~6 s of picking each, at 10 Hz
+    assert (
+        set(data.cameras) == {"scene", "wrist"} and len(data) > 40 * data.num_episodes
+    )  # ~6 s of picking each, at 10 Hz
     assert np.any(data.action[:, 2] > 0.005)  # the lift is in the labels
     assert set(data.action[:, 6]) == {0.0, 1.0}  # the gripper opens and closes
 
-    run("train", str(dataset), str(model), "--preset", "tiny", "--steps", "6", "--batch-size", "4",
-        "--save-every", "3", "--threads", "1", "--no-progress")
+    run(
+        "train",
+        str(dataset),
+        str(model),
+        "--preset",
+        "tiny",
+        "--steps",
+        "6",
+        "--batch-size",
+        "4",
+        "--save-every",
+        "3",
+        "--threads",
+        "1",
+        "--no-progress",
+    )
     log = [json.loads(line) for line in (model / "train_log.jsonl").read_text().splitlines()]
     assert log and all(np.isfinite(r["loss"]) for r in log if "loss" in r)
     assert (model / "loss_curve.png").stat().st_size > 0 and read_config(model).cameras == ("scene", "wrist")
 
-    run("eval", "franka", "--policy", "flow", "--model", str(model), "--episodes", "2", "--time-limit", "2",
-        "--video-episodes", "1", "--out", str(evals))
+    run(
+        "eval",
+        "franka",
+        "--policy",
+        "flow",
+        "--model",
+        str(model),
+        "--episodes",
+        "2",
+        "--time-limit",
+        "2",
+        "--video-episodes",
+        "1",
+        "--out",
+        str(evals),
+    )
     results = json.loads((evals / "results.json").read_text())
     episodes = results["records"]
     assert results["episodes"] == 2 and all(e["seed"] >= 100000 for e in episodes)  # held-out scenes

@@ -24,15 +24,24 @@ def test_expert_episodes_print_the_rate_and_write_the_files(tmp_path):
     assert {p.name for p in tmp_path.iterdir()} == {"results.json", "summary.md", "episodes.mp4", "episodes.gif"}
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("franka", "--policy", "flow", "--model", "/nonexistent/model"), "model folder /nonexistent/model does not exist"),
-    (("franka", "--policy", "openvla"), "--policy openvla needs --model"),
-    (("aloha", "--policy", "flow"), "no default policy is shipped for 'aloha'"),
-    (("franka", "--policy", "expert", "--kind", "bimanual_pick"), "task kind 'bimanual_pick' is not one franka does"),
-    (("franka", "--policy", "expert", "--episodes", "0"), "episodes must be >= 1"),
-    (("franka", "--policy", "expert", "--chunk-delay", "-0.1"), "chunk_delay must be finite and >= 0"),
-    (("frank", "--policy", "expert"), "frank"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("franka", "--policy", "flow", "--model", "/nonexistent/model"),
+            "model folder /nonexistent/model does not exist",
+        ),
+        (("franka", "--policy", "openvla"), "--policy openvla needs --model"),
+        (("aloha", "--policy", "flow"), "no default policy is shipped for 'aloha'"),
+        (
+            ("franka", "--policy", "expert", "--kind", "bimanual_pick"),
+            "task kind 'bimanual_pick' is not one franka does",
+        ),
+        (("franka", "--policy", "expert", "--episodes", "0"), "episodes must be >= 1"),
+        (("franka", "--policy", "expert", "--chunk-delay", "-0.1"), "chunk_delay must be finite and >= 0"),
+        (("frank", "--policy", "expert"), "frank"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
     proc = run(*args, "--out", str(tmp_path / "out"))
     assert proc.returncode == 2, proc.stdout + proc.stderr

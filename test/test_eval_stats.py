@@ -10,17 +10,20 @@ from ros2_vla.errors import ConfigError
 from ros2_vla.evaluation.stats import percentiles, wilson_interval
 
 
-@pytest.mark.parametrize(("k", "n", "low", "high"), [
-    # Newcombe (1998), Stat. Med. 17:857, Table I, method 3 (Wilson score, no continuity correction)
-    (81, 263, 0.2553, 0.3662),
-    (15, 148, 0.0624, 0.1605),
-    (0, 20, 0.0, 0.1611),
-    (1, 29, 0.0061, 0.1718),
-    # evaluation-sized runs (same figures as scipy.stats.binomtest(k, n).proportion_ci(method="wilson"))
-    (8, 10, 0.4902, 0.9433),
-    (10, 10, 0.7225, 1.0),
-    (45, 50, 0.7864, 0.9565),
-])
+@pytest.mark.parametrize(
+    ("k", "n", "low", "high"),
+    [
+        # Newcombe (1998), Stat. Med. 17:857, Table I, method 3 (Wilson score, no continuity correction)
+        (81, 263, 0.2553, 0.3662),
+        (15, 148, 0.0624, 0.1605),
+        (0, 20, 0.0, 0.1611),
+        (1, 29, 0.0061, 0.1718),
+        # evaluation-sized runs (same figures as scipy.stats.binomtest(k, n).proportion_ci(method="wilson"))
+        (8, 10, 0.4902, 0.9433),
+        (10, 10, 0.7225, 1.0),
+        (45, 50, 0.7864, 0.9565),
+    ],
+)
 def test_wilson_interval_matches_published_figures(k, n, low, high):
     lo, hi = wilson_interval(k, n)
     assert lo == pytest.approx(low, abs=1e-4) and hi == pytest.approx(high, abs=1e-4)

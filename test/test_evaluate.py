@@ -107,7 +107,9 @@ def test_picking_the_wrong_cube_is_counted_apart_from_failing(franka):
 
 def test_a_tiny_flow_checkpoint_runs_through_the_bridge_and_writes_results(franka, tmp_path):
     policy = load_eval_policy(franka, "flow", str(flow_checkpoint(tmp_path / "model", franka)), device="cpu")
-    report = evaluate(franka, policy, EvalConfig(episodes=2, time_limit=1.0, video_episodes=1), tmp_path / "out", log=None)
+    report = evaluate(
+        franka, policy, EvalConfig(episodes=2, time_limit=1.0, video_episodes=1), tmp_path / "out", log=None
+    )
     assert report.episodes == 2 and report.policy.startswith("flow:")
     assert report.config["policy_period"] == pytest.approx(0.1)  # one chunk per 10 Hz camera frame, as vla_node
     for r in report.records:
@@ -121,20 +123,32 @@ def test_a_tiny_flow_checkpoint_runs_through_the_bridge_and_writes_results(frank
 def test_the_blend_mode_is_the_bridge_s_and_the_report_says_which(franka):
     # The same expert episode played through the bridge's "skip" and "ensemble" blending: both pick,
     # but the arm moves differently, so the mode reached the bridge and not only the report.
-    reports = {mode: evaluate(franka, ExpertPolicy(franka), EvalConfig(episodes=1, kind="pick", blend=BlendConfig(mode)),
-                              log=None) for mode in ("skip", "ensemble")}
+    reports = {
+        mode: evaluate(
+            franka, ExpertPolicy(franka), EvalConfig(episodes=1, kind="pick", blend=BlendConfig(mode)), log=None
+        )
+        for mode in ("skip", "ensemble")
+    }
     assert all(r.successes == 1 for r in reports.values())
     assert reports["skip"].records[0].sim_time != reports["ensemble"].records[0].sim_time
     assert reports["ensemble"].config["blend"]["mode"] == "ensemble"
-    assert "bridge blending ensemble, each chunk at the bridge 2 ms after its observation." in reports["ensemble"].markdown()
+    assert (
+        "bridge blending ensemble, each chunk at the bridge 2 ms after its observation."
+        in reports["ensemble"].markdown()
+    )
 
 
 def test_the_chunk_delay_reaches_the_bridge_and_the_report_says_so(franka):
     # The same expert episode with its chunks 2 ms and 150 ms late: the arm moves differently.
-    reports = [evaluate(franka, ExpertPolicy(franka), EvalConfig(episodes=1, kind="pick", chunk_delay=d), log=None)
-               for d in (EvalConfig.chunk_delay, 0.15)]
+    reports = [
+        evaluate(franka, ExpertPolicy(franka), EvalConfig(episodes=1, kind="pick", chunk_delay=d), log=None)
+        for d in (EvalConfig.chunk_delay, 0.15)
+    ]
     assert reports[0].records[0].sim_time != reports[1].records[0].sim_time
-    assert reports[1].config["chunk_delay"] == 0.15 and "each chunk at the bridge 150 ms after its observation." in reports[1].markdown()
+    assert (
+        reports[1].config["chunk_delay"] == 0.15
+        and "each chunk at the bridge 150 ms after its observation." in reports[1].markdown()
+    )
 
 
 def test_backend_gets_what_vla_node_would_assemble(franka):

@@ -58,9 +58,18 @@ def test_chunk_is_normalized_with_q01_q99_and_the_gripper_passes_through(policy,
 def test_the_bridge_decodes_the_chunk_through_low_high(policy):
     out = policy.infer(observation(policy.model.config))
     cfg = policy.model.config
-    chunk = Chunk(stamp=1.0, embodiment="franka", action_space=cfg.action_space, dimension_names=cfg.dimension_names,
-                  dt=cfg.dt, horizon=cfg.horizon, values=out.values, low=out.low, high=out.high,
-                  normalized=out.normalized)
+    chunk = Chunk(
+        stamp=1.0,
+        embodiment="franka",
+        action_space=cfg.action_space,
+        dimension_names=cfg.dimension_names,
+        dt=cfg.dt,
+        horizon=cfg.horizon,
+        values=out.values,
+        low=out.low,
+        high=out.high,
+        normalized=out.normalized,
+    )
     physical = chunk_to_array(chunk)
     expected = out.low + (out.values + 1) / 2 * (out.high - out.low)
     np.testing.assert_allclose(physical[:, :6], expected[:, :6], rtol=1e-6)
@@ -89,8 +98,10 @@ def test_camera_order_comes_from_the_spec_not_the_dict(policy):
     obs = observation(cfg)
     reordered = dataclasses.replace(obs, images=dict(reversed(list(obs.images.items()))))
     swapped = dataclasses.replace(obs, images=dict(zip(cfg.cameras, reversed(list(obs.images.values())))))
-    run = [FlowPolicy.from_model(policy.model, policy.state.norm_stats, num_threads=1, seed=0).infer(o).values
-           for o in (obs, reordered, swapped)]
+    run = [
+        FlowPolicy.from_model(policy.model, policy.state.norm_stats, num_threads=1, seed=0).infer(o).values
+        for o in (obs, reordered, swapped)
+    ]
     np.testing.assert_array_equal(run[0], run[1])
     assert not np.array_equal(run[0], run[2])
 
@@ -108,25 +119,35 @@ def _bad(obs, **changes):
     return dataclasses.replace(obs, **changes)
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (lambda o: _bad(o, images={"scene": o.images["scene"]}), r"observation lacks cameras \['wrist'\]"),
-    (lambda o: _bad(o, images={**o.images, "wrist": o.images["wrist"].astype(np.float32)}),
-     "camera 'wrist': image dtype is float32, expected uint8"),
-    (lambda o: _bad(o, images={**o.images, "scene": o.images["scene"][..., 0]}),
-     r"camera 'scene': image shape is \(48, 64\)"),
-    (lambda o: _bad(o, images={**o.images, "scene": np.zeros((48, 64, 4), np.uint8)}), "expected \\(H, W, 3\\) RGB"),
-    (lambda o: _bad(o, images={**o.images, "scene": np.zeros((0, 64, 3), np.uint8)}), "expected \\(H, W, 3\\) RGB"),
-    (lambda o: _bad(o, images={**o.images, "scene": [[0, 0, 0]]}), "must be a numpy array"),
-    (lambda o: _bad(o, images=[1, 2]), "must be a dict"),
-    (lambda o: _bad(o, state=o.state[:3]), r"state has shape \(3,\), this model takes \(8,\)"),
-    (lambda o: _bad(o, state=np.full(8, np.nan, np.float32)), "state must be finite"),
-    (lambda o: _bad(o, state=np.zeros(8, np.int64)), "state must be finite floats"),
-    (lambda o: _bad(o, instruction=""), "instruction is empty"),
-    (lambda o: _bad(o, instruction="   "), "instruction is empty"),
-    (lambda o: _bad(o, instruction="go " * 300), "instruction is 900 characters long; the limit is 512"),
-    (lambda o: _bad(o, instruction="go " * 100), "instruction is 100 tokens long; this model takes at most 16"),
-    (lambda o: _bad(o, instruction="?!"), "has no words"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda o: _bad(o, images={"scene": o.images["scene"]}), r"observation lacks cameras \['wrist'\]"),
+        (
+            lambda o: _bad(o, images={**o.images, "wrist": o.images["wrist"].astype(np.float32)}),
+            "camera 'wrist': image dtype is float32, expected uint8",
+        ),
+        (
+            lambda o: _bad(o, images={**o.images, "scene": o.images["scene"][..., 0]}),
+            r"camera 'scene': image shape is \(48, 64\)",
+        ),
+        (
+            lambda o: _bad(o, images={**o.images, "scene": np.zeros((48, 64, 4), np.uint8)}),
+            "expected \\(H, W, 3\\) RGB",
+        ),
+        (lambda o: _bad(o, images={**o.images, "scene": np.zeros((0, 64, 3), np.uint8)}), "expected \\(H, W, 3\\) RGB"),
+        (lambda o: _bad(o, images={**o.images, "scene": [[0, 0, 0]]}), "must be a numpy array"),
+        (lambda o: _bad(o, images=[1, 2]), "must be a dict"),
+        (lambda o: _bad(o, state=o.state[:3]), r"state has shape \(3,\), this model takes \(8,\)"),
+        (lambda o: _bad(o, state=np.full(8, np.nan, np.float32)), "state must be finite"),
+        (lambda o: _bad(o, state=np.zeros(8, np.int64)), "state must be finite floats"),
+        (lambda o: _bad(o, instruction=""), "instruction is empty"),
+        (lambda o: _bad(o, instruction="   "), "instruction is empty"),
+        (lambda o: _bad(o, instruction="go " * 300), "instruction is 900 characters long; the limit is 512"),
+        (lambda o: _bad(o, instruction="go " * 100), "instruction is 100 tokens long; this model takes at most 16"),
+        (lambda o: _bad(o, instruction="?!"), "has no words"),
+    ],
+)
 def test_bad_observations_are_refused_with_the_reason(policy, change, message):
     with pytest.raises(PolicyError, match=message):
         policy.infer(change(observation(policy.model.config)))
@@ -161,7 +182,6 @@ def test_gpu_asked_for_and_absent(tmp_path, stats):
     save_checkpoint(tmp_path, model, model.config, stats)
     with pytest.raises(PolicyError, match="no CUDA GPU"):
         FlowPolicy(tmp_path, device="cuda")
-
 
 
 @pytest.fixture

@@ -19,8 +19,11 @@ def checkpoint(tmp_path):
     model = random_model()
     config = model.config
     rng = np.random.default_rng(0)
-    stats = compute_norm_stats(rng.normal(size=(100, config.horizon, config.action_dim)),
-                               rng.normal(size=(100, config.state_dim)), default_action_mask(config.dimension_names))
+    stats = compute_norm_stats(
+        rng.normal(size=(100, config.horizon, config.action_dim)),
+        rng.normal(size=(100, config.state_dim)),
+        default_action_mask(config.dimension_names),
+    )
     save_checkpoint(tmp_path / "ckpt", model, config, stats)
     return tmp_path / "ckpt", model, stats
 
@@ -52,11 +55,14 @@ def test_missing_folder(tmp_path):
         load_checkpoint(tmp_path / "nowhere")
 
 
-@pytest.mark.parametrize(("name", "message"), [
-    ("config.json", "config.json is missing"),
-    ("model.safetensors", "model.safetensors is missing"),
-    ("norm_stats.json", "norm_stats.json is missing"),
-])
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("config.json", "config.json is missing"),
+        ("model.safetensors", "model.safetensors is missing"),
+        ("norm_stats.json", "norm_stats.json is missing"),
+    ],
+)
 def test_missing_file_is_named(checkpoint, name, message):
     folder = checkpoint[0]
     (folder / name).unlink()

@@ -34,23 +34,26 @@ def test_override_applies_and_unknown_override_is_refused():
         get_config("tiny", no_such_field=1)
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    ({"image_size": (30, 32)}, "multiple of patch_size"),
-    ({"image_size": (32,)}, "image_size must be"),
-    ({"cameras": ()}, "cameras must be"),
-    ({"cameras": ("a", "a")}, "cameras must be"),
-    ({"text_encoder": "bert"}, "text_encoder 'bert' unknown"),
-    ({"action_space": "torque"}, "action_space 'torque' unknown"),
-    ({"action_dim": 6}, "dimension_names has 7 names but action_dim is 6"),
-    ({"heads": 3}, "multiple of heads"),
-    ({"expert_heads": 3}, "multiple of expert_heads"),
-    ({"horizon": 0}, "horizon must be a positive integer"),
-    ({"flow_steps": 2.5}, "flow_steps must be a positive integer"),
-    ({"dt": 0.0}, "dt must be > 0"),
-    ({"vision_depth": -1}, "vision_depth must be >= 0"),
-    ({"keypoints": -1}, "keypoints must be an integer >= 0"),
-    ({"keypoints": 4, "patch_size": 4}, "patch_size 4 must be a multiple of 8"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"image_size": (30, 32)}, "multiple of patch_size"),
+        ({"image_size": (32,)}, "image_size must be"),
+        ({"cameras": ()}, "cameras must be"),
+        ({"cameras": ("a", "a")}, "cameras must be"),
+        ({"text_encoder": "bert"}, "text_encoder 'bert' unknown"),
+        ({"action_space": "torque"}, "action_space 'torque' unknown"),
+        ({"action_dim": 6}, "dimension_names has 7 names but action_dim is 6"),
+        ({"heads": 3}, "multiple of heads"),
+        ({"expert_heads": 3}, "multiple of expert_heads"),
+        ({"horizon": 0}, "horizon must be a positive integer"),
+        ({"flow_steps": 2.5}, "flow_steps must be a positive integer"),
+        ({"dt": 0.0}, "dt must be > 0"),
+        ({"vision_depth": -1}, "vision_depth must be >= 0"),
+        ({"keypoints": -1}, "keypoints must be an integer >= 0"),
+        ({"keypoints": 4, "patch_size": 4}, "patch_size 4 must be a multiple of 8"),
+    ],
+)
 def test_bad_fields_are_refused_by_name(overrides, message):
     with pytest.raises(PolicyError, match=message):
         get_config("tiny", **overrides)

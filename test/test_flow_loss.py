@@ -29,8 +29,14 @@ def test_loss_is_a_finite_scalar_reaching_every_trainable_part():
     loss = flow_matching_loss(model, tensor_batch(model.config, INSTRUCTIONS), torch.Generator().manual_seed(0))
     assert loss.dim() == 0 and math.isfinite(loss.item())
     loss.backward()
-    for name in ("prefix.vision.stem.0.weight", "prefix.text.embed.weight", "prefix.state.weight",
-                 "prefix.blocks.0.qkv.weight", "expert.blocks.0.prefix_kv.weight", "expert.time_mix.0.weight"):
+    for name in (
+        "prefix.vision.stem.0.weight",
+        "prefix.text.embed.weight",
+        "prefix.state.weight",
+        "prefix.blocks.0.qkv.weight",
+        "expert.blocks.0.prefix_kv.weight",
+        "expert.time_mix.0.weight",
+    ):
         grad = dict(model.named_parameters())[name].grad
         assert grad is not None and grad.abs().sum() > 0, name
 
@@ -72,8 +78,12 @@ def test_trained_sampler_follows_the_instruction():
     g = torch.Generator().manual_seed(1)
     images = {c: (torch.rand(1, 3, *cfg.image_size, generator=g) * 2 - 1).expand(2, -1, -1, -1) for c in cfg.cameras}
     actions = torch.stack([torch.full((cfg.horizon, cfg.action_dim), v) for v in (0.6, -0.6)])
-    batch = {"images": images, "state": torch.zeros(2, cfg.state_dim),
-             "instruction": ["pick the red cube", "pick the blue cube"], "actions": actions}
+    batch = {
+        "images": images,
+        "state": torch.zeros(2, cfg.state_dim),
+        "instruction": ["pick the red cube", "pick the blue cube"],
+        "actions": actions,
+    }
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     for _ in range(60):
         loss = flow_matching_loss(model, batch, g)

@@ -71,8 +71,10 @@ def test_each_prefix_part_reaches_the_velocity(part):
     changed = dict(batch, **{part: other[part]})
     x, t = torch.randn(1, model.config.horizon, model.config.action_dim), torch.full((1,), 0.7)
     with torch.inference_mode():
-        v = [model.velocity(model.encode_prefix(model.make_inputs(b["images"], b["state"], b["instruction"])), x, t)
-             for b in (batch, changed)]
+        v = [
+            model.velocity(model.encode_prefix(model.make_inputs(b["images"], b["state"], b["instruction"])), x, t)
+            for b in (batch, changed)
+        ]
     assert (v[0] - v[1]).abs().max() > 1e-4
 
 

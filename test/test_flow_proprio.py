@@ -43,7 +43,7 @@ def test_features_are_each_arms_tcp_position_and_two_rotation_columns(name):
         for i, s in enumerate(states):
             T = model.fk(s[[index[j] for j in arm.chain.joint_names]])
             expected = np.concatenate([T[:3, 3], T[:3, 0], T[:3, 1]])
-            np.testing.assert_allclose(features[i, 9 * k:9 * (k + 1)], expected, atol=1e-6)
+            np.testing.assert_allclose(features[i, 9 * k : 9 * (k + 1)], expected, atol=1e-6)
     np.testing.assert_array_equal(TcpFeatures(robot)(states[0]), features[0])  # one state or a batch
 
 

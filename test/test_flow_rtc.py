@@ -13,8 +13,16 @@ from flow_helpers import observation, one_torch_thread, random_model, tiny_confi
 from ros2_vla.config import load_robot_config
 from ros2_vla.errors import ConfigError, PolicyError
 from ros2_vla.policies.flow import FlowPolicy, compute_norm_stats, default_action_mask
-from ros2_vla.policies.flow.rtc import (ChunkHistory, DelayEstimate, Guidance, PreviousChunk, RtcConfig,
-                                        guidance_for, guidance_scale, prefix_weights)
+from ros2_vla.policies.flow.rtc import (
+    ChunkHistory,
+    DelayEstimate,
+    Guidance,
+    PreviousChunk,
+    RtcConfig,
+    guidance_for,
+    guidance_scale,
+    prefix_weights,
+)
 from ros2_vla.policies.registry import LoadOptions, load_policy
 
 DT = 0.1
@@ -107,9 +115,13 @@ def test_guided_sampling_holds_the_frozen_steps_and_pulls_the_overlap():
     model = random_model()
     cfg = model.config
     with torch.no_grad():
-        obs_cache = model.encode_prefix(model.make_inputs(
-            {c: torch.zeros(1, 3, *cfg.image_size) for c in cfg.cameras}, torch.zeros(1, cfg.state_dim),
-            model.encode_text(["go"])))
+        obs_cache = model.encode_prefix(
+            model.make_inputs(
+                {c: torch.zeros(1, 3, *cfg.image_size) for c in cfg.cameras},
+                torch.zeros(1, cfg.state_dim),
+                model.encode_text(["go"]),
+            )
+        )
         noise = model.noise(1, torch.Generator().manual_seed(0))
         free = model.sample(obs_cache, noise=noise.clone())[0]
         target = torch.randn(cfg.horizon, cfg.action_dim, generator=torch.Generator().manual_seed(1))

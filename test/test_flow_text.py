@@ -11,8 +11,14 @@ from flow_helpers import observation, one_torch_thread, random_model, tiny_confi
 
 from ros2_vla.errors import PolicyError
 from ros2_vla.policies.flow import FlowPolicy, identity_norm_stats
-from ros2_vla.policies.flow.text import (CACHE_SIZE, MINILM_DIM, HashWordEncoder, MiniLMEncoder, TextEmbedding,
-                                         build_text_encoder)
+from ros2_vla.policies.flow.text import (
+    CACHE_SIZE,
+    MINILM_DIM,
+    HashWordEncoder,
+    MiniLMEncoder,
+    TextEmbedding,
+    build_text_encoder,
+)
 
 
 def test_hash_ids_are_stable_crc32_of_lowercased_words():
@@ -28,13 +34,16 @@ def test_hash_batch_is_padded_and_masked():
     assert tokens.mask.tolist() == [[True, False, False], [True, True, True]]
 
 
-@pytest.mark.parametrize(("texts", "message"), [
-    (["one two three four five"], "5 tokens long; this model takes at most 4"),
-    (["..."], "has no words"),
-    ([""], "non-empty string"),
-    ([], "non-empty list"),
-    ("a string, not a list", "non-empty list"),
-])
+@pytest.mark.parametrize(
+    ("texts", "message"),
+    [
+        (["one two three four five"], "5 tokens long; this model takes at most 4"),
+        (["..."], "has no words"),
+        ([""], "non-empty string"),
+        ([], "non-empty list"),
+        ("a string, not a list", "non-empty list"),
+    ],
+)
 def test_hash_refuses_bad_instructions(texts, message):
     with pytest.raises(PolicyError, match=message):
         HashWordEncoder(4, 256).encode(texts)
@@ -98,8 +107,10 @@ def test_minilm_policy_end_to_end_and_colors_change_the_chunk(minilm):
     model._text_encoder = minilm  # share the loaded encoder across tests (what the lazy property builds)
     assert not any(k.startswith("_text_encoder") or "bert" in k for k in model.state_dict())
     stats = identity_norm_stats(model.config.action_dim, model.config.state_dim)
-    runs = [FlowPolicy.from_model(model, stats, num_threads=1, seed=0).infer(observation(model.config, instruction=t))
-            for t in ("pick up the red cube", "pick up the blue cube")]
+    runs = [
+        FlowPolicy.from_model(model, stats, num_threads=1, seed=0).infer(observation(model.config, instruction=t))
+        for t in ("pick up the red cube", "pick up the blue cube")
+    ]
     assert not np.array_equal(runs[0].values, runs[1].values)
 
 

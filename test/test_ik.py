@@ -145,7 +145,8 @@ def test_outstretched_arm_is_worse_conditioned_than_home(widowx):
 
 
 @pytest.mark.parametrize(
-    ("condition", "expected"), [(10.0, 1.0), (60.0, 1.0), (155.0, 0.5), (250.0, 0.0), (1e6, 0.0), (np.inf, 0.0), (np.nan, 0.0)]
+    ("condition", "expected"),
+    [(10.0, 1.0), (60.0, 1.0), (155.0, 0.5), (250.0, 0.0), (1e6, 0.0), (np.inf, 0.0), (np.nan, 0.0)],
 )
 def test_singularity_scale_ramps_linearly_between_thresholds(condition, expected):
     assert singularity_scale(condition, 60.0, 250.0) == pytest.approx(expected)
@@ -167,7 +168,9 @@ def test_limit_step_keeps_direction():
     np.testing.assert_allclose(dq, [0.1, -0.05, 0.025])
 
 
-@pytest.mark.parametrize("kwargs", [dict(damping=0.0), dict(max_iterations=0), dict(position_tolerance=-1.0), dict(nullspace_gain=2.0)])
+@pytest.mark.parametrize(
+    "kwargs", [dict(damping=0.0), dict(max_iterations=0), dict(position_tolerance=-1.0), dict(nullspace_gain=2.0)]
+)
 def test_bad_params_raise(kwargs):
     with pytest.raises(ConfigError):
         IkParams(**kwargs)

@@ -23,13 +23,27 @@ def franka() -> ArmModel:
 
 def _quaternion_matrix(q: np.ndarray) -> np.ndarray:
     x, y, z, w = q
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
-@pytest.mark.parametrize("axis, angle", [([0, 0, 1], 0.0), ([1, 0, 0], 0.3), ([0, 1, 0], -2.0), ([1, 1, 0], np.pi),
-                                         ([0, 0, 1], np.pi - 1e-9), ([1, -2, 0.5], 3.0), ([0.2, 0.1, -1], -1.1)])
+@pytest.mark.parametrize(
+    "axis, angle",
+    [
+        ([0, 0, 1], 0.0),
+        ([1, 0, 0], 0.3),
+        ([0, 1, 0], -2.0),
+        ([1, 1, 0], np.pi),
+        ([0, 0, 1], np.pi - 1e-9),
+        ([1, -2, 0.5], 3.0),
+        ([0.2, 0.1, -1], -1.1),
+    ],
+)
 def test_quaternion_is_unit_with_nonnegative_w_and_gives_the_matrix_back(axis, angle):
     R = rot_axis(axis, angle)
     q = matrix_to_quaternion(R)
@@ -38,7 +52,9 @@ def test_quaternion_is_unit_with_nonnegative_w_and_gives_the_matrix_back(axis, a
 
 
 def test_quaternion_of_a_known_rotation():
-    np.testing.assert_allclose(matrix_to_quaternion(rot_axis([0, 0, 1], np.pi / 2)), [0, 0, np.sqrt(0.5), np.sqrt(0.5)], atol=1e-12)
+    np.testing.assert_allclose(
+        matrix_to_quaternion(rot_axis([0, 0, 1], np.pi / 2)), [0, 0, np.sqrt(0.5), np.sqrt(0.5)], atol=1e-12
+    )
 
 
 def test_a_correct_answer_converges_like_solve_ik(franka):

@@ -45,24 +45,54 @@ def test_action_chunk_has_exactly_the_design_fields_in_order():
 def test_bridge_codes_match_the_message_constants():
     for code in BridgeCode:
         assert getattr(BridgeStatus, code.name) == code.value
-    constants = {n for n in dir(BridgeStatus) if n.isupper() and not n.startswith("_") and isinstance(getattr(BridgeStatus, n), int)}
+    constants = {
+        n
+        for n in dir(BridgeStatus)
+        if n.isupper() and not n.startswith("_") and isinstance(getattr(BridgeStatus, n), int)
+    }
     assert constants == {c.name for c in BridgeCode}
 
 
 def test_policy_status_codes_are_distinct():
-    codes = [getattr(PolicyStatus, n) for n in ("IDLE", "LOADING", "WAITING", "RUNNING", "OBSERVATION_REFUSED", "ERROR")]
+    codes = [
+        getattr(PolicyStatus, n) for n in ("IDLE", "LOADING", "WAITING", "RUNNING", "OBSERVATION_REFUSED", "ERROR")
+    ]
     assert len(set(codes)) == len(codes)
 
 
 def test_chunk_round_trips_through_the_message():
     values = np.arange(14, dtype=np.float32)
-    chunk = Chunk(stamp=12.25, frame_id="fr3_link0", embodiment="franka", action_space="ee_delta",
-                  dimension_names=("x", "y", "z", "roll", "pitch", "yaw", "gripper"), dt=0.1, horizon=2, values=values,
-                  low=-np.ones(7, np.float32), high=np.ones(7, np.float32), normalized=np.array([True] * 6 + [False]),
-                  instruction="pick", policy="flow:test", sequence=7, inference_time=0.05)
+    chunk = Chunk(
+        stamp=12.25,
+        frame_id="fr3_link0",
+        embodiment="franka",
+        action_space="ee_delta",
+        dimension_names=("x", "y", "z", "roll", "pitch", "yaw", "gripper"),
+        dt=0.1,
+        horizon=2,
+        values=values,
+        low=-np.ones(7, np.float32),
+        high=np.ones(7, np.float32),
+        normalized=np.array([True] * 6 + [False]),
+        instruction="pick",
+        policy="flow:test",
+        sequence=7,
+        inference_time=0.05,
+    )
     back = chunk_from_message(chunk_to_msg(chunk))
-    for field in ("stamp", "frame_id", "embodiment", "action_space", "dimension_names", "dt", "horizon", "instruction",
-                  "policy", "sequence", "inference_time"):
+    for field in (
+        "stamp",
+        "frame_id",
+        "embodiment",
+        "action_space",
+        "dimension_names",
+        "dt",
+        "horizon",
+        "instruction",
+        "policy",
+        "sequence",
+        "inference_time",
+    ):
         assert getattr(back, field) == getattr(chunk, field), field
     for field in ("values", "low", "high", "normalized"):
         np.testing.assert_array_equal(getattr(back, field), getattr(chunk, field))

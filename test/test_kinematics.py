@@ -34,7 +34,9 @@ def _franka_dh_tcp(q: np.ndarray) -> np.ndarray:
 
     def craig(a: float, d: float, alpha: float, theta: float) -> np.ndarray:
         ca, sa, ct, st = np.cos(alpha), np.sin(alpha), np.cos(theta), np.sin(theta)
-        return np.array([[ct, -st, 0, a], [st * ca, ct * ca, -sa, -d * sa], [st * sa, ct * sa, ca, d * ca], [0, 0, 0, 1]])
+        return np.array(
+            [[ct, -st, 0, a], [st * ca, ct * ca, -sa, -d * sa], [st * sa, ct * sa, ca, d * ca], [0, 0, 0, 1]]
+        )
 
     table = [(0, 0.333, 0), (0, 0, -np.pi / 2), (0, 0.316, np.pi / 2), (0.0825, 0, np.pi / 2),
              (-0.0825, 0.384, -np.pi / 2), (0, 0, np.pi / 2), (0.088, 0, np.pi / 2)]  # fmt: skip
@@ -64,7 +66,9 @@ def test_franka_fk_matches_dh_table(models, variant):
         np.testing.assert_allclose(model.fk(q), _franka_dh_tcp(q), atol=1e-9)
 
 
-@pytest.mark.parametrize(("robot", "index", "xyz"), [("widowx", 0, (0.458325, 0, 0.36065)), ("aloha", 0, (0.536494, 0, 0.42705))])
+@pytest.mark.parametrize(
+    ("robot", "index", "xyz"), [("widowx", 0, (0.458325, 0, 0.36065)), ("aloha", 0, (0.536494, 0, 0.42705))]
+)
 def test_interbotix_zero_pose_matches_published_home_matrix(models, robot, index, xyz):
     # interbotix mr_descriptions: M of the wx250s and vx300s, the TCP at q = 0, axes of the base
     T = models[(robot, None, index)].fk(np.zeros(6))
@@ -133,7 +137,9 @@ def test_frame_pose_unknown_link_names_the_links(models):
         models[("franka", None, 0)].frame_pose(np.zeros(7), "no_such_link")
 
 
-@pytest.mark.parametrize("bad", [np.zeros(6), np.zeros((7, 1)), [0.0] * 6 + [np.nan], [0.0] * 6 + [np.inf], ["a"] * 7, None])
+@pytest.mark.parametrize(
+    "bad", [np.zeros(6), np.zeros((7, 1)), [0.0] * 6 + [np.nan], [0.0] * 6 + [np.inf], ["a"] * 7, None]
+)
 def test_bad_q_raises_kinematics_error(models, bad):
     with pytest.raises(KinematicsError):
         models[("franka", None, 0)].fk(bad)

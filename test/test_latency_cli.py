@@ -32,10 +32,14 @@ def test_latency_reports_the_stages_of_a_running_graph(ros_node, tmp_path):
             return len(chunks) > 0
 
         wait_for(instructed, 90, "the first chunk (model loading)")
-        proc = subprocess.run(cli("latency", "franka", "--duration", "5", "--json", "--plot", str(tmp_path / "l.png")),
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            cli("latency", "franka", "--duration", "5", "--json", "--plot", str(tmp_path / "l.png")),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    summary = json.loads(proc.stdout[proc.stdout.index("{"):proc.stdout.rindex("}") + 1])
+    summary = json.loads(proc.stdout[proc.stdout.index("{") : proc.stdout.rindex("}") + 1])
     assert summary["chunks"] >= 5
     stages = summary["stages"]
     assert 0 < stages["inference"]["p50_ms"] < summary["chunk_delay"]["p50_ms"]

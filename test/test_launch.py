@@ -59,8 +59,9 @@ def test_chunk_from_plain_rclpy_process_reaches_bridge(ros_node):
     ros_node.create_subscription(JointTrajectory, "/fr3_arm_controller/joint_trajectory", trajectories.append, 10)
     with launched("franka", "--enable") as proc:
         wait_for(lambda: statuses, 20, "bridge status from the launched bridge_node")
-        sender = subprocess.run([sys.executable, "-c", _send_chunk_script(sequence=41)], cwd="/", timeout=60,
-                                capture_output=True, text=True)
+        sender = subprocess.run(
+            [sys.executable, "-c", _send_chunk_script(sequence=41)], cwd="/", timeout=60, capture_output=True, text=True
+        )
         assert sender.returncode == 0, sender.stderr
         ours = wait_for(lambda: [s for s in statuses if s.chunk_sequence == 41], 10, "status naming chunk 41")
         assert ours[-1].code in (BridgeStatus.OK, BridgeStatus.IDLE), ours[-1].message
@@ -118,7 +119,14 @@ def test_missing_requirement_is_one_line(tmp_path):
     probe = subprocess.run([base, "-c", "import rclpy"], env=env, capture_output=True)
     if probe.returncode == 0:
         pytest.skip("the base interpreter has rclpy")
-    proc = subprocess.run([base, "-m", "ros2_vla.cli", "instruct", "hi"], cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [base, "-m", "ros2_vla.cli", "instruct", "hi"],
+        cwd=str(tmp_path),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "missing requirement" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
@@ -131,7 +139,9 @@ def test_instruct_status_enable_against_a_running_graph(ros_node):
     js = ros_node.create_publisher(JointState, "/joint_states", qos_profile_sensor_data)
     robot = load_robot_config("franka")
     # The bridge only arms with fresh joint states: publish them as a driver would.
-    ros_node.create_timer(0.01, lambda: js.publish(JointState(name=list(robot.joint_names), position=list(robot.arms[0].chain.home))))
+    ros_node.create_timer(
+        0.01, lambda: js.publish(JointState(name=list(robot.joint_names), position=list(robot.arms[0].chain.home)))
+    )
 
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(cli(*args), cwd="/", capture_output=True, text=True, timeout=60)
@@ -151,6 +161,8 @@ def test_instruct_status_enable_against_a_running_graph(ros_node):
 
 
 def test_instruct_without_listener_fails_clearly():
-    out = subprocess.run(cli("instruct", "hello", "--timeout", "1"), cwd="/", capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        cli("instruct", "hello", "--timeout", "1"), cwd="/", capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 2
     assert "nobody subscribes to /vla/instruction" in out.stderr

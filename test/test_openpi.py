@@ -49,8 +49,9 @@ def serve():
 
     def start(infer, metadata=None, **kwargs) -> PolicyServer:
         kwargs.setdefault("log", lambda line: None)
-        server = PolicyServer(infer, metadata or {"policy": "scripted"}, host="127.0.0.1", port=kwargs.pop("port", 0),
-                              **kwargs).start()
+        server = PolicyServer(
+            infer, metadata or {"policy": "scripted"}, host="127.0.0.1", port=kwargs.pop("port", 0), **kwargs
+        ).start()
         servers.append(server)
         return server
 
@@ -119,15 +120,17 @@ def test_requests_of_several_clients_are_served_in_arrival_order(serve):
     clients = [OpenpiClient("127.0.0.1", server.port, timeout=10) for _ in range(3)]
     for c in clients:
         c.connect()
-    threads = [threading.Thread(target=lambda c=c, i=i: [c.infer({"client": i}) for _ in range(10)])
-               for i, c in enumerate(clients)]
+    threads = [
+        threading.Thread(target=lambda c=c, i=i: [c.infer({"client": i}) for _ in range(10)])
+        for i, c in enumerate(clients)
+    ]
     for t in threads:
         t.start()
     for t in threads:
         t.join(30)
     assert sorted(order) == [0] * 10 + [1] * 10 + [2] * 10
     middle = order[3:-3]  # while all three are sending, every window of 3 turns serves all three
-    assert all(len(set(middle[i:i + 3])) == 3 for i in range(len(middle) - 2)), order
+    assert all(len(set(middle[i : i + 3])) == 3 for i in range(len(middle) - 2)), order
 
 
 def test_a_client_that_vanishes_without_a_close_frame_leaves_the_server_serving(serve):
@@ -185,8 +188,15 @@ def test_an_error_frame_and_a_reply_without_actions_are_failures(serve):
         OpenpiClient("127.0.0.1", server.port).infer({"prompt": "x"})
 
 
-@pytest.mark.parametrize("text, expected", [("localhost:8000", ("localhost", 8000)), ("gpu", ("gpu", 8000)),
-                                            ("ws://10.0.0.2:9000/", ("10.0.0.2", 9000)), ("[::1]:8001", ("::1", 8001))])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("localhost:8000", ("localhost", 8000)),
+        ("gpu", ("gpu", 8000)),
+        ("ws://10.0.0.2:9000/", ("10.0.0.2", 9000)),
+        ("[::1]:8001", ("::1", 8001)),
+    ],
+)
 def test_server_addresses(text, expected):
     assert parse_address(text) == expected
 
@@ -217,10 +227,13 @@ def test_droid_preset_maps_a_franka_observation_and_its_actions(serve):
     assert out.inference_time is not None and out.inference_time < 1.0
 
 
-@pytest.mark.parametrize("actions, message", [
-    (np.zeros((10, 7), np.float32), r"shape \(10, 7\), expected \(H, 8\)"),
-    (np.full((10, 8), np.nan, np.float32), "NaN"),
-])
+@pytest.mark.parametrize(
+    "actions, message",
+    [
+        (np.zeros((10, 7), np.float32), r"shape \(10, 7\), expected \(H, 8\)"),
+        (np.full((10, 8), np.nan, np.float32), "NaN"),
+    ],
+)
 def test_wrong_or_nan_actions_are_a_server_failure(serve, actions, message):
     server = serve(Scripted(actions))
     policy = OpenpiPolicy(OpenpiConfig(f"127.0.0.1:{server.port}", preset="droid"), FRANKA)
@@ -290,8 +303,10 @@ def test_frames_of_another_size_are_resized_with_padding_keeping_the_aspect_rati
 
 # --- `ros2-vla serve`'s own protocol: an in-process backend behind the server --------------------------
 def test_a_ros2_vla_server_for_another_robot_is_refused(serve):
-    server = serve(Scripted(np.zeros((2, 14), np.float32)), {"embodiment": "aloha", "policy": "flow:x",
-                                                            "dimension_names": ["a"] * 14})
+    server = serve(
+        Scripted(np.zeros((2, 14), np.float32)),
+        {"embodiment": "aloha", "policy": "flow:x", "dimension_names": ["a"] * 14},
+    )
     policy = OpenpiPolicy(OpenpiConfig(f"127.0.0.1:{server.port}"), FRANKA)
     with pytest.raises(PolicyUnavailable, match="serves flow:x for 'aloha'"):
         policy.infer(_franka_obs())

@@ -82,23 +82,34 @@ def test_chunk_decodes_like_openvla_predict_action(policy):
     normalized = bin_centers(256)[np.clip(policy.vocab_size - ids - 1, 0, 254)]
     q01, q99 = np.array(BRIDGE_ORIG_ACTION["q01"]), np.array(BRIDGE_ORIG_ACTION["q99"])
     expected = np.where(BRIDGE_ORIG_ACTION["mask"], 0.5 * (normalized + 1) * (q99 - q01) + q01, normalized)
-    chunk = Chunk(embodiment="widowx", action_space="ee_delta", dimension_names=policy.spec.dimension_names,
-                  dt=policy.spec.dt, horizon=1, tokens=out.tokens.reshape(-1), num_bins=out.num_bins,
-                  low=out.low, high=out.high, normalized=out.normalized)
+    chunk = Chunk(
+        embodiment="widowx",
+        action_space="ee_delta",
+        dimension_names=policy.spec.dimension_names,
+        dt=policy.spec.dt,
+        horizon=1,
+        tokens=out.tokens.reshape(-1),
+        num_bins=out.num_bins,
+        low=out.low,
+        high=out.high,
+        normalized=out.normalized,
+    )
     assert np.allclose(chunk_to_array(chunk)[0], expected, atol=1e-6)
 
 
 def test_4bit_policy_infers_valid_tokens(openvla_checkpoint):
-    policy = OpenVlaPolicy(OpenVlaConfig(checkpoint=str(openvla_checkpoint), dt=0.2, cameras=CAMERAS,
-                                         quantization="4bit", device="cpu"))
+    policy = OpenVlaPolicy(
+        OpenVlaConfig(checkpoint=str(openvla_checkpoint), dt=0.2, cameras=CAMERAS, quantization="4bit", device="cpu")
+    )
     assert policy.quantization == "4bit"
     out = policy.infer(_obs())
     assert out.tokens.shape == (1, 7) and out.tokens.max() <= 254
 
 
 def test_chosen_camera_is_used_and_required(openvla_checkpoint):
-    policy = OpenVlaPolicy(OpenVlaConfig(checkpoint=str(openvla_checkpoint), dt=0.2, cameras=CAMERAS, camera="wrist",
-                                         device="cpu"))
+    policy = OpenVlaPolicy(
+        OpenVlaConfig(checkpoint=str(openvla_checkpoint), dt=0.2, cameras=CAMERAS, camera="wrist", device="cpu")
+    )
     assert policy.spec.cameras == ("wrist",)
     frame = np.zeros((32, 32, 3), np.uint8)
     assert policy.infer(_obs(wrist=frame)).tokens.shape == (1, 7)
@@ -120,8 +131,12 @@ def test_empty_instruction_is_refused(policy):
 
 @pytest.mark.parametrize(
     "image",
-    [np.zeros((32, 32, 3), np.float32), np.zeros((32, 32), np.uint8), np.zeros((32, 32, 4), np.uint8),
-     np.zeros((0, 32, 3), np.uint8)],
+    [
+        np.zeros((32, 32, 3), np.float32),
+        np.zeros((32, 32), np.uint8),
+        np.zeros((32, 32, 4), np.uint8),
+        np.zeros((0, 32, 3), np.uint8),
+    ],
 )
 def test_bad_image_is_refused(policy, image):
     with pytest.raises(PolicyError, match="camera 'scene'"):
@@ -136,21 +151,29 @@ def test_unknown_unnorm_key_is_refused_before_weights(openvla_checkpoint):
 def test_several_datasets_need_an_unnorm_key(openvla_checkpoint, tmp_path):
     """openvla-7b carries the statistics of dozens of datasets: without unnorm_key the actions would be
     un-normalized with an arbitrary one, so the backend refuses and lists them."""
+
     def second_dataset(config: dict) -> None:
         config["norm_stats"]["fractal20220817_data"] = config["norm_stats"]["bridge_orig"]
 
     ck = checkpoint_variant(openvla_checkpoint, tmp_path / "multi", config=second_dataset)
     with pytest.raises(PolicyError, match="2 datasets: set unnorm_key to one of bridge_orig, fractal20220817_data"):
         OpenVlaPolicy(OpenVlaConfig(checkpoint=str(ck), dt=0.2, cameras=CAMERAS))
-    chosen = OpenVlaPolicy(OpenVlaConfig(checkpoint=str(ck), dt=0.2, cameras=CAMERAS, unnorm_key="bridge_orig",
-                                         device="cpu"))
+    chosen = OpenVlaPolicy(
+        OpenVlaConfig(checkpoint=str(ck), dt=0.2, cameras=CAMERAS, unnorm_key="bridge_orig", device="cpu")
+    )
     assert chosen.stats.key == "bridge_orig"
 
 
 def test_dimension_names_must_match_the_statistics(openvla_checkpoint):
     with pytest.raises(PolicyError, match="6 names but the checkpoint's statistics have 7"):
-        OpenVlaPolicy(OpenVlaConfig(checkpoint=str(openvla_checkpoint), dt=0.2, cameras=CAMERAS,
-                                    dimension_names=("x", "y", "z", "roll", "pitch", "yaw")))
+        OpenVlaPolicy(
+            OpenVlaConfig(
+                checkpoint=str(openvla_checkpoint),
+                dt=0.2,
+                cameras=CAMERAS,
+                dimension_names=("x", "y", "z", "roll", "pitch", "yaw"),
+            )
+        )
 
 
 def test_missing_checkpoint_is_refused(tmp_path):

@@ -20,7 +20,12 @@ from ros2_vla.ros.qos import COMMAND, STATUS  # noqa: E402
 
 pytestmark = pytest.mark.slow
 ROBOT = load_robot_config("franka")
-MOVING = (BridgeStatus.OK, BridgeStatus.JOINT_LIMIT, BridgeStatus.WORKSPACE_LIMIT, BridgeStatus.DECELERATE_FOR_SINGULARITY)
+MOVING = (
+    BridgeStatus.OK,
+    BridgeStatus.JOINT_LIMIT,
+    BridgeStatus.WORKSPACE_LIMIT,
+    BridgeStatus.DECELERATE_FOR_SINGULARITY,
+)
 
 
 def test_an_openvla_checkpoint_moves_the_sim_arm_within_its_limits(ros_node, openvla_checkpoint):
@@ -40,17 +45,37 @@ def test_an_openvla_checkpoint_moves_the_sim_arm_within_its_limits(ros_node, ope
 
     ros_node.create_subscription(JointState, ROBOT.joint_states_topic, on_state, qos_profile_sensor_data)
     instruct = ros_node.create_publisher(String, NAMES.instruction, COMMAND)
-    with launched("franka", "--sim", "--policy", "openvla", "--model", str(openvla_checkpoint), "--device", "cpu",
-                  "--quantization", "fp32", timeout=30) as proc:
-        wait_for(lambda: any(p.code in (PolicyStatus.IDLE, PolicyStatus.WAITING) and "ready" in p.message
-                             for p in policy) or proc.poll() is not None, 120, "the OpenVLA checkpoint to load")
+    with launched(
+        "franka",
+        "--sim",
+        "--policy",
+        "openvla",
+        "--model",
+        str(openvla_checkpoint),
+        "--device",
+        "cpu",
+        "--quantization",
+        "fp32",
+        timeout=30,
+    ) as proc:
+        wait_for(
+            lambda: (
+                any(p.code in (PolicyStatus.IDLE, PolicyStatus.WAITING) and "ready" in p.message for p in policy)
+                or proc.poll() is not None
+            ),
+            120,
+            "the OpenVLA checkpoint to load",
+        )
         assert proc.poll() is None, proc.stdout.read()
         start = states[-1].copy()
         wait_for(lambda: instruct.get_subscription_count() > 0, 10, "vla_node to subscribe")
         instruct.publish(String(data="pick up the red cube"))
         played = lambda: [b for b in bridge if b.chunk_sequence >= 1 and b.code in MOVING]  # noqa: E731
-        wait_for(lambda: len({b.chunk_sequence for b in played()}) >= 3 or proc.poll() is not None, 180,
-                 "three OpenVLA chunks played by the bridge")
+        wait_for(
+            lambda: len({b.chunk_sequence for b in played()}) >= 3 or proc.poll() is not None,
+            180,
+            "three OpenVLA chunks played by the bridge",
+        )
         assert proc.poll() is None, proc.stdout.read()
         assert all(b.chunk_lateness > 0.0 for b in played()), [b.chunk_lateness for b in played()]  # seconds late
         assert not [b for b in bridge if b.code == BridgeStatus.CHUNK_REJECTED], [b.message for b in bridge]

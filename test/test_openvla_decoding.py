@@ -21,8 +21,9 @@ def tokenizer():
 
 
 def _arch(rows: int, pad: int = 64, bins: int = 256) -> OpenVlaArchitecture:
-    return OpenVlaArchitecture("dinosiglip-vit-so-224px", "llama2-7b-pure", (), 224, LlamaConfig(vocab_size=rows),
-                               pad, bins, {})
+    return OpenVlaArchitecture(
+        "dinosiglip-vit-so-224px", "llama2-7b-pure", (), 224, LlamaConfig(vocab_size=rows), pad, bins, {}
+    )
 
 
 def test_openvla_vocab_size_reverts_padding(tokenizer):

@@ -93,14 +93,21 @@ def test_a_model_of_another_kind_is_refused(tmp_path):
         load_checkpoint(tmp_path, device="cpu")
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("vision_backbone_id", "dinosiglip-vit-so-224", r"unknown vision_backbone_id .*Did you mean 'dinosiglip-vit-so-224px'"),
-    ("vision_backbone_id", "clip-vit-l", "no OpenVLA checkpoint uses"),
-    ("llm_backbone_id", "llama3-8b", "unknown llm_backbone_id 'llama3-8b'"),
-    ("timm_model_ids", ["vit_large_patch14_dinov2.lvd142m", "vit_so400m_patch14_siglip_224"], "do not match"),
-    ("arch_specifier", "no-align+linear", "OpenVLA's projector"),
-    ("image_sizes", [384, 384], "image_sizes .* do not match"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        (
+            "vision_backbone_id",
+            "dinosiglip-vit-so-224",
+            r"unknown vision_backbone_id .*Did you mean 'dinosiglip-vit-so-224px'",
+        ),
+        ("vision_backbone_id", "clip-vit-l", "no OpenVLA checkpoint uses"),
+        ("llm_backbone_id", "llama3-8b", "unknown llm_backbone_id 'llama3-8b'"),
+        ("timm_model_ids", ["vit_large_patch14_dinov2.lvd142m", "vit_so400m_patch14_siglip_224"], "do not match"),
+        ("arch_specifier", "no-align+linear", "OpenVLA's projector"),
+        ("image_sizes", [384, 384], "image_sizes .* do not match"),
+    ],
+)
 def test_config_fields_that_do_not_describe_openvla_are_refused(openvla_checkpoint, tmp_path, field, value, message):
     broken = checkpoint_variant(openvla_checkpoint, tmp_path / "ck", config=lambda c: c.update({field: value}))
     with pytest.raises(PolicyError, match=message):
@@ -108,7 +115,9 @@ def test_config_fields_that_do_not_describe_openvla_are_refused(openvla_checkpoi
 
 
 def test_a_missing_weight_is_refused(openvla_checkpoint, tmp_path):
-    broken = checkpoint_variant(openvla_checkpoint, tmp_path / "ck", index=lambda d: d["weight_map"].pop("projector.fc3.bias"))
+    broken = checkpoint_variant(
+        openvla_checkpoint, tmp_path / "ck", index=lambda d: d["weight_map"].pop("projector.fc3.bias")
+    )
     with pytest.raises(PolicyError, match=r"lacks 1 weight\(s\) the network needs: projector.fc3.bias"):
         load_checkpoint(broken, device="cpu")
 

@@ -11,14 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from ros2_vla.actions.tokenization import tokens_to_normalized, token_ids_to_bin_indices, unnormalize
+from ros2_vla.actions.tokenization import token_ids_to_bin_indices, tokens_to_normalized, unnormalize
 from ros2_vla.data.frames import FrameDataset
 from ros2_vla.errors import PolicyError
 from ros2_vla.policies.base import Observation
 from ros2_vla.policies.openvla import OpenVlaConfig, OpenVlaPolicy
 from ros2_vla.policies.openvla.loading import load_checkpoint
-from ros2_vla.training.openvla_data import (IGNORE_INDEX, ExampleSource, action_norm, action_token_ids,
-                                            batch_indices)
+from ros2_vla.training.openvla_data import IGNORE_INDEX, ExampleSource, action_norm, action_token_ids, batch_indices
 from ros2_vla.training.openvla_lora import train_lora, with_lora
 from ros2_vla.training.openvla_metrics import action_metrics
 from ros2_vla.training.openvla_run import LoraTrainConfig
@@ -39,13 +38,30 @@ def make_dataset(root: str = "/data/toy_pick", n: int = 16) -> FrameDataset:
     action = np.zeros((n, 7), np.float32)
     action[:half] = [0.01, -0.02, 0.005, 0.0, 0.0, 0.05, 1.0]
     action[half:] = [-0.01, 0.02, -0.005, 0.0, 0.0, -0.05, 0.0]
-    stats = {"action": {"q01": action.min(0) - 1e-3, "q99": action.max(0) + 1e-3, "mean": action.mean(0),
-                        "std": action.std(0)}}
-    return FrameDataset(root=root, robot="franka", fps=10.0, cameras=CAMERAS, images={"scene": images, "wrist": images},
-                        state=np.zeros((n, 8), np.float32), action=action, action_names=NAMES, action_space="ee_delta",
-                        episode_index=np.repeat([0, 1], half), frame_index=np.tile(np.arange(half), 2),
-                        task_index=np.repeat([0, 1], half), tasks=("pick up the red cube", "pick up the blue cube"),
-                        stats=stats)
+    stats = {
+        "action": {
+            "q01": action.min(0) - 1e-3,
+            "q99": action.max(0) + 1e-3,
+            "mean": action.mean(0),
+            "std": action.std(0),
+        }
+    }
+    return FrameDataset(
+        root=root,
+        robot="franka",
+        fps=10.0,
+        cameras=CAMERAS,
+        images={"scene": images, "wrist": images},
+        state=np.zeros((n, 8), np.float32),
+        action=action,
+        action_names=NAMES,
+        action_space="ee_delta",
+        episode_index=np.repeat([0, 1], half),
+        frame_index=np.tile(np.arange(half), 2),
+        task_index=np.repeat([0, 1], half),
+        tasks=("pick up the red cube", "pick up the blue cube"),
+        stats=stats,
+    )
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -74,8 +90,9 @@ def trained(base, dataset, tmp_path_factory):
 
 
 def _policy(checkpoint, unnorm_key=None) -> OpenVlaPolicy:
-    return OpenVlaPolicy(OpenVlaConfig(checkpoint=str(checkpoint), dt=0.1, cameras=CAMERAS, device="cpu",
-                                       unnorm_key=unnorm_key))
+    return OpenVlaPolicy(
+        OpenVlaConfig(checkpoint=str(checkpoint), dt=0.1, cameras=CAMERAS, device="cpu", unnorm_key=unnorm_key)
+    )
 
 
 # --- tokens and labels, as OpenVLA builds them ----------------------------------------------------------
@@ -88,7 +105,9 @@ def test_action_tokens_are_openvlas_and_decode_back(dataset):
     assert action_token_ids(norm.q99 + 0.1, norm, V, BINS)[:6].tolist() == [V - 256] * 6
     assert action_token_ids(norm.q01, norm, V, BINS)[:6].tolist() == [V - 1] * 6
     assert ids[0, 6] == V - 256 and ids[-1, 6] == V - 128  # gripper 1.0 and 0.0, not normalized
-    decoded = unnormalize(tokens_to_normalized(token_ids_to_bin_indices(ids, V, BINS), BINS), norm.q01, norm.q99, norm.mask)
+    decoded = unnormalize(
+        tokens_to_normalized(token_ids_to_bin_indices(ids, V, BINS), BINS), norm.q01, norm.q99, norm.mask
+    )
     half_bin = (norm.q99 - norm.q01) / (BINS - 1)
     half_bin[6] = 1.0 / (BINS - 1)
     assert np.all(np.abs(decoded - dataset.action) <= half_bin + 1e-7)
@@ -103,9 +122,13 @@ def test_labels_cover_only_the_action_and_stop_tokens_after_the_inference_prompt
     ids, labels = example["input_ids"], example["labels"]
     d = len(NAMES)
     assert torch.all(labels[: -(d + 1)] == IGNORE_INDEX)  # the prompt carries no loss (nor, in the model, the image)
-    assert labels[-(d + 1):].tolist() == [*action_token_ids(dataset.action[3], norm, V, BINS).tolist(), 2]  # + </s>
-    obs = Observation(stamp=0.0, images={"scene": dataset.images["scene"][3]}, state=dataset.state[3],
-                      instruction="Pick up the red cube")
+    assert labels[-(d + 1) :].tolist() == [*action_token_ids(dataset.action[3], norm, V, BINS).tolist(), 2]  # + </s>
+    obs = Observation(
+        stamp=0.0,
+        images={"scene": dataset.images["scene"][3]},
+        state=dataset.state[3],
+        instruction="Pick up the red cube",
+    )
     prompt = policy.encode(obs)  # what the backend feeds the model at inference
     assert torch.equal(ids[: -(d + 1)], prompt["input_ids"][0])
     assert torch.allclose(example["pixel_values"], prompt["pixel_values"])
@@ -162,8 +185,12 @@ def test_merged_result_loads_in_the_backend_and_acts(trained, dataset):
     assert policy.stats.key == "toy_pick"  # the dataset folder's name
     assert np.allclose(policy.stats.low, norm.q01) and np.allclose(policy.stats.high, norm.q99)
     assert policy.stats.mask.tolist() == norm.mask.tolist()
-    obs = Observation(stamp=0.0, images={"scene": dataset.images["scene"][0]}, state=dataset.state[0],
-                      instruction="pick up the red cube")
+    obs = Observation(
+        stamp=0.0,
+        images={"scene": dataset.images["scene"][0]},
+        state=dataset.state[0],
+        instruction="pick up the red cube",
+    )
     out = policy.infer(obs)
     assert out.tokens.shape == (1, 7) and out.tokens.max() <= BINS - 2 and out.num_bins == BINS
 
@@ -204,19 +231,50 @@ def test_ros2_vla_train_policy_openvla_on_a_lerobot_folder(base, dataset, tmp_pa
     from ros2_vla.data.lerobot_writer import LeRobotWriter
 
     root = tmp_path / "toy_pick"
-    writer = LeRobotWriter(root, fps=10, robot_type="franka", state_names=[f"s{i}" for i in range(8)],
-                           action_names=NAMES, cameras={"scene": (40, 40)})
+    writer = LeRobotWriter(
+        root,
+        fps=10,
+        robot_type="franka",
+        state_names=[f"s{i}" for i in range(8)],
+        action_names=NAMES,
+        cameras={"scene": (40, 40)},
+    )
     for ep in (0, 1):
         rows = np.flatnonzero(dataset.episode_index == ep)
         writer.start_episode(len(rows))
         for i in rows:
             writer.write_frame("scene", dataset.images["scene"][i])
-        writer.end_episode(dataset.state[rows], dataset.action[rows], [dataset.tasks[dataset.task_index[i]] for i in rows])
+        writer.end_episode(
+            dataset.state[rows], dataset.action[rows], [dataset.tasks[dataset.task_index[i]] for i in rows]
+        )
     writer.finish({"action_space": "ee_delta"})
     from ros2_vla.cli import main
 
-    assert main(["train", str(root), str(tmp_path / "run"), "--policy", "openvla", "--init", str(base), "--steps", "1",
-                 "--batch-size", "1", "--lora-rank", "4", "--device", "cpu", "--threads", "1", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(root),
+                str(tmp_path / "run"),
+                "--policy",
+                "openvla",
+                "--init",
+                str(base),
+                "--steps",
+                "1",
+                "--batch-size",
+                "1",
+                "--lora-rank",
+                "4",
+                "--device",
+                "cpu",
+                "--threads",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     run = json.loads((tmp_path / "run" / "openvla_lora_run.json").read_text())["config"]
     assert (run["rank"], run["alpha"], run["lr"], run["quantization"]) == (4, 4.0, 5e-4, "fp32")  # OpenVLA's defaults
     assert run["threads"] == 1
@@ -237,7 +295,9 @@ def test_runs_are_not_overwritten_and_resume_keeps_the_recipe(base, dataset, tra
 def test_defaults_follow_openvla_and_vla_node(base, dataset):
     import dataclasses
 
-    resolved = LoraTrainConfig(model_dir=str(base)).resolved(dataclasses.replace(dataset, cameras=("wrist", "scene")), "cpu")
+    resolved = LoraTrainConfig(model_dir=str(base)).resolved(
+        dataclasses.replace(dataset, cameras=("wrist", "scene")), "cpu"
+    )
     assert resolved.camera == "scene"  # franka's first camera: the one vla_node shows the model
     assert (resolved.rank, resolved.alpha, resolved.dropout, resolved.lr) == (32, 16.0, 0.0, 5e-4)
     assert resolved.quantization == "fp32" and resolved.unnorm_key == "toy_pick"
@@ -256,12 +316,18 @@ def test_bad_settings_fail_early(base, dataset, tmp_path):
 
 def test_qlora_trains_on_a_4bit_base_and_merges_unquantized(base, dataset, tmp_path):
     pytest.importorskip("bitsandbytes")
-    result = train_lora(dataset, tmp_path / "q", base, steps=1, quantization="4bit",
-                        **{k: v for k, v in RUN.items() if k != "lr"})
+    result = train_lora(
+        dataset, tmp_path / "q", base, steps=1, quantization="4bit", **{k: v for k, v in RUN.items() if k != "lr"}
+    )
     config = json.loads((result.out / "config.json").read_text())
     assert "quantization_config" not in config and config["torch_dtype"] == "bfloat16"  # merged, unquantized
     loaded = load_checkpoint(result.out, "fp32", "cpu")
     assert {type(m).__name__ for m in loaded.model.modules()}.isdisjoint({"Linear4bit", "LoraLayer"})
-    assert _policy(result.out).infer(Observation(
-        stamp=0.0, images={"scene": dataset.images["scene"][0]}, state=dataset.state[0],
-        instruction="pick up the red cube")).tokens.shape == (1, 7)
+    assert _policy(result.out).infer(
+        Observation(
+            stamp=0.0,
+            images={"scene": dataset.images["scene"][0]},
+            state=dataset.state[0],
+            instruction="pick up the red cube",
+        )
+    ).tokens.shape == (1, 7)

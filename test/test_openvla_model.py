@@ -25,8 +25,9 @@ DINO, SIGLIP = TOWERS["vit_large_patch14_reg4_dinov2.lvd142m"], TOWERS["vit_so40
 @pytest.fixture(scope="module")
 def policy(openvla_checkpoint):
     torch.set_num_threads(2)
-    return OpenVlaPolicy(OpenVlaConfig(str(openvla_checkpoint), dt=0.2, cameras=("scene",), device="cpu",
-                                       quantization="fp32"))
+    return OpenVlaPolicy(
+        OpenVlaConfig(str(openvla_checkpoint), dt=0.2, cameras=("scene",), device="cpu", quantization="fp32")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +75,14 @@ EXPECTED_SHAPES = {
 
 
 def test_the_checkpoint_has_openvlas_files_keys_shapes_and_config(openvla_checkpoint, weights):
-    for name in ("config.json", "model.safetensors.index.json", "preprocessor_config.json", "processor_config.json",
-                 "tokenizer.json", "tokenizer_config.json"):
+    for name in (
+        "config.json",
+        "model.safetensors.index.json",
+        "preprocessor_config.json",
+        "processor_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ):
         assert (openvla_checkpoint / name).is_file(), name
     assert len(list(openvla_checkpoint.glob("model-0000?-of-0000?.safetensors"))) >= 2  # sharded, as published
     for key, shape in EXPECTED_SHAPES.items():
@@ -99,12 +106,20 @@ def test_the_checkpoint_has_openvlas_files_keys_shapes_and_config(openvla_checkp
 
 def test_the_tokenizer_has_llamas_layout(policy):
     tok = policy.processor.tokenizer
-    assert tok.convert_tokens_to_ids(["<unk>", "<s>", "</s>", "<0x00>", "\u2581", "<PAD>"]) == [0, 1, 2, 3, 29871, 32000]
+    assert tok.convert_tokens_to_ids(["<unk>", "<s>", "</s>", "<0x00>", "\u2581", "<PAD>"]) == [
+        0,
+        1,
+        2,
+        3,
+        29871,
+        32000,
+    ]
     ids = tok("In: What action should the robot take to pick up the red cube?\nOut:").input_ids
     assert ids[0] == 1 and max(ids) < 31744  # text never produces the last 256 ids (the action tokens)
 
 
 # -- a plain-torch reference from the same weights: no cache, every step recomputed from scratch --
+
 
 def _layer_norm(x, w, b):
     mu = x.mean(-1, keepdim=True)
@@ -130,12 +145,18 @@ def _tower(w, p, spec, pixels):
         scale1 = w[b + "ls1.scale_factor"] if spec.layer_scale else 1.0
         scale2 = w[b + "ls2.scale_factor"] if spec.layer_scale else 1.0
         h = _layer_norm(x, w[b + "norm1.weight"], w[b + "norm1.bias"])
-        x = x + scale1 * _attention(h, w[b + "attn.qkv.weight"], w[b + "attn.qkv.bias"], w[b + "attn.proj.weight"],
-                                    w[b + "attn.proj.bias"], spec.heads)
+        x = x + scale1 * _attention(
+            h,
+            w[b + "attn.qkv.weight"],
+            w[b + "attn.qkv.bias"],
+            w[b + "attn.proj.weight"],
+            w[b + "attn.proj.bias"],
+            spec.heads,
+        )
         h = _layer_norm(x, w[b + "norm2.weight"], w[b + "norm2.bias"])
         m = F.gelu(h @ w[b + "mlp.fc1.weight"].T + w[b + "mlp.fc1.bias"]) @ w[b + "mlp.fc2.weight"].T
         x = x + scale2 * (m + w[b + "mlp.fc2.bias"])
-    return x[spec.prefix_tokens:]
+    return x[spec.prefix_tokens :]
 
 
 def _rms(x, weight, eps):
@@ -162,7 +183,11 @@ def _llama_last_logits(w, x, cfg):
         att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(hd) + causal, -1) @ v.transpose(0, 1)
         x = x + att.transpose(0, 1).reshape(t, -1) @ w[p + "self_attn.o_proj.weight"].T
         h = _rms(x, w[p + "post_attention_layernorm.weight"], eps)
-        x = x + (F.silu(h @ w[p + "mlp.gate_proj.weight"].T) * (h @ w[p + "mlp.up_proj.weight"].T)) @ w[p + "mlp.down_proj.weight"].T
+        x = (
+            x
+            + (F.silu(h @ w[p + "mlp.gate_proj.weight"].T) * (h @ w[p + "mlp.up_proj.weight"].T))
+            @ w[p + "mlp.down_proj.weight"].T
+        )
     return _rms(x[-1], w["language_model.model.norm.weight"], eps) @ w["language_model.lm_head.weight"].T
 
 
@@ -170,8 +195,13 @@ def _reference_ids(w, cfg, frame, prompt_ids, steps=7):
     x = torch.from_numpy(frame).float().permute(2, 0, 1) / 255.0  # 224x224: OpenVLA's resize is the identity
     dino = (x - torch.tensor(DINO.mean)[:, None, None]) / torch.tensor(DINO.std)[:, None, None]
     sig = (x - torch.tensor(SIGLIP.mean)[:, None, None]) / torch.tensor(SIGLIP.std)[:, None, None]
-    features = torch.cat([_tower(w, "vision_backbone.featurizer.", DINO, dino),
-                          _tower(w, "vision_backbone.fused_featurizer.", SIGLIP, sig)], dim=1)
+    features = torch.cat(
+        [
+            _tower(w, "vision_backbone.featurizer.", DINO, dino),
+            _tower(w, "vision_backbone.fused_featurizer.", SIGLIP, sig),
+        ],
+        dim=1,
+    )
     h = F.gelu(features @ w["projector.fc1.weight"].T + w["projector.fc1.bias"])
     h = F.gelu(h @ w["projector.fc2.weight"].T + w["projector.fc2.bias"])
     patches = h @ w["projector.fc3.weight"].T + w["projector.fc3.bias"]
@@ -199,6 +229,7 @@ def test_fp32_tokens_equal_a_plain_torch_reference(policy, weights, openvla_chec
 
 # -- what reaches the action --
 
+
 def test_the_image_alone_changes_the_action(policy):
     actions = {tuple(policy.infer(_obs(_frame(seed, (240, 320)))).tokens[0]) for seed in (10, 11, 12)}
     assert len(actions) == 3
@@ -206,8 +237,10 @@ def test_the_image_alone_changes_the_action(policy):
 
 def test_the_instruction_alone_changes_the_action(policy):
     frame = _frame(20, (240, 320))
-    actions = {tuple(policy.infer(_obs(frame, text)).tokens[0])
-               for text in ("pick up the red cube", "open the drawer", "put the spoon in the bowl")}
+    actions = {
+        tuple(policy.infer(_obs(frame, text)).tokens[0])
+        for text in ("pick up the red cube", "open the drawer", "put the spoon in the bowl")
+    }
     assert len(actions) == 3
 
 
@@ -226,16 +259,19 @@ def test_prefill_logits_depend_on_a_single_patch(policy):
 
 def test_towers_equal_timm_where_timm_imports(weights):
     """Where timm (and the torchvision it imports) can load, the towers give timm's own features exactly."""
-    timm = pytest.importorskip("timm", reason="timm needs torchvision, whose PyPI builds do not load beside a CPU torch")
+    timm = pytest.importorskip(
+        "timm", reason="timm needs torchvision, whose PyPI builds do not load beside a CPU torch"
+    )
     from ros2_vla.policies.openvla.vit import VisionTower
 
     pixels = torch.randn(1, 3, 224, 224)
     for prefix, spec in (("vision_backbone.featurizer.", DINO), ("vision_backbone.fused_featurizer.", SIGLIP)):
         ours = VisionTower(spec, 224).eval()
-        ours.load_state_dict({k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)})
+        ours.load_state_dict({k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)})
         ref = timm.create_model(spec.timm_id, pretrained=False, num_classes=0, img_size=224, act_layer=None).eval()
-        ref.load_state_dict({k[len(prefix):].replace("scale_factor", "gamma"): v
-                             for k, v in weights.items() if k.startswith(prefix)})
+        ref.load_state_dict(
+            {k[len(prefix) :].replace("scale_factor", "gamma"): v for k, v in weights.items() if k.startswith(prefix)}
+        )
         with torch.no_grad():
             expected = ref.get_intermediate_layers(pixels, n={len(ref.blocks) - 2})[0]
             assert torch.allclose(ours(pixels), expected, atol=1e-5)

@@ -79,10 +79,30 @@ def test_every_node_parameter_is_a_launch_argument_and_a_flag():
 def test_launch_arguments_and_flags_reach_the_nodes_the_same_way():
     """`ros2 launch ... policy:=openvla unnorm_key:=bridge_orig quantization:=4bit bridge.blend_steps:=3` and
     `ros2-vla launch ... --unnorm-key bridge_orig --quantization 4bit --param bridge.blend_steps:=3`."""
-    from_launch = launch_options("franka", {"policy": "openvla", "unnorm_key": "bridge_orig", "quantization": "4bit",
-                                            "bridge.blend_steps": "3", "sim.seed": ""})
-    args = build_parser().parse_args(["launch", "franka", "--policy", "openvla", "--unnorm-key", "bridge_orig",
-                                      "--quantization", "4bit", "--param", "bridge.blend_steps:=3"])
+    from_launch = launch_options(
+        "franka",
+        {
+            "policy": "openvla",
+            "unnorm_key": "bridge_orig",
+            "quantization": "4bit",
+            "bridge.blend_steps": "3",
+            "sim.seed": "",
+        },
+    )
+    args = build_parser().parse_args(
+        [
+            "launch",
+            "franka",
+            "--policy",
+            "openvla",
+            "--unnorm-key",
+            "bridge_orig",
+            "--quantization",
+            "4bit",
+            "--param",
+            "bridge.blend_steps:=3",
+        ]
+    )
     from ros2_vla.cli import _launch_options
 
     assert _launch_options(args) == from_launch
@@ -131,14 +151,31 @@ def test_running_nodes_declare_the_schema_and_rclpy_enforces_it(ros_node, tmp_pa
     """All four nodes over DDS: what `ros2 param describe` and `ros2 param set` see."""
     from rcl_interfaces.msg import ParameterType
 
-    types = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
-             float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
-    with launched("franka", "--sim", "--policy", "flow", "--record", str(tmp_path / "episodes"),
-                  "--param", "bridge.blend_steps:=4") as proc:
+    types = {
+        bool: ParameterType.PARAMETER_BOOL,
+        int: ParameterType.PARAMETER_INTEGER,
+        float: ParameterType.PARAMETER_DOUBLE,
+        str: ParameterType.PARAMETER_STRING,
+    }
+    with launched(
+        "franka",
+        "--sim",
+        "--policy",
+        "flow",
+        "--record",
+        str(tmp_path / "episodes"),
+        "--param",
+        "bridge.blend_steps:=4",
+    ) as proc:
         for node, table in NODE_PARAMETERS.items():
             descriptors, values = _descriptors(ros_node, node, list(table))
             for p, d, v in zip(table.values(), descriptors, values):
-                assert (d.name, d.type, d.read_only, d.description) == (p.name, types[p.type], not p.settable, p.description)
+                assert (d.name, d.type, d.read_only, d.description) == (
+                    p.name,
+                    types[p.type],
+                    not p.settable,
+                    p.description,
+                )
                 assert d.additional_constraints == p.constraints()
                 ranges = list(d.integer_range) + list(d.floating_point_range)
                 assert [(r.from_value, r.to_value) for r in ranges] == ([(p.low, p.high)] if p.low is not None else [])
@@ -164,8 +201,13 @@ def test_a_bad_value_at_start_is_one_line_naming_the_parameter():
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "ros2_vla.nodes.bridge_node", "--ros-args", "-p", "blend_steps:=-3"],
-                         capture_output=True, text=True, timeout=60, cwd="/")
+    out = subprocess.run(
+        [sys.executable, "-m", "ros2_vla.nodes.bridge_node", "--ros-args", "-p", "blend_steps:=-3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+    )
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
     assert "blend_steps" in out.stderr and "0 to 100" in out.stderr, out.stderr
     assert EXECUTABLES["bridge"] == "bridge_node"
@@ -182,10 +224,26 @@ def test_train_and_eval_options_are_the_config_fields():
     parser = build_parser()
     args = parser.parse_args(["train", "data", "out"])
     assert train_cli.given_options(args) == {}
-    args = parser.parse_args(["train", "data", "out", "--steps", "5", "--lr", "1e-3", "--image-size", "64", "96",
-                              "--no-progress", "--override", "horizon=4"])
-    assert TrainConfig(**train_cli.given_options(args)) == TrainConfig(steps=5, lr=1e-3, image_size=(64, 96),
-                                                                       progress=False, overrides={"horizon": 4})
+    args = parser.parse_args(
+        [
+            "train",
+            "data",
+            "out",
+            "--steps",
+            "5",
+            "--lr",
+            "1e-3",
+            "--image-size",
+            "64",
+            "96",
+            "--no-progress",
+            "--override",
+            "horizon=4",
+        ]
+    )
+    assert TrainConfig(**train_cli.given_options(args)) == TrainConfig(
+        steps=5, lr=1e-3, image_size=(64, 96), progress=False, overrides={"horizon": 4}
+    )
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "data", "out", "--steps", "five"])
     args = parser.parse_args(["eval", "franka", "--policy", "flow", "--chunk-delay", "0.3", "--phrasing", "heldout"])

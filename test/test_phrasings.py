@@ -42,7 +42,7 @@ def test_every_phrasing_names_each_color_in_task_order(kind, phrasing):
     need = TEMPLATES[kind].count("{")
     for p in phrasings(kind, phrasing):
         for i in range(len(colors) - need + 1):
-            task = Task(kind, tuple(colors[i:i + need]))
+            task = Task(kind, tuple(colors[i : i + need]))
             text = p.format(*task.colors)
             positions = [text.find(f" {c} ") for c in task.colors]
             assert all(k >= 0 for k in positions), f"{text!r} does not name {task.colors}"
@@ -53,7 +53,7 @@ def test_every_phrasing_names_each_color_in_task_order(kind, phrasing):
 @pytest.mark.parametrize("kind", KINDS)
 def test_training_wordings_parse_back_to_their_task_and_held_out_ones_do_not(kind):
     colors = SceneSpec().cube_colors
-    task = Task(kind, tuple(colors[:TEMPLATES[kind].count("{")]))
+    task = Task(kind, tuple(colors[: TEMPLATES[kind].count("{")]))
     for p in phrasings(kind, "train"):
         assert parse_instruction(p.format(*task.colors)) == (task.kind, task.colors), p
     assert parse_instruction(task.instruction.upper() + " ") == (task.kind, task.colors)

@@ -26,8 +26,22 @@ def record(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_expert_episodes_are_recorded_labelled_and_complete(tmp_path):
     out = tmp_path / "demos"
-    result = record("franka", str(out), "--sim", "--expert", "--episodes", "2", "--seed", "5", "--task-kind", "pick",
-                    "--expert-period", "0.1", "--start-jitter", "0.3")
+    result = record(
+        "franka",
+        str(out),
+        "--sim",
+        "--expert",
+        "--episodes",
+        "2",
+        "--seed",
+        "5",
+        "--task-kind",
+        "pick",
+        "--expert-period",
+        "0.1",
+        "--start-jitter",
+        "0.3",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "episode 2/2 episode_0001" in result.stdout and "recorded 2 episodes" in result.stdout
 
@@ -54,8 +68,14 @@ def test_expert_episodes_are_recorded_labelled_and_complete(tmp_path):
 
 def test_keys_start_stop_discard_and_quit(tmp_path):
     out = tmp_path / "demos"
-    proc = subprocess.Popen(cli("record", "franka", str(out)), cwd="/", stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        cli("record", "franka", str(out)),
+        cwd="/",
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
     def key(k: str, then_exists: str = "", gone: str = "") -> None:
         proc.stdin.write(k + "\n")
@@ -94,17 +114,25 @@ def test_expert_without_sim_is_one_line_error(tmp_path):
 
 def test_a_period_that_is_not_positive_is_one_line_error(tmp_path):
     result = record("franka", str(tmp_path), "--sim", "--expert", "--expert-period", "0")
-    assert result.returncode == 2 and "--expert-period must be > 0" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        result.returncode == 2 and "--expert-period must be > 0" in result.stderr and "Traceback" not in result.stderr
+    )
 
 
 def test_a_negative_start_jitter_is_one_line_error(tmp_path):
     result = record("franka", str(tmp_path), "--sim", "--expert", "--start-jitter", "-0.1")
-    assert result.returncode == 2 and "--start-jitter must be >= 0" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        result.returncode == 2 and "--start-jitter must be >= 0" in result.stderr and "Traceback" not in result.stderr
+    )
 
 
 def test_a_slip_chance_outside_0_to_1_is_one_line_error(tmp_path):
     result = record("franka", str(tmp_path), "--sim", "--expert", "--slip", "1.5")
-    assert result.returncode == 2 and "--slip must be a chance in [0, 1]" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        result.returncode == 2
+        and "--slip must be a chance in [0, 1]" in result.stderr
+        and "Traceback" not in result.stderr
+    )
 
 
 def test_a_negative_disturbance_is_one_line_error(tmp_path):

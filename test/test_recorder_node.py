@@ -37,7 +37,9 @@ CAMERA = ROBOT.cameras[0]
 
 @contextmanager
 def recorder(tmp_path: Path, **params):
-    spec = NodeSpec("recorder", "recorder_node", {"robot": "franka", "output_dir": str(tmp_path / "episodes"), **params})
+    spec = NodeSpec(
+        "recorder", "recorder_node", {"robot": "franka", "output_dir": str(tmp_path / "episodes"), **params}
+    )
     proc = subprocess.Popen(node_command(spec, write_params_file([spec], tmp_path)), cwd="/")
     try:
         yield proc
@@ -77,8 +79,15 @@ class Feeder:
         for i in range(joint_states):
             self.js.publish(JointState(name=names, position=[0.01 * i] * len(names)))
             if i < images:
-                self.image.publish(Image(height=CAMERA.height, width=CAMERA.width, encoding="rgb8", step=3 * CAMERA.width,
-                                         data=np.full(3 * CAMERA.width * CAMERA.height, i, np.uint8).tobytes()))
+                self.image.publish(
+                    Image(
+                        height=CAMERA.height,
+                        width=CAMERA.width,
+                        encoding="rgb8",
+                        step=3 * CAMERA.width,
+                        data=np.full(3 * CAMERA.width * CAMERA.height, i, np.uint8).tobytes(),
+                    )
+                )
             time.sleep(0.01)
 
 
@@ -111,7 +120,13 @@ def test_start_stop_writes_an_episode_with_its_metadata(ros_node, tmp_path):
 
     bag = start.message
     meta = read_episode_meta(bag)
-    assert (meta.robot, meta.success, meta.notes, meta.task, meta.sim_success) == ("franka", True, "first try", "pick", None)
+    assert (meta.robot, meta.success, meta.notes, meta.task, meta.sim_success) == (
+        "franka",
+        True,
+        "first try",
+        "pick",
+        None,
+    )
     assert meta.instruction == "pick up the red cube" == summary["instruction"]
     assert meta.message_counts[ROBOT.joint_states_topic] == 30 and meta.message_counts[CAMERA.topic] == 6
     assert meta.message_counts[NAMES.action_chunk] == 1 and sum(meta.dropped.values()) == 0

@@ -21,9 +21,13 @@ needs_franka = pytest.mark.skipif(not has_default_model("franka"), reason="no Fr
 
 @pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
 def test_each_shipped_policy_is_a_complete_folder_with_a_model_card(folder):
-    assert {"config.json", "model.safetensors", "norm_stats.json", "MODEL_CARD.md"} <= {p.name for p in folder.iterdir()}
+    assert {"config.json", "model.safetensors", "norm_stats.json", "MODEL_CARD.md"} <= {
+        p.name for p in folder.iterdir()
+    }
     config = json.loads((folder / "config.json").read_text())
-    assert config["architecture"] == "ros2_vla.flow" and config["config"]["robot"] == folder.name.removesuffix("_default")
+    assert config["architecture"] == "ros2_vla.flow" and config["config"]["robot"] == folder.name.removesuffix(
+        "_default"
+    )
     card = (folder / "MODEL_CARD.md").read_text()
     assert "ros2-vla train" in card and "ros2-vla eval" in card  # how it was made and how it was measured
     assert (folder / "model.safetensors").stat().st_size < 20e6  # a few MB in git, not a checkpoint dump
@@ -42,8 +46,9 @@ def test_the_franka_default_reaches_for_the_named_cube_on_held_out_scenes():
             tcp, cube = sim.tcp_pose(frame="world")[:3, 3], sim.object_pose(task.objects[0])[:3, 3]
             gaps.append(float(np.linalg.norm((tcp - cube)[:2])))
 
-        result = episode.run_episode(robot, seed, "pick", policy, sim=sim, monitor=watch, time_limit=6.0,
-                                     cameras=policy.cameras)
+        result = episode.run_episode(
+            robot, seed, "pick", policy, sim=sim, monitor=watch, time_limit=6.0, cameras=policy.cameras
+        )
         assert result.chunks >= 10 and not policy.refusals and result.rejected_trajectories == 0, result
         # Within 6 s the policy takes the TCP over the cube (on the first 12 held-out pick scenes the
         # shipped policy came within 0.3 to 5.3 cm in x-y; on these two, 0.5 and 0.3 cm).

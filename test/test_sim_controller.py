@@ -121,7 +121,12 @@ def test_empty_trajectory_stops_at_the_measured_position():
     ("traj", "reason"),
     [
         (_traj(("a", "x"), ([1.0, 1.0], 1.0)), "unknown joints"),
-        (_traj((), ), "unknown joints"),
+        (
+            _traj(
+                (),
+            ),
+            "unknown joints",
+        ),
         (_traj(("a", "a"), ([1.0, 1.0], 1.0)), "twice"),
         (_traj(NAMES, ([1.0, math.nan, 1.0], 1.0)), "NaN"),
         (_traj(NAMES, ([1.0, math.inf, 1.0], 1.0)), "NaN or infinite"),

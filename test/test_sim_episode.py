@@ -57,8 +57,17 @@ def test_expert_corrects_for_a_servo_disturbance(franka):
 
     def path(disturbance):
         tcp = []
-        result = run_episode(robot, 0, "pick", ExpertPolicy(robot, sim), sim=sim, time_limit=20.0, policy_period=0.1,
-                             disturbance=disturbance, monitor=lambda s, bridge, now: tcp.append(s.tcp_pose()[:3, 3]))
+        result = run_episode(
+            robot,
+            0,
+            "pick",
+            ExpertPolicy(robot, sim),
+            sim=sim,
+            time_limit=20.0,
+            policy_period=0.1,
+            disturbance=disturbance,
+            monitor=lambda s, bridge, now: tcp.append(s.tcp_pose()[:3, 3]),
+        )
         assert result.success, result
         assert result.rejected_trajectories == 0
         return np.array(tcp)
@@ -79,8 +88,17 @@ def test_expert_goes_back_for_a_missed_or_dropped_cube(franka, kind):
     assert clean.success and sim.slip.happened == ""
     grasps = []  # one entry per success check: whether both pads touch the task's cube
     watch = lambda s, bridge, now: grasps.append(s.grasped(clean.task.objects[0]))  # noqa: E731
-    slipped = run_episode(robot, seed, "pick", ExpertPolicy(robot, sim), sim=sim, time_limit=30.0, policy_period=0.1,
-                          slip=1.0, monitor=watch)
+    slipped = run_episode(
+        robot,
+        seed,
+        "pick",
+        ExpertPolicy(robot, sim),
+        sim=sim,
+        time_limit=30.0,
+        policy_period=0.1,
+        slip=1.0,
+        monitor=watch,
+    )
     assert sim.slip.happened == kind
     assert slipped.success, slipped
     assert slipped.sim_time > clean.sim_time + 1.0  # the second grasp took its time
@@ -133,13 +151,28 @@ def test_policy_may_return_a_full_chunk(franka):
     lift[:, dims.index("gripper")] = 1.0
 
     def policy(obs: Observation) -> Chunk:
-        return Chunk(embodiment=robot.name, action_space=robot.action.space, dimension_names=dims, dt=robot.action.dt,
-                     horizon=5, values=lift.reshape(-1), stamp=123.0, sequence=99)
+        return Chunk(
+            embodiment=robot.name,
+            action_space=robot.action.space,
+            dimension_names=dims,
+            dt=robot.action.dt,
+            horizon=5,
+            values=lift.reshape(-1),
+            stamp=123.0,
+            sequence=99,
+        )
 
     z0 = Simulation(robot).tcp_pose("arm")[2, 3]
     taken = []
-    result = run_episode(robot, 0, "pick", policy, sim=sim, time_limit=1.0,
-                         on_chunk=lambda chunk, state: taken.append((chunk.sequence, state.code)))
+    result = run_episode(
+        robot,
+        0,
+        "pick",
+        policy,
+        sim=sim,
+        time_limit=1.0,
+        on_chunk=lambda chunk, state: taken.append((chunk.sequence, state.code)),
+    )
     assert result.bad_chunks == 0
     assert sim.tcp_pose("arm")[2, 3] - z0 > 0.03
     assert [s for s, _ in taken] == list(range(1, result.chunks + 1))  # every chunk, with the bridge's answer
@@ -190,9 +223,17 @@ def test_a_chunk_delay_delivers_each_chunk_late_while_the_next_are_asked_for(fra
     robot, sim = franka
     asked, heard = [], []  # policy calls; (time, sequence of the bridge's last chunk) at each success check
     policy = still(robot)
-    run_episode(robot, 0, "pick", lambda obs: asked.append(obs.time) or policy(obs), sim=sim, time_limit=0.65,
-                policy_period=0.1, chunk_delay=0.25,
-                monitor=lambda s, bridge, now: heard.append((round(now, 3), bridge.state(now).chunk_sequence)))
+    run_episode(
+        robot,
+        0,
+        "pick",
+        lambda obs: asked.append(obs.time) or policy(obs),
+        sim=sim,
+        time_limit=0.65,
+        policy_period=0.1,
+        chunk_delay=0.25,
+        monitor=lambda s, bridge, now: heard.append((round(now, 3), bridge.state(now).chunk_sequence)),
+    )
     assert asked == pytest.approx([0.1 * k for k in range(7)])  # requests go on while chunks are on their way
     assert heard == [(0.0, 0), (0.1, 0), (0.2, 0), (0.3, 1), (0.4, 2), (0.5, 3), (0.6, 4)]  # each 0.25 s late
     with pytest.raises(ConfigError, match="chunk_delay"):
@@ -202,8 +243,15 @@ def test_a_chunk_delay_delivers_each_chunk_late_while_the_next_are_asked_for(fra
 def test_monitor_runs_at_every_success_check_with_the_bridge(franka):
     robot, sim = franka
     calls = []
-    run_episode(robot, 0, "pick", ExpertPolicy(robot), sim=sim, time_limit=1.0,
-                monitor=lambda s, bridge, now: calls.append((s is sim, bridge.enabled, now)))
+    run_episode(
+        robot,
+        0,
+        "pick",
+        ExpertPolicy(robot),
+        sim=sim,
+        time_limit=1.0,
+        monitor=lambda s, bridge, now: calls.append((s is sim, bridge.enabled, now)),
+    )
     assert [round(c[2], 3) for c in calls] == pytest.approx([0.1 * i for i in range(11)])
     assert all(c[0] for c in calls) and calls[-1][1]
 

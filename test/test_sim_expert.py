@@ -20,16 +20,16 @@ from ros2_vla.config import load_robot_config
 from ros2_vla.errors import ConfigError
 from ros2_vla.ik.solve import solve_chunk
 from ros2_vla.kinematics.model import ArmModel
-from ros2_vla.sim.controller import JointTrajectory, TrajectoryPoint
+from ros2_vla.sim.controller import SimTrajectory, TrajectoryPoint
 from ros2_vla.sim.expert import ExpertObservation, ScriptedExpert
 from ros2_vla.sim.scene import cube_name
 from ros2_vla.sim.tasks import Task, check_success, sample_task
 from ros2_vla.sim.world import Simulation
 
 
-def _trajectory(names, rows, dt) -> JointTrajectory:
+def _trajectory(names, rows, dt) -> SimTrajectory:
     points = tuple(TrajectoryPoint(tuple(float(v) for v in row), (k + 1) * dt) for k, row in enumerate(rows))
-    return JointTrajectory(tuple(names), points)
+    return SimTrajectory(tuple(names), points)
 
 
 def _send(sim: Simulation, chunk: np.ndarray, models: dict[str, ArmModel]) -> None:
@@ -116,8 +116,10 @@ def test_tasks_the_robot_cannot_do_are_refused():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("robot", "kind"), [("franka", "pick"), ("franka", "place"), ("widowx", "pick"), ("widowx", "place"),
-                                             ("aloha", "bimanual_pick")])
+@pytest.mark.parametrize(
+    ("robot", "kind"),
+    [("franka", "pick"), ("franka", "place"), ("widowx", "pick"), ("widowx", "place"), ("aloha", "bimanual_pick")],
+)
 def test_expert_solves_the_task_in_closed_loop(robot, kind):
     sim = Simulation(robot, seed=0)
     for seed in range(3):
@@ -150,4 +152,4 @@ def test_expert_tries_again_after_losing_the_cube():
             sim.set_object_pose(cube_name("red"), [0.45, 0.2, sim.scene.table_height + sim.scene.cube_size / 2])
 
     assert run_episode(sim, expert, timeout=20.0, on_chunk=snatch)
-    assert "approach" in phases[phases.index("lift"):]
+    assert "approach" in phases[phases.index("lift") :]

@@ -30,8 +30,12 @@ def test_layouts_keep_objects_in_their_boxes_apart_and_near_one_arm(name):
         cube_owners = {k for p, k in zip(layout, owners) if p.name != BOWL}
         assert cube_owners == set(range(len(robot.arms)))  # two-arm robots: cubes on both sides
         for i, a in enumerate(layout):
-            for b in layout[i + 1:]:
-                gap = np.linalg.norm(a.xyz[:2] - b.xyz[:2]) - object_footprint(a.name, scene) - object_footprint(b.name, scene)
+            for b in layout[i + 1 :]:
+                gap = (
+                    np.linalg.norm(a.xyz[:2] - b.xyz[:2])
+                    - object_footprint(a.name, scene)
+                    - object_footprint(b.name, scene)
+                )
                 assert gap >= scene.clearance - 1e-12
 
 

@@ -126,8 +126,14 @@ def test_gripper_frame_points_away_from_the_wrist():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"cube_colors": ("red", "purple")}, {"cube_colors": ("red", "red")}, {"cube_colors": ()},
-     {"finger_travel": 0.015}, {"timestep": 0.0}, {"spawn_fraction": 1.5}],
+    [
+        {"cube_colors": ("red", "purple")},
+        {"cube_colors": ("red", "red")},
+        {"cube_colors": ()},
+        {"finger_travel": 0.015},
+        {"timestep": 0.0},
+        {"spawn_fraction": 1.5},
+    ],
 )
 def test_bad_scene_specs_are_refused(kwargs):
     with pytest.raises(ConfigError):

@@ -118,14 +118,21 @@ def test_expert_through_the_bridge_succeeds_over_dds(ros_node, name, kind):
         wait_for(lambda: tasks, 20, "the task on /sim/task")
         assert tasks[-1] == task.instruction
         wait_for(lambda: joints.latest() is not None, 10, "joint states")
-        wait_for(lambda: any(success) or proc.poll() is not None, 40, f"/sim/success for {task.instruction!r} (seed {seed})")
+        wait_for(
+            lambda: any(success) or proc.poll() is not None, 40, f"/sim/success for {task.instruction!r} (seed {seed})"
+        )
         assert proc.poll() is None, "the launcher died"
         assert any(success)
         # The episode starts at home (the first state this test sees may come later, under load): a
         # pick takes the TCP from home down to the table, tens of centimetres.
         index = {n: i for i, n in enumerate(joints.names)}
-        travel = [np.linalg.norm(ArmModel.from_arm(a).fk(joints.latest()[[index[n] for n in a.chain.joint_names]])[:3, 3]
-                                 - ArmModel.from_arm(a).fk(np.array(a.chain.home))[:3, 3]) for a in robot.arms]
+        travel = [
+            np.linalg.norm(
+                ArmModel.from_arm(a).fk(joints.latest()[[index[n] for n in a.chain.joint_names]])[:3, 3]
+                - ArmModel.from_arm(a).fk(np.array(a.chain.home))[:3, 3]
+            )
+            for a in robot.arms
+        ]
         assert max(travel) > 0.1, f"success without the arm moving (TCP travel {travel} m)"
 
 
@@ -143,8 +150,9 @@ def test_the_cameras_of_one_rate_are_captured_at_one_instant(ros_node):
     robot = load_robot_config("franka")
     stamps = {c.name: set() for c in robot.cameras}
     for cam in robot.cameras:
-        ros_node.create_subscription(Image, cam.topic, lambda m, c=cam.name: stamps[c].add(time_to_sec(m.header.stamp)),
-                                     qos_profile_sensor_data)
+        ros_node.create_subscription(
+            Image, cam.topic, lambda m, c=cam.name: stamps[c].add(time_to_sec(m.header.stamp)), qos_profile_sensor_data
+        )
     with launched("franka", "--sim"):
         wait_for(lambda: all(len(s) >= 10 for s in stamps.values()), 30, "10 frames from every camera")
     scene, wrist = stamps["scene"], stamps["wrist"]
@@ -170,8 +178,11 @@ def test_bad_trajectories_are_rejected_and_the_arm_holds(ros_node):
         "joint twice": _trajectory((names[0], names[0]), [[target[0], target[0]]], [1.0]),
     }
     with launched("franka", "--sim") as proc:
-        wait_for(lambda: pub.get_subscription_count() > 0 and gripper_pub.get_subscription_count() > 0, 20,
-                 "sim_node's controller subscriptions")
+        wait_for(
+            lambda: pub.get_subscription_count() > 0 and gripper_pub.get_subscription_count() > 0,
+            20,
+            "sim_node's controller subscriptions",
+        )
         wait_for(lambda: len(joints.since(time.monotonic() - 0.5)) > 10, 10, "joint states at rate")
         time.sleep(0.5)  # the bridge is disarmed: nothing else commands the arm
         before = joints.latest()
@@ -209,14 +220,20 @@ def test_reset_during_motion_returns_home_safely(ros_node):
     client = ros_node.create_client(Trigger, NAMES.sim_reset)
     with launched("franka", "--sim", "--expert", "--seed", str(seed)) as proc:
         wait_for(lambda: client.service_is_ready(), 20, "/sim/reset")
-        wait_for(lambda: joints.latest() is not None and np.max(np.abs(joints.latest() - q_home)[:7]) > 0.15, 20,
-                 "the expert to move the arm away from home")
+        wait_for(
+            lambda: joints.latest() is not None and np.max(np.abs(joints.latest() - q_home)[:7]) > 0.15,
+            20,
+            "the expert to move the arm away from home",
+        )
         future = client.call_async(Trigger.Request())
         response = wait_for(lambda: future.result(), 5, "the /sim/reset response")
         t_reset = time.monotonic()
         assert response.success and str(seed + 1) in response.message, response.message
-        wait_for(lambda: any(np.max(np.abs(q - q_home)) < 0.01 for _, q in joints.since(t_reset - 0.05)), 1.0,
-                 "joint states at home after the reset")
+        wait_for(
+            lambda: any(np.max(np.abs(q - q_home)) < 0.01 for _, q in joints.since(t_reset - 0.05)),
+            1.0,
+            "joint states at home after the reset",
+        )
         wait_for(lambda: tasks and tasks[-1] == task_of(robot, seed + 1).instruction, 5, "the new task on /sim/task")
         time.sleep(2.0)
         after = joints.since(t_reset - 0.05)
@@ -243,8 +260,13 @@ def test_after_a_reset_the_bridge_holds_instead_of_dragging_the_arm_back(ros_nod
 
     def on_state(msg: JointState) -> None:
         at = {n: i for i, n in enumerate(msg.name)}
-        states.append((time_to_sec(msg.header.stamp), np.array([msg.position[at[n]] for n in index]),
-                       np.array([msg.velocity[at[n]] for n in index])))
+        states.append(
+            (
+                time_to_sec(msg.header.stamp),
+                np.array([msg.position[at[n]] for n in index]),
+                np.array([msg.velocity[at[n]] for n in index]),
+            )
+        )
 
     ros_node.create_subscription(JointState, robot.joint_states_topic, on_state, qos_profile_sensor_data)
     client = ros_node.create_client(Trigger, NAMES.sim_reset)
@@ -310,12 +332,17 @@ def test_a_bad_start_jitter_disturbance_or_slip_fails_the_reset_call_and_a_good_
 
     def set_param(name: str, value: float) -> None:
         value_msg = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
-        result = call(params, SetParameters.Request(parameters=[Parameter(name=name, value=value_msg)]),
-                      "the set_parameters response")
+        result = call(
+            params,
+            SetParameters.Request(parameters=[Parameter(name=name, value=value_msg)]),
+            "the set_parameters response",
+        )
         assert result.results[0].successful
 
     with launched("franka", "--sim") as proc:
-        wait_for(lambda: reset.service_is_ready() and params.service_is_ready(), 20, "/sim/reset and /sim/set_parameters")
+        wait_for(
+            lambda: reset.service_is_ready() and params.service_is_ready(), 20, "/sim/reset and /sim/set_parameters"
+        )
         set_param("start_jitter", -0.1)
         response = call(reset, Trigger.Request(), "the /sim/reset response")
         assert not response.success and "start_jitter must be >= 0" in response.message

@@ -69,4 +69,6 @@ def test_world_cameras_see_a_cube_where_intrinsics_and_pose_put_it(sim):
         u, v = _project(sim, cam.name, p)
         assert 0 <= u < cam.width and 0 <= v < cam.height, f"{cam.name} does not see the spawn area"
         px = sim.render(cam.name)[int(round(v)), int(round(u))].astype(int)
-        assert px[0] > px[1] + 60 and px[0] > px[2] + 60, f"{cam.name}: pixel {px} at ({u:.1f}, {v:.1f}) is not the red cube"
+        assert px[0] > px[1] + 60 and px[0] > px[2] + 60, (
+            f"{cam.name}: pixel {px} at ({u:.1f}, {v:.1f}) is not the red cube"
+        )

@@ -8,7 +8,7 @@ import pytest
 from ros2_vla.actions.rotations import rpy_to_matrix
 from ros2_vla.config import load_robot_config
 from ros2_vla.errors import ConfigError
-from ros2_vla.sim.controller import JointTrajectory, TrajectoryPoint
+from ros2_vla.sim.controller import SimTrajectory, TrajectoryPoint
 from ros2_vla.sim.scene import BOWL, cube_name
 from ros2_vla.sim.tasks import Task, check_success, progress, sample_task, task_kinds
 from ros2_vla.sim.world import Simulation
@@ -28,8 +28,9 @@ def test_instructions_fill_the_templates():
     assert Task("pick", ("red",)).objects == ("red_cube",)
 
 
-@pytest.mark.parametrize(("kind", "colors"), [("fly", ("red",)), ("pick", ()), ("pick", ("red", "blue")),
-                                              ("bimanual_pick", ("red", "red"))])
+@pytest.mark.parametrize(
+    ("kind", "colors"), [("fly", ("red",)), ("pick", ()), ("pick", ("red", "blue")), ("bimanual_pick", ("red", "red"))]
+)
 def test_malformed_tasks_are_refused(kind, colors):
     with pytest.raises(ConfigError):
         Task(kind, colors)
@@ -56,13 +57,13 @@ def test_bimanual_task_gives_each_arm_a_cube_on_its_own_side():
 
 def _move_arm(sim, q, duration=1.0):
     arm = sim.robot.arms[0]
-    sim.command(arm.trajectory_topic, JointTrajectory(arm.chain.joint_names, (TrajectoryPoint(tuple(q), duration),)))
+    sim.command(arm.trajectory_topic, SimTrajectory(arm.chain.joint_names, (TrajectoryPoint(tuple(q), duration),)))
     sim.step_until(sim.time + duration + 0.5)
 
 
 def _gripper(sim, position):
     g = sim.robot.arms[0].gripper
-    sim.command(g.topic, JointTrajectory((g.joint,), (TrajectoryPoint((position,), 0.3),)))
+    sim.command(g.topic, SimTrajectory((g.joint,), (TrajectoryPoint((position,), 0.3),)))
     sim.step_until(sim.time + 0.8)
 
 
@@ -77,7 +78,9 @@ def test_pick_succeeds_only_once_the_grasped_cube_is_lifted(franka):
     arm = sim.robot.arms[0]
     model = ArmModel.from_arm(arm)
     T_grasp = sim.tcp_pose().copy()  # home orientation, pointing down, turned about z onto the cube's faces
-    turn = (np.arctan2(cube[1, 0], cube[0, 0]) - np.arctan2(T_grasp[1, 0], T_grasp[0, 0]) + np.pi / 4) % (np.pi / 2) - np.pi / 4
+    turn = (np.arctan2(cube[1, 0], cube[0, 0]) - np.arctan2(T_grasp[1, 0], T_grasp[0, 0]) + np.pi / 4) % (
+        np.pi / 2
+    ) - np.pi / 4
     T_grasp[:3, :3] = rpy_to_matrix(np.array([0.0, 0.0, turn])) @ T_grasp[:3, :3]
     T_grasp[:3, 3] = (np.linalg.inv(sim.base_pose()) @ cube)[:3, 3]
     result = solve_ik(model, T_grasp, model.home)

@@ -60,8 +60,10 @@ def test_reset_is_repeatable_per_seed_and_varies_across_seeds(sim):
 def test_start_jitter_varies_the_start_pose_but_not_the_objects(sim):
     def start(seed, jitter):
         sim.reset(seed, start_jitter=jitter)
-        arms = {a.name: sim.joint_state().positions[[sim.joint_state().names.index(n) for n in a.chain.joint_names]]
-                for a in sim.robot.arms}
+        arms = {
+            a.name: sim.joint_state().positions[[sim.joint_state().names.index(n) for n in a.chain.joint_names]]
+            for a in sim.robot.arms
+        }
         return arms, np.array([sim.object_pose(o)[:3, 3] for o in sim.object_names()])
 
     _, objects = start(7, 0.0)
@@ -123,7 +125,7 @@ def test_objects_rest_on_the_table_apart_and_within_reach(sim):
             xy[name] = p[:2]
         names = list(xy)
         for i, a in enumerate(names):
-            for b in names[i + 1:]:
+            for b in names[i + 1 :]:
                 assert np.linalg.norm(xy[a] - xy[b]) > s.cube_size * 1.4
 
 
@@ -135,7 +137,9 @@ def test_step_command_settles_within_a_centimetre_at_the_tcp(sim):
     for arm in sim.robot.arms:
         model = ArmModel.from_arm(arm)
         span = model.upper - model.lower
-        q_goal = np.clip(model.home + rng.uniform(-0.25, 0.25, model.nq), model.lower + 0.05 * span, model.upper - 0.05 * span)
+        q_goal = np.clip(
+            model.home + rng.uniform(-0.25, 0.25, model.nq), model.lower + 0.05 * span, model.upper - 0.05 * span
+        )
         sim.command(arm.trajectory_topic, _step_traj(arm.chain.joint_names, q_goal))
         sim.step_until(sim.time + 1.5)
         error = np.linalg.norm(sim.tcp_pose(arm.name)[:3, 3] - model.fk(q_goal)[:3, 3])

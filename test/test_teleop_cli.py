@@ -53,8 +53,15 @@ class ArmWatch:
 
 
 def _teleop(*args: str) -> subprocess.Popen:
-    return subprocess.Popen(cli("teleop", "franka", *args), cwd="/", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, bufsize=1)
+    return subprocess.Popen(
+        cli("teleop", "franka", *args),
+        cwd="/",
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    )
 
 
 def _said(proc: subprocess.Popen) -> str:
@@ -109,8 +116,12 @@ def test_keys_through_a_pipe_move_the_sim_arm_and_close_the_gripper(ros_node):
             assert finger0 > 0.9 * ARM.gripper.open_position, "the gripper should start open"
 
             _send(proc, ["w"] * 10)  # 10 ticks forward (+x) at 10 Hz
-            wait_for(lambda: len(chunks) >= heard + 10, 15, "ten teleop chunks",
-                     detail=lambda: f"got sequences {[c.sequence for c in chunks]}; teleop said: {_said(proc)}")
+            wait_for(
+                lambda: len(chunks) >= heard + 10,
+                15,
+                "ten teleop chunks",
+                detail=lambda: f"got sequences {[c.sequence for c in chunks]}; teleop said: {_said(proc)}",
+            )
             after_x, _ = arm.settled()
             dx, dy, dz = after_x - start
             assert dx > 0.05, f"TCP moved {after_x - start} m; expected forward (+x) by several cm ({_said(proc)})"
@@ -151,7 +162,8 @@ def test_joint_position_robot_is_one_clear_line():
 
 
 def test_without_a_bridge_it_says_so():
-    out = subprocess.run(cli("teleop", "franka", "--timeout", "1"), cwd="/", input="w\n", capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        cli("teleop", "franka", "--timeout", "1"), cwd="/", input="w\n", capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 2
     assert "nobody subscribes to /vla/action_chunk" in out.stderr and "Traceback" not in out.stderr, out.stderr

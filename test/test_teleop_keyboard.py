@@ -22,10 +22,23 @@ def _column(teleop: KeyboardTeleop, values: np.ndarray, name: str) -> np.ndarray
     return values[:, teleop.names.index(name)]
 
 
-@pytest.mark.parametrize(("key", "name", "sign"), [
-    ("w", "x", 1), ("s", "x", -1), ("a", "y", 1), ("d", "y", -1), ("r", "z", 1), ("f", "z", -1),
-    ("u", "roll", 1), ("o", "roll", -1), ("i", "pitch", 1), ("k", "pitch", -1), ("j", "yaw", 1), ("l", "yaw", -1),
-])
+@pytest.mark.parametrize(
+    ("key", "name", "sign"),
+    [
+        ("w", "x", 1),
+        ("s", "x", -1),
+        ("a", "y", 1),
+        ("d", "y", -1),
+        ("r", "z", 1),
+        ("f", "z", -1),
+        ("u", "roll", 1),
+        ("o", "roll", -1),
+        ("i", "pitch", 1),
+        ("k", "pitch", -1),
+        ("j", "yaw", 1),
+        ("l", "yaw", -1),
+    ],
+)
 def test_each_motion_key_moves_one_axis_the_right_way(franka, key, name, sign):
     teleop = KeyboardTeleop(franka, TeleopSettings(speed=0.5))
     assert teleop.press(key) is None
@@ -98,7 +111,9 @@ def test_space_toggles_the_gripper_and_sends_a_still_chunk(franka):
 
 def test_gripper_value_follows_an_inverted_convention(franka):
     arm = franka.arms[0]
-    inverted = dataclasses.replace(franka, arms=(dataclasses.replace(arm, gripper=dataclasses.replace(arm.gripper, invert=True)),))
+    inverted = dataclasses.replace(
+        franka, arms=(dataclasses.replace(arm, gripper=dataclasses.replace(arm.gripper, invert=True)),)
+    )
     teleop = KeyboardTeleop(inverted)
     teleop.press(" ")  # close: this policy convention says 1 = closed
     assert np.all(_column(teleop, teleop.tick(), "gripper") == 1.0)
@@ -116,8 +131,14 @@ def test_chunks_validate_for_the_bridge_and_decode_to_the_same_values(franka):
     teleop = KeyboardTeleop(franka)
     teleop.press("d")
     values = teleop.tick()
-    chunk = Chunk(embodiment=franka.name, action_space=franka.action.space, dimension_names=teleop.names,
-                  dt=franka.action.dt, horizon=values.shape[0], values=values)
+    chunk = Chunk(
+        embodiment=franka.name,
+        action_space=franka.action.space,
+        dimension_names=teleop.names,
+        dt=franka.action.dt,
+        horizon=values.shape[0],
+        values=values,
+    )
     validate_chunk(chunk, franka)
     assert np.allclose(chunk_to_array(chunk), values)
 

@@ -127,7 +127,11 @@ def test_braking_from_v0_stretches_the_first_segment():
 )
 def test_bad_input_raises_trajectory_error(kwargs):
     args = dict(
-        waypoints=np.zeros((2, 2)), nominal_durations=0.1, velocity_limits=np.ones(2), acceleration_limits=np.ones(2), v0=None
+        waypoints=np.zeros((2, 2)),
+        nominal_durations=0.1,
+        velocity_limits=np.ones(2),
+        acceleration_limits=np.ones(2),
+        v0=None,
     )
     args.update(kwargs)
     with pytest.raises(TrajectoryError):

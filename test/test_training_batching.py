@@ -15,8 +15,14 @@ from ros2_vla.policies.base import Observation
 from ros2_vla.policies.flow import FlowPolicy
 from ros2_vla.sim.phrasings import phrasings
 from ros2_vla.training.augment import random_shift
-from ros2_vla.training.batching import (Augment, ChunkBatcher, chunk_indices, hold_dims, norm_stats_from_dataset,
-                                        padded_chunks)
+from ros2_vla.training.batching import (
+    Augment,
+    ChunkBatcher,
+    chunk_indices,
+    hold_dims,
+    norm_stats_from_dataset,
+    padded_chunks,
+)
 
 
 def test_chunks_stay_inside_their_episode():
@@ -44,8 +50,12 @@ def test_joint_position_pads_by_holding_the_last_target():
 
 
 def _observation(dataset, i: int) -> Observation:
-    return Observation(stamp=0.0, images={c: dataset.images[c][i] for c in dataset.cameras},
-                       state=dataset.state[i], instruction=dataset.tasks[dataset.task_index[i]])
+    return Observation(
+        stamp=0.0,
+        images={c: dataset.images[c][i] for c in dataset.cameras},
+        state=dataset.state[i],
+        instruction=dataset.tasks[dataset.task_index[i]],
+    )
 
 
 @pytest.mark.parametrize("tcp_state", [False, True])
@@ -74,9 +84,18 @@ def test_normalized_targets_decode_to_the_recorded_actions_through_the_chunk_bou
     batch = ChunkBatcher(dataset, config, stats).batch([2], train=False)
     policy = FlowPolicy.from_model(random_model(config), stats, num_threads=1)
     out = policy.output(batch["actions"][0])  # what infer does with the model's (H, D) sample
-    chunk = Chunk(stamp=0.0, embodiment="franka", action_space=config.action_space,
-                  dimension_names=config.dimension_names, dt=config.dt, horizon=config.horizon,
-                  values=out.values, low=out.low, high=out.high, normalized=out.normalized)
+    chunk = Chunk(
+        stamp=0.0,
+        embodiment="franka",
+        action_space=config.action_space,
+        dimension_names=config.dimension_names,
+        dt=config.dt,
+        horizon=config.horizon,
+        values=out.values,
+        low=out.low,
+        high=out.high,
+        normalized=out.normalized,
+    )
     physical = chunk_to_array(chunk)
     inside = (dataset.action[2:6] >= stats.action.q01) & (dataset.action[2:6] <= stats.action.q99)
     np.testing.assert_allclose(physical[inside], dataset.action[2:6][inside], atol=1e-5)

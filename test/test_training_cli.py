@@ -14,8 +14,21 @@ from ros2_vla.errors import PolicyError
 from ros2_vla.policies.flow import FlowPolicy
 from ros2_vla.training.cli import parse_overrides
 
-FAST = ("--preset", "tiny", "--batch-size", "4", "--save-every", "3", "--log-every", "1", "--threads", "1",
-        "--device", "cpu", "--no-progress")
+FAST = (
+    "--preset",
+    "tiny",
+    "--batch-size",
+    "4",
+    "--save-every",
+    "3",
+    "--log-every",
+    "1",
+    "--threads",
+    "1",
+    "--device",
+    "cpu",
+    "--no-progress",
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,13 +56,16 @@ def test_train_then_resume_through_the_cli(lerobot_dir, tmp_path):
     assert (out / "checkpoints" / "step_000006" / "training_state.pt").is_file()
 
 
-@pytest.mark.parametrize("args, message", [
-    (("--resume",), "has no complete checkpoint"),
-    (("--preset", "smal"), "did you mean 'small'"),
-    (("--lora-rank", "8"), "--lora-rank: not an option of --policy flow"),
-    (("--goal-weight", "-1"), "goal_weight must be >= 0"),
-    (("--rephrase", "1.5"), "rephrase is a chance in [0, 1], got 1.5"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--resume",), "has no complete checkpoint"),
+        (("--preset", "smal"), "did you mean 'small'"),
+        (("--lora-rank", "8"), "--lora-rank: not an option of --policy flow"),
+        (("--goal-weight", "-1"), "goal_weight must be >= 0"),
+        (("--rephrase", "1.5"), "rephrase is a chance in [0, 1], got 1.5"),
+    ],
+)
 def test_mistakes_print_one_line(lerobot_dir, tmp_path, args, message):
     run = _train(str(lerobot_dir), str(tmp_path / "model"), *args)
     assert run.returncode == 2
@@ -58,6 +74,9 @@ def test_mistakes_print_one_line(lerobot_dir, tmp_path, args, message):
 
 def test_overrides_are_json_values_or_text():
     assert parse_overrides(["horizon=16", "image_size=[64, 64]", "text_encoder=hash"]) == {
-        "horizon": 16, "image_size": [64, 64], "text_encoder": "hash"}
+        "horizon": 16,
+        "image_size": [64, 64],
+        "text_encoder": "hash",
+    }
     with pytest.raises(PolicyError, match="expected KEY=VALUE"):
         parse_overrides(["horizon"])

@@ -42,8 +42,11 @@ def test_a_few_steps_reduce_the_loss(tmp_path, dataset):
 
 
 def test_a_goal_head_is_trained_and_its_loss_logged(tmp_path, dataset):
-    train_flow(dataset, tmp_path, fast_config(steps=60, lr=3e-3, augment_shift=0, save_every=100,
-                                              overrides={"goal_head": True}))
+    train_flow(
+        dataset,
+        tmp_path,
+        fast_config(steps=60, lr=3e-3, augment_shift=0, save_every=100, overrides={"goal_head": True}),
+    )
     records = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
     goal = [r["goal_loss"] for r in records if "goal_loss" in r]
     assert len(goal) == len(records) > 1 and goal[-1] < 0.8 * goal[0]
@@ -54,8 +57,12 @@ def test_the_trained_folder_is_a_flow_policy_for_the_robot(tmp_path, dataset):
     result = train_flow(dataset, tmp_path, fast_config(steps=10))
     assert result.step == 10 and not result.interrupted
     policy = FlowPolicy.from_options(load_robot_config("franka"), LoadOptions(model=str(tmp_path), device="cpu"))
-    obs = Observation(stamp=0.0, images={c: dataset.images[c][0] for c in dataset.cameras}, state=dataset.state[0],
-                      instruction=dataset.tasks[0])
+    obs = Observation(
+        stamp=0.0,
+        images={c: dataset.images[c][0] for c in dataset.cameras},
+        state=dataset.state[0],
+        instruction=dataset.tasks[0],
+    )
     out = policy.infer(obs)
     assert out.values.shape == (policy.spec.horizon, 7) and np.all(np.isfinite(out.values))
     np.testing.assert_allclose(out.low, dataset.stats["action"]["q01"], rtol=1e-6)

@@ -66,11 +66,18 @@ def models(tmp_path_factory, openvla_checkpoint) -> dict[str, Path]:
 
     root = tmp_path_factory.mktemp("vla_models")
     llama = root / "llama"  # a text-only model: the wrong architecture for either backend
-    LlamaConfig(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                num_attention_heads=2).save_pretrained(llama)
-    return {"flow": _flow_checkpoint(root / "flow"), "slow": _flow_checkpoint(root / "slow", flow_steps=SLOW_STEPS),
-            "slower": _flow_checkpoint(root / "slower", flow_steps=8 * SLOW_STEPS),  # a chunk outlasts the node's 5 s stop wait
-            "openvla": openvla_checkpoint, "llama": llama}
+    LlamaConfig(
+        vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2
+    ).save_pretrained(llama)
+    return {
+        "flow": _flow_checkpoint(root / "flow"),
+        "slow": _flow_checkpoint(root / "slow", flow_steps=SLOW_STEPS),
+        "slower": _flow_checkpoint(
+            root / "slower", flow_steps=8 * SLOW_STEPS
+        ),  # a chunk outlasts the node's 5 s stop wait
+        "openvla": openvla_checkpoint,
+        "llama": llama,
+    }
 
 
 # --- what the test sends ------------------------------------------------------------------------------
@@ -108,15 +115,19 @@ class Rig:
         self.mode = FeedMode()
         self.image = np.random.default_rng(0).integers(0, 256, (224, 224, 3), dtype=np.uint8)
         self.raw = {c.name: node.create_publisher(Image, c.topic, qos_profile_sensor_data) for c in ROBOT.cameras}
-        self.compressed = {c.name: node.create_publisher(CompressedImage, f"{c.topic}/compressed",
-                                                         qos_profile_sensor_data) for c in ROBOT.cameras}
+        self.compressed = {
+            c.name: node.create_publisher(CompressedImage, f"{c.topic}/compressed", qos_profile_sensor_data)
+            for c in ROBOT.cameras
+        }
         self.joints = node.create_publisher(JointState, ROBOT.joint_states_topic, qos_profile_sensor_data)
         self.instruction = node.create_publisher(String, NAMES.instruction, COMMAND)
         node.create_subscription(ActionChunk, NAMES.action_chunk, lambda m: self._record(self.chunks, m), COMMAND)
         node.create_subscription(PolicyStatus, NAMES.policy_status, lambda m: self._record(self.statuses, m), STATUS)
         self.params = node.create_client(SetParameters, "/vla/set_parameters")
         self.names = list(ROBOT.joint_names) + [a.gripper.joint for a in ROBOT.arms if a.gripper]
-        self.state = [float(x) for a in ROBOT.arms for x in a.chain.home] + [a.gripper.open_position for a in ROBOT.arms]
+        self.state = [float(x) for a in ROBOT.arms for x in a.chain.home] + [
+            a.gripper.open_position for a in ROBOT.arms
+        ]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._feed, daemon=True)
         self._thread.start()
@@ -176,7 +187,9 @@ class Rig:
     def set_params(self, **values) -> None:
         """`ros2 param set /vla NAME VALUE` for each, in one SetParameters request."""
         wait_for(lambda: self.params.service_is_ready(), 10, "the /vla/set_parameters service")
-        request = SetParameters.Request(parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()])
+        request = SetParameters.Request(
+            parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()]
+        )
         future = self.params.call_async(request)
         wait_for(future.done, 10, f"an answer to setting {values}")
         reasons = [r.reason for r in future.result().results if not r.successful]
@@ -189,22 +202,25 @@ class Rig:
 
     def chunks_since(self, mark: tuple[int, int]) -> list[tuple[float, ActionChunk]]:
         with self.lock:
-            return self.chunks[mark[0]:]
+            return self.chunks[mark[0] :]
 
     def statuses_since(self, mark: tuple[int, int]) -> list[tuple[float, PolicyStatus]]:
         with self.lock:
-            return self.statuses[mark[1]:]
+            return self.statuses[mark[1] :]
 
     def wait_chunks(self, mark, n: int, timeout: float = 10.0, pred: Callable[[ActionChunk], bool] = lambda m: True):
         """At least n chunks since `mark` for which pred holds; returns them all (receipt, msg)."""
+
         def enough():
             got = [(t, m) for t, m in self.chunks_since(mark) if pred(m)]
             return got if len(got) >= n else None
+
         return wait_for(enough, timeout, f"{n} chunk(s) on {NAMES.action_chunk}")
 
     def wait_status(self, mark, pred: Callable[[PolicyStatus], bool], what: str, timeout: float = 10.0) -> PolicyStatus:
         def found():
             return next((m for _, m in self.statuses_since(mark) if pred(m)), None)
+
         return wait_for(found, timeout, f"a status {what}")
 
     def stamps(self, camera: str, encoding: str | None = None) -> np.ndarray:
@@ -240,13 +256,20 @@ class VlaNode:
             for _, m in self.rig.statuses_since(mark):
                 if m.code == PolicyStatus.LOADING:
                     seen_loading = True
-                elif seen_loading and m.code in (PolicyStatus.IDLE, PolicyStatus.WAITING, PolicyStatus.ERROR,
-                                                 PolicyStatus.RUNNING):
+                elif seen_loading and m.code in (
+                    PolicyStatus.IDLE,
+                    PolicyStatus.WAITING,
+                    PolicyStatus.ERROR,
+                    PolicyStatus.RUNNING,
+                ):
                     return m
             return None
+
         return wait_for(settled, 30, "the model to finish loading")
 
-    def ready(self, policy: str, model: Path | str, quantization: str = "", device: str = "auto", server: str = "") -> None:
+    def ready(
+        self, policy: str, model: Path | str, quantization: str = "", device: str = "auto", server: str = ""
+    ) -> None:
         status = self.use(policy=policy, model=str(model), quantization=quantization, device=device, server=server)
         assert status is None or status.code != PolicyStatus.ERROR, status.message
 
@@ -268,14 +291,24 @@ def rig(rclpy_context):
 @pytest.fixture(scope="module")
 def vla(rig, models, tmp_path_factory):
     """vla_node started on the OpenVLA checkpoint in 4-bit on the CPU (bitsandbytes), as the launcher starts it."""
-    params = {"robot": ROBOT.name, "variant": "", "policy": "openvla", "model": str(models["openvla"]),
-              "quantization": "4bit", "device": "cpu", "max_observation_age": MAX_AGE, "status_rate_hz": STATUS_HZ, "server": ""}
+    params = {
+        "robot": ROBOT.name,
+        "variant": "",
+        "policy": "openvla",
+        "model": str(models["openvla"]),
+        "quantization": "4bit",
+        "device": "cpu",
+        "max_observation_age": MAX_AGE,
+        "status_rate_hz": STATUS_HZ,
+        "server": "",
+    }
     spec = NodeSpec("vla", "vla_node", params)
     folder = tmp_path_factory.mktemp("vla_node")
     log = folder / "vla_node.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen(node_command(spec, write_params_file([spec], folder)), cwd="/", stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            node_command(spec, write_params_file([spec], folder)), cwd="/", stdout=out, stderr=subprocess.STDOUT
+        )
     node = VlaNode(proc, log, rig, params)
     try:
         try:
@@ -325,6 +358,7 @@ def feeding(vla):
     def quiet():
         chunks = rig.chunks_since(mark)
         return not chunks or rig._now_ns() * 1e-9 - chunks[-1][0] > settle
+
     wait_for(quiet, 10, "the chunks to stop")
     assert vla.alive(), vla.log.read_text()[-3000:]
 
@@ -394,21 +428,25 @@ def test_openvla_tokens_are_those_of_the_4bit_model(vla, feeding, models):
     obs = Observation(0.0, {"scene": feeding.image}, np.zeros(ROBOT_STATE, np.float32), PICK)
     expected = {}
     for q in ("4bit", "fp32"):
-        policy = OpenVlaPolicy(OpenVlaConfig(str(models["openvla"]), ROBOT.action.dt, ("scene", "wrist"),
-                                             quantization=q, device="cpu"))
+        policy = OpenVlaPolicy(
+            OpenVlaConfig(str(models["openvla"]), ROBOT.action.dt, ("scene", "wrist"), quantization=q, device="cpu")
+        )
         expected[q] = tuple(policy.infer(obs).tokens.reshape(-1))
     assert expected["4bit"] != expected["fp32"], "this model decodes alike in 4-bit and fp32: pick another image"
     assert set(node_tokens) == {expected["4bit"]}
 
 
-
 @pytest.mark.slow
-@pytest.mark.parametrize(("param", "value", "says"), [
-    ("model", "llama", "holds a 'llama' model"),
-    ("device", "cuda", "no CUDA GPU is usable"),
-])
-def test_openvla_wrong_architecture_or_absent_gpu_is_an_error_and_a_good_model_runs(vla, feeding, models, param,
-                                                                                     value, says):
+@pytest.mark.parametrize(
+    ("param", "value", "says"),
+    [
+        ("model", "llama", "holds a 'llama' model"),
+        ("device", "cuda", "no CUDA GPU is usable"),
+    ],
+)
+def test_openvla_wrong_architecture_or_absent_gpu_is_an_error_and_a_good_model_runs(
+    vla, feeding, models, param, value, says
+):
     import torch
 
     if value == "cuda" and torch.cuda.is_available():
@@ -487,11 +525,14 @@ def test_compressed_jpeg_frames_drive_the_policy(vla, feeding, models):
     _check_common(chunks, PICK, f"flow:{models['flow']}", feeding.stamps("wrist", "jpeg"))
 
 
-@pytest.mark.parametrize(("encoding", "size", "says"), [
-    ("rgba8", (224, 224), "encoding 'rgba8' is not supported"),
-    ("16UC1", (224, 224), "encoding '16UC1' is not supported"),
-    ("rgb8", (80, 100), "image is 100x80, config says 224x224"),
-])
+@pytest.mark.parametrize(
+    ("encoding", "size", "says"),
+    [
+        ("rgba8", (224, 224), "encoding 'rgba8' is not supported"),
+        ("16UC1", (224, 224), "encoding '16UC1' is not supported"),
+        ("rgb8", (80, 100), "image is 100x80, config says 224x224"),
+    ],
+)
 def test_frames_of_a_wrong_encoding_or_size_are_refused_without_chunks(vla, feeding, models, encoding, size, says):
     vla.ready("flow", models["flow"])
     feeding.instruct(PICK)
@@ -533,12 +574,15 @@ def test_an_instruction_over_the_length_limit_is_refused_and_stops_the_chunks(vl
     assert not [m for _, m in feeding.chunks_since(mark) if m.instruction.startswith("pick pick")]
 
 
-@pytest.mark.parametrize(("param", "value", "says"), [
-    ("policy", "openvla", "not an OpenVLA checkpoint"),
-    ("model", "/nonexistent/checkpoint", "does not exist"),
-    ("device", "cuda", "no CUDA GPU"),
-    ("policy", "flwo", "Did you mean 'flow'?"),
-])
+@pytest.mark.parametrize(
+    ("param", "value", "says"),
+    [
+        ("policy", "openvla", "not an OpenVLA checkpoint"),
+        ("model", "/nonexistent/checkpoint", "does not exist"),
+        ("device", "cuda", "no CUDA GPU"),
+        ("policy", "flwo", "Did you mean 'flow'?"),
+    ],
+)
 def test_a_bad_model_parameter_is_an_error_and_a_good_one_runs(vla, feeding, models, param, value, says):
     import torch
 
@@ -564,7 +608,9 @@ def test_flow_without_a_model_runs_the_policy_shipped_for_the_robot(vla, feeding
     status = vla.use(model="")
     shipped = default_model_dir(ROBOT.name)
     if not has_default_model(ROBOT.name):  # none shipped: a clear error, and no chunks
-        assert status.code == PolicyStatus.ERROR and f"no default policy is shipped for '{ROBOT.name}'" in status.message
+        assert (
+            status.code == PolicyStatus.ERROR and f"no default policy is shipped for '{ROBOT.name}'" in status.message
+        )
         _quiet_for(feeding, 0.6, "no model")
         return
     assert status.code != PolicyStatus.ERROR, status.message
@@ -602,7 +648,6 @@ def test_callbacks_keep_up_while_a_slow_model_runs(vla, feeding, models):
         assert next_stamp + WRIST_LAG > receipt - 2.5 / FEED_HZ, "the next chunk used a frame from before the last one"
 
 
-
 # --- openpi: a policy server in this process, vla_node as its client over a real WebSocket ------------
 @pytest.fixture
 def policy_server(models):
@@ -618,8 +663,9 @@ def policy_server(models):
         port = 0
 
         def start(self):
-            self.server = PolicyServer(service, service.metadata, host="127.0.0.1", port=self.port,
-                                       log=lambda line: None).start()
+            self.server = PolicyServer(
+                service, service.metadata, host="127.0.0.1", port=self.port, log=lambda line: None
+            ).start()
             self.port = self.server.port
             return self
 

@@ -14,12 +14,23 @@ TASKS = ("pick up the red cube", "pick up the blue cube")
 
 def lerobot_stats(x: np.ndarray) -> dict[str, np.ndarray]:
     x = np.asarray(x, np.float64)
-    return {"mean": x.mean(0), "std": x.std(0), "min": x.min(0), "max": x.max(0),
-            "q01": np.quantile(x, 0.01, axis=0), "q99": np.quantile(x, 0.99, axis=0)}
+    return {
+        "mean": x.mean(0),
+        "std": x.std(0),
+        "min": x.min(0),
+        "max": x.max(0),
+        "q01": np.quantile(x, 0.01, axis=0),
+        "q99": np.quantile(x, 0.99, axis=0),
+    }
 
 
-def tiny_dataset(robot: str = "franka", lengths: tuple[int, ...] = (12, 7, 10), size: tuple[int, int] = (32, 32),
-                 seed: int = 0, fps: float | None = None) -> FrameDataset:
+def tiny_dataset(
+    robot: str = "franka",
+    lengths: tuple[int, ...] = (12, 7, 10),
+    size: tuple[int, int] = (32, 32),
+    seed: int = 0,
+    fps: float | None = None,
+) -> FrameDataset:
     """Episodes of `lengths` frames for `robot`: each episode shows a bright square whose position and colour
     decide its actions (so a model can learn something), per-frame gripper openness 0/1, states that drift."""
     cfg = load_robot_config(robot)
@@ -38,21 +49,41 @@ def tiny_dataset(robot: str = "franka", lengths: tuple[int, ...] = (12, 7, 10), 
         y, x = (e * 5) % (size[0] - 6), (frame[i] * 2) % (size[1] - 6)
         for name, im in images.items():
             im[i] = rng.integers(0, 40, (*size, 3))
-            im[i, y:y + 6, x:x + 6, task[i]] = 255
+            im[i, y : y + 6, x : x + 6, task[i]] = 255
         action[i, ~gripper] = 0.02 * np.sin(0.5 * frame[i] + e + np.arange((~gripper).sum())) * (1 + task[i])
         action[i, gripper] = float(frame[i] < lengths[e] // 2)
         state[i] = 0.1 * frame[i] + rng.normal(0, 0.05, s)
-    return FrameDataset(root=f"memory:{robot}", robot=robot, fps=fps or 1.0 / cfg.action.dt,
-                        cameras=tuple(images), images=images, state=state, action=action, action_names=names,
-                        action_space=cfg.action.space, episode_index=episode.astype(np.int64),
-                        frame_index=frame.astype(np.int64), task_index=task.astype(np.int64), tasks=TASKS,
-                        stats={"action": lerobot_stats(action), "observation.state": lerobot_stats(state)})
+    return FrameDataset(
+        root=f"memory:{robot}",
+        robot=robot,
+        fps=fps or 1.0 / cfg.action.dt,
+        cameras=tuple(images),
+        images=images,
+        state=state,
+        action=action,
+        action_names=names,
+        action_space=cfg.action.space,
+        episode_index=episode.astype(np.int64),
+        frame_index=frame.astype(np.int64),
+        task_index=task.astype(np.int64),
+        tasks=TASKS,
+        stats={"action": lerobot_stats(action), "observation.state": lerobot_stats(state)},
+    )
 
 
 def fast_config(**overrides) -> TrainConfig:
     """Tiny preset, one thread, no progress bar: a few steps take well under a second."""
-    fields = dict(preset="tiny", steps=20, batch_size=8, save_every=10, log_every=5, threads=1, progress=False,
-                  lr=1e-3, device="cpu")
+    fields = dict(
+        preset="tiny",
+        steps=20,
+        batch_size=8,
+        save_every=10,
+        log_every=5,
+        threads=1,
+        progress=False,
+        lr=1e-3,
+        device="cpu",
+    )
     fields.update(overrides)
     return TrainConfig(**fields)
 
@@ -62,9 +93,14 @@ def write_lerobot(dataset: FrameDataset, root) -> None:
     from ros2_vla.data.lerobot_writer import LeRobotWriter
 
     sizes = {c: dataset.images[c].shape[1:3] for c in dataset.cameras}
-    writer = LeRobotWriter(root, fps=int(dataset.fps), robot_type=dataset.robot,
-                           state_names=[f"s{i}" for i in range(dataset.state.shape[1])],
-                           action_names=dataset.action_names, cameras=sizes)
+    writer = LeRobotWriter(
+        root,
+        fps=int(dataset.fps),
+        robot_type=dataset.robot,
+        state_names=[f"s{i}" for i in range(dataset.state.shape[1])],
+        action_names=dataset.action_names,
+        cameras=sizes,
+    )
     for e in np.unique(dataset.episode_index):
         rows = np.flatnonzero(dataset.episode_index == e)
         writer.start_episode(rows.size)

@@ -78,8 +78,10 @@ class FastTokenizer:
         text = self.bpe.decode(ids, skip_special_tokens=False)
         values = np.array([ord(c) for c in text], np.int64) + self.min_token
         if values.size != horizon * action_dim:
-            raise ChunkError(f"FAST tokens decode to {values.size} coefficients, not {horizon} x {action_dim}: "
-                             "a cut-off or foreign token sequence")
+            raise ChunkError(
+                f"FAST tokens decode to {values.size} coefficients, not {horizon} x {action_dim}: "
+                "a cut-off or foreign token sequence"
+            )
         return coefficients_to_chunk(values.reshape(horizon, action_dim), self.scale)
 
     def encode(self, chunk: np.ndarray) -> list[int]:

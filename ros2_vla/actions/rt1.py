@@ -37,8 +37,11 @@ class Field:
 
 
 ARM_FIELDS = (
-    Field("x", -1.0, 1.0), Field("y", -1.0, 1.0), Field("z", -1.0, 1.0),
-    Field("roll", -math.pi / 2, math.pi / 2), Field("pitch", -math.pi / 2, math.pi / 2),
+    Field("x", -1.0, 1.0),
+    Field("y", -1.0, 1.0),
+    Field("z", -1.0, 1.0),
+    Field("roll", -math.pi / 2, math.pi / 2),
+    Field("pitch", -math.pi / 2, math.pi / 2),
     Field("yaw", -math.pi / 2, math.pi / 2),
     Field("gripper", -1.0, 1.0),  # gripper_closedness_action: +1 close, -1 open
 )

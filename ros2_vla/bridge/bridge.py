@@ -44,14 +44,21 @@ class TrajectoryCommand:
 class Bridge:
     """The bridge's safety core: joint states and chunks in, the trajectories to send at each tick out."""
 
-    def __init__(self, robot: RobotConfig, blend: BlendConfig | None = None, ik: IkParams | None = None,
-                 joint_state_timeout: float | None = None, ik_solver: IkSolver = solve_ik) -> None:
+    def __init__(
+        self,
+        robot: RobotConfig,
+        blend: BlendConfig | None = None,
+        ik: IkParams | None = None,
+        joint_state_timeout: float | None = None,
+        ik_solver: IkSolver = solve_ik,
+    ) -> None:
         self.robot = robot
         self.planner = ChunkPlanner(robot, ik, ik_solver)
         self.timeout = robot.safety.joint_state_timeout if joint_state_timeout is None else joint_state_timeout
         blend = blend or BlendConfig()
         self.blenders = {
-            name: TrajectoryBlender(blend, m.velocity_limits, m.acceleration_limits) for name, m in self.planner.models.items()
+            name: TrajectoryBlender(blend, m.velocity_limits, m.acceleration_limits)
+            for name, m in self.planner.models.items()
         }
         self.grippers = {arm.name: GripperPlan(arm.gripper) for arm in robot.arms if arm.gripper is not None}
         time_waypoints(np.zeros((2, 1)), 1.0, np.ones(1), np.ones(1))  # loads its compiled pass now, not on a chunk
@@ -82,7 +89,11 @@ class Bridge:
                     # (a gripper-only publisher) or holds NaN must not keep old positions "fresh".
                     self._q[arm.name] = q
                     self._stamps[arm.name] = now
-            if arm.gripper is not None and arm.gripper.joint in index and np.isfinite(positions[index[arm.gripper.joint]]):
+            if (
+                arm.gripper is not None
+                and arm.gripper.joint in index
+                and np.isfinite(positions[index[arm.gripper.joint]])
+            ):
                 self._g[arm.name] = float(positions[index[arm.gripper.joint]])
 
     def set_enabled(self, enabled: bool, now: float) -> tuple[bool, str, list[TrajectoryCommand]]:
@@ -106,14 +117,24 @@ class Bridge:
             return self._set(BridgeState(BridgeCode.DISARMED, "disarmed: chunk ignored", chunk_sequence=chunk.sequence))
         problem = self._input_problem(now)
         if problem:
-            return self._set(BridgeState(BridgeCode.STALE_INPUT, f"{problem}: chunk ignored, holding", True, chunk.sequence))
+            return self._set(
+                BridgeState(BridgeCode.STALE_INPUT, f"{problem}: chunk ignored, holding", True, chunk.sequence)
+            )
         if self._newest_stamp > now:  # the clock went back (a sim reset, a bag replay): forget the order
             self._newest_stamp = float("-inf")
         if chunk.stamp < self._newest_stamp:  # played after a newer one, it would rewind the plan
-            return self._set(BridgeState(BridgeCode.CHUNK_REJECTED, (
-                f"chunk {chunk.sequence} is out of order: its observation ({chunk.stamp:.3f} s) is older than the "
-                f"chunk already played ({self._newest_stamp:.3f} s); ignored"), True, chunk.sequence,
-                chunk_lateness=lateness(chunk, now)))
+            return self._set(
+                BridgeState(
+                    BridgeCode.CHUNK_REJECTED,
+                    (
+                        f"chunk {chunk.sequence} is out of order: its observation ({chunk.stamp:.3f} s) is older "
+                        f"than the chunk already played ({self._newest_stamp:.3f} s); ignored"
+                    ),
+                    True,
+                    chunk.sequence,
+                    chunk_lateness=lateness(chunk, now),
+                )
+            )
         if self._holding_stale:  # fresh again before the next tick: resume from the measured state here
             self._holding_stale, self._active = False, False
         if not self._active:
@@ -123,7 +144,9 @@ class Bridge:
         try:
             plan = self.planner.plan(chunk, q_start)
         except ChunkError as exc:
-            return self._set(BridgeState(BridgeCode.CHUNK_REJECTED, f"chunk {chunk.sequence} rejected: {exc}", True, chunk.sequence))
+            return self._set(
+                BridgeState(BridgeCode.CHUNK_REJECTED, f"chunk {chunk.sequence} rejected: {exc}", True, chunk.sequence)
+            )
         jump = 0.0
         if plan.steps > 0:
             jump = self._load(plan, chunk, now)
@@ -162,7 +185,9 @@ class Bridge:
     def state(self, now: float) -> BridgeState:
         """The status to publish now."""
         if not self.enabled:
-            return replace(self._last, code=BridgeCode.DISARMED, message="disarmed: call /vla/enable to arm", enabled=False)
+            return replace(
+                self._last, code=BridgeCode.DISARMED, message="disarmed: call /vla/enable to arm", enabled=False
+            )
         problem = self._input_problem(now)
         if problem:
             return replace(self._last, code=BridgeCode.STALE_INPUT, message=f"{problem}: holding", enabled=True)
@@ -200,8 +225,9 @@ class Bridge:
 
     def _plan_ended(self, now: float) -> bool:
         """Every arm and gripper is at rest at the end of its plan."""
-        return (all(b.plan.end_time <= now for b in self.blenders.values())
-                and all(g.end_time <= now for g in self.grippers.values()))
+        return all(b.plan.end_time <= now for b in self.blenders.values()) and all(
+            g.end_time <= now for g in self.grippers.values()
+        )
 
     def _reset_to_measured(self, now: float) -> None:
         for name, b in self.blenders.items():
@@ -256,7 +282,11 @@ class Bridge:
             if measured and arm.name in self._q:
                 q = self._q[arm.name]
             else:
-                q = self.blenders[arm.name].sample(now)[0] if self.blenders[arm.name].plan is not None else self._q.get(arm.name)
+                q = (
+                    self.blenders[arm.name].sample(now)[0]
+                    if self.blenders[arm.name].plan is not None
+                    else self._q.get(arm.name)
+                )
             if q is None:
                 continue
             self.blenders[arm.name].reset(now, q)
@@ -284,12 +314,21 @@ class Bridge:
         if arm.gripper.mode == "in_trajectory":
             q = np.vstack([q, np.repeat(q[-1:], later.size, axis=0)])
             qd = np.vstack([qd, np.zeros((later.size, qd.shape[1]))])
-            return [TrajectoryCommand(arm.trajectory_topic, names + (arm.gripper.joint,), tg_rel,
-                                      np.column_stack([q, g]), np.column_stack([qd, gd]))]
+            return [
+                TrajectoryCommand(
+                    arm.trajectory_topic,
+                    names + (arm.gripper.joint,),
+                    tg_rel,
+                    np.column_stack([q, g]),
+                    np.column_stack([qd, gd]),
+                )
+            ]
         # Positions only: a JointTrajectoryController then interpolates linearly, which is the gripper
         # path itself; velocities would make it a cubic that overshoots the rate limit between points.
-        return [TrajectoryCommand(arm.trajectory_topic, names, t_rel, q, qd),
-                TrajectoryCommand(arm.gripper.topic, (arm.gripper.joint,), tg_rel, g[:, None], None)]
+        return [
+            TrajectoryCommand(arm.trajectory_topic, names, t_rel, q, qd),
+            TrajectoryCommand(arm.gripper.topic, (arm.gripper.joint,), tg_rel, g[:, None], None),
+        ]
 
     def _set(self, state: BridgeState) -> BridgeState:
         self._last = state
@@ -308,5 +347,15 @@ def _state_of(plan: ChunkPlan, sequence: int, late: float, jump: float) -> Bridg
     message = plan.message or f"chunk {sequence}: {plan.steps} steps planned"
     if late > 0 and not plan.message:
         message += f", {late:.2f} s late: played from now"
-    return BridgeState(code, message, True, sequence, plan.ik_position_residual, plan.ik_rotation_residual,
-                       plan.condition_number, plan.speed_scale, late, jump)
+    return BridgeState(
+        code,
+        message,
+        True,
+        sequence,
+        plan.ik_position_residual,
+        plan.ik_rotation_residual,
+        plan.condition_number,
+        plan.speed_scale,
+        late,
+        jump,
+    )

@@ -211,8 +211,23 @@ def _gram(J, out):
 
 
 @njit(cache=True)
-def solve_ik(origins, axes, tcp, lower, upper, home, T_target, q_seed, damping, max_iterations,
-             position_tolerance, rotation_tolerance, nullspace_gain, max_step, q_out):
+def solve_ik(
+    origins,
+    axes,
+    tcp,
+    lower,
+    upper,
+    home,
+    T_target,
+    q_seed,
+    damping,
+    max_iterations,
+    position_tolerance,
+    rotation_tolerance,
+    nullspace_gain,
+    max_step,
+    q_out,
+):
     """The best joint positions into q_out (n,); returns (position error, rotation error, iterations,
     condition number, converged) as `IkResult`. Arguments as `solve_ik` and `IkParams`, unpacked."""
     n = q_seed.shape[0]
@@ -379,10 +394,38 @@ def _singularity_scale(condition, decelerate, halt):
 
 
 @njit(cache=True)
-def plan_ee_steps(origins, axes, tcp, lower, upper, home, q0, xyz, rpy, absolute, ee_frame,
-                  max_translation, max_rotation, box_min, box_max, damping, max_iterations, position_tolerance,
-                  rotation_tolerance, nullspace_gain, max_step, decelerate, halt,
-                  qs, targets, position_errors, rotation_errors, conditions, scales, clipped):
+def plan_ee_steps(
+    origins,
+    axes,
+    tcp,
+    lower,
+    upper,
+    home,
+    q0,
+    xyz,
+    rpy,
+    absolute,
+    ee_frame,
+    max_translation,
+    max_rotation,
+    box_min,
+    box_max,
+    damping,
+    max_iterations,
+    position_tolerance,
+    rotation_tolerance,
+    nullspace_gain,
+    max_step,
+    decelerate,
+    halt,
+    qs,
+    targets,
+    position_errors,
+    rotation_errors,
+    conditions,
+    scales,
+    clipped,
+):
     """Plan steps 0..H-1 from q0 [rad] (n,); xyz [m] and rpy [rad] (H, 3) are the decoded actions.
 
     Fills, per step k: qs (H, n), targets (H, 4, 4) (after the bounds), the IK residuals and condition
@@ -401,8 +444,22 @@ def plan_ee_steps(origins, axes, tcp, lower, upper, home, q0, xyz, rpy, absolute
         _clamp_step(T_prev, T, max_translation, max_rotation)
         clipped[k] = _clip_to_workspace(T, box_min, box_max)
         pos_err, rot_err, _, condition, converged = solve_ik(
-            origins, axes, tcp, lower, upper, home, T, q, damping, max_iterations, position_tolerance,
-            rotation_tolerance, nullspace_gain, max_step, q_new)
+            origins,
+            axes,
+            tcp,
+            lower,
+            upper,
+            home,
+            T,
+            q,
+            damping,
+            max_iterations,
+            position_tolerance,
+            rotation_tolerance,
+            nullspace_gain,
+            max_step,
+            q_new,
+        )
         position_errors[k], rotation_errors[k], conditions[k] = pos_err, rot_err, condition
         if not converged:
             return k, IK_FAILED

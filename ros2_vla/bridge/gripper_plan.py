@@ -38,7 +38,9 @@ class GripperPlan:
                 continue
             step = self.spec.velocity * (t - ts[-1])
             # A target within reach is taken as is (no rounding past a range end), others approached.
-            gs.append(float(target) if abs(target - gs[-1]) <= step else gs[-1] + float(np.copysign(step, target - gs[-1])))
+            gs.append(
+                float(target) if abs(target - gs[-1]) <= step else gs[-1] + float(np.copysign(step, target - gs[-1]))
+            )
             ts.append(float(t))
         if len(ts) > 1:
             # A target too far for the step time is still reached, at the velocity limit, after the

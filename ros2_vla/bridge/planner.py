@@ -16,18 +16,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ros2_vla.actions.chunk import Chunk, EeComponents, chunk_to_array, ee_components, resolve_delta_frame, validate_chunk
+from ros2_vla.actions.chunk import (
+    Chunk,
+    EeComponents,
+    chunk_to_array,
+    ee_components,
+    resolve_delta_frame,
+    validate_chunk,
+)
 from ros2_vla.actions.gripper import gripper_commands
 from ros2_vla.actions.spaces import BASE_FRAME, EE_ABSOLUTE, EE_DELTA, EE_FRAME, JOINT_DELTA, JOINT_VELOCITY
 from ros2_vla.actions.targets import apply_ee_delta, check_workspace, clamp_step, clip_to_workspace, ee_absolute_target
-from ros2_vla.bridge.compiled_plan import HALTED, IK_FAILED, RAN_THROUGH, plan_ee_steps
+from ros2_vla.bridge.compiled_plan import HALTED, IK_FAILED, RAN_THROUGH, ChainArrays, plan_ee_steps
 from ros2_vla.bridge.status import BridgeCode
 from ros2_vla.config import ArmSpec, RobotConfig
 from ros2_vla.errors import ChunkError
 from ros2_vla.ik.params import IkParams, IkResult
 from ros2_vla.ik.singularity import check_thresholds, singularity_scale
 from ros2_vla.ik.solve import solve_ik
-from ros2_vla.bridge.compiled_plan import ChainArrays
 from ros2_vla.kinematics.model import ArmModel
 
 GRIPPER = "gripper"
@@ -97,8 +103,13 @@ class ChunkPlanner:
         comps = ee_components(actions, chunk.dimension_names)
         if not (np.all(np.isfinite(comps.xyz)) and np.all(np.isfinite(comps.rpy))):
             raise ChunkError("chunk actions are NaN or infinite after decoding")
-        steps = self._ee_steps(comps, chunk.action_space == EE_ABSOLUTE, resolve_delta_frame(chunk.frame_id, self.robot),
-                               arm, np.asarray(q0, dtype=np.float64))
+        steps = self._ee_steps(
+            comps,
+            chunk.action_space == EE_ABSOLUTE,
+            resolve_delta_frame(chunk.frame_id, self.robot),
+            arm,
+            np.asarray(q0, dtype=np.float64),
+        )
         K = steps.kept
         gripper = None
         if comps.gripper is not None and arm.gripper is not None and K:
@@ -115,20 +126,46 @@ class ChunkPlanner:
             return self._ee_steps_python(comps, absolute, frame, arm, q0, steps)
         chain = self._chains[arm.name]
         steps.kept, steps.stop = plan_ee_steps(
-            chain.origins, chain.axes, chain.tcp, model.lower, model.upper, model.home, q0,
-            np.ascontiguousarray(comps.xyz), np.ascontiguousarray(comps.rpy), absolute, frame == EE_FRAME,
-            safety.max_translation_per_step, safety.max_rotation_per_step, self._box_min, self._box_max,
-            ik.damping, ik.max_iterations, ik.position_tolerance, ik.rotation_tolerance, ik.nullspace_gain, ik.max_step,
-            safety.singularity_decelerate, safety.singularity_halt, steps.positions, steps.targets,
-            steps.position_errors, steps.rotation_errors, steps.conditions, steps.scales, steps.clipped)
+            chain.origins,
+            chain.axes,
+            chain.tcp,
+            model.lower,
+            model.upper,
+            model.home,
+            q0,
+            np.ascontiguousarray(comps.xyz),
+            np.ascontiguousarray(comps.rpy),
+            absolute,
+            frame == EE_FRAME,
+            safety.max_translation_per_step,
+            safety.max_rotation_per_step,
+            self._box_min,
+            self._box_max,
+            ik.damping,
+            ik.max_iterations,
+            ik.position_tolerance,
+            ik.rotation_tolerance,
+            ik.nullspace_gain,
+            ik.max_step,
+            safety.singularity_decelerate,
+            safety.singularity_halt,
+            steps.positions,
+            steps.targets,
+            steps.position_errors,
+            steps.rotation_errors,
+            steps.conditions,
+            steps.scales,
+            steps.clipped,
+        )
         return steps
 
     def _compiled(self, arm: ArmSpec) -> bool:
         """The compiled loop runs the package's own IK on arms of 6+ joints (see compiled_plan)."""
         return self.ik_solver is solve_ik and self.models[arm.name].nq >= 6
 
-    def _ee_steps_python(self, comps: EeComponents, absolute: bool, frame: str, arm: ArmSpec, q0: np.ndarray,
-                         steps: EeSteps) -> EeSteps:
+    def _ee_steps_python(
+        self, comps: EeComponents, absolute: bool, frame: str, arm: ArmSpec, q0: np.ndarray, steps: EeSteps
+    ) -> EeSteps:
         """The same loop as `compiled_plan.plan_ee_steps`, around an external IK solver (MoveIt)."""
         model, safety = self.models[arm.name], self.robot.safety
         T_prev, q = model.fk(q0), q0
@@ -146,7 +183,9 @@ class ChunkPlanner:
             if not res.converged:
                 steps.kept, steps.stop = k, IK_FAILED
                 return steps
-            steps.scales[k] = singularity_scale(res.condition_number, safety.singularity_decelerate, safety.singularity_halt)
+            steps.scales[k] = singularity_scale(
+                res.condition_number, safety.singularity_decelerate, safety.singularity_halt
+            )
             if steps.scales[k] <= 0.0:
                 steps.kept, steps.stop = k, HALTED
                 return steps
@@ -193,8 +232,15 @@ class EeSteps:
 
     @classmethod
     def empty(cls, horizon: int, n: int) -> EeSteps:
-        return cls(np.zeros((horizon, n)), np.zeros((horizon, 4, 4)), np.zeros(horizon), np.zeros(horizon),
-                   np.zeros(horizon), np.ones(horizon), np.zeros(horizon, dtype=bool))
+        return cls(
+            np.zeros((horizon, n)),
+            np.zeros((horizon, 4, 4)),
+            np.zeros(horizon),
+            np.zeros(horizon),
+            np.zeros(horizon),
+            np.ones(horizon),
+            np.zeros(horizon, dtype=bool),
+        )
 
 
 def _summarize(steps: EeSteps, wp: ArmWaypoints, halt: float) -> ChunkPlan:
@@ -207,18 +253,33 @@ def _summarize(steps: EeSteps, wp: ArmWaypoints, halt: float) -> ChunkPlan:
     slow = np.flatnonzero(steps.scales[:K] < 1.0)
     if slow.size:
         k = slow[0]
-        code, message = BridgeCode.DECELERATE_FOR_SINGULARITY, (
-            f"step {k}: near a singularity (condition {steps.conditions[k]:.0f}): slowing to {steps.scales[k]:.2f}")
+        code, message = (
+            BridgeCode.DECELERATE_FOR_SINGULARITY,
+            (f"step {k}: near a singularity (condition {steps.conditions[k]:.0f}): slowing to {steps.scales[k]:.2f}"),
+        )
     if steps.stop == IK_FAILED:
-        code, message = BridgeCode.IK_FAILED, (
-            f"step {K}: no IK solution (residual {steps.position_errors[K] * 1e3:.1f} mm, "
-            f"{steps.rotation_errors[K]:.3f} rad): stopping at step {K}")
+        code, message = (
+            BridgeCode.IK_FAILED,
+            (
+                f"step {K}: no IK solution (residual {steps.position_errors[K] * 1e3:.1f} mm, "
+                f"{steps.rotation_errors[K]:.3f} rad): stopping at step {K}"
+            ),
+        )
     elif steps.stop == HALTED:
-        code, message = BridgeCode.HALT_FOR_SINGULARITY, (
-            f"step {K}: condition number {steps.conditions[K]:.0f} past {halt:.0f}: halting")
+        code, message = (
+            BridgeCode.HALT_FOR_SINGULARITY,
+            (f"step {K}: condition number {steps.conditions[K]:.0f} past {halt:.0f}: halting"),
+        )
     # An IK failure's residuals count (they say how far off it was); a halted step's do not.
     counted = K + (steps.stop == IK_FAILED)
     pos, rot = steps.position_errors[:counted], steps.rotation_errors[:counted]
-    return ChunkPlan((wp,), K, code, message,
-                     float(pos.max(initial=0.0)), float(rot.max(initial=0.0)),
-                     float(steps.conditions[:K].max(initial=0.0)), float(steps.scales[:K].min(initial=1.0)))
+    return ChunkPlan(
+        (wp,),
+        K,
+        code,
+        message,
+        float(pos.max(initial=0.0)),
+        float(rot.max(initial=0.0)),
+        float(steps.conditions[:K].max(initial=0.0)),
+        float(steps.scales[:K].min(initial=1.0)),
+    )

@@ -19,7 +19,16 @@ from __future__ import annotations
 import numpy as np
 
 from ros2_vla.actions.rotations import matrix_to_rpy
-from ros2_vla.actions.spaces import EE_ABSOLUTE, EE_DELTA, EE_FRAME, EE_ROTATION, EE_TRANSLATION, GRIPPER, JOINT_DELTA, JOINT_POSITION
+from ros2_vla.actions.spaces import (
+    EE_ABSOLUTE,
+    EE_DELTA,
+    EE_FRAME,
+    EE_ROTATION,
+    EE_TRANSLATION,
+    GRIPPER,
+    JOINT_DELTA,
+    JOINT_POSITION,
+)
 from ros2_vla.config import ArmSpec, GripperSpec
 from ros2_vla.data.episode import COMMANDED, LABEL_SOURCES, MEASURED
 from ros2_vla.data.sampling import FramePlan
@@ -96,7 +105,11 @@ def action_labels(series: EpisodeSeries, plan: FramePlan, source: str = MEASURED
         arm = robot.arms[0]
         q = plan.state[:, [series.state_names.index(n) for n in arm.chain.joint_names]]
         T = tcp_poses(arm, q)
-        pose = ee_deltas(T, robot.action.frame) if space == EE_DELTA else np.concatenate([T[1:, :3, 3], matrix_to_rpy(T[1:])], axis=1)
+        pose = (
+            ee_deltas(T, robot.action.frame)
+            if space == EE_DELTA
+            else np.concatenate([T[1:, :3, 3], matrix_to_rpy(T[1:])], axis=1)
+        )
         columns.update(zip(EE_TRANSLATION + EE_ROTATION, pose.T))
     elif space in (JOINT_POSITION, JOINT_DELTA):
         for n in robot.joint_names:
@@ -111,14 +124,18 @@ def action_labels(series: EpisodeSeries, plan: FramePlan, source: str = MEASURED
         columns[GRIPPER] = columns[with_gripper[0].gripper.joint]
     missing = [n for n in names if n not in columns]
     if missing:
-        raise DatasetError(f"config/{robot.name}.yaml: action dimensions {missing} cannot be computed from a recording "
-                           f"of {space}; known: {sorted(columns)}")
+        raise DatasetError(
+            f"config/{robot.name}.yaml: action dimensions {missing} cannot be computed from a recording "
+            f"of {space}; known: {sorted(columns)}"
+        )
     return np.column_stack([columns[n] for n in names])
 
 
 def commanded_labels(series: EpisodeSeries, plan: FramePlan) -> np.ndarray:
     """(N, D) the commanded step under way at each frame's instant (read with `read_series(with_chunks=True)`)."""
     if series.chunks is None:
-        raise DatasetError(f"{series.bag.path}: no action chunks the bridge would take on /vla/action_chunk to label "
-                           f"frames with what was commanded; convert with --labels measured")
+        raise DatasetError(
+            f"{series.bag.path}: no action chunks the bridge would take on /vla/action_chunk to label "
+            f"frames with what was commanded; convert with --labels measured"
+        )
     return series.chunks.at(plan.times[:-1])

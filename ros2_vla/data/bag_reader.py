@@ -37,8 +37,9 @@ class EpisodeBag:
 
 def is_bag_folder(path: Path) -> bool:
     """A rosbag2 folder: metadata.yaml, or at least a storage file (an unclosed recording)."""
-    return path.is_dir() and ((path / "metadata.yaml").is_file() or any(
-        p.suffix in STORAGE_SUFFIXES for p in path.iterdir() if p.is_file()))
+    return path.is_dir() and (
+        (path / "metadata.yaml").is_file() or any(p.suffix in STORAGE_SUFFIXES for p in path.iterdir() if p.is_file())
+    )
 
 
 def find_episodes(paths: Sequence[str | Path]) -> list[Path]:
@@ -85,12 +86,15 @@ def open_episode(path: str | Path) -> EpisodeBag:
         raise DatasetError(f"{path}/metadata.yaml: unreadable rosbag2 metadata ({type(exc).__name__}: {exc})") from exc
     missing = [f.name for f in files if not f.is_file()]
     if missing or not files:
-        raise DatasetError(f"{path}: storage file(s) {missing or 'none'} named in metadata.yaml are missing; copy the "
-                           f"whole bag folder")
+        raise DatasetError(
+            f"{path}: storage file(s) {missing or 'none'} named in metadata.yaml are missing; copy the whole bag folder"
+        )
     return EpisodeBag(path, meta, topics, counts)
 
 
-def read_messages(bag: EpisodeBag, topics: Collection[str], raw_topics: Collection[str] = ()) -> Iterator[tuple[str, int, object]]:
+def read_messages(
+    bag: EpisodeBag, topics: Collection[str], raw_topics: Collection[str] = ()
+) -> Iterator[tuple[str, int, object]]:
     """(topic, log time [ns], message) of `topics` in log-time order; the message is rosbags' decoded
     dataclass, or the raw CDR bytes for topics in `raw_topics` (decode those with `decode`).
     DatasetError on a damaged bag."""
@@ -121,13 +125,17 @@ def decode(bag: EpisodeBag, topic: str, t_ns: int, raw: bytes | memoryview) -> o
     try:
         return typestore().deserialize_cdr(raw, msgtype)
     except Exception as exc:  # garbled bytes fail in many ways inside the decoder
-        raise DatasetError(f"{bag.path}: a {msgtype} message on {topic} at {t_ns} ns cannot be decoded "
-                           f"({type(exc).__name__}: {exc}); the bag is corrupted") from exc
+        raise DatasetError(
+            f"{bag.path}: a {msgtype} message on {topic} at {t_ns} ns cannot be decoded "
+            f"({type(exc).__name__}: {exc}); the bag is corrupted"
+        ) from exc
 
 
 def _storage_error(path: Path, exc: Exception) -> DatasetError:
     if isinstance(exc, FileNotFoundError):
-        return DatasetError(f"{path}: a storage file named in metadata.yaml is missing ({exc}); copy the whole bag folder")
+        return DatasetError(
+            f"{path}: a storage file named in metadata.yaml is missing ({exc}); copy the whole bag folder"
+        )
     files = sorted(p.name for p in path.iterdir() if p.suffix in STORAGE_SUFFIXES) if path.is_dir() else []
     where = f"{path}/{files[0]}" if len(files) == 1 else str(path)
     detail = str(exc) if type(exc).__name__ == "ReaderError" else f"{type(exc).__name__}: {exc}"

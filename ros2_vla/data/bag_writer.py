@@ -30,9 +30,9 @@ from rosbags.interfaces import Connection, Qos, QosDurability, QosHistory, QosLi
 from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 
 from ros2_vla.data.episode import CUSTOM_DATA_KEY, EpisodeMeta
-from ros2_vla.parameters import RECORDER_QUEUE_SIZE
 from ros2_vla.data.typestore import typestore
 from ros2_vla.errors import ConfigError, RecordingError
+from ros2_vla.parameters import RECORDER_QUEUE_SIZE
 
 EPISODE_PREFIX = "episode_"
 DEFAULT_QUEUE_SIZE = RECORDER_QUEUE_SIZE  # recorder_node's queue_size by default
@@ -43,24 +43,40 @@ _STOP = object()
 def next_episode_dir(out: str | Path) -> Path:
     """OUT/episode_NNNN, one past the highest existing index (closed or not), so names never repeat."""
     out = Path(out)
-    used = [int(m.group(1)) for p in out.glob(f"{EPISODE_PREFIX}*") if (m := _EPISODE_RE.match(p.name))] if out.is_dir() else []
+    used = (
+        [int(m.group(1)) for p in out.glob(f"{EPISODE_PREFIX}*") if (m := _EPISODE_RE.match(p.name))]
+        if out.is_dir()
+        else []
+    )
     return out / f"{EPISODE_PREFIX}{max(used, default=-1) + 1:04d}"
 
 
 def bag_qos(reliable: bool, transient_local: bool, depth: int) -> Qos:
     """A rosbag2 offered-QoS entry, so `ros2 bag play` republishes a topic as it was offered."""
     zero = QosTime(0, 0)
-    return Qos(QosHistory.KEEP_LAST, depth,
-               QosReliability.RELIABLE if reliable else QosReliability.BEST_EFFORT,
-               QosDurability.TRANSIENT_LOCAL if transient_local else QosDurability.VOLATILE,
-               zero, zero, QosLiveliness.AUTOMATIC, zero, False)
+    return Qos(
+        QosHistory.KEEP_LAST,
+        depth,
+        QosReliability.RELIABLE if reliable else QosReliability.BEST_EFFORT,
+        QosDurability.TRANSIENT_LOCAL if transient_local else QosDurability.VOLATILE,
+        zero,
+        zero,
+        QosLiveliness.AUTOMATIC,
+        zero,
+        False,
+    )
 
 
 class EpisodeBagWriter:
     """An open episode bag: `write` from any thread, then `close(meta)` or `discard()` once."""
 
-    def __init__(self, out: str | Path, topics: Mapping[str, str], qos: Mapping[str, Qos] | None = None,
-                 queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
+    def __init__(
+        self,
+        out: str | Path,
+        topics: Mapping[str, str],
+        qos: Mapping[str, Qos] | None = None,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+    ) -> None:
         """`topics`: topic -> message type ("sensor_msgs/msg/Image"); `qos`: topic -> offered QoS."""
         if queue_size < 1:
             raise ConfigError(f"recorder queue_size must be >= 1, got {queue_size}")
@@ -71,9 +87,11 @@ class EpisodeBagWriter:
         self._writer, self.path = self._open(Path(out))
         try:
             self._connections: dict[str, Connection] = {
-                topic: self._writer.add_connection(topic, msgtype, typestore=store,
-                                                   offered_qos_profiles=[qos[topic]] if qos and topic in qos else [])
-                for topic, msgtype in topics.items()}
+                topic: self._writer.add_connection(
+                    topic, msgtype, typestore=store, offered_qos_profiles=[qos[topic]] if qos and topic in qos else []
+                )
+                for topic, msgtype in topics.items()
+            }
         except Exception:
             self._writer.abort()
             shutil.rmtree(self.path, ignore_errors=True)
@@ -148,7 +166,9 @@ class EpisodeBagWriter:
         self._writer.close()
         _fsync_folder(self.path)
         if self._error is not None:
-            raise RecordingError(f"{self.path}: writing failed after {sum(self.written.values())} messages: {self._error}")
+            raise RecordingError(
+                f"{self.path}: writing failed after {sum(self.written.values())} messages: {self._error}"
+            )
         return meta
 
     def discard(self) -> None:

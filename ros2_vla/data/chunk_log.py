@@ -61,12 +61,15 @@ def chunk_actions(chunk: Chunk, robot: RobotConfig) -> np.ndarray | None:
         return None
     a = robot.action
     if chunk.action_space != a.space or frame != a.frame or abs(chunk.dt - a.dt) > 1e-9:
-        raise DatasetError(f"a chunk in {chunk.action_space} (frame {frame!r}, dt {chunk.dt} s) cannot label a "
-                           f"{a.space} dataset (frame {a.frame!r}, dt {a.dt} s); convert with --labels measured")
+        raise DatasetError(
+            f"a chunk in {chunk.action_space} (frame {frame!r}, dt {chunk.dt} s) cannot label a "
+            f"{a.space} dataset (frame {a.frame!r}, dt {a.dt} s); convert with --labels measured"
+        )
     index = {n: i for i, n in enumerate(chunk.dimension_names)}
     missing = [n for n in a.dimension_names if n not in index]
     if missing:
-        raise DatasetError(f"chunks name {list(chunk.dimension_names)}, without {missing} of config/{robot.name}.yaml's "
-                           f"action dimensions; convert with --labels measured")
+        raise DatasetError(
+            f"chunks name {list(chunk.dimension_names)}, without {missing} of config/{robot.name}.yaml's "
+            f"action dimensions; convert with --labels measured"
+        )
     return actions[:, [index[n] for n in a.dimension_names]]
-

@@ -64,7 +64,9 @@ class _Prepared:
     action: np.ndarray  # (N, D)
 
 
-def convert_to_lerobot(bags: Sequence[str | Path], out: str | Path, options: ConvertOptions = ConvertOptions()) -> ConversionReport:
+def convert_to_lerobot(
+    bags: Sequence[str | Path], out: str | Path, options: ConvertOptions = ConvertOptions()
+) -> ConversionReport:
     """Convert the episodes in `bags` (bag folders, or folders of them) into a LeRobot dataset at `out`."""
     start = time.perf_counter()
     out = Path(out)
@@ -75,13 +77,22 @@ def convert_to_lerobot(bags: Sequence[str | Path], out: str | Path, options: Con
     kept = [b for b in opened if options.include_failed or b.meta.success is not False]
     skipped = tuple(b.path for b in opened if not options.include_failed and b.meta.success is False)
     if not kept:
-        raise DatasetError(f"no episodes to convert: all {len(opened)} are labelled failures (success: false); "
-                           f"pass --include-failed to convert them anyway")
+        raise DatasetError(
+            f"no episodes to convert: all {len(opened)} are labelled failures (success: false); "
+            f"pass --include-failed to convert them anyway"
+        )
     prepared = [_prepare(b, robot, fps, options.labels) for b in _bar(kept, options.progress, "reading bags")]
     cameras = _camera_sizes(prepared)
     with atomic_output(out, options.overwrite) as folder:
-        writer = LeRobotWriter(folder, fps, robot.name, prepared[0].series.state_names, robot.action.dimension_names,
-                               cameras, options.video)
+        writer = LeRobotWriter(
+            folder,
+            fps,
+            robot.name,
+            prepared[0].series.state_names,
+            robot.action.dimension_names,
+            cameras,
+            options.video,
+        )
         try:
             for p in _bar(prepared, options.progress, "writing episodes"):
                 writer.start_episode(p.plan.num_frames)
@@ -132,8 +143,10 @@ def dataset_fps(robot: RobotConfig) -> int:
     """Frames per second = 1 / action.dt, which LeRobot needs as an integer."""
     fps = 1.0 / robot.action.dt
     if abs(fps - round(fps)) > 1e-6:
-        raise DatasetError(f"config/{robot.name}.yaml: action.dt {robot.action.dt} s gives {fps:.4f} frames per "
-                           f"second; a LeRobot dataset needs a whole number")
+        raise DatasetError(
+            f"config/{robot.name}.yaml: action.dt {robot.action.dt} s gives {fps:.4f} frames per "
+            f"second; a LeRobot dataset needs a whole number"
+        )
     return int(round(fps))
 
 
@@ -143,8 +156,10 @@ def _one_robot(bags: list[EpisodeBag]) -> RobotConfig:
     for b in bags[1:]:
         if (b.meta.robot, b.meta.variant) != (first.meta.robot, first.meta.variant):
             what = lambda m: m.robot + (f" ({m.variant})" if m.variant else "")  # noqa: E731
-            raise DatasetError(f"episodes from different robots: {b.path} is {what(b.meta)} but {first.path} is "
-                               f"{what(first.meta)}; convert each robot's episodes into its own dataset")
+            raise DatasetError(
+                f"episodes from different robots: {b.path} is {what(b.meta)} but {first.path} is "
+                f"{what(first.meta)}; convert each robot's episodes into its own dataset"
+            )
     try:
         return load_robot_config(first.meta.robot, variant=first.meta.variant or None)
     except ConfigError as exc:
@@ -164,8 +179,10 @@ def _camera_sizes(prepared: list[_Prepared]) -> dict[str, tuple[int, int]]:
     for p in prepared[1:]:
         for c, cam in p.series.cameras.items():
             if cam.shape[:2] != sizes[c]:
-                raise DatasetError(f"{p.series.bag.path}: camera {c} frames are {cam.shape[1]}x{cam.shape[0]}, but "
-                                   f"{sizes[c][1]}x{sizes[c][0]} in {first.bag.path}; one dataset needs one size per camera")
+                raise DatasetError(
+                    f"{p.series.bag.path}: camera {c} frames are {cam.shape[1]}x{cam.shape[0]}, but "
+                    f"{sizes[c][1]}x{sizes[c][0]} in {first.bag.path}; one dataset needs one size per camera"
+                )
     return sizes
 
 
@@ -183,8 +200,10 @@ def _write_frames(writer: LeRobotWriter, series: EpisodeSeries, plan: FramePlan)
             continue
         rgb = decode_image(series.bag, topic, decode(series.bag, topic, t_ns, raw))
         if rgb.shape != series.cameras[cam].shape:
-            raise DatasetError(f"{series.bag.path}: a frame on {topic} is {rgb.shape[1]}x{rgb.shape[0]}, the first was "
-                               f"{series.cameras[cam].shape[1]}x{series.cameras[cam].shape[0]}")
+            raise DatasetError(
+                f"{series.bag.path}: a frame on {topic} is {rgb.shape[1]}x{rgb.shape[0]}, the first was "
+                f"{series.cameras[cam].shape[1]}x{series.cameras[cam].shape[0]}"
+            )
         while k < n and index[k] == m:
             writer.write_frame(cam, rgb)
             k += 1
@@ -193,27 +212,53 @@ def _write_frames(writer: LeRobotWriter, series: EpisodeSeries, plan: FramePlan)
             return  # every frame is out: the rest of the bag is not needed
     short = {c: v for c, v in nxt.items() if v < n}
     if short:
-        raise DatasetError(f"{series.bag.path}: camera frames changed between two reads of the bag ({short} of {n}); "
-                           f"is it still being written?")
+        raise DatasetError(
+            f"{series.bag.path}: camera frames changed between two reads of the bag ({short} of {n}); "
+            f"is it still being written?"
+        )
 
 
 def _extras(robot: RobotConfig, prepared: list[_Prepared], skipped: tuple[Path, ...], options: ConvertOptions) -> dict:
     """meta/ros2_vla.json: what LeRobot's files cannot say (action space, frame, sources)."""
     video = options.video
-    grippers = {a.gripper.joint: {"open_position": a.gripper.open_position, "closed_position": a.gripper.closed_position,
-                                  "binarize": a.gripper.binarize, "invert": a.gripper.invert}
-                for a in robot.arms if a.gripper is not None}
-    episodes = [{"episode_index": i, "bag": str(p.series.bag.path.resolve()), "success": p.series.bag.meta.success,
-                 "seed": p.series.bag.meta.seed, "demonstrator": p.series.bag.meta.demonstrator,
-                 "notes": p.series.bag.meta.notes, "frames": p.plan.num_frames,
-                 "start_ns": p.series.origin_ns + int(round(p.plan.times[0] * 1e9))}
-                for i, p in enumerate(prepared)]
-    return {"format": EXTRAS_FORMAT, "robot": robot.name, "variant": prepared[0].series.bag.meta.variant,
-            "action_space": robot.action.space, "action_frame": robot.action.frame, "action_dt": robot.action.dt,
-            "action_labels": options.labels,
-            "action_names": list(robot.action.dimension_names), "state_names": list(prepared[0].series.state_names),
-            "grippers": grippers, "video": {"codec": video.codec, "crf": video.crf, "preset": video.preset, "gop": video.gop},
-            "episodes": episodes, "skipped_failed": [str(p) for p in skipped]}
+    grippers = {
+        a.gripper.joint: {
+            "open_position": a.gripper.open_position,
+            "closed_position": a.gripper.closed_position,
+            "binarize": a.gripper.binarize,
+            "invert": a.gripper.invert,
+        }
+        for a in robot.arms
+        if a.gripper is not None
+    }
+    episodes = [
+        {
+            "episode_index": i,
+            "bag": str(p.series.bag.path.resolve()),
+            "success": p.series.bag.meta.success,
+            "seed": p.series.bag.meta.seed,
+            "demonstrator": p.series.bag.meta.demonstrator,
+            "notes": p.series.bag.meta.notes,
+            "frames": p.plan.num_frames,
+            "start_ns": p.series.origin_ns + int(round(p.plan.times[0] * 1e9)),
+        }
+        for i, p in enumerate(prepared)
+    ]
+    return {
+        "format": EXTRAS_FORMAT,
+        "robot": robot.name,
+        "variant": prepared[0].series.bag.meta.variant,
+        "action_space": robot.action.space,
+        "action_frame": robot.action.frame,
+        "action_dt": robot.action.dt,
+        "action_labels": options.labels,
+        "action_names": list(robot.action.dimension_names),
+        "state_names": list(prepared[0].series.state_names),
+        "grippers": grippers,
+        "video": {"codec": video.codec, "crf": video.crf, "preset": video.preset, "gop": video.gop},
+        "episodes": episodes,
+        "skipped_failed": [str(p) for p in skipped],
+    }
 
 
 def _bar(items: list, progress: bool, desc: str):

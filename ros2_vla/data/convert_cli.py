@@ -18,16 +18,29 @@ FORMATS = ("lerobot",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bags", nargs="+", metavar="BAG", help="episode folder(s), or folder(s) holding episode folders")
+    parser.add_argument(
+        "bags", nargs="+", metavar="BAG", help="episode folder(s), or folder(s) holding episode folders"
+    )
     # One option with two values: positional OUT after BAG... and --to would be swallowed by BAG's nargs.
-    parser.add_argument("--to", nargs=2, metavar=("FORMAT", "OUT"), required=True,
-                        help="dataset format (lerobot: LeRobot v3.0) and the dataset folder to create")
+    parser.add_argument(
+        "--to",
+        nargs=2,
+        metavar=("FORMAT", "OUT"),
+        required=True,
+        help="dataset format (lerobot: LeRobot v3.0) and the dataset folder to create",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists and is not empty")
     parser.add_argument("--include-failed", action="store_true", help="also convert episodes labelled success: false")
-    parser.add_argument("--labels", choices=LABEL_SOURCES, default=MEASURED,
-                        help="action labels: the TCP/joint motion between frames (default), or the commanded chunk step "
-                             "under way at each frame (needs /vla/action_chunk in every bag)")
-    parser.add_argument("--crf", type=int, default=18, help="H.264 quality of the videos (0 lossless .. 51; default 18)")
+    parser.add_argument(
+        "--labels",
+        choices=LABEL_SOURCES,
+        default=MEASURED,
+        help="action labels: the TCP/joint motion between frames (default), or the commanded chunk step "
+        "under way at each frame (needs /vla/action_chunk in every bag)",
+    )
+    parser.add_argument(
+        "--crf", type=int, default=18, help="H.264 quality of the videos (0 lossless .. 51; default 18)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,11 +54,18 @@ def run(args: argparse.Namespace) -> int:
 
     # SIGTERM ends the conversion like Ctrl-C: the partial output is removed on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    options = ConvertOptions(overwrite=args.overwrite, include_failed=args.include_failed,
-                             video=VideoSettings(crf=args.crf), progress=sys.stderr.isatty(), labels=args.labels)
+    options = ConvertOptions(
+        overwrite=args.overwrite,
+        include_failed=args.include_failed,
+        video=VideoSettings(crf=args.crf),
+        progress=sys.stderr.isatty(),
+        labels=args.labels,
+    )
     report = convert_to_lerobot(args.bags, out, options)
-    print(f"wrote {report.out}: {report.episodes} episode(s), {report.frames} frames, {report.tasks} task(s), "
-          f"{report.bytes_written / 1e6:.1f} MB in {report.seconds:.1f} s")
+    print(
+        f"wrote {report.out}: {report.episodes} episode(s), {report.frames} frames, {report.tasks} task(s), "
+        f"{report.bytes_written / 1e6:.1f} MB in {report.seconds:.1f} s"
+    )
     if report.skipped_failed:
         print(f"skipped {len(report.skipped_failed)} episode(s) labelled failure; --include-failed converts them")
     return 0

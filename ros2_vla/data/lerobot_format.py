@@ -57,8 +57,16 @@ def next_file(chunk_index: int, file_index: int) -> tuple[int, int]:
 
 def video_feature(height: int, width: int, fps: int, codec: str, pix_fmt: str, extra: dict | None = None) -> dict:
     """A camera's feature entry, with the stream facts LeRobot's get_video_info records."""
-    info = {"video.height": height, "video.width": width, "video.codec": codec, "video.pix_fmt": pix_fmt,
-            "video.is_depth_map": False, "video.fps": fps, "video.channels": 3, "has_audio": False}
+    info = {
+        "video.height": height,
+        "video.width": width,
+        "video.codec": codec,
+        "video.pix_fmt": pix_fmt,
+        "video.is_depth_map": False,
+        "video.fps": fps,
+        "video.channels": 3,
+        "has_audio": False,
+    }
     info.update(extra or {})
     return {"dtype": "video", "shape": [height, width, 3], "names": ["height", "width", "channels"], "info": info}
 
@@ -106,10 +114,23 @@ def write_tasks(path: Path, tasks: list[str]) -> None:
 
     pandas_meta = {
         "index_columns": ["task"],
-        "column_indexes": [{"name": None, "field_name": None, "pandas_type": "unicode", "numpy_type": "object",
-                            "metadata": {"encoding": "UTF-8"}}],
+        "column_indexes": [
+            {
+                "name": None,
+                "field_name": None,
+                "pandas_type": "unicode",
+                "numpy_type": "object",
+                "metadata": {"encoding": "UTF-8"},
+            }
+        ],
         "columns": [
-            {"name": "task_index", "field_name": "task_index", "pandas_type": "int64", "numpy_type": "int64", "metadata": None},
+            {
+                "name": "task_index",
+                "field_name": "task_index",
+                "pandas_type": "int64",
+                "numpy_type": "int64",
+                "metadata": None,
+            },
             {"name": "task", "field_name": "task", "pandas_type": "unicode", "numpy_type": "object", "metadata": None},
         ],
         "creator": {"library": "pyarrow", "version": pa.__version__},

@@ -26,37 +26,57 @@ from ros2_vla.errors import DatasetError
 _RESIZE_BATCH = 64  # frames resized per torch call (bounds the float32 copy)
 
 
-def load_lerobot_dataset(root: str | Path, image_size: tuple[int, int] | None = None,
-                         episodes: Sequence[int] | None = None, progress: bool = False) -> FrameDataset:
+def load_lerobot_dataset(
+    root: str | Path,
+    image_size: tuple[int, int] | None = None,
+    episodes: Sequence[int] | None = None,
+    progress: bool = False,
+) -> FrameDataset:
     """Every frame of `episodes` (default: all) of the dataset at `root`. image_size: (height, width) [px]
     to resize camera frames to (None: as stored). Statistics are the whole dataset's, as stored."""
     root = Path(root)
     info = _read_json(root / fmt.INFO_PATH, root)
     version = str(info.get("codebase_version", ""))
     if not version.startswith("v3."):
-        raise DatasetError(f"{root}: LeRobot dataset version {version or 'unknown'}; this reader needs v3.0 "
-                           f"(convert older ones with LeRobot's convert_dataset_v21_to_v30)")
+        raise DatasetError(
+            f"{root}: LeRobot dataset version {version or 'unknown'}; this reader needs v3.0 "
+            f"(convert older ones with LeRobot's convert_dataset_v21_to_v30)"
+        )
     table = read_frame_columns(root)
     episode_index = table["episode_index"]
-    chosen = np.unique(episode_index) if episodes is None else np.asarray(sorted(set(int(e) for e in episodes)), dtype=np.int64)
+    chosen = (
+        np.unique(episode_index)
+        if episodes is None
+        else np.asarray(sorted(set(int(e) for e in episodes)), dtype=np.int64)
+    )
     unknown = sorted(set(chosen.tolist()) - set(np.unique(episode_index).tolist()))
     if unknown:
         raise DatasetError(f"{root}: no episode(s) {unknown}; it has {int(info.get('total_episodes', 0))} episodes")
     rows = np.isin(episode_index, chosen)
     fps = float(info["fps"])
     features = info["features"]
-    cameras = tuple(k[len(fmt.IMAGE_PREFIX):] for k, f in features.items()
-                    if f.get("dtype") == "video" and k.startswith(fmt.IMAGE_PREFIX))
+    cameras = tuple(
+        k[len(fmt.IMAGE_PREFIX) :]
+        for k, f in features.items()
+        if f.get("dtype") == "video" and k.startswith(fmt.IMAGE_PREFIX)
+    )
     meta = _read_episodes(root)
     frames = {k: v[rows] for k, v in table.items()}
     images = {cam: _camera_frames(root, info, meta, cam, frames, image_size, progress) for cam in cameras}
     extras = read_extras(root)
     return FrameDataset(
-        root=str(root), robot=str(info.get("robot_type") or ""), fps=fps, cameras=cameras, images=images,
-        state=frames[fmt.STATE].astype(np.float32), action=frames[fmt.ACTION].astype(np.float32),
+        root=str(root),
+        robot=str(info.get("robot_type") or ""),
+        fps=fps,
+        cameras=cameras,
+        images=images,
+        state=frames[fmt.STATE].astype(np.float32),
+        action=frames[fmt.ACTION].astype(np.float32),
         action_names=_names(features[fmt.ACTION], frames[fmt.ACTION].shape[1]),
         action_space=extras.get("action_space") or _config_action_space(str(info.get("robot_type") or "")),
-        episode_index=frames["episode_index"], frame_index=frames["frame_index"], task_index=frames["task_index"],
+        episode_index=frames["episode_index"],
+        frame_index=frames["frame_index"],
+        task_index=frames["task_index"],
         tasks=fmt.read_tasks(root / fmt.TASKS_PATH),
         stats=stats_from_json(_read_json(root / fmt.STATS_PATH, root)) if (root / fmt.STATS_PATH).is_file() else {},
     )
@@ -64,8 +84,10 @@ def load_lerobot_dataset(root: str | Path, image_size: tuple[int, int] | None = 
 
 def _read_json(path: Path, root: Path) -> dict:
     if not path.is_file():
-        raise DatasetError(f"{root}: not a LeRobot dataset (no {path.relative_to(root)}); convert episodes with "
-                           f"`ros2-vla convert BAGS --to lerobot OUT`")
+        raise DatasetError(
+            f"{root}: not a LeRobot dataset (no {path.relative_to(root)}); convert episodes with "
+            f"`ros2-vla convert BAGS --to lerobot OUT`"
+        )
     try:
         return json.loads(path.read_text())
     except ValueError as exc:
@@ -88,7 +110,11 @@ def read_frame_columns(root: Path) -> dict[str, np.ndarray]:
     """Frame columns as numpy, without the camera frames: vectors (N, D), scalars (N,), sorted by the
     global frame index."""
     table = _read_table(sorted((root / "data").glob("*/*.parquet")), root, "data")
-    missing = [c for c in (fmt.STATE, fmt.ACTION, "episode_index", "frame_index", "index", "task_index") if c not in table.column_names]
+    missing = [
+        c
+        for c in (fmt.STATE, fmt.ACTION, "episode_index", "frame_index", "index", "task_index")
+        if c not in table.column_names
+    ]
     if missing:
         raise DatasetError(f"{root}: data parquet lacks columns {missing}")
     import pyarrow as pa
@@ -111,8 +137,15 @@ def _read_episodes(root: Path) -> dict[int, dict]:
     return {int(r["episode_index"]): r for r in table.select(keep).to_pylist()}
 
 
-def _camera_frames(root: Path, info: dict, meta: dict[int, dict], cam: str, frames: dict[str, np.ndarray],
-                   image_size: tuple[int, int] | None, progress: bool) -> np.ndarray:
+def _camera_frames(
+    root: Path,
+    info: dict,
+    meta: dict[int, dict],
+    cam: str,
+    frames: dict[str, np.ndarray],
+    image_size: tuple[int, int] | None,
+    progress: bool,
+) -> np.ndarray:
     """(N, h, w, 3) uint8 frames of one camera for the selected rows, decoded file by file."""
     key = fmt.video_key(cam)
     fps = float(info["fps"])
@@ -135,7 +168,9 @@ def _camera_frames(root: Path, info: dict, meta: dict[int, dict], cam: str, fram
     return out
 
 
-def _decode_into(path: Path, positions: dict[int, list[int]], out: np.ndarray, size: tuple[int, int], progress: bool) -> None:
+def _decode_into(
+    path: Path, positions: dict[int, list[int]], out: np.ndarray, size: tuple[int, int], progress: bool
+) -> None:
     last = max(positions)
     batch_frames: list[np.ndarray] = []
     batch_rows: list[list[int]] = []

@@ -49,8 +49,16 @@ class _Episode:
 class LeRobotWriter:
     """A LeRobot v3.0 dataset being written episode by episode: camera videos, frame rows and meta files."""
 
-    def __init__(self, root: Path, fps: int, robot_type: str, state_names: Sequence[str], action_names: Sequence[str],
-                 cameras: dict[str, tuple[int, int]], video: VideoSettings | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        fps: int,
+        robot_type: str,
+        state_names: Sequence[str],
+        action_names: Sequence[str],
+        cameras: dict[str, tuple[int, int]],
+        video: VideoSettings | None = None,
+    ) -> None:
         """cameras: name -> (height, width) [px] of its frames."""
         self.root, self.fps, self.robot_type = Path(root), int(fps), robot_type
         self.state_names, self.action_names = tuple(state_names), tuple(action_names)
@@ -71,8 +79,13 @@ class LeRobotWriter:
             raise DatasetError("LeRobotWriter: the previous episode was not ended")
         if length < 1:
             raise DatasetError("LeRobotWriter: an episode needs at least one frame")
-        ep = _Episode(len(self._episodes), length, set(sample_positions(length).tolist()), dict.fromkeys(self.cameras, 0),
-                      {c: PixelHistogram() for c in self.cameras})
+        ep = _Episode(
+            len(self._episodes),
+            length,
+            set(sample_positions(length).tolist()),
+            dict.fromkeys(self.cameras, 0),
+            {c: PixelHistogram() for c in self.cameras},
+        )
         for cam, vf in self._videos.items():
             if vf.encoder is None or vf.encoder.size_mb() >= fmt.VIDEO_FILES_SIZE_MB:
                 self._next_video_file(cam, vf)
@@ -100,13 +113,23 @@ class LeRobotWriter:
         ep = self._current()
         n = ep.length
         short = {c: k for c, k in ep.frames.items() if k != n}
-        if short or state.shape != (n, len(self.state_names)) or action.shape != (n, len(self.action_names)) or len(tasks) != n:
-            raise DatasetError(f"episode {ep.index}: {n} frames expected; got camera frames {short or 'all'}, "
-                               f"state {state.shape}, action {action.shape}, {len(tasks)} tasks")
+        if (
+            short
+            or state.shape != (n, len(self.state_names))
+            or action.shape != (n, len(self.action_names))
+            or len(tasks) != n
+        ):
+            raise DatasetError(
+                f"episode {ep.index}: {n} frames expected; got camera frames {short or 'all'}, "
+                f"state {state.shape}, action {action.shape}, {len(tasks)} tasks"
+            )
         columns = {
-            fmt.STATE: state.astype(np.float32), fmt.ACTION: action.astype(np.float32),
-            "timestamp": (np.arange(n) / self.fps).astype(np.float32), "frame_index": np.arange(n, dtype=np.int64),
-            "episode_index": np.full(n, ep.index, dtype=np.int64), "index": self._frames + np.arange(n, dtype=np.int64),
+            fmt.STATE: state.astype(np.float32),
+            fmt.ACTION: action.astype(np.float32),
+            "timestamp": (np.arange(n) / self.fps).astype(np.float32),
+            "frame_index": np.arange(n, dtype=np.int64),
+            "episode_index": np.full(n, ep.index, dtype=np.int64),
+            "index": self._frames + np.arange(n, dtype=np.int64),
             "task_index": np.array([self.task_index(t) for t in tasks], dtype=np.int64),
         }
         data_file = self._write_rows(columns)
@@ -140,7 +163,9 @@ class LeRobotWriter:
         stats.update({fmt.video_key(c): h.stats() for c, h in self._histograms.items()})
         fmt.write_json(self.root / fmt.STATS_PATH, stats_to_json(stats))
         fmt.write_json(self.root / fmt.EXTRAS_PATH, extras)
-        info = fmt.make_info(self.fps, self.robot_type, self.features(), len(self._episodes), self._frames, len(self._tasks))
+        info = fmt.make_info(
+            self.fps, self.robot_type, self.features(), len(self._episodes), self._frames, len(self._tasks)
+        )
         fmt.write_json(self.root / fmt.INFO_PATH, info)
 
     def abort(self) -> None:
@@ -153,8 +178,9 @@ class LeRobotWriter:
     def features(self) -> dict:
         out = {fmt.ACTION: fmt.vector_feature(self.action_names), fmt.STATE: fmt.vector_feature(self.state_names)}
         for cam, (h, w) in self.cameras.items():
-            out[fmt.video_key(cam)] = fmt.video_feature(h, w, self.fps, "h264", self.video.pix_fmt,
-                                                        {"video.crf": self.video.crf, "video.g": self.video.gop})
+            out[fmt.video_key(cam)] = fmt.video_feature(
+                h, w, self.fps, "h264", self.video.pix_fmt, {"video.crf": self.video.crf, "video.g": self.video.gop}
+            )
         out.update(fmt.INDEX_FEATURES)
         return out
 
@@ -201,13 +227,25 @@ class LeRobotWriter:
 
     def _episode_row(self, ep: _Episode, data_file: tuple[int, int], tasks: list[str], stats: dict) -> dict:
         start = self._frames
-        row = {"episode_index": ep.index, "tasks": tasks, "length": ep.length,
-               "data/chunk_index": data_file[0], "data/file_index": data_file[1],
-               "dataset_from_index": start, "dataset_to_index": start + ep.length}
+        row = {
+            "episode_index": ep.index,
+            "tasks": tasks,
+            "length": ep.length,
+            "data/chunk_index": data_file[0],
+            "data/file_index": data_file[1],
+            "dataset_from_index": start,
+            "dataset_to_index": start + ep.length,
+        }
         for cam, (chunk, file, t0) in ep.video.items():
             key = fmt.video_key(cam)
-            row.update({f"videos/{key}/chunk_index": chunk, f"videos/{key}/file_index": file,
-                        f"videos/{key}/from_timestamp": t0, f"videos/{key}/to_timestamp": t0 + ep.length / self.fps})
+            row.update(
+                {
+                    f"videos/{key}/chunk_index": chunk,
+                    f"videos/{key}/file_index": file,
+                    f"videos/{key}/from_timestamp": t0,
+                    f"videos/{key}/to_timestamp": t0 + ep.length / self.fps,
+                }
+            )
         for feature, s in stats.items():
             for k, v in s.items():
                 row[f"stats/{feature}/{k}"] = np.asarray(v, dtype=np.int64 if k == "count" else np.float64).tolist()

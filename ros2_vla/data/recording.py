@@ -7,8 +7,8 @@
 
 Messages are only written while an episode is open, except that the latest message of each
 `carry_over` topic (the instruction and the task in force) opens every episode, stamped at its
-start, so each bag holds its own instruction even when it was published long before. Publisher sequence numbers (where the
-middleware gives them) are followed all the time, so a gap during an episode counts as messages
+start, so each bag holds its own instruction even when it was published long before. Publisher sequence
+numbers (where the middleware gives them) are followed all the time, so a gap during an episode counts as messages
 lost before they reached the recorder (`EpisodeMeta.dropped`), next to those lost to a full queue.
 """
 
@@ -44,8 +44,15 @@ class SequenceGaps:
 class EpisodeRecorder:
     """Idle or recording one episode; counts, instruction and the sim's success verdict per episode."""
 
-    def __init__(self, output_dir: str | Path, topics: Mapping[str, str], qos: Mapping[str, Qos] | None = None,
-                 queue_size: int = DEFAULT_QUEUE_SIZE, sim: bool = False, carry_over: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        output_dir: str | Path,
+        topics: Mapping[str, str],
+        qos: Mapping[str, Qos] | None = None,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        sim: bool = False,
+        carry_over: Iterable[str] = (),
+    ) -> None:
         self.output_dir = Path(output_dir).expanduser()
         self.topics = dict(topics)  # topic -> message type, as written to every episode
         self.qos = dict(qos or {})
@@ -72,8 +79,9 @@ class EpisodeRecorder:
         return self._writer.path if self._writer else None
 
     # --- messages -----------------------------------------------------------------------------
-    def on_message(self, topic: str, data: bytes, t_ns: int, publisher: Hashable | None = None,
-                   sequence: int | None = None) -> None:
+    def on_message(
+        self, topic: str, data: bytes, t_ns: int, publisher: Hashable | None = None, sequence: int | None = None
+    ) -> None:
         """One message as received: CDR bytes, receive time [ns], and its publisher's sequence number if known."""
         missed = self._gaps[topic].observe(publisher, sequence) if sequence is not None and topic in self._gaps else 0
         if topic in self._carry_over:
@@ -131,13 +139,21 @@ class EpisodeRecorder:
     def status(self) -> dict:
         """A JSON-able summary: state, episode, elapsed [s], messages and drops (total and per topic)."""
         w = self._writer
-        out = {"state": "recording" if w else "idle", "episodes_written": self.episodes_written,
-               "instruction": self.instruction}
+        out = {
+            "state": "recording" if w else "idle",
+            "episodes_written": self.episodes_written,
+            "instruction": self.instruction,
+        }
         if w is not None:
             dropped = w.dropped
-            out.update(episode=str(w.path), elapsed_s=round(time.monotonic() - self._started_at, 1),
-                       messages=sum(w.written.values()), dropped=sum(dropped.values()), pending=w.pending,
-                       topics={t: {"written": w.written[t], "dropped": dropped[t]} for t in self.topics})
+            out.update(
+                episode=str(w.path),
+                elapsed_s=round(time.monotonic() - self._started_at, 1),
+                messages=sum(w.written.values()),
+                dropped=sum(dropped.values()),
+                pending=w.pending,
+                topics={t: {"written": w.written[t], "dropped": dropped[t]} for t in self.topics},
+            )
             if self.sim:
                 out["sim_success"] = self.sim_success
         elif self.last_episode is not None:

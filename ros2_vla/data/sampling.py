@@ -39,11 +39,15 @@ def plan_frames(series: EpisodeSeries, fps: float, fallback_instruction: str = "
     t0, t_end = max(starts), float(series.state_times[-1])
     steps = math.floor((t_end - t0) * fps + _TIME_EPS) if t_end >= t0 else 0
     if steps < 1:
-        raise DatasetError(f"{series.bag.path}: the episode has no frames: {max(t_end - t0, 0.0):.3f} s of joint states "
-                           f"after every camera started, less than one step of {1.0 / fps:.3f} s")
+        raise DatasetError(
+            f"{series.bag.path}: the episode has no frames: {max(t_end - t0, 0.0):.3f} s of joint states "
+            f"after every camera started, less than one step of {1.0 / fps:.3f} s"
+        )
     times = t0 + np.arange(steps + 1) / fps
     state_at = np.searchsorted(series.state_times, times + _TIME_EPS, side="right") - 1
-    images = {c: np.searchsorted(cam.times, times[:-1] + _TIME_EPS, side="right") - 1 for c, cam in series.cameras.items()}
+    images = {
+        c: np.searchsorted(cam.times, times[:-1] + _TIME_EPS, side="right") - 1 for c, cam in series.cameras.items()
+    }
     return FramePlan(times, series.state[state_at], images, frame_tasks(series, times[:-1], fallback_instruction))
 
 

@@ -93,8 +93,10 @@ def check_required_topics(bag: EpisodeBag, robot: RobotConfig) -> dict[str, str]
     if bag.topics.get(robot.joint_states_topic) != JOINT_STATE:
         missing.insert(0, robot.joint_states_topic)
     if missing:
-        raise DatasetError(f"{bag.path}: missing required topic(s) {missing} (robot {robot.name} needs its joint states "
-                           f"and every camera of config/{robot.name}.yaml); it has {sorted(bag.topics)}")
+        raise DatasetError(
+            f"{bag.path}: missing required topic(s) {missing} (robot {robot.name} needs its joint states "
+            f"and every camera of config/{robot.name}.yaml); it has {sorted(bag.topics)}"
+        )
     empty = [t for t in (robot.joint_states_topic, *cams.values()) if bag.counts.get(t, 0) == 0]
     if empty:
         raise DatasetError(f"{bag.path}: no messages on {empty}; the episode has no frames")
@@ -147,8 +149,10 @@ def read_series(bag: EpisodeBag, robot: RobotConfig, with_chunks: bool = False) 
         elif msg.data:
             texts[topic].append((t_ns, msg.data))
     if not state_t:
-        raise DatasetError(f"{bag.path}: no complete joint state on {robot.joint_states_topic} (need {list(names)}); "
-                           f"the episode has no frames")
+        raise DatasetError(
+            f"{bag.path}: no complete joint state on {robot.joint_states_topic} (need {list(names)}); "
+            f"the episode has no frames"
+        )
     silent = [cams[c] for c, f in frames.items() if not f]
     if silent:
         raise DatasetError(f"{bag.path}: no messages on {silent}; the episode has no frames")
@@ -156,8 +160,13 @@ def read_series(bag: EpisodeBag, robot: RobotConfig, with_chunks: bool = False) 
 
     def sec(ns) -> np.ndarray:
         return (np.asarray(ns, dtype=np.int64) - origin) / 1e9
+
     return EpisodeSeries(
-        bag=bag, robot=robot, origin_ns=origin, state_names=names, state_times=sec(state_t),
+        bag=bag,
+        robot=robot,
+        origin_ns=origin,
+        state_names=names,
+        state_times=sec(state_t),
         state=np.asarray(state_rows, dtype=np.float64),
         cameras={c: CameraSeries(cams[c], sec(frames[c]), shapes[c]) for c in cams},
         grippers={arm: _command_log(rows, origin) for arm, rows in commands.items()},
@@ -208,11 +217,19 @@ def _seconds(rows: list, column: int, origin_ns: int) -> np.ndarray:
 
 
 def _chunk_log(rows: list, robot: RobotConfig, origin_ns: int) -> ChunkLog:
-    return ChunkLog(receipt=_seconds(rows, 0, origin_ns), start=_seconds(rows, 1, origin_ns),
-                    actions=tuple(r[2] for r in rows), dt=robot.action.dt,
-                    hold_motion=~hold_dims(robot.action.space, robot.action.dimension_names))
+    return ChunkLog(
+        receipt=_seconds(rows, 0, origin_ns),
+        start=_seconds(rows, 1, origin_ns),
+        actions=tuple(r[2] for r in rows),
+        dt=robot.action.dt,
+        hold_motion=~hold_dims(robot.action.space, robot.action.dimension_names),
+    )
 
 
 def _command_log(rows: list, origin_ns: int) -> CommandLog:
-    return CommandLog(receipt=_seconds(rows, 0, origin_ns), start=_seconds(rows, 1, origin_ns),
-                      times=tuple(r[2] for r in rows), positions=tuple(r[3] for r in rows))
+    return CommandLog(
+        receipt=_seconds(rows, 0, origin_ns),
+        start=_seconds(rows, 1, origin_ns),
+        times=tuple(r[2] for r in rows),
+        positions=tuple(r[3] for r in rows),
+    )

@@ -20,8 +20,13 @@ def feature_stats(x: np.ndarray) -> dict[str, np.ndarray]:
     a = a.reshape(a.shape[0], -1)
     if a.shape[0] == 0:
         raise ValueError("statistics of zero frames")
-    out = {"min": a.min(axis=0), "max": a.max(axis=0), "mean": a.mean(axis=0), "std": a.std(axis=0),
-           "count": np.array([a.shape[0]], dtype=np.int64)}
+    out = {
+        "min": a.min(axis=0),
+        "max": a.max(axis=0),
+        "mean": a.mean(axis=0),
+        "std": a.std(axis=0),
+        "count": np.array([a.shape[0]], dtype=np.int64),
+    }
     for q, v in zip(QUANTILES, np.quantile(a, QUANTILES, axis=0)):
         out[f"q{round(q * 100):02d}"] = v
     return out
@@ -73,4 +78,7 @@ def stats_to_json(stats: dict[str, dict[str, np.ndarray]]) -> dict:
 
 
 def stats_from_json(d: dict) -> dict[str, dict[str, np.ndarray]]:
-    return {f: {k: np.asarray(v, dtype=np.int64 if k == "count" else np.float64) for k, v in s.items()} for f, s in d.items()}
+    return {
+        f: {k: np.asarray(v, dtype=np.int64 if k == "count" else np.float64) for k, v in s.items()}
+        for f, s in d.items()
+    }

@@ -27,7 +27,9 @@ class VideoSettings:
 
     def __post_init__(self) -> None:
         if not 0 <= self.crf <= 51 or self.gop < 1:
-            raise DatasetError(f"video settings: crf must be in [0, 51] and gop >= 1, got crf {self.crf}, gop {self.gop}")
+            raise DatasetError(
+                f"video settings: crf must be in [0, 51] and gop >= 1, got crf {self.crf}, gop {self.gop}"
+            )
 
 
 class VideoEncoder:
@@ -37,21 +39,32 @@ class VideoEncoder:
         import imageio_ffmpeg
 
         if width % 2 or height % 2:
-            raise DatasetError(f"{path}: frames of {width}x{height} cannot be stored as {settings.pix_fmt}, which needs "
-                               f"even sizes; set the camera to an even width and height")
+            raise DatasetError(
+                f"{path}: frames of {width}x{height} cannot be stored as {settings.pix_fmt}, which needs "
+                f"even sizes; set the camera to an even width and height"
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path, self.size, self.frames = path, (height, width), 0
         self._gen = imageio_ffmpeg.write_frames(
-            str(path), (width, height), fps=fps, codec=settings.codec, pix_fmt_out=settings.pix_fmt, quality=None,
-            macro_block_size=1, ffmpeg_log_level="error",
+            str(path),
+            (width, height),
+            fps=fps,
+            codec=settings.codec,
+            pix_fmt_out=settings.pix_fmt,
+            quality=None,
+            macro_block_size=1,
+            ffmpeg_log_level="error",
             # no B-frames: presentation order is decode order, so every decoder sees pts = k / fps from 0
-            output_params=["-crf", str(settings.crf), "-preset", settings.preset, "-g", str(settings.gop), "-bf", "0"])
+            output_params=["-crf", str(settings.crf), "-preset", settings.preset, "-g", str(settings.gop), "-bf", "0"],
+        )
         self._gen.send(None)
 
     def write(self, rgb: np.ndarray) -> None:
         if rgb.shape != (*self.size, 3) or rgb.dtype != np.uint8:
-            raise DatasetError(f"{self.path}: frame {rgb.shape} {rgb.dtype} does not fit a {self.size[1]}x{self.size[0]} "
-                               f"uint8 RGB video")
+            raise DatasetError(
+                f"{self.path}: frame {rgb.shape} {rgb.dtype} does not fit a {self.size[1]}x{self.size[0]} "
+                f"uint8 RGB video"
+            )
         self._gen.send(np.ascontiguousarray(rgb))
         self.frames += 1
 

@@ -23,7 +23,9 @@ from ros2_vla.policies.observation import ObservationBuffer, state_names
 from ros2_vla.policies.runner import output_chunk
 from ros2_vla.sim import episode
 
-MAX_OBSERVATION_AGE = param("vla", "max_observation_age").default  # [s] as vla_node by default (every input here is fresh)
+MAX_OBSERVATION_AGE = param(
+    "vla", "max_observation_age"
+).default  # [s] as vla_node by default (every input here is fresh)
 
 
 def check_fits(robot: RobotConfig, policy: Policy, source: str = "") -> None:
@@ -33,14 +35,17 @@ def check_fits(robot: RobotConfig, policy: Policy, source: str = "") -> None:
     names = [c.name for c in robot.cameras]
     missing = [c for c in spec.cameras if c not in names]
     if missing:
-        raise PolicyError(f"policy {source} reads cameras {missing} that {robot.name} does not have (its cameras: "
-                          f"{names}): is it a model for another robot?")
+        raise PolicyError(
+            f"policy {source} reads cameras {missing} that {robot.name} does not have (its cameras: "
+            f"{names}): is it a model for another robot?"
+        )
     zeros = PolicyOutput(values=np.zeros((spec.horizon, len(spec.dimension_names)), np.float32))
     try:
         validate_chunk(output_chunk(robot.name, spec, zeros, 0.0, "check", 1, 0.0), robot)
     except ChunkError as exc:
-        raise PolicyError(f"policy {source} makes chunks the {robot.name} bridge refuses ({exc}): "
-                          "is it a model for another robot?") from exc
+        raise PolicyError(
+            f"policy {source} makes chunks the {robot.name} bridge refuses ({exc}): is it a model for another robot?"
+        ) from exc
 
 
 class BackendPolicy:
@@ -87,11 +92,20 @@ class BackendPolicy:
             return None
         elapsed = time.perf_counter() - start
         self._sequence += 1
-        return output_chunk(self.robot.name, self.backend.spec, out, observation.stamp, instruction, self._sequence, elapsed)
+        return output_chunk(
+            self.robot.name, self.backend.spec, out, observation.stamp, instruction, self._sequence, elapsed
+        )
 
 
-def load_eval_policy(robot: RobotConfig, name: str, model: str = "", device: str = "auto", quantization: str = "",
-                     unnorm_key: str = "", rtc: bool = False) -> episode.Policy:
+def load_eval_policy(
+    robot: RobotConfig,
+    name: str,
+    model: str = "",
+    device: str = "auto",
+    quantization: str = "",
+    unnorm_key: str = "",
+    rtc: bool = False,
+) -> episode.Policy:
     """The policy `ros2-vla eval --policy NAME` runs: "expert" (the scripted expert, privileged state:
     a baseline and a check of the sim), or a vla_node backend ("flow", "openvla") loaded from `model`."""
     if name == "expert":
@@ -104,7 +118,9 @@ def load_eval_policy(robot: RobotConfig, name: str, model: str = "", device: str
     if name not in BACKENDS:
         known = ["expert", *sorted(BACKENDS)]
         close = difflib.get_close_matches(name, known, n=1)
-        raise ConfigError(f"unknown policy {name!r}; use one of {known}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ConfigError(
+            f"unknown policy {name!r}; use one of {known}" + (f" (did you mean {close[0]!r}?)" if close else "")
+        )
     if not model and name == DEFAULT_BACKEND:
         model = str(default_model(robot.name))  # the policy shipped for this robot
     if not model:

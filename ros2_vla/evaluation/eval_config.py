@@ -20,19 +20,31 @@ class EvalConfig:
 
     episodes: int = setting(50, "episodes, one per seed")
     seed: int = setting(HELD_OUT_SEED, f"first seed (training demos use seeds below {HELD_OUT_SEED})")
-    kind: str = setting("", "task kind for every episode: pick | place | bimanual_pick (default: drawn from each "
-                        "seed, as sim_node does)")
-    phrasing: str = setting(DEFAULT_PHRASING, "instruction wording: the template, training paraphrases (train) or "
-                            "held-out paraphrases (heldout); ros2_vla.sim.phrasings", choices=PHRASINGS)
+    kind: str = setting(
+        "",
+        "task kind for every episode: pick | place | bimanual_pick (default: drawn from each seed, as sim_node does)",
+    )
+    phrasing: str = setting(
+        DEFAULT_PHRASING,
+        "instruction wording: the template, training paraphrases (train) or "
+        "held-out paraphrases (heldout); ros2_vla.sim.phrasings",
+        choices=PHRASINGS,
+    )
     time_limit: float = setting(30.0, "[s] sim time before an episode counts as failed")
-    policy_period: float | None = setting(None, "[s] sim time between chunk requests (default: one per frame of the "
-                                          "fastest camera, 0.1 s for franka; vla_node asks at least that often)")
+    policy_period: float | None = setting(
+        None,
+        "[s] sim time between chunk requests (default: one per frame of the "
+        "fastest camera, 0.1 s for franka; vla_node asks at least that often)",
+    )
     video_episodes: int = setting(3, "film the first N episodes (0: no video; needs an output folder)")
     video_camera: str = setting("", "camera filmed (default: the robot's first world-mounted camera)")
     blend: BlendConfig = BlendConfig()  # the bridge's chunk blending (bridge_node's blend_* parameters)
-    chunk_delay: float = setting(DDS_DELAY, "[s] from an observation to its chunk reaching the bridge, the arm "
-                                 "moving on meanwhile (`ros2-vla demo` prints what the graph gives); the default is "
-                                 "DDS delivery alone")
+    chunk_delay: float = setting(
+        DDS_DELAY,
+        "[s] from an observation to its chunk reaching the bridge, the arm "
+        "moving on meanwhile (`ros2-vla demo` prints what the graph gives); the default is "
+        "DDS delivery alone",
+    )
 
     def __post_init__(self) -> None:
         if self.episodes < 1:

@@ -78,8 +78,13 @@ def policy_name(policy: episode.Policy) -> str:
     return getattr(policy, "name", type(policy).__name__)
 
 
-def evaluate(robot: RobotConfig | str, policy: Backend | episode.Policy, config: EvalConfig = EvalConfig(),
-             out_dir: Path | None = None, log: Callable[[str], None] | None = print) -> EvalReport:
+def evaluate(
+    robot: RobotConfig | str,
+    policy: Backend | episode.Policy,
+    config: EvalConfig = EvalConfig(),
+    out_dir: Path | None = None,
+    log: Callable[[str], None] | None = print,
+) -> EvalReport:
     """Run `config.episodes` episodes of `policy` on `robot`; return the report, and with `out_dir`
     write results.json, summary.md and (video_episodes > 0) episodes.mp4 / episodes.gif there.
 
@@ -104,10 +109,20 @@ def evaluate(robot: RobotConfig | str, policy: Backend | episode.Policy, config:
             filming = film is not None and index < config.video_episodes
             if filming:
                 film.start(f"ep {index + 1} seed {seed}", instruction)
-            result = episode.run_episode(robot, seed, config.kind, timed, sim=sim, instruction=instruction,
-                                         monitor=film.monitor if filming else None, cameras=cameras,
-                                         time_limit=config.time_limit, policy_period=config.policy_period,
-                                         blend=config.blend, chunk_delay=config.chunk_delay)
+            result = episode.run_episode(
+                robot,
+                seed,
+                config.kind,
+                timed,
+                sim=sim,
+                instruction=instruction,
+                monitor=film.monitor if filming else None,
+                cameras=cameras,
+                time_limit=config.time_limit,
+                policy_period=config.policy_period,
+                blend=config.blend,
+                chunk_delay=config.chunk_delay,
+            )
             if filming:
                 film.finish(result.success)
             records.append(EpisodeRecord.from_result(index, result, timed.latencies, timed.declined))
@@ -121,4 +136,3 @@ def evaluate(robot: RobotConfig | str, policy: Backend | episode.Policy, config:
         videos = film.write(out_dir) if film is not None else []
         report = write_report(report, out_dir, videos)
     return report
-

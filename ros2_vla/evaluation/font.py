@@ -107,7 +107,7 @@ def caption(image: np.ndarray, lines: list[str], top: bool, scale: int = 1, colo
     band = line_h * len(lines) + 2 * scale
     h = image.shape[0]
     y0 = 0 if top else h - band
-    image[y0:y0 + band] = (image[y0:y0 + band] * 0.35).astype(np.uint8)
+    image[y0 : y0 + band] = (image[y0 : y0 + band] * 0.35).astype(np.uint8)
     for k, line in enumerate(lines):
         draw_text(image, line, 3 * scale, y0 + 2 * scale + k * line_h, scale, color)
     return image

@@ -45,10 +45,25 @@ class EpisodeRecord:
     @staticmethod
     def from_result(index: int, r: EpisodeResult, latencies: Sequence[float], declined: int) -> EpisodeRecord:
         ms = [1000.0 * t for t in latencies]
-        return EpisodeRecord(index, r.seed, r.task.kind, r.task.colors, r.instruction, r.success, round(r.sim_time, 3),
-                             round(r.wall_time, 3), r.chunks, declined, r.bad_chunks, dict(r.bridge_codes),
-                             r.rejected_trajectories, r.wrong_objects, round(percentiles(ms, (50,))["p50"], 3),
-                             round(max(ms, default=float("nan")), 3), r.furthest)
+        return EpisodeRecord(
+            index,
+            r.seed,
+            r.task.kind,
+            r.task.colors,
+            r.instruction,
+            r.success,
+            round(r.sim_time, 3),
+            round(r.wall_time, 3),
+            r.chunks,
+            declined,
+            r.bad_chunks,
+            dict(r.bridge_codes),
+            r.rejected_trajectories,
+            r.wrong_objects,
+            round(percentiles(ms, (50,))["p50"], 3),
+            round(max(ms, default=float("nan")), 3),
+            r.furthest,
+        )
 
     @property
     def task_label(self) -> str:
@@ -56,8 +71,11 @@ class EpisodeRecord:
 
     def line(self, of: int) -> str:
         """One progress line, e.g. `episode 3/50 seed 100002 'grab the red block': success in 6.3 s`."""
-        verdict = (f"success in {self.sim_time:.1f} s" if self.success
-                   else f"FAILED ({self.sim_time:.1f} s, furthest: {self.furthest})")
+        verdict = (
+            f"success in {self.sim_time:.1f} s"
+            if self.success
+            else f"FAILED ({self.sim_time:.1f} s, furthest: {self.furthest})"
+        )
         wrong = f", WRONG OBJECT {', '.join(self.wrong_objects)}" if self.wrong_objects else ""
         return f"episode {self.episode + 1}/{of} seed {self.seed} {self.instruction!r}: {verdict}{wrong}"
 
@@ -108,8 +126,9 @@ class EvalReport:
         return _markdown(self)
 
 
-def summarize(robot: str, policy: str, config: Any, records: list[EpisodeRecord], latencies: Sequence[float],
-              held_out_seed: int) -> EvalReport:
+def summarize(
+    robot: str, policy: str, config: Any, records: list[EpisodeRecord], latencies: Sequence[float], held_out_seed: int
+) -> EvalReport:
     """The report over `records`; `latencies` [s] are every policy call of the run; `config` an EvalConfig."""
     n = len(records)
     wins = sum(r.success for r in records)
@@ -123,19 +142,33 @@ def summarize(robot: str, policy: str, config: Any, records: list[EpisodeRecord]
     codes: Counter[str] = Counter()
     for r in records:
         codes.update(r.bridge_codes)
-    tasks = [TaskRow(k, c, len(rs), sum(x.success for x in rs), sum(bool(x.wrong_objects) for x in rs))
-             for (k, c), rs in sorted(rows.items())]
+    tasks = [
+        TaskRow(k, c, len(rs), sum(x.success for x in rs), sum(bool(x.wrong_objects) for x in rs))
+        for (k, c), rs in sorted(rows.items())
+    ]
     return EvalReport(
-        robot=robot, policy=policy, config=dataclasses.asdict(config), episodes=n, successes=wins,
-        success_rate=wins / n if n else float("nan"), success_ci95=wilson_interval(wins, n),
-        wrong_object_episodes=wrong, wrong_object_rate=wrong / n if n else float("nan"),
-        wrong_object_ci95=wilson_interval(wrong, n), latency_ms=lat,
+        robot=robot,
+        policy=policy,
+        config=dataclasses.asdict(config),
+        episodes=n,
+        successes=wins,
+        success_rate=wins / n if n else float("nan"),
+        success_ci95=wilson_interval(wins, n),
+        wrong_object_episodes=wrong,
+        wrong_object_rate=wrong / n if n else float("nan"),
+        wrong_object_ci95=wilson_interval(wrong, n),
+        latency_ms=lat,
         mean_success_time=sum(times) / len(times) if times else float("nan"),
-        bridge_codes=dict(sorted(codes.items())), rejected_chunks=codes.get("CHUNK_REJECTED", 0),
-        bad_chunks=sum(r.bad_chunks for r in records), rejected_trajectories=sum(r.rejected_trajectories for r in records),
+        bridge_codes=dict(sorted(codes.items())),
+        rejected_chunks=codes.get("CHUNK_REJECTED", 0),
+        bad_chunks=sum(r.bad_chunks for r in records),
+        rejected_trajectories=sum(r.rejected_trajectories for r in records),
         declined=sum(r.declined for r in records),
         failures_by_stage={stage: sum(not r.success and r.furthest == stage for r in records) for stage in STAGES},
-        tasks=tasks, records=list(records), held_out_seed=held_out_seed)
+        tasks=tasks,
+        records=list(records),
+        held_out_seed=held_out_seed,
+    )
 
 
 def write_report(report: EvalReport, folder: Path, videos: Sequence[Path] = ()) -> EvalReport:
@@ -180,8 +213,11 @@ def _num(x: float, unit: str) -> str:
 def _markdown(r: EvalReport) -> str:
     c = r.config
     seeds = f"{c['seed']}..{c['seed'] + r.episodes - 1}"
-    held = (f"held out: training demos use seeds below {r.held_out_seed}" if c["seed"] >= r.held_out_seed
-            else f"NOT held out: seeds below {r.held_out_seed} are the ones training demos use")
+    held = (
+        f"held out: training demos use seeds below {r.held_out_seed}"
+        if c["seed"] >= r.held_out_seed
+        else f"NOT held out: seeds below {r.held_out_seed} are the ones training demos use"
+    )
     lo, hi = r.success_ci95
     wlo, whi = r.wrong_object_ci95
     lines = [
@@ -189,9 +225,11 @@ def _markdown(r: EvalReport) -> str:
         "",
         f"Seeds {seeds} ({held}), task kind {c['kind'] or 'from the seed'}, "
         f"phrasing {c['phrasing']}, time limit {c['time_limit']:g} s, a chunk every {c['policy_period']:g} s, "
-        f"bridge blending {c['blend']['mode']}, each chunk at the bridge {c['chunk_delay'] * 1e3:g} ms after its observation.",
+        f"bridge blending {c['blend']['mode']}, "
+        f"each chunk at the bridge {c['chunk_delay'] * 1e3:g} ms after its observation.",
         "",
-        f"**Success: {r.successes}/{r.episodes} = {_pct(r.success_rate)}** (95% Wilson interval {_pct(lo)} to {_pct(hi)})",
+        f"**Success: {r.successes}/{r.episodes} = {_pct(r.success_rate)}** "
+        f"(95% Wilson interval {_pct(lo)} to {_pct(hi)})",
         "",
         f"- Wrong object picked: {r.wrong_object_episodes}/{r.episodes} = {_pct(r.wrong_object_rate)} "
         f"(95% interval {_pct(wlo)} to {_pct(whi)})",
@@ -205,12 +243,21 @@ def _markdown(r: EvalReport) -> str:
         "| task | colors | episodes | success | rate | wrong object |",
         "|---|---|---|---|---|---|",
     ]
-    lines += [f"| {t.kind} | {t.colors} | {t.episodes} | {t.successes} | {_pct(t.successes / t.episodes)} | {t.wrong_object} |"
-              for t in r.tasks]
-    lines += ["", "| episode | seed | instruction | success | time [s] | furthest | wrong object |",
-              "|---|---|---|---|---|---|---|"]
-    lines += [f"| {e.episode + 1} | {e.seed} | {e.instruction} | {'yes' if e.success else 'no'} | {e.sim_time:.1f} | "
-              f"{'-' if e.success else e.furthest} | {', '.join(e.wrong_objects) or '-'} |" for e in r.records]
+    lines += [
+        f"| {t.kind} | {t.colors} | {t.episodes} | {t.successes} | {_pct(t.successes / t.episodes)} "
+        f"| {t.wrong_object} |"
+        for t in r.tasks
+    ]
+    lines += [
+        "",
+        "| episode | seed | instruction | success | time [s] | furthest | wrong object |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {e.episode + 1} | {e.seed} | {e.instruction} | {'yes' if e.success else 'no'} | {e.sim_time:.1f} | "
+        f"{'-' if e.success else e.furthest} | {', '.join(e.wrong_objects) or '-'} |"
+        for e in r.records
+    ]
     if r.files:
         lines += ["", "Files: " + ", ".join(f"{k} `{v}`" for k, v in r.files.items())]
     return "\n".join(lines) + "\n"

@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     from ros2_vla.kinematics.model import ArmModel
 
 
-def external_ik_result(model: ArmModel, T_base_target: np.ndarray, q: np.ndarray, solved: bool, params: IkParams) -> IkResult:
+def external_ik_result(
+    model: ArmModel, T_base_target: np.ndarray, q: np.ndarray, solved: bool, params: IkParams
+) -> IkResult:
     """IkResult for joint positions q [rad] (n,) another solver found for `T_base_target` (4, 4, base frame).
 
     q is clipped into the configured joint limits first (another description may allow a little more);
@@ -30,7 +32,9 @@ def external_ik_result(model: ArmModel, T_base_target: np.ndarray, q: np.ndarray
     """
     q = np.asarray(q, dtype=np.float64)
     if q.shape != (model.nq,) or not np.all(np.isfinite(q)):
-        raise KinematicsError(f"IK answer must be {model.nq} finite joint positions [rad] in the order {model.joint_names}; got {q!r}")
+        raise KinematicsError(
+            f"IK answer must be {model.nq} finite joint positions [rad] in the order {model.joint_names}; got {q!r}"
+        )
     q = clip_to_limits(q, model.lower, model.upper)
     T_ee, J = model.fk_and_jacobian(q)
     error = pose_residual(T_ee, np.asarray(T_base_target, dtype=np.float64))

@@ -14,7 +14,9 @@ from ros2_vla.errors import ConfigError
 class IkParams:
     """Settings of the damped-least-squares IK, checked when made."""
 
-    damping: float = 1e-2  # DLS damping lambda [m or rad per rad]: larger is smoother near singularities, slower to converge
+    damping: float = (
+        1e-2  # DLS damping lambda [m or rad per rad]: larger is smoother near singularities, slower to converge
+    )
     max_iterations: int = 100  # pose updates per target before giving up (converged=False)
     position_tolerance: float = 1e-4  # [m] TCP position error counted as reached
     rotation_tolerance: float = 1e-3  # [rad] TCP rotation error counted as reached
@@ -29,7 +31,9 @@ class IkParams:
         if self.max_iterations < 1:
             raise ConfigError(f"IkParams.max_iterations must be >= 1; got {self.max_iterations}")
         if not (0.0 <= self.nullspace_gain <= 1.0):
-            raise ConfigError(f"IkParams.nullspace_gain must be in [0, 1] (0: no pull to home); got {self.nullspace_gain}")
+            raise ConfigError(
+                f"IkParams.nullspace_gain must be in [0, 1] (0: no pull to home); got {self.nullspace_gain}"
+            )
 
 
 class IkResult(NamedTuple):

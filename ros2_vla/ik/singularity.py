@@ -21,7 +21,9 @@ def condition_number(J: np.ndarray) -> float:
 def check_thresholds(decelerate: float, halt: float) -> None:
     """ConfigError unless 0 < decelerate < halt (SafetySpec.singularity_decelerate / _halt)."""
     if not (0.0 < decelerate < halt):
-        raise ConfigError(f"singularity thresholds need 0 < decelerate < halt; got {decelerate}, {halt} (safety config)")
+        raise ConfigError(
+            f"singularity thresholds need 0 < decelerate < halt; got {decelerate}, {halt} (safety config)"
+        )
 
 
 def singularity_scale(

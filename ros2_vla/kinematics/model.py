@@ -31,13 +31,17 @@ class ArmModel:
         try:
             self._model = pin.buildModelFromXML(chain_to_urdf(chain, name))
         except (RuntimeError, ValueError) as exc:
-            raise KinematicsError(f"arm {name}: pinocchio could not build the model of chain {chain.base_link}: {exc}") from exc
+            raise KinematicsError(
+                f"arm {name}: pinocchio could not build the model of chain {chain.base_link}: {exc}"
+            ) from exc
         self._data = self._model.createData()
         self.chain = chain
         self.name = name
         model_joints = tuple(self._model.names[1:])
         if model_joints != chain.joint_names:  # a serial URDF keeps its order; guard the assumption
-            raise KinematicsError(f"arm {name}: pinocchio joint order {model_joints} differs from the chain's {chain.joint_names}")
+            raise KinematicsError(
+                f"arm {name}: pinocchio joint order {model_joints} differs from the chain's {chain.joint_names}"
+            )
         self._frames = {link: self._model.getFrameId(link) for link in chain.link_names}
         self._ee = self._frames[chain.ee_link]
         self._lower = _read_only([j.lower for j in chain.joints])
@@ -120,9 +124,13 @@ class ArmModel:
         try:
             q = np.asarray(q, dtype=np.float64)
         except (TypeError, ValueError) as exc:
-            raise KinematicsError(f"arm {self.name}: q must be {self.nq} numbers in the order {self.joint_names}") from exc
+            raise KinematicsError(
+                f"arm {self.name}: q must be {self.nq} numbers in the order {self.joint_names}"
+            ) from exc
         if q.shape != (self._model.nq,):
-            raise KinematicsError(f"arm {self.name}: q has shape {q.shape}; expected ({self.nq},) in the order {self.joint_names}")
+            raise KinematicsError(
+                f"arm {self.name}: q has shape {q.shape}; expected ({self.nq},) in the order {self.joint_names}"
+            )
         if not np.isfinite(q).all():
             raise KinematicsError(f"arm {self.name}: q {q.tolist()} has NaN or inf")
         return q

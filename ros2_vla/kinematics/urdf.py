@@ -86,7 +86,11 @@ def _link(name: str, tip: np.ndarray, radius: float) -> ET.Element:
     if length < radius:  # two joints at one point (Franka joints 2 and 6): a sphere there
         mass = max(DENSITY * 4.0 / 3.0 * math.pi * radius**3, MIN_MASS)
         i = 0.4 * mass * radius**2
-        geometry, origin, inertia = ET.Element("sphere", radius=f"{radius:.6g}"), _origin((0, 0, 0), (0, 0, 0)), (i, i, i)
+        geometry, origin, inertia = (
+            ET.Element("sphere", radius=f"{radius:.6g}"),
+            _origin((0, 0, 0), (0, 0, 0)),
+            (i, i, i),
+        )
     else:
         mass = max(DENSITY * math.pi * radius**2 * length, MIN_MASS)
         side = mass * (3.0 * radius**2 + length**2) / 12.0
@@ -96,7 +100,16 @@ def _link(name: str, tip: np.ndarray, radius: float) -> ET.Element:
     inertial = ET.SubElement(link, "inertial")
     inertial.append(origin)
     ET.SubElement(inertial, "mass", value=f"{mass:.6g}")
-    ET.SubElement(inertial, "inertia", ixx=f"{inertia[0]:.6g}", iyy=f"{inertia[1]:.6g}", izz=f"{inertia[2]:.6g}", ixy="0", ixz="0", iyz="0")
+    ET.SubElement(
+        inertial,
+        "inertia",
+        ixx=f"{inertia[0]:.6g}",
+        iyy=f"{inertia[1]:.6g}",
+        izz=f"{inertia[2]:.6g}",
+        ixy="0",
+        ixz="0",
+        iyz="0",
+    )
     visual = ET.SubElement(link, "visual")
     visual.append(origin)
     ET.SubElement(visual, "geometry").append(geometry)
@@ -111,5 +124,12 @@ def _revolute(joint, parent: str) -> ET.Element:
     ET.SubElement(el, "parent", link=parent)
     ET.SubElement(el, "child", link=joint.link)
     ET.SubElement(el, "axis", xyz=_fmt(axis / np.linalg.norm(axis)))
-    ET.SubElement(el, "limit", lower=f"{joint.lower:.10g}", upper=f"{joint.upper:.10g}", velocity=f"{joint.velocity:.10g}", effort=f"{EFFORT:g}")
+    ET.SubElement(
+        el,
+        "limit",
+        lower=f"{joint.lower:.10g}",
+        upper=f"{joint.upper:.10g}",
+        velocity=f"{joint.velocity:.10g}",
+        effort=f"{EFFORT:g}",
+    )
     return el

@@ -10,8 +10,8 @@ import sys
 from dataclasses import replace
 
 from geometry_msgs.msg import PoseStamped
-from rcl_interfaces.msg import SetParametersResult
 from nav_msgs.msg import Path
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool
@@ -62,9 +62,11 @@ class BridgeNode(Node):
         self.create_timer(1.0 / p["status_rate_hz"], self._publish_status)
         self._want_enabled = p["enabled"]
         self.add_on_set_parameters_callback(self._on_parameters)
-        self.get_logger().info(f"{self.robot.name}: bridging {NAMES.action_chunk} -> {sorted(topics)} at {rate:.0f} Hz, "
-                               f"blend {blend.mode}, IK {p['ik_backend']}, "
-                               f"{'arming when joint states arrive' if p['enabled'] else 'disarmed'}")
+        self.get_logger().info(
+            f"{self.robot.name}: bridging {NAMES.action_chunk} -> {sorted(topics)} at {rate:.0f} Hz, "
+            f"blend {blend.mode}, IK {p['ik_backend']}, "
+            f"{'arming when joint states arrive' if p['enabled'] else 'disarmed'}"
+        )
 
     def _on_parameters(self, params) -> SetParametersResult:
         """The blending parameters take effect at the next chunk; a combination BlendConfig refuses is refused."""
@@ -74,12 +76,16 @@ class BridgeNode(Node):
         current = {name: self.get_parameter(name).value for name in _BLEND_PARAMETERS}
         current.update(changed)
         try:
-            blend = BlendConfig(mode=current["blend_mode"], blend_steps=current["blend_steps"], ensemble_m=current["ensemble_m"])
+            blend = BlendConfig(
+                mode=current["blend_mode"], blend_steps=current["blend_steps"], ensemble_m=current["ensemble_m"]
+            )
         except TrajectoryError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         self.bridge.set_blend(blend)
-        self.get_logger().info(f"blending from the next chunk: {blend.mode}, blend_steps {blend.blend_steps}, "
-                               f"ensemble_m {blend.ensemble_m:g}")
+        self.get_logger().info(
+            f"blending from the next chunk: {blend.mode}, blend_steps {blend.blend_steps}, "
+            f"ensemble_m {blend.ensemble_m:g}"
+        )
         return SetParametersResult(successful=True)
 
     def _ik_solver(self, p: dict):
@@ -92,7 +98,9 @@ class BridgeNode(Node):
 
         if not p["moveit_group"]:
             raise ConfigError("ik_backend moveit needs moveit_group: the arm's MoveIt planning group (e.g. fr3_arm)")
-        self._moveit = MoveItIk(p["moveit_group"], timeout=p["moveit_ik_timeout"], node_name=f"{self.get_name()}_moveit_ik")
+        self._moveit = MoveItIk(
+            p["moveit_group"], timeout=p["moveit_ik_timeout"], node_name=f"{self.get_name()}_moveit_ik"
+        )
         if not self._moveit.wait_for_service(2.0):
             self.get_logger().warn("MoveIt's /compute_ik is not available yet: chunks fail IK until move_group runs")
         return self._moveit
@@ -141,7 +149,9 @@ class BridgeNode(Node):
     # --- outputs ------------------------------------------------------------------------------
     def _send(self, commands: list[TrajectoryCommand]) -> None:
         for c in commands:
-            self.trajectory_pubs[c.topic].publish(joint_trajectory_msg(c.joint_names, c.times_from_start, c.positions, c.velocities))
+            self.trajectory_pubs[c.topic].publish(
+                joint_trajectory_msg(c.joint_names, c.times_from_start, c.positions, c.velocities)
+            )
 
     def _publish_status(self) -> None:
         now = self._now()
@@ -163,7 +173,10 @@ class BridgeNode(Node):
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.code, msg.message, msg.enabled = int(s.code), s.message, s.enabled
         msg.embodiment, msg.chunk_sequence = self.robot.name, int(s.chunk_sequence)
-        msg.ik_position_residual, msg.ik_rotation_residual = float(s.ik_position_residual), float(s.ik_rotation_residual)
+        msg.ik_position_residual, msg.ik_rotation_residual = (
+            float(s.ik_position_residual),
+            float(s.ik_rotation_residual),
+        )
         msg.condition_number, msg.speed_scale = float(s.condition_number), float(s.speed_scale)
         msg.chunk_lateness = float(s.chunk_lateness)
         msg.switch_jump = float(s.switch_jump)

@@ -65,10 +65,15 @@ class RecorderNode(Node):
         self.robot = load_robot_config(p["robot"], variant=p["variant"] or None)
         topics = episode_topics(self.robot, p["sim"])
         profiles = {t: subscription_qos(t, m) for t, m in topics.items()}
-        qos = {t: bag_qos(q.reliability == ReliabilityPolicy.RELIABLE, q.durability == DurabilityPolicy.TRANSIENT_LOCAL, q.depth)
-               for t, q in profiles.items()}
-        self.recorder = EpisodeRecorder(p["output_dir"], topics, qos, p["queue_size"], sim=p["sim"],
-                                        carry_over=(NAMES.instruction, NAMES.sim_task))
+        qos = {
+            t: bag_qos(
+                q.reliability == ReliabilityPolicy.RELIABLE, q.durability == DurabilityPolicy.TRANSIENT_LOCAL, q.depth
+            )
+            for t, q in profiles.items()
+        }
+        self.recorder = EpisodeRecorder(
+            p["output_dir"], topics, qos, p["queue_size"], sim=p["sim"], carry_over=(NAMES.instruction, NAMES.sim_task)
+        )
         for topic, msgtype in topics.items():
             self.create_subscription(_message_class(msgtype), topic, self._callback(topic), profiles[topic], raw=True)
         self.status_pub = self.create_publisher(String, "~/status", STATUS)
@@ -76,12 +81,17 @@ class RecorderNode(Node):
         self.create_service(SetBool, "~/stop", self._on_stop)
         self.create_service(Trigger, "~/discard", self._on_discard)
         self.create_timer(1.0 / p["status_rate_hz"], self._publish_status)
-        self.get_logger().info(f"{self.robot.name}: {len(topics)} topics, episodes in {self.recorder.output_dir}; "
-                               f"call {self.resolve_service_name('~/start')} to record")
+        self.get_logger().info(
+            f"{self.robot.name}: {len(topics)} topics, episodes in {self.recorder.output_dir}; "
+            f"call {self.resolve_service_name('~/start')} to record"
+        )
 
     # --- messages -----------------------------------------------------------------------------
     def _callback(self, topic: str):
-        on_text = {NAMES.instruction: self.recorder.note_instruction, NAMES.sim_task: self.recorder.note_instruction}.get(topic)
+        on_text = {
+            NAMES.instruction: self.recorder.note_instruction,
+            NAMES.sim_task: self.recorder.note_instruction,
+        }.get(topic)
         recorder = self.recorder
 
         def handle(data: bytes, t_ns: int, publisher, sequence) -> None:
@@ -92,9 +102,16 @@ class RecorderNode(Node):
                 recorder.note_sim_success(deserialize_message(data, Bool).data)
 
         if _HAS_MESSAGE_INFO:
+
             def with_info(data: bytes, info) -> None:
                 gid = info.get("publisher_gid") or {}
-                handle(data, info.get("received_timestamp") or time.time_ns(), gid.get("data"), info.get("publication_sequence_number"))
+                handle(
+                    data,
+                    info.get("received_timestamp") or time.time_ns(),
+                    gid.get("data"),
+                    info.get("publication_sequence_number"),
+                )
+
             return with_info
         return lambda data: handle(data, time.time_ns(), None, None)
 
@@ -132,12 +149,20 @@ class RecorderNode(Node):
 
     def _stop(self, success: bool | None, notes_suffix: str = "") -> EpisodeMeta:
         p = {name: self.get_parameter(name).value for name in ("variant", "task", "notes", "seed", "demonstrator")}
-        meta = EpisodeMeta(robot=self.robot.name, variant=p["variant"], task=p["task"], notes=p["notes"] + notes_suffix,
-                           seed=p["seed"] if p["seed"] >= 0 else None, demonstrator=p["demonstrator"])
+        meta = EpisodeMeta(
+            robot=self.robot.name,
+            variant=p["variant"],
+            task=p["task"],
+            notes=p["notes"] + notes_suffix,
+            seed=p["seed"] if p["seed"] >= 0 else None,
+            demonstrator=p["demonstrator"],
+        )
         meta = self.recorder.stop(meta, success, time.time_ns())
         s = _summary(self.recorder.last_episode, meta)
-        self.get_logger().info(f"closed {s['episode']}: success={s['success']} {s['messages']} messages, "
-                               f"{s['dropped']} dropped, {s['seconds']:.1f} s, {s['instruction']!r}")
+        self.get_logger().info(
+            f"closed {s['episode']}: success={s['success']} {s['messages']} messages, "
+            f"{s['dropped']} dropped, {s['seconds']:.1f} s, {s['instruction']!r}"
+        )
         return meta
 
     def _publish_status(self) -> None:
@@ -156,9 +181,15 @@ class RecorderNode(Node):
 
 def _summary(path, meta: EpisodeMeta) -> dict:
     """What stop answers and logs: the episode folder and its headline figures."""
-    return {"episode": str(path), "success": meta.success, "sim_success": meta.sim_success,
-            "instruction": meta.instruction, "messages": sum(meta.message_counts.values()),
-            "dropped": sum(meta.dropped.values()), "seconds": round((meta.stop_ns - meta.start_ns) * 1e-9, 2)}
+    return {
+        "episode": str(path),
+        "success": meta.success,
+        "sim_success": meta.sim_success,
+        "instruction": meta.instruction,
+        "messages": sum(meta.message_counts.values()),
+        "dropped": sum(meta.dropped.values()),
+        "seconds": round((meta.stop_ns - meta.start_ns) * 1e-9, 2),
+    }
 
 
 def _message_class(msgtype: str) -> type:

@@ -38,7 +38,6 @@ from ros2_vla.sim.phrasings import instruction_for
 from ros2_vla.sim.tasks import Task, check_success, sample_task
 from ros2_vla.sim.world import Simulation
 
-
 RESET_GRACE = 1.0  # [s] after a reset, trajectories that cannot start where the arm now is are dropped
 
 
@@ -64,16 +63,22 @@ class SimNode(Node):
         self.js_pub = self.create_publisher(JointState, self.robot.joint_states_topic, 10)
         self.task_pub = self.create_publisher(String, NAMES.sim_task, LATCHED)
         self.success_pub = self.create_publisher(Bool, NAMES.sim_success, STATUS)
-        self.chunk_pub = self.create_publisher(ActionChunk, NAMES.action_chunk, COMMAND) if self.expert_enabled else None
+        self.chunk_pub = (
+            self.create_publisher(ActionChunk, NAMES.action_chunk, COMMAND) if self.expert_enabled else None
+        )
         for topic in self.sim.controllers:
             self.create_subscription(JointTrajectory, topic, lambda m, t=topic: self._on_trajectory(t, m), COMMAND)
         self.create_service(Trigger, NAMES.sim_reset, self._on_reset)
 
         self._reset(p["seed"])
         self.create_timer(1.0 / self.robot.joint_state_rate_hz, self._on_physics)
-        self._camera_pubs = {cam.name: (self.create_publisher(Image, cam.topic, SENSOR),
-                                        self.create_publisher(CameraInfo, cam.info_topic, SENSOR))
-                             for cam in (self.robot.cameras if p["cameras"] else ())}
+        self._camera_pubs = {
+            cam.name: (
+                self.create_publisher(Image, cam.topic, SENSOR),
+                self.create_publisher(CameraInfo, cam.info_topic, SENSOR),
+            )
+            for cam in (self.robot.cameras if p["cameras"] else ())
+        }
         # Rendering (~10-15 ms a frame on the CPU) runs on its own thread, so it never delays the
         # physics and /joint_states timer; MuJoCo releases the GIL while it draws.
         self._render_thread = threading.Thread(target=self._render_loop, name="render", daemon=True)
@@ -81,8 +86,10 @@ class SimNode(Node):
         if self.expert_enabled:
             self.create_timer(p["expert_period"], self._on_expert)
         self.create_timer(0.1, self._publish_success)
-        self.get_logger().info(f"{self.robot.name} sim: controllers {sorted(self.sim.controllers)}, "
-                               f"{len(self.robot.cameras) if p['cameras'] else 0} cameras, expert {'on' if self.expert_enabled else 'off'}")
+        self.get_logger().info(
+            f"{self.robot.name} sim: controllers {sorted(self.sim.controllers)}, "
+            f"{len(self.robot.cameras) if p['cameras'] else 0} cameras, expert {'on' if self.expert_enabled else 'off'}"
+        )
 
     # --- time ---------------------------------------------------------------------------------
     def _ros_now(self) -> float:
@@ -94,9 +101,15 @@ class SimNode(Node):
     # --- reset and task -----------------------------------------------------------------------
     def _reset(self, seed: int) -> Task:
         with self._lock:
-            self.sim.reset(seed, start_jitter=self.get_parameter("start_jitter").value,
-                           disturbance=self.get_parameter("disturbance").value, slip=self.get_parameter("slip").value)
-        task = sample_task(self.robot, np.random.default_rng(seed), sim=self.sim, kind=self.get_parameter("task_kind").value)
+            self.sim.reset(
+                seed,
+                start_jitter=self.get_parameter("start_jitter").value,
+                disturbance=self.get_parameter("disturbance").value,
+                slip=self.get_parameter("slip").value,
+            )
+        task = sample_task(
+            self.robot, np.random.default_rng(seed), sim=self.sim, kind=self.get_parameter("task_kind").value
+        )
         self.task = task
         self.instruction = instruction_for(task, self.get_parameter("phrasing").value, seed)
         self.expert = ScriptedExpert(self.robot, task) if self.expert_enabled else None
@@ -173,16 +186,26 @@ class SimNode(Node):
         stamp = self._ros_now()
         actions = self.expert.act(ExpertObservation.from_sim(self.sim)).astype(np.float32)
         self._sequence += 1
-        chunk = Chunk(stamp=stamp, embodiment=self.robot.name, action_space=self.robot.action.space,
-                      dimension_names=self.robot.action.dimension_names, dt=self.robot.action.dt,
-                      horizon=actions.shape[0], values=actions, instruction=self.instruction,
-                      policy="scripted_expert", sequence=self._sequence)
+        chunk = Chunk(
+            stamp=stamp,
+            embodiment=self.robot.name,
+            action_space=self.robot.action.space,
+            dimension_names=self.robot.action.dimension_names,
+            dt=self.robot.action.dt,
+            horizon=actions.shape[0],
+            values=actions,
+            instruction=self.instruction,
+            policy="scripted_expert",
+            sequence=self._sequence,
+        )
         self.chunk_pub.publish(chunk_to_msg(chunk))
 
     def _publish_success(self) -> None:
         if self.sim.slip.happened and not self._slip_told:
             self._slip_told = True
-            self.get_logger().info(f"grasp slip: the cube was {'missed' if self.sim.slip.happened == 'miss' else 'dropped'}")
+            self.get_logger().info(
+                f"grasp slip: the cube was {'missed' if self.sim.slip.happened == 'miss' else 'dropped'}"
+            )
         if self.task is not None:
             self._success = self._success or check_success(self.sim, self.task)
             self.success_pub.publish(Bool(data=bool(self._success)))
@@ -204,8 +227,13 @@ class SimNode(Node):
             # would yank the arm back there until the bridge sees the reset and holds (0.1 s or more
             # on a busy CPU). Told apart by where it starts, it is dropped.
             state = self.sim.joint_state()
-            far = jtc.unreachable_start(trajectory, self.sim.time, dict(zip(state.names, state.positions)),
-                                        self._velocity_limits, self.robot.safety.max_tracking_error)
+            far = jtc.unreachable_start(
+                trajectory,
+                self.sim.time,
+                dict(zip(state.names, state.positions)),
+                self._velocity_limits,
+                self.robot.safety.max_tracking_error,
+            )
             if far:
                 self.get_logger().info(f"trajectory on {topic} just after a reset ignored: {far}")
                 return

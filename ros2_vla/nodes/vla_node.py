@@ -38,16 +38,28 @@ class VlaNode(Node):
         p = declare_parameters(self, "vla")
         self.robot = load_robot_config(p["robot"], variant=p["variant"] or None)
         cameras = tuple(c.name for c in self.robot.cameras)
-        self.buffer = ObservationBuffer(cameras, state_names(self.robot), p["max_observation_age"],
-                                        {c.name: (c.height, c.width) for c in self.robot.cameras}, p["sync_slop"])
+        self.buffer = ObservationBuffer(
+            cameras,
+            state_names(self.robot),
+            p["max_observation_age"],
+            {c.name: (c.height, c.width) for c in self.robot.cameras},
+            p["sync_slop"],
+        )
         self.chunk_pub = self.create_publisher(ActionChunk, NAMES.action_chunk, COMMAND)
         self.status_pub = self.create_publisher(PolicyStatus, NAMES.policy_status, STATUS)
-        self.runner = PolicyRunner(self.robot.name, self.buffer, self._now, self._publish_chunk, self._publish_status,
-                                   p["max_instruction_chars"])
+        self.runner = PolicyRunner(
+            self.robot.name,
+            self.buffer,
+            self._now,
+            self._publish_chunk,
+            self._publish_status,
+            p["max_instruction_chars"],
+        )
         for cam in self.robot.cameras:
             self.create_subscription(Image, cam.topic, lambda m, c=cam.name: self._on_image(c, m), SENSOR)
-            self.create_subscription(CompressedImage, f"{cam.topic}/compressed",
-                                     lambda m, c=cam.name: self._on_compressed(c, m), SENSOR)
+            self.create_subscription(
+                CompressedImage, f"{cam.topic}/compressed", lambda m, c=cam.name: self._on_compressed(c, m), SENSOR
+            )
         self.create_subscription(JointState, self.robot.joint_states_topic, self._on_joint_state, SENSOR)
         self.create_subscription(String, NAMES.instruction, lambda m: self.runner.set_instruction(m.data), COMMAND)
         self.create_timer(1.0 / p["status_rate_hz"], lambda: self._publish_status(self.runner.status))
@@ -63,9 +75,16 @@ class VlaNode(Node):
 
     def _load(self) -> None:
         get = lambda name: self.get_parameter(name).value  # noqa: E731
-        opts = LoadOptions(model=get("model"), device=get("device"), quantization=get("quantization"),
-                           unnorm_key=get("unnorm_key"), server=get("server"), api_key=get("api_key"),
-                           openpi_preset=get("openpi_preset"), rtc=get("rtc"))
+        opts = LoadOptions(
+            model=get("model"),
+            device=get("device"),
+            quantization=get("quantization"),
+            unnorm_key=get("unnorm_key"),
+            server=get("server"),
+            api_key=get("api_key"),
+            openpi_preset=get("openpi_preset"),
+            rtc=get("rtc"),
+        )
         backend = get("policy")
         self.runner.load(lambda: load_policy(backend, self.robot, opts))
 
@@ -85,7 +104,9 @@ class VlaNode(Node):
     # --- inputs -------------------------------------------------------------------------------
     def _on_image(self, camera: str, msg: Image) -> None:
         # msg.data (array.array) goes in as is: no copy of the frame on the way to the buffer
-        self._add_frame(camera, msg.header.stamp, lambda: decode_raw(msg.data, msg.encoding, msg.height, msg.width, msg.step))
+        self._add_frame(
+            camera, msg.header.stamp, lambda: decode_raw(msg.data, msg.encoding, msg.height, msg.width, msg.step)
+        )
 
     def _on_compressed(self, camera: str, msg: CompressedImage) -> None:
         self._add_frame(camera, msg.header.stamp, lambda: decode_compressed(msg.data, msg.format))
@@ -94,9 +115,15 @@ class VlaNode(Node):
         try:
             self.runner.add_frame(camera, time_to_sec(stamp), decode())
         except PolicyError as exc:
-            self._publish_status(RunnerStatus("OBSERVATION_REFUSED", f"camera {camera}: {exc}",
-                                              self.runner.status.policy, self.runner.status.instruction,
-                                              self.runner.status.sequence))
+            self._publish_status(
+                RunnerStatus(
+                    "OBSERVATION_REFUSED",
+                    f"camera {camera}: {exc}",
+                    self.runner.status.policy,
+                    self.runner.status.instruction,
+                    self.runner.status.sequence,
+                )
+            )
             self.get_logger().warn(f"camera {camera}: {exc}", throttle_duration_sec=2.0)
 
     def _on_joint_state(self, msg: JointState) -> None:

@@ -34,6 +34,8 @@ def default_model(robot: str) -> Path:
     folder = default_model_dir(robot)
     if not has_default_model(robot):
         have = sorted(p.name for p in models_dir().glob("*_default")) if models_dir().is_dir() else []
-        raise PolicyError(f"no default policy is shipped for {robot!r} (looked in {folder}; shipped: {have or 'none'}); "
-                          "give a model directory (`model` parameter / --model)")
+        raise PolicyError(
+            f"no default policy is shipped for {robot!r} (looked in {folder}; shipped: {have or 'none'}); "
+            "give a model directory (`model` parameter / --model)"
+        )
     return folder

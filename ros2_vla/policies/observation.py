@@ -73,9 +73,14 @@ class ObservationBuffer:
     message_filters' ApproximateTimeSynchronizer), not the newest frame of each camera: two cameras a
     frame apart would show the policy two different moments."""
 
-    def __init__(self, cameras: tuple[str, ...], state_names: tuple[str, ...], max_age: float,
-                 expected_size: dict[str, tuple[int, int]] | None = None,
-                 sync_slop: float = DEFAULT_SYNC_SLOP) -> None:
+    def __init__(
+        self,
+        cameras: tuple[str, ...],
+        state_names: tuple[str, ...],
+        max_age: float,
+        expected_size: dict[str, tuple[int, int]] | None = None,
+        sync_slop: float = DEFAULT_SYNC_SLOP,
+    ) -> None:
         if not sync_slop >= 0.0:
             raise PolicyError(f"sync_slop must be >= 0 [s] (0: identical stamps only); got {sync_slop}")
         self.cameras, self.state_names, self.max_age, self.sync_slop = cameras, state_names, max_age, sync_slop
@@ -91,7 +96,9 @@ class ObservationBuffer:
             raise PolicyError(f"camera {camera!r} is not one the policy uses: {self.known_cameras}")
         want = self.expected_size.get(camera)
         if want is not None and rgb.shape[:2] != want:
-            raise PolicyError(f"camera {camera}: image is {rgb.shape[1]}x{rgb.shape[0]}, config says {want[1]}x{want[0]}")
+            raise PolicyError(
+                f"camera {camera}: image is {rgb.shape[1]}x{rgb.shape[0]}, config says {want[1]}x{want[0]}"
+            )
         frames = self._frames.setdefault(camera, deque(maxlen=FRAMES_KEPT))
         if frames and stamp < frames[-1].stamp:
             frames.clear()  # the clock went back (a sim reset, a bag loop): older stamps mean nothing now
@@ -138,6 +145,8 @@ class ObservationBuffer:
                     best = chosen
         if best is None:
             newest = ", ".join(f"{c} {self._frames[c][-1].stamp:.3f} s" for c in self.cameras)
-            raise PolicyError(f"no set of camera frames within sync_slop {self.sync_slop * 1e3:.0f} ms of each other "
-                              f"(newest stamps: {newest}): are the cameras' clocks and rates right?")
+            raise PolicyError(
+                f"no set of camera frames within sync_slop {self.sync_slop * 1e3:.0f} ms of each other "
+                f"(newest stamps: {newest}): are the cameras' clocks and rates right?"
+            )
         return best

@@ -37,12 +37,18 @@ def _openvla(robot: RobotConfig, opts: LoadOptions) -> Policy:
         import torch
 
         torch.set_num_threads(inference_threads())
-    return OpenVlaPolicy(OpenVlaConfig(
-        checkpoint=opts.model, dt=robot.action.dt, cameras=tuple(c.name for c in robot.cameras),
-        unnorm_key=opts.unnorm_key or None, quantization=opts.quantization or None, device=opts.device,
-        action_space=robot.action.space,
-        dimension_names=robot.action.dimension_names,
-    ))
+    return OpenVlaPolicy(
+        OpenVlaConfig(
+            checkpoint=opts.model,
+            dt=robot.action.dt,
+            cameras=tuple(c.name for c in robot.cameras),
+            unnorm_key=opts.unnorm_key or None,
+            quantization=opts.quantization or None,
+            device=opts.device,
+            action_space=robot.action.space,
+            dimension_names=robot.action.dimension_names,
+        )
+    )
 
 
 def _openpi(robot: RobotConfig, opts: LoadOptions) -> Policy:
@@ -59,8 +65,11 @@ def _flow(robot: RobotConfig, opts: LoadOptions) -> Policy:
     return FlowPolicy.from_options(robot, opts)
 
 
-BACKENDS: dict[str, Callable[[RobotConfig, LoadOptions], Policy]] = {"openvla": _openvla, "flow": _flow,
-                                                                     "openpi": _openpi}
+BACKENDS: dict[str, Callable[[RobotConfig, LoadOptions], Policy]] = {
+    "openvla": _openvla,
+    "flow": _flow,
+    "openpi": _openpi,
+}
 REMOTE_BACKENDS = ("openpi",)  # no model directory: the model lives behind a server
 RTC_BACKENDS = ("flow",)  # real-time chunking needs the sampler: a flow model in this process
 
@@ -72,8 +81,10 @@ def load_policy(backend: str, robot: RobotConfig, opts: LoadOptions) -> Policy:
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise PolicyError(f"unknown policy backend {backend!r}; backends: {sorted(BACKENDS)}.{hint}")
     if opts.rtc and backend not in RTC_BACKENDS:
-        raise PolicyError(f"real-time chunking (rtc) needs a flow model sampled here ({list(RTC_BACKENDS)}); "
-                          f"policy {backend!r} cannot do it: set rtc to false")
+        raise PolicyError(
+            f"real-time chunking (rtc) needs a flow model sampled here ({list(RTC_BACKENDS)}); "
+            f"policy {backend!r} cannot do it: set rtc to false"
+        )
     if not opts.model and backend == DEFAULT_BACKEND:
         opts = dataclasses.replace(opts, model=str(default_model(robot.name)))  # the shipped policy, if any
     if not opts.model and backend not in REMOTE_BACKENDS:

@@ -18,15 +18,35 @@ from ros2_vla.policies.base import MAX_INSTRUCTION_CHARS, Policy, PolicyOutput, 
 from ros2_vla.policies.observation import ObservationBuffer
 
 
-def output_chunk(embodiment: str, spec: PolicySpec, out: PolicyOutput, stamp: float, instruction: str,
-                 sequence: int, inference_time: float) -> Chunk:
+def output_chunk(
+    embodiment: str,
+    spec: PolicySpec,
+    out: PolicyOutput,
+    stamp: float,
+    instruction: str,
+    sequence: int,
+    inference_time: float,
+) -> Chunk:
     """A backend's output as the ActionChunk vla_node publishes: layout from `spec`, values / tokens /
     low / high / normalized from `out`, stamped [s] with the observation's capture time."""
-    return Chunk(stamp=stamp, embodiment=embodiment, action_space=spec.action_space,
-                 dimension_names=spec.dimension_names, dt=spec.dt, horizon=spec.horizon,
-                 values=out.values, tokens=out.tokens, num_bins=out.num_bins, low=out.low, high=out.high,
-                 normalized=out.normalized, instruction=instruction, policy=spec.name,
-                 sequence=sequence, inference_time=inference_time)
+    return Chunk(
+        stamp=stamp,
+        embodiment=embodiment,
+        action_space=spec.action_space,
+        dimension_names=spec.dimension_names,
+        dt=spec.dt,
+        horizon=spec.horizon,
+        values=out.values,
+        tokens=out.tokens,
+        num_bins=out.num_bins,
+        low=out.low,
+        high=out.high,
+        normalized=out.normalized,
+        instruction=instruction,
+        policy=spec.name,
+        sequence=sequence,
+        inference_time=inference_time,
+    )
 
 
 @dataclass(frozen=True)
@@ -45,9 +65,15 @@ class RunnerStatus:
 class PolicyRunner:
     """The policy's own thread: loads a model, then turns the newest observation into chunks, one at a time."""
 
-    def __init__(self, embodiment: str, buffer: ObservationBuffer, clock: Callable[[], float],
-                 on_chunk: Callable[[Chunk], None], on_status: Callable[[RunnerStatus], None],
-                 max_instruction_chars: int = MAX_INSTRUCTION_CHARS) -> None:
+    def __init__(
+        self,
+        embodiment: str,
+        buffer: ObservationBuffer,
+        clock: Callable[[], float],
+        on_chunk: Callable[[Chunk], None],
+        on_status: Callable[[RunnerStatus], None],
+        max_instruction_chars: int = MAX_INSTRUCTION_CHARS,
+    ) -> None:
         self.embodiment, self.buffer, self.clock = embodiment, buffer, clock
         self.on_chunk, self.on_status = on_chunk, on_status
         self.max_instruction_chars = max_instruction_chars
@@ -83,8 +109,10 @@ class PolicyRunner:
         if len(text) > self.max_instruction_chars:
             with self._lock:
                 self._instruction = ""
-            self._report("OBSERVATION_REFUSED", f"instruction of {len(text)} characters refused (limit "
-                         f"{self.max_instruction_chars}): stopped")
+            self._report(
+                "OBSERVATION_REFUSED",
+                f"instruction of {len(text)} characters refused (limit {self.max_instruction_chars}): stopped",
+            )
             return
         with self._lock:
             self._instruction = text
@@ -191,6 +219,13 @@ class PolicyRunner:
 
     def _report(self, code: str, message: str, inference_time: float | None = None) -> None:
         policy = self._policy.spec.name if self._policy is not None else ""
-        self._status = RunnerStatus(code, message, policy, self._instruction, self._sequence,
-                                    self._status.inference_time if inference_time is None else inference_time, self._rate)
+        self._status = RunnerStatus(
+            code,
+            message,
+            policy,
+            self._instruction,
+            self._sequence,
+            self._status.inference_time if inference_time is None else inference_time,
+            self._rate,
+        )
         self.on_status(self._status)

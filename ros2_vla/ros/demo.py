@@ -33,15 +33,14 @@ from ros2_vla.errors import Ros2VlaError
 from ros2_vla.evaluation.seeds import HELD_OUT_SEED
 from ros2_vla.evaluation.video import captioned, episode_status, title_lines, write_film
 from ros2_vla.launcher import Launcher
-from ros2_vla.policies.defaults import DEFAULT_BACKEND, default_model, has_default_model
 from ros2_vla.msg import ActionChunk, BridgeStatus, PolicyStatus
+from ros2_vla.policies.defaults import DEFAULT_BACKEND, default_model, has_default_model
 from ros2_vla.ros.convert import time_to_sec
 from ros2_vla.ros.qos import COMMAND, LATCHED, SENSOR, STATUS
 from ros2_vla.ros.services import call_service
 from ros2_vla.sim.phrasings import DEFAULT_PHRASING
 from ros2_vla.sim.scene import base_transform
 from ros2_vla.viz import draw_polyline, project, world_camera_pose
-
 
 HOLD_DELIVERY = 0.2  # [s] for the bridge's disarm hold to reach the controllers before a reset
 MODEL_LOAD_TIMEOUT = 120.0  # [s] for vla_node to load its model (MiniLM and the policy, on a cold CPU)
@@ -133,9 +132,12 @@ class DemoWatcher(Node):
     def instruct(self, text: str) -> None:
         """Tell vla_node `text` once its model has loaded, and see it taken: an instruction sent while
         it loads (or before it subscribes) would be lost, and the arm would never move."""
+
         def loaded() -> bool:
             s = self.policy_status
-            return s is not None and (s.code == PolicyStatus.ERROR or (s.code != PolicyStatus.LOADING and bool(s.policy)))
+            return s is not None and (
+                s.code == PolicyStatus.ERROR or (s.code != PolicyStatus.LOADING and bool(s.policy))
+            )
 
         if not self.spin_until(loaded, MODEL_LOAD_TIMEOUT):
             raise Ros2VlaError(f"vla_node did not load its model within {MODEL_LOAD_TIMEOUT:.0f} s")
@@ -180,13 +182,24 @@ def demo_graph(robot: str, seed: int, policy: str, model: str, phrasing: str, se
     running `policy` (a backend) with `model` (openpi: the policy server at `server`)."""
     if policy == "expert":
         return describe_graph(LaunchOptions(robot, sim=True, expert=True, enable=True, seed=seed, phrasing=phrasing))
-    return describe_graph(LaunchOptions(robot, sim=True, policy=policy, model=model, server=server, enable=True,
-                                        seed=seed, phrasing=phrasing))
+    return describe_graph(
+        LaunchOptions(
+            robot, sim=True, policy=policy, model=model, server=server, enable=True, seed=seed, phrasing=phrasing
+        )
+    )
 
 
-def run_demo(robot: str = "franka", episodes: int = 3, seed: int = HELD_OUT_SEED, out: Path = Path("out/demo"),
-             timeout: float = 45.0, policy: str = "", model: str = "",
-             phrasing: str = DEFAULT_PHRASING, server: str = "") -> list[EpisodeResult]:
+def run_demo(
+    robot: str = "franka",
+    episodes: int = 3,
+    seed: int = HELD_OUT_SEED,
+    out: Path = Path("out/demo"),
+    timeout: float = 45.0,
+    policy: str = "",
+    model: str = "",
+    phrasing: str = DEFAULT_PHRASING,
+    server: str = "",
+) -> list[EpisodeResult]:
     """Launch the graph, run `episodes` episodes, write the video and summary to `out`.
 
     policy: "expert", a vla_node backend ("flow": the shipped default policy unless `model` is given),
@@ -226,8 +239,12 @@ def run_demo(robot: str = "franka", episodes: int = 3, seed: int = HELD_OUT_SEED
             watcher.recording = False
             delay = round(1e3 * float(np.median(watcher.chunk_delays)), 1) if watcher.chunk_delays else float("nan")
             results.append(EpisodeResult(ep, scene_seed, watcher.task, done, seconds, len(watcher.sequences), delay))
-            print(f"episode {ep} (seed {scene_seed}): {watcher.task!r}: {'success' if done else 'FAILED'} in {seconds:.1f} s, "
-                  f"chunks {delay:.0f} ms after their observation", flush=True)
+            print(
+                f"episode {ep} (seed {scene_seed}): {watcher.task!r}: "
+                f"{'success' if done else 'FAILED'} in {seconds:.1f} s, "
+                f"chunks {delay:.0f} ms after their observation",
+                flush=True,
+            )
     finally:
         frames, stamps = watcher.frames, watcher.frame_stamps
         watcher.destroy_node()
@@ -237,13 +254,21 @@ def run_demo(robot: str = "franka", episodes: int = 3, seed: int = HELD_OUT_SEED
     return results
 
 
-def _write_outputs(results: list[EpisodeResult], frames: list[np.ndarray], stamps: list[float], out: Path, robot: str,
-                   policy: str) -> None:
+def _write_outputs(
+    results: list[EpisodeResult], frames: list[np.ndarray], stamps: list[float], out: Path, robot: str, policy: str
+) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    table = [f"{robot}, policy {policy}", "",
-             "| episode | seed | instruction | success | seconds | chunks | chunk delay p50 [ms] |", "|---|---|---|---|---|---|---|"]
-    table += [f"| {r.episode} | {r.seed} | {r.instruction} | {'yes' if r.success else 'no'} | {r.seconds:.1f} | {r.chunks} "
-              f"| {r.chunk_delay_ms:.0f} |" for r in results]
+    table = [
+        f"{robot}, policy {policy}",
+        "",
+        "| episode | seed | instruction | success | seconds | chunks | chunk delay p50 [ms] |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    table += [
+        f"| {r.episode} | {r.seed} | {r.instruction} | {'yes' if r.success else 'no'} | {r.seconds:.1f} | {r.chunks} "
+        f"| {r.chunk_delay_ms:.0f} |"
+        for r in results
+    ]
     rate = sum(r.success for r in results) / max(len(results), 1)
     table.append(f"\n{sum(r.success for r in results)}/{len(results)} episodes succeeded ({rate:.0%}).")
     (out / "summary.md").write_text("\n".join(table) + "\n")
@@ -251,5 +276,7 @@ def _write_outputs(results: list[EpisodeResult], frames: list[np.ndarray], stamp
     write_film(frames, out, f"{robot}_demo")
     print("\n" + "\n".join(table))
     span = stamps[-1] - stamps[0] if stamps else 0.0
-    print(f"\nvideo: {out / f'{robot}_demo.mp4'} ({len(frames)} frames, {span:.1f} s from first to last), "
-          f"GIF: {out / f'{robot}_demo.gif'}")
+    print(
+        f"\nvideo: {out / f'{robot}_demo.mp4'} ({len(frames)} frames, {span:.1f} s from first to last), "
+        f"GIF: {out / f'{robot}_demo.gif'}"
+    )

@@ -22,8 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=20.0, help="[s] to listen (default 20)")
     from ros2_vla.policies.observation import DEFAULT_SYNC_SLOP
 
-    parser.add_argument("--slop", type=float, default=DEFAULT_SYNC_SLOP,
-                        help="[s] frames of one observation lie within this of its stamp (vla_node's sync_slop)")
+    parser.add_argument(
+        "--slop",
+        type=float,
+        default=DEFAULT_SYNC_SLOP,
+        help="[s] frames of one observation lie within this of its stamp (vla_node's sync_slop)",
+    )
     parser.add_argument("--plot", default="", help="also draw the budget into this PNG")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
 
@@ -53,10 +57,15 @@ def run(args: argparse.Namespace) -> int:
     node = Node("latency")
     now = lambda: node.get_clock().now().nanoseconds * 1e-9  # noqa: E731
     for cam in robot.cameras:
-        node.create_subscription(Image, cam.topic,
-                                 lambda m, c=cam.name: log.add_frame(c, time_to_sec(m.header.stamp), now()), SENSOR)
-    node.create_subscription(ActionChunk, NAMES.action_chunk,
-                             lambda m: log.add_chunk(time_to_sec(m.header.stamp), now(), m.inference_time), COMMAND)
+        node.create_subscription(
+            Image, cam.topic, lambda m, c=cam.name: log.add_frame(c, time_to_sec(m.header.stamp), now()), SENSOR
+        )
+    node.create_subscription(
+        ActionChunk,
+        NAMES.action_chunk,
+        lambda m: log.add_chunk(time_to_sec(m.header.stamp), now(), m.inference_time),
+        COMMAND,
+    )
     for arm in robot.arms:
         node.create_subscription(JointTrajectory, arm.trajectory_topic, lambda m: log.add_trajectory(now()), COMMAND)
     try:

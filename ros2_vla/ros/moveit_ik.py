@@ -40,8 +40,14 @@ class MoveItIk:
     must name them too.
     """
 
-    def __init__(self, group: str, timeout: float = 0.05, service: str = "/compute_ik", avoid_collisions: bool = False,
-                 node_name: str = "bridge_moveit_ik") -> None:
+    def __init__(
+        self,
+        group: str,
+        timeout: float = 0.05,
+        service: str = "/compute_ik",
+        avoid_collisions: bool = False,
+        node_name: str = "bridge_moveit_ik",
+    ) -> None:
         self.group = group
         self.timeout = timeout
         self.avoid_collisions = avoid_collisions
@@ -53,8 +59,9 @@ class MoveItIk:
     def __call__(self, model: ArmModel, T_base_target: np.ndarray, q_seed: np.ndarray, params: IkParams) -> IkResult:
         response = self._client.call(self._request(model, T_base_target, q_seed), self.timeout + _REPLY_MARGIN)
         if response is None:
-            self._client.node.get_logger().error(f"no answer from {self._client.service}: is move_group running?",
-                                                 throttle_duration_sec=2.0)
+            self._client.node.get_logger().error(
+                f"no answer from {self._client.service}: is move_group running?", throttle_duration_sec=2.0
+            )
             return external_ik_result(model, T_base_target, q_seed, False, params)
         solved = response.error_code.val == MoveItErrorCodes.SUCCESS
         index = {n: i for i, n in enumerate(response.solution.joint_state.name)}

@@ -18,14 +18,24 @@ from rclpy.node import Node
 from ros2_vla.errors import ConfigError
 from ros2_vla.parameters import NODE_PARAMETERS, Param, Value
 
-_TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
-          float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
+_TYPES = {
+    bool: ParameterType.PARAMETER_BOOL,
+    int: ParameterType.PARAMETER_INTEGER,
+    float: ParameterType.PARAMETER_DOUBLE,
+    str: ParameterType.PARAMETER_STRING,
+}
 
 
 def descriptor(p: Param) -> ParameterDescriptor:
     """The ROS descriptor of one schema entry."""
-    d = ParameterDescriptor(name=p.name, type=_TYPES[p.type], description=p.description,
-                            additional_constraints=p.constraints(), read_only=not p.settable, dynamic_typing=False)
+    d = ParameterDescriptor(
+        name=p.name,
+        type=_TYPES[p.type],
+        description=p.description,
+        additional_constraints=p.constraints(),
+        read_only=not p.settable,
+        dynamic_typing=False,
+    )
     if p.low is not None and p.type is int:
         d.integer_range = [IntegerRange(from_value=int(p.low), to_value=int(p.high), step=0)]
     elif p.low is not None:

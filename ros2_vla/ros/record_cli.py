@@ -41,30 +41,62 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("robot", help="robot config name (config/<robot>.yaml), e.g. franka, widowx, aloha")
     parser.add_argument("out", help="folder for the episodes (OUT/episode_NNNN, numbered on from what is there)")
     parser.add_argument("--sim", action="store_true", help="record the sim's /sim/task and /sim/success too")
-    parser.add_argument("--expert", action="store_true", help="with --sim: launch the sim graph, the scripted expert demonstrates")
+    parser.add_argument(
+        "--expert", action="store_true", help="with --sim: launch the sim graph, the scripted expert demonstrates"
+    )
     parser.add_argument("--episodes", type=int, default=10, help="with --expert: episodes to record (default 10)")
-    parser.add_argument("--seed", type=int, default=0, help="with --expert: seed of the first scene (then +1 per episode)")
-    parser.add_argument("--timeout", type=float, default=60.0, help="[s] with --expert: an episode without success ends as a failure")
-    parser.add_argument("--hold", type=float, default=1.0, help="[s] with --expert: recorded after success, the finished task")
-    parser.add_argument("--expert-period", type=float, default=None,
-                        help="[s] with --expert: between the expert's chunks (default: sim_node's expert_period; "
-                             "a policy in vla_node sends one per camera frame)")
-    parser.add_argument("--start-jitter", type=float, default=0.0,
-                        help="[rad] with --expert: each arm joint starts up to this far from home (default 0: at home), "
-                             "so the demos show reaching the cube from varied poses")
-    parser.add_argument("--disturbance", type=float, default=0.0,
-                        help="[rad] with --expert: the arm's servos track off by a wandering offset of this std "
-                             "(default 0), so the demos show the expert correcting (DART-style)")
-    parser.add_argument("--slip", type=float, default=0.0,
-                        help="with --expert: chance [0, 1] that an episode's first grasp is made to fail, a cube missed or "
-                             "dropped (default 0), so the demos show the expert going back for it")
-    parser.add_argument("--task-kind", default="", help="with --expert: pick | place | bimanual_pick (default: drawn per seed)")
-    parser.add_argument("--phrasing", default=DEFAULT_PHRASING, choices=PHRASINGS,
-                        help="with --expert: how the sim words instructions (train: training paraphrases)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="with --expert: seed of the first scene (then +1 per episode)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, help="[s] with --expert: an episode without success ends as a failure"
+    )
+    parser.add_argument(
+        "--hold", type=float, default=1.0, help="[s] with --expert: recorded after success, the finished task"
+    )
+    parser.add_argument(
+        "--expert-period",
+        type=float,
+        default=None,
+        help="[s] with --expert: between the expert's chunks (default: sim_node's expert_period; "
+        "a policy in vla_node sends one per camera frame)",
+    )
+    parser.add_argument(
+        "--start-jitter",
+        type=float,
+        default=0.0,
+        help="[rad] with --expert: each arm joint starts up to this far from home (default 0: at home), "
+        "so the demos show reaching the cube from varied poses",
+    )
+    parser.add_argument(
+        "--disturbance",
+        type=float,
+        default=0.0,
+        help="[rad] with --expert: the arm's servos track off by a wandering offset of this std "
+        "(default 0), so the demos show the expert correcting (DART-style)",
+    )
+    parser.add_argument(
+        "--slip",
+        type=float,
+        default=0.0,
+        help="with --expert: chance [0, 1] that an episode's first grasp is made to fail, a cube missed or "
+        "dropped (default 0), so the demos show the expert going back for it",
+    )
+    parser.add_argument(
+        "--task-kind", default="", help="with --expert: pick | place | bimanual_pick (default: drawn per seed)"
+    )
+    parser.add_argument(
+        "--phrasing",
+        default=DEFAULT_PHRASING,
+        choices=PHRASINGS,
+        help="with --expert: how the sim words instructions (train: training paraphrases)",
+    )
     parser.add_argument("--variant", default="", help="kinematic variant, e.g. panda for franka")
     parser.add_argument("--task", default="", help="task label stored with every episode (default: --task-kind)")
     parser.add_argument("--notes", default="", help="free text stored with every episode")
-    parser.add_argument("--queue-size", type=int, default=256, help="messages waiting for the disk before drops (counted)")
+    parser.add_argument(
+        "--queue-size", type=int, default=256, help="messages waiting for the disk before drops (counted)"
+    )
     parser.add_argument("--print-topics", action="store_true", help="print the recorded topics and types, and exit")
 
 
@@ -94,7 +126,9 @@ def run(args: argparse.Namespace) -> int:
         from ros2_vla.sim.tasks import task_kinds
 
         if args.task_kind not in task_kinds(robot):
-            raise ConfigError(f"--task-kind {args.task_kind!r} is not one {robot.name} does; kinds: {task_kinds(robot)}")
+            raise ConfigError(
+                f"--task-kind {args.task_kind!r} is not one {robot.name} does; kinds: {task_kinds(robot)}"
+            )
     out = Path(args.out).expanduser().resolve()  # nodes run in other processes, maybe another cwd
     return _record_expert(args, out) if args.expert else _record_interactive(args, out)
 
@@ -103,20 +137,37 @@ def _graph(args: argparse.Namespace, out: Path, expert: bool):
     """The nodes to launch: the sim graph plus the recorder (expert), or the recorder alone."""
     from ros2_vla.bringup import LaunchOptions, NodeSpec, describe_graph
 
-    metadata = {"task": args.task or args.task_kind, "notes": args.notes, "demonstrator": "expert" if expert else "",
-                "queue_size": args.queue_size}
+    metadata = {
+        "task": args.task or args.task_kind,
+        "notes": args.notes,
+        "demonstrator": "expert" if expert else "",
+        "queue_size": args.queue_size,
+    }
     if not expert:
-        return [NodeSpec("recorder", "recorder_node", {"robot": args.robot, "variant": args.variant, "sim": args.sim,
-                                                         "output_dir": str(out), **metadata})]
-    opts = LaunchOptions(args.robot, sim=True, expert=True, variant=args.variant, seed=args.seed,
-                         phrasing=args.phrasing, record=str(out))
+        return [
+            NodeSpec(
+                "recorder",
+                "recorder_node",
+                {"robot": args.robot, "variant": args.variant, "sim": args.sim, "output_dir": str(out), **metadata},
+            )
+        ]
+    opts = LaunchOptions(
+        args.robot, sim=True, expert=True, variant=args.variant, seed=args.seed, phrasing=args.phrasing, record=str(out)
+    )
     specs = []
     for spec in describe_graph(opts):
         period = {} if args.expert_period is None else {"expert_period": args.expert_period}
-        extra = {"sim_node": {"task_kind": args.task_kind, "start_jitter": args.start_jitter,
-                              "disturbance": args.disturbance, "slip": args.slip, **period},
-                 "bridge_node": {"enabled": False},  # armed per episode, once recording runs
-                 "recorder_node": metadata}.get(spec.executable, {})
+        extra = {
+            "sim_node": {
+                "task_kind": args.task_kind,
+                "start_jitter": args.start_jitter,
+                "disturbance": args.disturbance,
+                "slip": args.slip,
+                **period,
+            },
+            "bridge_node": {"enabled": False},  # armed per episode, once recording runs
+            "recorder_node": metadata,
+        }.get(spec.executable, {})
         specs.append(replace(spec, parameters={**spec.parameters, **extra}))
     return specs
 
@@ -237,7 +288,10 @@ def _on_key(key: str, recording: bool, recorder, reset, node, episodes: list[dic
         if recording:
             return True, "stop or discard the episode before a new scene"
         try:
-            return False, f"new scene: {call_service(node, reset, Trigger.Request(), 10.0, ': is the sim running?').message}"
+            return (
+                False,
+                f"new scene: {call_service(node, reset, Trigger.Request(), 10.0, ': is the sim running?').message}",
+            )
         except Ros2VlaError as exc:
             return False, str(exc)
     if key in ("h", "?"):
@@ -259,11 +313,17 @@ def _dead(launcher) -> str:
 def _episode_line(index: int, total: int | None, s: dict) -> str:
     label = {True: "success", False: "failure", None: "unlabelled"}[s["success"]]
     count = f"{index + 1}/{total}" if total else f"{index + 1}"
-    return (f"episode {count} {Path(s['episode']).name}: {s['instruction']!r} {label} in {s['seconds']:.1f} s, "
-            f"{s['messages']} messages, {s['dropped']} dropped")
+    return (
+        f"episode {count} {Path(s['episode']).name}: {s['instruction']!r} {label} in {s['seconds']:.1f} s, "
+        f"{s['messages']} messages, {s['dropped']} dropped"
+    )
 
 
 def _print_summary(episodes: list[dict], out: Path) -> None:
     ok = sum(bool(s["success"]) for s in episodes)
-    print(f"recorded {len(episodes)} episodes in {out}: {ok} successful, {sum(s['messages'] for s in episodes)} messages, "
-          f"{sum(s['dropped'] for s in episodes)} dropped", flush=True)
+    print(
+        f"recorded {len(episodes)} episodes in {out}: {ok} successful, "
+        f"{sum(s['messages'] for s in episodes)} messages, "
+        f"{sum(s['dropped'] for s in episodes)} dropped",
+        flush=True,
+    )

@@ -1,10 +1,10 @@
 """Calls to a running recorder_node: start, stop with a label, discard, and metadata parameters.
 
-    recorder = RecorderClient(node)          # node: not spun by anyone else while a call is out
-    recorder.wait(30.0)
-    recorder.set_metadata(seed=3, notes="left light off")
-    path = recorder.start()
-    summary = recorder.stop(success=True)   # {"episode", "success", "messages", "dropped", "seconds", ...}
+recorder = RecorderClient(node)          # node: not spun by anyone else while a call is out
+recorder.wait(30.0)
+recorder.set_metadata(seed=3, notes="left light off")
+path = recorder.start()
+summary = recorder.stop(success=True)   # {"episode", "success", "messages", "dropped", "seconds", ...}
 """
 
 from __future__ import annotations
@@ -51,7 +51,9 @@ class RecorderClient:
 
     def set_metadata(self, **values: int | str) -> None:
         """Set recorder parameters read when an episode stops: task, notes, seed, demonstrator."""
-        request = SetParameters.Request(parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()])
+        request = SetParameters.Request(
+            parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()]
+        )
         result = self._call(self._params, request, check=False)
         refused = [f"{p.name}: {r.reason}" for p, r in zip(request.parameters, result.results) if not r.successful]
         if refused:

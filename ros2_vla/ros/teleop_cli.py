@@ -28,13 +28,24 @@ MATCH_SETTLE_S = 0.5  # [s] after the bridge's reader is matched, before the fir
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("robot", help="robot config name (config/<robot>.yaml), e.g. franka, widowx")
-    parser.add_argument("--speed", type=float, default=0.25,
-                        help="fraction (0, 1] of the config's safety maximum per step (default 0.25); +/- change it live")
-    parser.add_argument("--hz", type=float, default=10.0,
-                        help="[Hz] at most this many chunks a second; keys in between are merged (default 10)")
-    parser.add_argument("--key-duration", type=float, default=0.3,
-                        help="[s] of motion one key press asks for (default 0.3)")
-    parser.add_argument("--instruction", default="", help="text for the chunks' instruction field (recorded with the demo)")
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=0.25,
+        help="fraction (0, 1] of the config's safety maximum per step (default 0.25); +/- change it live",
+    )
+    parser.add_argument(
+        "--hz",
+        type=float,
+        default=10.0,
+        help="[Hz] at most this many chunks a second; keys in between are merged (default 10)",
+    )
+    parser.add_argument(
+        "--key-duration", type=float, default=0.3, help="[s] of motion one key press asks for (default 0.3)"
+    )
+    parser.add_argument(
+        "--instruction", default="", help="text for the chunks' instruction field (recorded with the demo)"
+    )
     parser.add_argument("--timeout", type=float, default=10.0, help="[s] to wait for bridge_node to subscribe")
 
 
@@ -76,8 +87,10 @@ def run(args: argparse.Namespace) -> int:
         deadline = time.monotonic() + args.timeout
         while not _bridge_listens(node, pub.topic_name, status.topic_name, pub.get_subscription_count()):
             if time.monotonic() > deadline:
-                raise Ros2VlaError(f"nobody subscribes to {NAMES.action_chunk} after {args.timeout:.0f} s: is bridge_node "
-                                   f"running (ros2-vla launch {robot.name})?")
+                raise Ros2VlaError(
+                    f"nobody subscribes to {NAMES.action_chunk} after {args.timeout:.0f} s: is bridge_node "
+                    f"running (ros2-vla launch {robot.name})?"
+                )
             rclpy.spin_once(node, timeout_sec=0.05)
         # Matching is two-sided: the readers may not know this writer yet, and would drop what it sends now.
         settle = time.monotonic() + MATCH_SETTLE_S
@@ -89,10 +102,18 @@ def run(args: argparse.Namespace) -> int:
         def publish(values) -> None:
             nonlocal sequence
             sequence += 1
-            chunk = Chunk(stamp=node.get_clock().now().nanoseconds * 1e-9, embodiment=robot.name,
-                          action_space=robot.action.space, dimension_names=teleop.names, dt=robot.action.dt,
-                          horizon=values.shape[0], values=values, instruction=args.instruction,
-                          policy="teleop:keyboard", sequence=sequence)
+            chunk = Chunk(
+                stamp=node.get_clock().now().nanoseconds * 1e-9,
+                embodiment=robot.name,
+                action_space=robot.action.space,
+                dimension_names=teleop.names,
+                dt=robot.action.dt,
+                horizon=values.shape[0],
+                values=values,
+                instruction=args.instruction,
+                policy="teleop:keyboard",
+                sequence=sequence,
+            )
             pub.publish(chunk_to_msg(chunk))
 
         print(HELP if is_tty else f"teleop {robot.name}: reading keys from stdin", flush=True)

@@ -29,11 +29,15 @@ def code_name(msg) -> str:
 
 def format_status(msg) -> str:
     if isinstance(msg, PolicyStatus):
-        return (f"[policy] {code_name(msg)} seq={msg.sequence} {msg.rate_hz:.1f} Hz "
-                f"infer={msg.inference_time * 1e3:.0f} ms instruction={msg.instruction!r} {msg.message}")
-    return (f"[bridge] {code_name(msg)} enabled={msg.enabled} seq={msg.chunk_sequence} "
-            f"ik_res={msg.ik_position_residual * 1e3:.2f} mm/{msg.ik_rotation_residual:.3f} rad "
-            f"cond={msg.condition_number:.0f} scale={msg.speed_scale:.2f} {msg.message}")
+        return (
+            f"[policy] {code_name(msg)} seq={msg.sequence} {msg.rate_hz:.1f} Hz "
+            f"infer={msg.inference_time * 1e3:.0f} ms instruction={msg.instruction!r} {msg.message}"
+        )
+    return (
+        f"[bridge] {code_name(msg)} enabled={msg.enabled} seq={msg.chunk_sequence} "
+        f"ik_res={msg.ik_position_residual * 1e3:.2f} mm/{msg.ik_rotation_residual:.3f} rad "
+        f"cond={msg.condition_number:.0f} scale={msg.speed_scale:.2f} {msg.message}"
+    )
 
 
 def _with_node(name: str, body) -> int:
@@ -61,7 +65,9 @@ def instruct(text: str, timeout: float = 5.0) -> int:
             if time.monotonic() > deadline:
                 if pub.get_subscription_count():
                     break  # a subscriber that discovery reported but never matched: send to the ones that did
-                raise Ros2VlaError(f"nobody subscribes to {NAMES.instruction} after {timeout:.0f} s: is vla_node running?")
+                raise Ros2VlaError(
+                    f"nobody subscribes to {NAMES.instruction} after {timeout:.0f} s: is vla_node running?"
+                )
             rclpy.spin_once(node, timeout_sec=0.05)
         pub.publish(String(data=text))
         # Give reliable delivery a moment before the process (and its writer) goes away.
@@ -84,6 +90,7 @@ def status(once: bool = False, timeout: float = 10.0) -> int:
                     return
                 seen.add(kind)
                 print(format_status(msg), flush=True)
+
             return cb
 
         node.create_subscription(PolicyStatus, NAMES.policy_status, show("policy"), STATUS)

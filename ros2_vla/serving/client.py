@@ -82,14 +82,22 @@ class OpenpiClient:
             return self._conn
         wait = self._next_try - self.clock()
         if wait > 0:
-            raise PolicyUnavailable(f"policy server {self.uri} failed {self._failures} time(s); next try in {wait:.1f} s")
+            raise PolicyUnavailable(
+                f"policy server {self.uri} failed {self._failures} time(s); next try in {wait:.1f} s"
+            )
         from websockets.sync.client import connect
 
         headers = {API_KEY_HEADER: API_KEY_PREFIX + self.api_key} if self.api_key else None
         try:
             # held open across calls, so entered by hand (websockets 17 warns about a connection that is not)
-            conn = connect(self.uri, compression=None, max_size=None, additional_headers=headers,
-                           open_timeout=self.connect_timeout, close_timeout=1.0).__enter__()
+            conn = connect(
+                self.uri,
+                compression=None,
+                max_size=None,
+                additional_headers=headers,
+                open_timeout=self.connect_timeout,
+                close_timeout=1.0,
+            ).__enter__()
         except Exception as exc:  # refused, unreachable, handshake rejected (e.g. a wrong API key), timeout
             raise self._fail(f"cannot connect to {self.uri}: {first_line(exc)}") from exc
         try:

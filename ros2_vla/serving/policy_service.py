@@ -25,10 +25,18 @@ PROTOCOL = "ros2_vla/1"  # the metadata's `protocol`: these keys and this metada
 def service_metadata(robot: RobotConfig, policy: Policy) -> dict[str, Any]:
     """What the server says first: the backend's spec and the robot it was built for."""
     spec = policy.spec
-    return {"protocol": PROTOCOL, "policy": spec.name, "embodiment": robot.name, "cameras": list(spec.cameras),
-            "image_size": list(spec.image_size), "action_space": spec.action_space,
-            "dimension_names": list(spec.dimension_names), "horizon": spec.horizon, "dt": spec.dt,
-            "max_instruction_chars": spec.max_instruction_chars}
+    return {
+        "protocol": PROTOCOL,
+        "policy": spec.name,
+        "embodiment": robot.name,
+        "cameras": list(spec.cameras),
+        "image_size": list(spec.image_size),
+        "action_space": spec.action_space,
+        "dimension_names": list(spec.dimension_names),
+        "horizon": spec.horizon,
+        "dt": spec.dt,
+        "max_instruction_chars": spec.max_instruction_chars,
+    }
 
 
 class PolicyService:
@@ -49,8 +57,12 @@ class PolicyService:
         for key in ("state", "prompt"):
             if key not in obs:
                 raise PolicyError(f"the observation has no {key!r}")
-        return Observation(stamp=float(obs.get("stamp", 0.0)), images={c: np.array(images[c]) for c in images},
-                           state=np.array(obs["state"], np.float32), instruction=str(obs["prompt"]))
+        return Observation(
+            stamp=float(obs.get("stamp", 0.0)),
+            images={c: np.array(images[c]) for c in images},
+            state=np.array(obs["state"], np.float32),
+            instruction=str(obs["prompt"]),
+        )
 
     def __call__(self, obs: dict[str, Any]) -> dict[str, Any]:
         observation = self.observation(obs)

@@ -39,7 +39,7 @@ def parse_address(server: str, default_port: int = DEFAULT_PORT) -> tuple[str, i
     text = server.strip()
     for scheme in ("ws://", "wss://"):
         if text.startswith(scheme):
-            text = text[len(scheme):]
+            text = text[len(scheme) :]
     text = text.rstrip("/")
     if not text:
         raise ValueError("empty server address: give host:port, e.g. localhost:8000")

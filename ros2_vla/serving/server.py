@@ -86,8 +86,14 @@ class PolicyServer:
         from websockets.asyncio.server import serve
 
         self._loop, self._stop, self._turn = asyncio.get_running_loop(), asyncio.Event(), asyncio.Lock()
-        async with serve(self._serve_client, self.host, self.port, compression=None, max_size=None,
-                         process_request=self._process_request) as server:
+        async with serve(
+            self._serve_client,
+            self.host,
+            self.port,
+            compression=None,
+            max_size=None,
+            process_request=self._process_request,
+        ) as server:
             self.port = server.sockets[0].getsockname()[1]
             ready.set()
             await self._stop.wait()

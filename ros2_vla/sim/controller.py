@@ -55,8 +55,13 @@ class SimTrajectory:
     start_time: float = 0.0  # [s] on the controller's clock; 0 = on receipt (trajectory_msgs: zero stamp)
 
 
-def unreachable_start(trajectory: SimTrajectory, now: float, measured: dict[str, float],
-                      velocity_limits: dict[str, float], tolerance: float) -> str:
+def unreachable_start(
+    trajectory: SimTrajectory,
+    now: float,
+    measured: dict[str, float],
+    velocity_limits: dict[str, float],
+    tolerance: float,
+) -> str:
     """Why the arm cannot reach `trajectory`'s first point in time, or "" when it can (or when the
     point is within `tolerance` [rad] of `measured`, a tracking lag). Joints without a limit are not
     checked. Times [s] on the controller's clock, as `accept` takes them."""
@@ -70,8 +75,10 @@ def unreachable_start(trajectory: SimTrajectory, now: float, measured: dict[str,
             continue
         gap = abs(q - measured[name])
         if gap > tolerance and gap > velocity_limits[name] * within:
-            return (f"its first point is {gap:.2f} rad from {name}'s measured position, {within:.3f} s ahead: "
-                    f"faster than the {velocity_limits[name]:.2f} rad/s limit")
+            return (
+                f"its first point is {gap:.2f} rad from {name}'s measured position, {within:.3f} s ahead: "
+                f"faster than the {velocity_limits[name]:.2f} rad/s limit"
+            )
     return ""
 
 

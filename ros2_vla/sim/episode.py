@@ -153,15 +153,25 @@ def run_episode(
     if sim is None:
         sim = Simulation(robot, seed=seed)
     elif sim.robot.name != robot.name:
-        raise ConfigError(f"run_episode: the sim is a {sim.robot.name}, not a {robot.name}; pass a Simulation of {robot.name}")
+        raise ConfigError(
+            f"run_episode: the sim is a {sim.robot.name}, not a {robot.name}; pass a Simulation of {robot.name}"
+        )
     if not (policy_period > 0 and success_period > 0 and time_limit > 0):
-        raise ConfigError(f"run_episode: policy_period {policy_period}, success_period {success_period} and "
-                          f"time_limit {time_limit} must all be > 0 [s]")
-    periods = {"state": 1.0 / robot.joint_state_rate_hz, "policy": policy_period,
-               "control": 1.0 / robot.control_rate_hz, "success": success_period}
+        raise ConfigError(
+            f"run_episode: policy_period {policy_period}, success_period {success_period} and "
+            f"time_limit {time_limit} must all be > 0 [s]"
+        )
+    periods = {
+        "state": 1.0 / robot.joint_state_rate_hz,
+        "policy": policy_period,
+        "control": 1.0 / robot.control_rate_hz,
+        "success": success_period,
+    }
     if not (0 <= chunk_delay < np.inf and 0 <= command_delay < min(periods.values())):
-        raise ConfigError(f"run_episode: chunk_delay {chunk_delay} s must be finite and >= 0, command_delay "
-                          f"{command_delay} s >= 0 and below every period {periods}")
+        raise ConfigError(
+            f"run_episode: chunk_delay {chunk_delay} s must be finite and >= 0, command_delay "
+            f"{command_delay} s >= 0 and below every period {periods}"
+        )
     for name in cameras:
         sim.cameras.spec(name)  # unknown names fail here, with the list of cameras
     start = time.perf_counter()
@@ -210,8 +220,20 @@ def run_episode(
             furthest = max(furthest, progress(sim, task), key=STAGES.index)
             success = check_success(sim, task)
     bad = sum(n for name, n in codes.items() if BridgeCode[name] not in _GOOD_CODES)
-    return EpisodeResult(seed, task, success, now, chunks, bad, dict(codes), rejected, time.perf_counter() - start,
-                         instruction, tuple(sorted(wrong)), furthest)
+    return EpisodeResult(
+        seed,
+        task,
+        success,
+        now,
+        chunks,
+        bad,
+        dict(codes),
+        rejected,
+        time.perf_counter() - start,
+        instruction,
+        tuple(sorted(wrong)),
+        furthest,
+    )
 
 
 class _Schedule:
@@ -246,9 +268,18 @@ def _as_chunk(out: np.ndarray | Chunk, robot: RobotConfig, instruction: str, now
     dims = robot.action.dimension_names
     if values.ndim != 2 or values.shape[1] != len(dims):
         raise ConfigError(f"the policy returned shape {values.shape}; expected (H, {len(dims)}) for dimensions {dims}")
-    return Chunk(stamp=now, embodiment=robot.name, action_space=robot.action.space, dimension_names=dims,
-                 dt=robot.action.dt, horizon=values.shape[0], values=values.reshape(-1),
-                 instruction=instruction, policy="episode", sequence=sequence)
+    return Chunk(
+        stamp=now,
+        embodiment=robot.name,
+        action_space=robot.action.space,
+        dimension_names=dims,
+        dt=robot.action.dt,
+        horizon=values.shape[0],
+        values=values.reshape(-1),
+        instruction=instruction,
+        policy="episode",
+        sequence=sequence,
+    )
 
 
 def _deliver(sim: Simulation, commands: list[TrajectoryCommand], at: float) -> int:
@@ -262,8 +293,10 @@ def _deliver(sim: Simulation, commands: list[TrajectoryCommand], at: float) -> i
 def _send(sim: Simulation, c: TrajectoryCommand) -> bool:
     """Hand one bridge command to its simulated controller, as sim_node does; False when refused."""
     velocities = c.velocities if c.velocities is not None else [()] * len(c.positions)  # None: positions only
-    points = tuple(jtc.TrajectoryPoint(tuple(map(float, q)), float(t), tuple(map(float, v)))
-                   for t, q, v in zip(c.times_from_start, c.positions, velocities))
+    points = tuple(
+        jtc.TrajectoryPoint(tuple(map(float, q)), float(t), tuple(map(float, v)))
+        for t, q, v in zip(c.times_from_start, c.positions, velocities)
+    )
     try:
         sim.command(c.topic, jtc.SimTrajectory(tuple(c.joint_names), points, 0.0))
     except TrajectoryError:

@@ -55,8 +55,14 @@ class ExpertObservation(NamedTuple):
 class ScriptedExpert:
     """Chunks of actions that solve `task` for `robot`; call `act` once per chunk with fresh observations."""
 
-    def __init__(self, robot: RobotConfig, task: Task, horizon: int | None = None, scene: SceneSpec | None = None,
-                 params: ExpertParams | None = None) -> None:
+    def __init__(
+        self,
+        robot: RobotConfig,
+        task: Task,
+        horizon: int | None = None,
+        scene: SceneSpec | None = None,
+        params: ExpertParams | None = None,
+    ) -> None:
         self.robot, self.task = robot, task
         self.params = params or ExpertParams()
         self.scene = scene or SceneSpec()
@@ -71,12 +77,16 @@ class ScriptedExpert:
             raise ConfigError(f"the expert does task kinds {task_kinds(robot)} on {robot.name}, not {task.kind!r}")
         phases = PLACE_PHASES if task.kind == "place" else PICK_PHASES
         joint_space = space == JOINT_POSITION
-        self._scripts = [ArmScript(arm, cube, phases, self.params, self.scene, self.dt, natural_pads=joint_space)
-                         for arm, cube in zip(robot.arms, task.objects)]
+        self._scripts = [
+            ArmScript(arm, cube, phases, self.params, self.scene, self.dt, natural_pads=joint_space)
+            for arm, cube in zip(robot.arms, task.objects)
+        ]
         s = robot.safety
         self._step = min(self.params.speed * self.dt, 0.8 * s.max_translation_per_step)  # [m]
         self._turn = min(self.params.rotation_speed * self.dt, 0.8 * s.max_rotation_per_step)  # [rad]
-        self._movers = {a.name: _JointMover(a, self.params.joint_speed * self.dt) for a in robot.arms} if joint_space else {}
+        self._movers = (
+            {a.name: _JointMover(a, self.params.joint_speed * self.dt) for a in robot.arms} if joint_space else {}
+        )
 
     def phases(self) -> dict[str, str]:
         """Arm name -> current phase."""
@@ -106,8 +116,13 @@ class ScriptedExpert:
             T_next = T if goal is None else move_toward(T, goal, self._step, self._turn)
             d, R_delta = T_next[:3, 3] - T[:3, 3], T_next[:3, :3] @ T[:3, :3].T
             R_frame = T[:3, :3] if self.robot.action.frame == EE_FRAME else R_wb  # axes the deltas are given in
-            rows.append([*(R_frame.T @ d), *matrix_to_rpy(R_frame.T @ R_delta @ R_frame),
-                         open_value if is_open else 1.0 - open_value])
+            rows.append(
+                [
+                    *(R_frame.T @ d),
+                    *matrix_to_rpy(R_frame.T @ R_delta @ R_frame),
+                    open_value if is_open else 1.0 - open_value,
+                ]
+            )
             T = T_next
         rows = np.array(rows)
         return dict(zip(("x", "y", "z", "roll", "pitch", "yaw", GRIPPER), rows.T))

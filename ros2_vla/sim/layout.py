@@ -43,8 +43,10 @@ def random_layout(robot: RobotConfig, scene: SceneSpec, rng: np.random.Generator
         if xy is not None:
             break
     else:
-        raise ConfigError(f"no room for {names} in the arms' spawn boxes with clearance {scene.clearance} m: "
-                          "raise SceneSpec.spawn_fraction or lower its clearance")
+        raise ConfigError(
+            f"no room for {names} in the arms' spawn boxes with clearance {scene.clearance} m: "
+            "raise SceneSpec.spawn_fraction or lower its clearance"
+        )
     out = []
     for name, p in zip(names, xy):
         z = scene.table_height if name == BOWL else scene.table_height + scene.cube_size / 2

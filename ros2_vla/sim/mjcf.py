@@ -103,7 +103,9 @@ def _reach(chain: ChainSpec) -> float:
 def _scene(robot: RobotConfig, scene: SceneSpec, gains: dict[str, tuple[float, float]] | None) -> str:
     root = ET.Element("mujoco", model=f"ros2_vla_{robot.name}")
     ET.SubElement(root, "compiler", angle="radian", autolimits="true")
-    ET.SubElement(root, "option", timestep=_fmt(scene.timestep), integrator="implicitfast", cone="elliptic", impratio="10")
+    ET.SubElement(
+        root, "option", timestep=_fmt(scene.timestep), integrator="implicitfast", cone="elliptic", impratio="10"
+    )
     _visual(root, robot)
     _assets(root)
     world = ET.SubElement(root, "worldbody")
@@ -116,9 +118,17 @@ def _scene(robot: RobotConfig, scene: SceneSpec, gains: dict[str, tuple[float, f
     _objects(world, robot, scene)
     for cam in robot.cameras:
         if cam.mount not in links:
-            raise ConfigError(f"camera {cam.name} is mounted on {cam.mount!r}, not 'world' or a link of {sorted(links)}")
-        ET.SubElement(links[cam.mount], "camera", name=cam.name, pos=_fmt(cam.xyz), quat=_mat_quat(camera_rotation(cam.rpy)),
-                      fovy=_fmt(cam.fovy))
+            raise ConfigError(
+                f"camera {cam.name} is mounted on {cam.mount!r}, not 'world' or a link of {sorted(links)}"
+            )
+        ET.SubElement(
+            links[cam.mount],
+            "camera",
+            name=cam.name,
+            pos=_fmt(cam.xyz),
+            quat=_mat_quat(camera_rotation(cam.rpy)),
+            fovy=_fmt(cam.fovy),
+        )
     ET.indent(root)
     return ET.tostring(root, encoding="unicode")
 
@@ -134,10 +144,28 @@ def _visual(root: ET.Element, robot: RobotConfig) -> None:
 
 def _assets(root: ET.Element) -> None:
     asset = ET.SubElement(root, "asset")
-    ET.SubElement(asset, "texture", name="sky", type="skybox", builtin="gradient", width="64", height="64",
-                  rgb1="0.75 0.8 0.85", rgb2="0.35 0.38 0.42")
-    ET.SubElement(asset, "texture", name="floor", type="2d", builtin="checker", width="256", height="256",
-                  rgb1="0.32 0.34 0.36", rgb2="0.26 0.28 0.30")
+    ET.SubElement(
+        asset,
+        "texture",
+        name="sky",
+        type="skybox",
+        builtin="gradient",
+        width="64",
+        height="64",
+        rgb1="0.75 0.8 0.85",
+        rgb2="0.35 0.38 0.42",
+    )
+    ET.SubElement(
+        asset,
+        "texture",
+        name="floor",
+        type="2d",
+        builtin="checker",
+        width="256",
+        height="256",
+        rgb1="0.32 0.34 0.36",
+        rgb2="0.26 0.28 0.30",
+    )
     ET.SubElement(asset, "material", name="floor", texture="floor", texrepeat="8 8")
     ET.SubElement(asset, "material", name="table", rgba="0.62 0.5 0.38 1", specular="0.1")
     ET.SubElement(asset, "material", name="link", rgba="0.88 0.88 0.9 1", specular="0.3")
@@ -150,21 +178,55 @@ def _lights(world: ET.Element, robot: RobotConfig, scene: SceneSpec) -> None:
     box = table_box(robot, scene)
     cx, cy = (box.lo + box.hi) / 2
     top = scene.table_height
-    ET.SubElement(world, "light", name="key", pos=_fmt([cx, cy, top + 2.5]), dir="0 0 -1", directional="true",
-                  diffuse="0.55 0.55 0.55", castshadow=str(scene.shadows).lower())
-    ET.SubElement(world, "light", name="fill", pos=_fmt([cx + 1, cy + 1, top + 2]), dir="-0.4 -0.4 -1",
-                  directional="true", diffuse="0.25 0.25 0.25", castshadow="false")
+    ET.SubElement(
+        world,
+        "light",
+        name="key",
+        pos=_fmt([cx, cy, top + 2.5]),
+        dir="0 0 -1",
+        directional="true",
+        diffuse="0.55 0.55 0.55",
+        castshadow=str(scene.shadows).lower(),
+    )
+    ET.SubElement(
+        world,
+        "light",
+        name="fill",
+        pos=_fmt([cx + 1, cy + 1, top + 2]),
+        dir="-0.4 -0.4 -1",
+        directional="true",
+        diffuse="0.25 0.25 0.25",
+        castshadow="false",
+    )
 
 
 def _table(world: ET.Element, robot: RobotConfig, scene: SceneSpec) -> None:
     box = table_box(robot, scene)
     centre, half = (box.lo + box.hi) / 2, (box.hi - box.lo) / 2
     thick = 0.025
-    ET.SubElement(world, "geom", name="floor", type="plane", size="0 0 0.05", material="floor",
-                  pos=_fmt([centre[0], centre[1], scene.table_height - 0.75]), contype="1", conaffinity="1")
-    ET.SubElement(world, "geom", name="table", type="box", material="table",
-                  size=_fmt([half[0], half[1], thick]), pos=_fmt([centre[0], centre[1], scene.table_height - thick]),
-                  contype=str(_TABLE[0]), conaffinity=str(_TABLE[1]), friction=_fmt([1.0, 0.005, 0.0001]))
+    ET.SubElement(
+        world,
+        "geom",
+        name="floor",
+        type="plane",
+        size="0 0 0.05",
+        material="floor",
+        pos=_fmt([centre[0], centre[1], scene.table_height - 0.75]),
+        contype="1",
+        conaffinity="1",
+    )
+    ET.SubElement(
+        world,
+        "geom",
+        name="table",
+        type="box",
+        material="table",
+        size=_fmt([half[0], half[1], thick]),
+        pos=_fmt([centre[0], centre[1], scene.table_height - thick]),
+        contype=str(_TABLE[0]),
+        conaffinity=str(_TABLE[1]),
+        friction=_fmt([1.0, 0.005, 0.0001]),
+    )
 
 
 def _contact(kind: tuple[int, int]) -> dict[str, str]:
@@ -176,8 +238,16 @@ def _arm(world, actuators, arm: ArmSpec, scene: SceneSpec, gains) -> dict[str, E
     chain = arm.chain
     radius = min(max(0.03 * _reach(chain), 0.015), 0.05)
     base = ET.SubElement(world, "body", name=chain.base_link, pos=_fmt(arm.base_xyz), quat=_quat(arm.base_rpy))
-    ET.SubElement(base, "geom", type="capsule", fromto=_fmt([0, 0, 0, *chain.joints[0].xyz]), size=_fmt(radius * 1.2),
-                  material="link", contype="0", conaffinity="0")
+    ET.SubElement(
+        base,
+        "geom",
+        type="capsule",
+        fromto=_fmt([0, 0, 0, *chain.joints[0].xyz]),
+        size=_fmt(radius * 1.2),
+        material="link",
+        contype="0",
+        conaffinity="0",
+    )
     links = {chain.base_link: base}
     # The last link ends behind the palm, inset by its radius so it never reaches past the pads.
     R_ee_gripper = rpy_to_matrix(np.asarray(chain.ee_rpy)) @ gripper_frame(chain)
@@ -186,22 +256,45 @@ def _arm(world, actuators, arm: ArmSpec, scene: SceneSpec, gains) -> dict[str, E
     for i, joint in enumerate(chain.joints):
         r = radius * (1.0 - 0.45 * i / max(n - 1, 1))
         body = ET.SubElement(parent, "body", name=joint.link, pos=_fmt(joint.xyz), quat=_quat(joint.rpy), gravcomp="1")
-        ET.SubElement(body, "joint", name=joint.name, type="hinge", axis=_fmt(joint.axis),
-                      range=_fmt([joint.lower, joint.upper]), armature=_fmt(_ARMATURE))
+        ET.SubElement(
+            body,
+            "joint",
+            name=joint.name,
+            type="hinge",
+            axis=_fmt(joint.axis),
+            range=_fmt([joint.lower, joint.upper]),
+            armature=_fmt(_ARMATURE),
+        )
         ET.SubElement(body, "geom", type="sphere", size=_fmt(r * 1.1), material="joint", **_contact(_ARM))
         if i + 1 < n:
             tip = np.asarray(chain.joints[i + 1].xyz, dtype=float)
         else:
             tip = np.asarray(chain.ee_xyz) + R_ee_gripper @ np.array([0.0, 0.0, -(PAD_BACK + PALM_DEPTH + r)])
         if np.linalg.norm(tip) > 1e-3:
-            ET.SubElement(body, "geom", type="capsule", fromto=_fmt([0, 0, 0, *tip]), size=_fmt(r), material="link",
-                          **_contact(_ARM))
+            ET.SubElement(
+                body,
+                "geom",
+                type="capsule",
+                fromto=_fmt([0, 0, 0, *tip]),
+                size=_fmt(r),
+                material="link",
+                **_contact(_ARM),
+            )
         kp, kv = gains.get(joint.name, (1.0, 0.1)) if gains else (1.0, 0.1)
-        ET.SubElement(actuators, "position", name=joint.name, joint=joint.name, kp=_fmt(kp), kv=_fmt(kv),
-                      ctrlrange=_fmt([joint.lower, joint.upper]))
+        ET.SubElement(
+            actuators,
+            "position",
+            name=joint.name,
+            joint=joint.name,
+            kp=_fmt(kp),
+            kv=_fmt(kv),
+            ctrlrange=_fmt([joint.lower, joint.upper]),
+        )
         links[joint.link] = body
         parent = body
-    tcp = ET.SubElement(parent, "body", name=chain.ee_link, pos=_fmt(chain.ee_xyz), quat=_quat(chain.ee_rpy), gravcomp="1")
+    tcp = ET.SubElement(
+        parent, "body", name=chain.ee_link, pos=_fmt(chain.ee_xyz), quat=_quat(chain.ee_rpy), gravcomp="1"
+    )
     ET.SubElement(tcp, "site", name=chain.ee_link, size="0.006", rgba="1 0.5 0 0.6", group="3")
     links[chain.ee_link] = tcp
     if arm.gripper is not None:
@@ -215,22 +308,54 @@ def _gripper(tcp: ET.Element, actuators: ET.Element, arm: ArmSpec, scene: SceneS
     tcp = ET.SubElement(tcp, "body", name=f"{arm.chain.ee_link}_gripper", quat=quat, gravcomp="1")
     travel = scene.finger_travel
     half_span = travel + PAD_THICK
-    ET.SubElement(tcp, "geom", name=f"{arm.chain.ee_link}_palm", type="box", material="joint",
-                  pos=_fmt([0, 0, -PAD_BACK - PALM_DEPTH / 2]), size=_fmt([PAD_WIDTH / 2, half_span, PALM_DEPTH / 2]),
-                  **_contact(_HAND))
+    ET.SubElement(
+        tcp,
+        "geom",
+        name=f"{arm.chain.ee_link}_palm",
+        type="box",
+        material="joint",
+        pos=_fmt([0, 0, -PAD_BACK - PALM_DEPTH / 2]),
+        size=_fmt([PAD_WIDTH / 2, half_span, PALM_DEPTH / 2]),
+        **_contact(_HAND),
+    )
     pad_len = (PAD_TIP + PAD_BACK) / 2
     pad_z = (PAD_TIP - PAD_BACK) / 2
     kp = scene.finger_force / (0.25 * travel)  # full force once a pad lags a quarter travel behind its target
     kv = 2.0 * math.sqrt(kp * _FINGER_ARMATURE)
     for name, sign in zip(finger_joint_names(arm), (1.0, -1.0)):
         finger = ET.SubElement(tcp, "body", name=name, gravcomp="1")
-        ET.SubElement(finger, "joint", name=name, type="slide", axis=_fmt([0, sign, 0]), range=_fmt([0, travel]),
-                      armature=_fmt(_FINGER_ARMATURE))
-        ET.SubElement(finger, "geom", name=f"{name}_pad", type="box", material="pad", mass="0.02",
-                      pos=_fmt([0, sign * PAD_THICK / 2, pad_z]), size=_fmt([PAD_WIDTH / 2, PAD_THICK / 2, pad_len]),
-                      condim="4", friction=_fmt([scene.friction, 0.02, 0.0001]), **_contact(_HAND))
-        ET.SubElement(actuators, "position", name=name, joint=name, kp=_fmt(kp), kv=_fmt(kv), ctrlrange=_fmt([0, travel]),
-                      forcerange=_fmt([-scene.finger_force, scene.finger_force]))
+        ET.SubElement(
+            finger,
+            "joint",
+            name=name,
+            type="slide",
+            axis=_fmt([0, sign, 0]),
+            range=_fmt([0, travel]),
+            armature=_fmt(_FINGER_ARMATURE),
+        )
+        ET.SubElement(
+            finger,
+            "geom",
+            name=f"{name}_pad",
+            type="box",
+            material="pad",
+            mass="0.02",
+            pos=_fmt([0, sign * PAD_THICK / 2, pad_z]),
+            size=_fmt([PAD_WIDTH / 2, PAD_THICK / 2, pad_len]),
+            condim="4",
+            friction=_fmt([scene.friction, 0.02, 0.0001]),
+            **_contact(_HAND),
+        )
+        ET.SubElement(
+            actuators,
+            "position",
+            name=name,
+            joint=name,
+            kp=_fmt(kp),
+            kv=_fmt(kv),
+            ctrlrange=_fmt([0, travel]),
+            forcerange=_fmt([-scene.finger_force, scene.finger_force]),
+        )
 
 
 def _objects(world: ET.Element, robot: RobotConfig, scene: SceneSpec) -> None:
@@ -240,10 +365,22 @@ def _objects(world: ET.Element, robot: RobotConfig, scene: SceneSpec) -> None:
     half = scene.cube_size / 2
     friction = _fmt([scene.friction, 0.02, 0.0001])
     for k, color in enumerate(scene.cube_colors):
-        body = ET.SubElement(world, "body", name=cube_name(color), pos=_fmt([x0, y0 + 0.12 * k, scene.table_height + half]))
+        body = ET.SubElement(
+            world, "body", name=cube_name(color), pos=_fmt([x0, y0 + 0.12 * k, scene.table_height + half])
+        )
         ET.SubElement(body, "freejoint", name=cube_name(color))
-        ET.SubElement(body, "geom", name=cube_name(color), type="box", size=_fmt([half] * 3), mass=_fmt(scene.cube_mass),
-                      rgba=_fmt(COLORS[color]), condim="4", friction=friction, **_contact(_OBJECT))
+        ET.SubElement(
+            body,
+            "geom",
+            name=cube_name(color),
+            type="box",
+            size=_fmt([half] * 3),
+            mass=_fmt(scene.cube_mass),
+            rgba=_fmt(COLORS[color]),
+            condim="4",
+            friction=friction,
+            **_contact(_OBJECT),
+        )
     _bowl(world, scene, [x0, y0 - 0.2, scene.table_height])
 
 
@@ -254,15 +391,33 @@ def _bowl(world: ET.Element, scene: SceneSpec, pos) -> None:
     body = ET.SubElement(world, "body", name=BOWL, pos=_fmt(pos))
     ET.SubElement(body, "freejoint", name=BOWL)
     mass = scene.bowl_mass / (n + 1)
-    ET.SubElement(body, "geom", name=f"{BOWL}_floor", type="cylinder", size=_fmt([outer, floor / 2]),
-                  pos=_fmt([0, 0, floor / 2]), mass=_fmt(mass), material="bowl", **_contact(_OBJECT))
+    ET.SubElement(
+        body,
+        "geom",
+        name=f"{BOWL}_floor",
+        type="cylinder",
+        size=_fmt([outer, floor / 2]),
+        pos=_fmt([0, 0, floor / 2]),
+        mass=_fmt(mass),
+        material="bowl",
+        **_contact(_OBJECT),
+    )
     seg = math.pi * 2 * outer / n / 2 * 1.08  # half length; overlap closes the gaps
     ring = scene.bowl_radius + wall / 2
     for k in range(n):
         a = 2 * math.pi * k / n
-        ET.SubElement(body, "geom", name=f"{BOWL}_wall{k}", type="box", size=_fmt([wall / 2, seg, scene.bowl_wall_height / 2]),
-                      pos=_fmt([ring * math.cos(a), ring * math.sin(a), scene.bowl_wall_height / 2]),
-                      quat=_quat([0, 0, a]), mass=_fmt(mass), material="bowl", **_contact(_OBJECT))
+        ET.SubElement(
+            body,
+            "geom",
+            name=f"{BOWL}_wall{k}",
+            type="box",
+            size=_fmt([wall / 2, seg, scene.bowl_wall_height / 2]),
+            pos=_fmt([ring * math.cos(a), ring * math.sin(a), scene.bowl_wall_height / 2]),
+            quat=_quat([0, 0, a]),
+            mass=_fmt(mass),
+            material="bowl",
+            **_contact(_OBJECT),
+        )
 
 
 def _servo_gains(xml: str, robot: RobotConfig, scene: SceneSpec) -> dict[str, tuple[float, float]]:

@@ -55,8 +55,19 @@ class SceneSpec:
         unknown = [c for c in self.cube_colors if c not in COLORS]
         if unknown or len(set(self.cube_colors)) != len(self.cube_colors) or not self.cube_colors:
             raise ConfigError(f"scene cube_colors {self.cube_colors}: give distinct colors from {sorted(COLORS)}")
-        positive = ("timestep", "cube_size", "cube_mass", "bowl_radius", "bowl_wall_height", "bowl_mass",
-                    "finger_travel", "finger_force", "friction", "servo_hz", "clearance")
+        positive = (
+            "timestep",
+            "cube_size",
+            "cube_mass",
+            "bowl_radius",
+            "bowl_wall_height",
+            "bowl_mass",
+            "finger_travel",
+            "finger_force",
+            "friction",
+            "servo_hz",
+            "clearance",
+        )
         bad = [f for f in positive if not getattr(self, f) > 0]
         if bad:
             raise ConfigError(f"scene fields {bad} must be positive")
@@ -126,8 +137,9 @@ def arm_spawn_box(robot: RobotConfig, arm: ArmSpec, scene: SceneSpec) -> Box2:
     """
     lo, hi = np.asarray(robot.safety.workspace_min), np.asarray(robot.safety.workspace_max)
     centre, half = (lo + hi) / 2, (hi - lo) / 2 * scene.spawn_fraction
-    corners = np.array([[centre[0] + sx * half[0], centre[1] + sy * half[1], 0.0, 1.0]
-                        for sx in (-1, 1) for sy in (-1, 1)])
+    corners = np.array(
+        [[centre[0] + sx * half[0], centre[1] + sy * half[1], 0.0, 1.0] for sx in (-1, 1) for sy in (-1, 1)]
+    )
     world = (base_transform(arm) @ corners.T).T[:, :2]
     return Box2(world.min(axis=0), world.max(axis=0))
 

@@ -53,8 +53,16 @@ class ExpertParams:
 class ArmScript:
     """Phase machine of one arm handling one cube."""
 
-    def __init__(self, arm: ArmSpec, cube: str, phases: tuple[str, ...], params: ExpertParams, scene: SceneSpec,
-                 dt: float, natural_pads: bool = False) -> None:
+    def __init__(
+        self,
+        arm: ArmSpec,
+        cube: str,
+        phases: tuple[str, ...],
+        params: ExpertParams,
+        scene: SceneSpec,
+        dt: float,
+        natural_pads: bool = False,
+    ) -> None:
         self.arm, self.cube, self.phases, self.p, self.scene = arm, cube, phases, params, scene
         self.R_tcp_gripper = gripper_frame(arm.chain)
         self.grip_steps = max(1, math.ceil(params.grip_time / dt))
@@ -73,7 +81,9 @@ class ArmScript:
         lost = self.phase in _HOLDING and np.linalg.norm(off) > self.p.slip_distance
         if lost or (self.phase == "close" and np.linalg.norm(off[:2]) > self.p.miss_distance):
             self.phase_index, self.count = 0, 0
-        while self.phase in MOTION and reached(T_tcp, self.goal(T_tcp, objects), self.p.tolerance, self.p.rotation_tolerance):
+        while self.phase in MOTION and reached(
+            T_tcp, self.goal(T_tcp, objects), self.p.tolerance, self.p.rotation_tolerance
+        ):
             self._advance(T_tcp)
 
     def step(self, T_pred: np.ndarray, objects: dict[str, np.ndarray]) -> tuple[np.ndarray | None, bool]:
@@ -119,7 +129,9 @@ class ArmScript:
     def _top_down(self, T_tcp: np.ndarray, T_cube: np.ndarray) -> np.ndarray:
         """`R_world_tcp` with the gripper pointing down and the pads across the cube faces nearest `pad_line`."""
         line = self.pad_line(T_tcp, T_cube)
-        faces = [np.array([f[0], f[1], 0.0]) / max(math.hypot(f[0], f[1]), 1e-9) for f in (T_cube[:3, 0], T_cube[:3, 1])]
+        faces = [
+            np.array([f[0], f[1], 0.0]) / max(math.hypot(f[0], f[1]), 1e-9) for f in (T_cube[:3, 0], T_cube[:3, 1])
+        ]
         y = max((s * f for f in faces for s in (1.0, -1.0)), key=lambda v: float(v @ line))
         z = np.array([0.0, 0.0, -1.0])
         return np.column_stack([np.cross(y, z), y, z]) @ self.R_tcp_gripper.T

@@ -65,8 +65,12 @@ def draw_slip(chance: float, rng: np.random.Generator) -> SlipPlan:
         return NO_SLIP
     lo, hi = MISS_DISTANCE
     h_lo, h_hi = DROP_HEIGHT
-    return SlipPlan(SLIP_KINDS[int(draws[1] < 0.5)], lo + (hi - lo) * draws[2], 2 * math.pi * draws[3],
-                    h_lo + (h_hi - h_lo) * draws[4])
+    return SlipPlan(
+        SLIP_KINDS[int(draws[1] < 0.5)],
+        lo + (hi - lo) * draws[2],
+        2 * math.pi * draws[3],
+        h_lo + (h_hi - h_lo) * draws[4],
+    )
 
 
 class SlipWatch:

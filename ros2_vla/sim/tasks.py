@@ -64,8 +64,13 @@ def task_kinds(robot: RobotConfig) -> tuple[str, ...]:
     return ("bimanual_pick",) if len(robot.arms) == 2 else ("pick", "place")
 
 
-def sample_task(robot: RobotConfig, rng: np.random.Generator, sim: Simulation | None = None,
-                scene: SceneSpec | None = None, kind: str = "") -> Task:
+def sample_task(
+    robot: RobotConfig,
+    rng: np.random.Generator,
+    sim: Simulation | None = None,
+    scene: SceneSpec | None = None,
+    kind: str = "",
+) -> Task:
     """A random task for the robot. For two-arm robots pass `sim` (after `reset`): each arm is then
     given the cube nearest its own base, so both picks are within reach. `kind` fixes the task kind."""
     scene = sim.scene if sim is not None else (scene or SceneSpec())
@@ -80,10 +85,14 @@ def sample_task(robot: RobotConfig, rng: np.random.Generator, sim: Simulation | 
     return Task(kind, _one_cube_per_arm(robot, sim, colors, rng))
 
 
-def _one_cube_per_arm(robot: RobotConfig, sim: Simulation, colors: list[str], rng: np.random.Generator) -> tuple[str, str]:
+def _one_cube_per_arm(
+    robot: RobotConfig, sim: Simulation, colors: list[str], rng: np.random.Generator
+) -> tuple[str, str]:
     """For each arm (config order), a random cube among those nearest that arm's base."""
     bases = [base_transform(a)[:2, 3] for a in robot.arms]
-    side = {c: int(np.argmin([np.linalg.norm(sim.object_pose(cube_name(c))[:2, 3] - b) for b in bases])) for c in colors}
+    side = {
+        c: int(np.argmin([np.linalg.norm(sim.object_pose(cube_name(c))[:2, 3] - b) for b in bases])) for c in colors
+    }
     chosen = []
     for k in range(len(robot.arms)):
         mine = [c for c in colors if side[c] == k and c not in chosen] or [c for c in colors if c not in chosen]

@@ -70,7 +70,11 @@ class Simulation:
     """One robot on a table with cubes and a bowl. Not thread-safe: one caller drives it."""
 
     def __init__(
-        self, robot: RobotConfig | str, seed: int = 0, scene: SceneSpec | None = None, open_loop: bool = False,
+        self,
+        robot: RobotConfig | str,
+        seed: int = 0,
+        scene: SceneSpec | None = None,
+        open_loop: bool = False,
         controller_rate_hz: float | None = None,
     ) -> None:
         """robot: config or its name; seed: of the first `reset`; open_loop: controllers start new
@@ -136,8 +140,9 @@ class Simulation:
         return SimJointState(tuple(names), np.array(pos), np.array(vel))
 
     # --- reset ------------------------------------------------------------------------------
-    def reset(self, seed: int | None = None, start_jitter: float = 0.0, disturbance: float = 0.0,
-              slip: float = 0.0) -> None:
+    def reset(
+        self, seed: int | None = None, start_jitter: float = 0.0, disturbance: float = 0.0, slip: float = 0.0
+    ) -> None:
         """Arms at home with grippers open, controllers holding that; objects at random spots in
         front of the arm(s) (same seed, same spots); sim time back to 0.
 
@@ -181,12 +186,20 @@ class Simulation:
             return home
         rng = np.random.default_rng(None if seed is None else [seed, _START_STREAM])
         for _ in range(_START_TRIES):
-            postures = {arm.name: np.clip(home[arm.name] + rng.uniform(-jitter, jitter, len(home[arm.name])),
-                                          [j.lower for j in arm.chain.joints], [j.upper for j in arm.chain.joints])
-                        for arm in self.robot.arms}
+            postures = {
+                arm.name: np.clip(
+                    home[arm.name] + rng.uniform(-jitter, jitter, len(home[arm.name])),
+                    [j.lower for j in arm.chain.joints],
+                    [j.upper for j in arm.chain.joints],
+                )
+                for arm in self.robot.arms
+            }
             self._set_arms(postures)
             mujoco.mj_kinematics(self.model, self.data)
-            if all(self.tcp_pose(a.name, frame="world")[2, 3] >= self.scene.table_height + START_CLEARANCE for a in self.robot.arms):
+            if all(
+                self.tcp_pose(a.name, frame="world")[2, 3] >= self.scene.table_height + START_CLEARANCE
+                for a in self.robot.arms
+            ):
                 return postures
         return home  # no clear draw (a jitter too large for this arm): start at home
 
@@ -287,8 +300,13 @@ class Simulation:
     def _gripper_io(self, arm: ArmSpec) -> _Gripper:
         names = finger_joint_names(arm)
         joints = [self.model.joint(n) for n in names]
-        return _Gripper(arm.gripper, tuple(j.qposadr[0] for j in joints), tuple(j.dofadr[0] for j in joints),
-                        tuple(self.model.actuator(n).id for n in names), self.scene.finger_travel)
+        return _Gripper(
+            arm.gripper,
+            tuple(j.qposadr[0] for j in joints),
+            tuple(j.dofadr[0] for j in joints),
+            tuple(self.model.actuator(n).id for n in names),
+            self.scene.finger_travel,
+        )
 
     def _make_controllers(self, open_loop: bool) -> dict[str, JointTrajectoryController]:
         controllers: dict[str, JointTrajectoryController] = {}
@@ -312,9 +330,14 @@ class Simulation:
 
     def _measured(self, names, servo_frame: bool = False) -> np.ndarray:
         """Positions of `names`; servo_frame: less the servo disturbance, as the controllers see them."""
-        return np.array([self._gripper_value(self._grippers[n]) if n in self._grippers
-                         else self.data.qpos[self._joint[n].qposadr[0]] - (self._offset[n] if servo_frame else 0.0)
-                         for n in names])
+        return np.array(
+            [
+                self._gripper_value(self._grippers[n])
+                if n in self._grippers
+                else self.data.qpos[self._joint[n].qposadr[0]] - (self._offset[n] if servo_frame else 0.0)
+                for n in names
+            ]
+        )
 
     def _wander(self, dt: float) -> None:
         """Advance the servo disturbance by dt [s] (an exact Ornstein-Uhlenbeck step)."""
@@ -339,9 +362,9 @@ class Simulation:
     def _set_free_pose(self, name: str, xyz, yaw: float) -> None:
         joint = self.model.joint(name)
         adr, dof = joint.qposadr[0], joint.dofadr[0]
-        self.data.qpos[adr:adr + 3] = xyz
-        self.data.qpos[adr + 3:adr + 7] = [math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)]
-        self.data.qvel[dof:dof + 6] = 0.0
+        self.data.qpos[adr : adr + 3] = xyz
+        self.data.qpos[adr + 3 : adr + 7] = [math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)]
+        self.data.qvel[dof : dof + 6] = 0.0
 
     def _subtree(self, body: str) -> set[int]:
         root = self.model.body(body).id

@@ -26,12 +26,18 @@ from ros2_vla.errors import ConfigError
 
 # key -> (dimension name, sign)
 MOTION_KEYS: dict[str, tuple[str, float]] = {
-    "w": ("x", 1.0), "s": ("x", -1.0),
-    "a": ("y", 1.0), "d": ("y", -1.0),
-    "r": ("z", 1.0), "f": ("z", -1.0),
-    "u": ("roll", 1.0), "o": ("roll", -1.0),
-    "i": ("pitch", 1.0), "k": ("pitch", -1.0),
-    "j": ("yaw", 1.0), "l": ("yaw", -1.0),
+    "w": ("x", 1.0),
+    "s": ("x", -1.0),
+    "a": ("y", 1.0),
+    "d": ("y", -1.0),
+    "r": ("z", 1.0),
+    "f": ("z", -1.0),
+    "u": ("roll", 1.0),
+    "o": ("roll", -1.0),
+    "i": ("pitch", 1.0),
+    "k": ("pitch", -1.0),
+    "j": ("yaw", 1.0),
+    "l": ("yaw", -1.0),
 }
 GRIPPER_KEY = " "
 FASTER_KEYS = ("+", "=")  # "=" is "+" without shift on most layouts
@@ -59,7 +65,9 @@ class TeleopSettings:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.speed <= 1.0:
-            raise ConfigError(f"teleop speed must be in (0, 1] (a fraction of the safety maximum per step), got {self.speed}")
+            raise ConfigError(
+                f"teleop speed must be in (0, 1] (a fraction of the safety maximum per step), got {self.speed}"
+            )
         if not self.key_duration > 0.0:
             raise ConfigError(f"teleop key_duration must be > 0 s, got {self.key_duration}")
 
@@ -120,8 +128,10 @@ class KeyboardTeleop:
         if key in FASTER_KEYS or key in SLOWER_KEYS:
             factor = SPEED_FACTOR if key in FASTER_KEYS else 1.0 / SPEED_FACTOR
             self.speed = float(np.clip(self.speed * factor, MIN_SPEED, 1.0))
-            return (f"speed {self.speed:.2f}: {self.translation_step / self.robot.action.dt:.3f} m/s, "
-                    f"{self.rotation_step / self.robot.action.dt:.2f} rad/s")
+            return (
+                f"speed {self.speed:.2f}: {self.translation_step / self.robot.action.dt:.3f} m/s, "
+                f"{self.rotation_step / self.robot.action.dt:.2f} rad/s"
+            )
         if key == HOLD_KEY:
             self._direction[:] = 0.0
             self._pending = True

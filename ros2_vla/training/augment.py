@@ -27,4 +27,4 @@ def random_shift(images: torch.Tensor, shift_px: int, generator: torch.Generator
     b, _, h, w = images.shape
     padded = F.pad(images, (shift_px,) * 4, mode="replicate")
     offsets = torch.randint(0, 2 * shift_px + 1, (b, 2), generator=generator).tolist()
-    return torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets)])
+    return torch.stack([padded[i, :, dy : dy + h, dx : dx + w] for i, (dy, dx) in enumerate(offsets)])

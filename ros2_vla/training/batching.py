@@ -49,8 +49,9 @@ def chunk_indices(episode_index: np.ndarray, horizon: int) -> tuple[np.ndarray, 
     return np.minimum(wanted, last[:, None]), wanted > last[:, None]
 
 
-def padded_chunks(action: np.ndarray, episode_index: np.ndarray, horizon: int,
-                  hold: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def padded_chunks(
+    action: np.ndarray, episode_index: np.ndarray, horizon: int, hold: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Physical action chunks (N, H, D) and is_pad (N, H): the actions of frames i .. i+H-1, padded past
     the episode end with the last frame's value on `hold` dims and 0 elsewhere."""
     index, is_pad = chunk_indices(episode_index, horizon)
@@ -62,13 +63,18 @@ def padded_chunks(action: np.ndarray, episode_index: np.ndarray, horizon: int,
 def norm_stats_from_dataset(dataset: FrameDataset, dimension_names: Sequence[str]) -> NormStats:
     """NormStats from the dataset's own stats (mean/std/q01/q99 of "action" and "observation.state"), with
     OpenVLA's mask (grippers raw). Falls back to computing them from the frames when a feature is absent."""
+
     def stats(feature: str, data: np.ndarray) -> Stats:
         s = dataset.stats.get(feature)
         if s is None or any(k not in s for k in ("mean", "std", "q01", "q99")):
             return Stats.of(data)
         return Stats(*(np.asarray(s[k], np.float32).reshape(-1) for k in ("mean", "std", "q01", "q99")))
-    return NormStats(stats(ACTION_FEATURE, dataset.action), stats(STATE_FEATURE, dataset.state),
-                     default_action_mask(tuple(dimension_names)))
+
+    return NormStats(
+        stats(ACTION_FEATURE, dataset.action),
+        stats(STATE_FEATURE, dataset.state),
+        default_action_mask(tuple(dimension_names)),
+    )
 
 
 @dataclass(frozen=True)
@@ -84,8 +90,9 @@ class Augment:
 class ChunkBatcher:
     """Turns frame indices into training batches; the chunks are built and normalized once, up front."""
 
-    def __init__(self, dataset: FrameDataset, config: FlowConfig, norm_stats: NormStats,
-                 augment: Augment = Augment()) -> None:
+    def __init__(
+        self, dataset: FrameDataset, config: FlowConfig, norm_stats: NormStats, augment: Augment = Augment()
+    ) -> None:
         self.dataset, self.config, self.augment = dataset, config, augment
         hold = hold_dims(config.action_space, config.dimension_names)
         chunks, is_pad = padded_chunks(dataset.action, dataset.episode_index, config.horizon, hold)
@@ -101,8 +108,12 @@ class ChunkBatcher:
     def __len__(self) -> int:
         return self.actions.shape[0]
 
-    def batch(self, indices: Sequence[int] | np.ndarray | torch.Tensor,
-              generator: torch.Generator | None = None, train: bool = True) -> dict:
+    def batch(
+        self,
+        indices: Sequence[int] | np.ndarray | torch.Tensor,
+        generator: torch.Generator | None = None,
+        train: bool = True,
+    ) -> dict:
         """Batch for frames `indices`: "images" camera -> (B, 3, h, w) in [-1, 1], "state" (B, S),
         "instruction" B strings, "actions" (B, H, D) normalized, "is_pad" (B, H), "goals" (B, D) normalized.
         Augmented when `train` (random draws from `generator`)."""
@@ -119,8 +130,14 @@ class ChunkBatcher:
         instructions = [self.instructions[i] for i in idx.tolist()]
         if train and self.augment.rephrase > 0:
             instructions = self._rephrase(instructions, generator)
-        return {"images": images, "state": self.state[idx], "actions": self.actions[idx],
-                "is_pad": self.is_pad[idx], "goals": self.goals[idx], "instruction": instructions}
+        return {
+            "images": images,
+            "state": self.state[idx],
+            "actions": self.actions[idx],
+            "is_pad": self.is_pad[idx],
+            "goals": self.goals[idx],
+            "instruction": instructions,
+        }
 
     def _rephrase(self, instructions: list[str], generator: torch.Generator | None) -> list[str]:
         """Each instruction, with chance `augment.rephrase`, said another way its task may be said in

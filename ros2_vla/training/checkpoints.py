@@ -46,8 +46,11 @@ def list_checkpoints(out: str | Path) -> list[tuple[int, Path]]:
     root = Path(out) / CHECKPOINTS
     if not root.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in root.iterdir()
-             if (m := _STEP_DIR.match(p.name)) and (p / TRAINING_STATE).is_file()]
+    found = [
+        (int(m.group(1)), p)
+        for p in root.iterdir()
+        if (m := _STEP_DIR.match(p.name)) and (p / TRAINING_STATE).is_file()
+    ]
     return sorted(found)
 
 
@@ -56,15 +59,24 @@ def latest_checkpoint(out: str | Path) -> Path | None:
     return found[-1][1] if found else None
 
 
-def save_training_checkpoint(out: str | Path, model: FlowModel, norm_stats: NormStats, state: TrainingState,
-                             keep_last: int = 0) -> Path:
+def save_training_checkpoint(
+    out: str | Path, model: FlowModel, norm_stats: NormStats, state: TrainingState, keep_last: int = 0
+) -> Path:
     """Write checkpoint `state.step` atomically; then delete all but the newest `keep_last` (0: keep all)."""
     final = checkpoint_dir(out, state.step)
     tmp = final.with_name(final.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     save_checkpoint(tmp, model, model.config, norm_stats)
-    torch.save({"format": STATE_FORMAT, "step": state.step, "optimizer": state.optimizer,
-                "scheduler": state.scheduler, "generator": state.generator}, tmp / TRAINING_STATE)
+    torch.save(
+        {
+            "format": STATE_FORMAT,
+            "step": state.step,
+            "optimizer": state.optimizer,
+            "scheduler": state.scheduler,
+            "generator": state.generator,
+        },
+        tmp / TRAINING_STATE,
+    )
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     if keep_last > 0:
@@ -81,9 +93,13 @@ def load_training_state(folder: str | Path) -> TrainingState:
     except FileNotFoundError as e:
         raise PolicyError(f"{path} is missing: {folder} is not a complete training checkpoint") from e
     except Exception as e:  # torch.load raises many kinds (pickle, zip, runtime) for a damaged file
-        raise PolicyError(f"{path} is not a readable training state ({type(e).__name__}: {e}); "
-                          "delete that checkpoint folder to resume from the one before") from e
+        raise PolicyError(
+            f"{path} is not a readable training state ({type(e).__name__}: {e}); "
+            "delete that checkpoint folder to resume from the one before"
+        ) from e
     if not isinstance(raw, dict) or raw.get("format") != STATE_FORMAT:
-        raise PolicyError(f"{path}: training state format {raw.get('format') if isinstance(raw, dict) else '?'}, "
-                          f"this code reads {STATE_FORMAT}")
+        raise PolicyError(
+            f"{path}: training state format {raw.get('format') if isinstance(raw, dict) else '?'}, "
+            f"this code reads {STATE_FORMAT}"
+        )
     return TrainingState(int(raw["step"]), raw["optimizer"], raw["scheduler"], raw["generator"])

@@ -19,22 +19,51 @@ from ros2_vla.config_args import add_config_arguments, given
 from ros2_vla.training.run_config import TrainConfig
 
 # Options that are TrainConfig fields of the same name (argparse dest = field): type, default and help are the field's.
-CONFIG_OPTIONS = ("preset", "init", "steps", "batch_size", "lr", "warmup_steps", "weight_decay", "grad_clip",
-                  "goal_weight", "seed", "augment_shift", "rephrase", "val_episodes", "save_every", "log_every",
-                  "keep_last", "device", "threads", "image_size", "progress")
+CONFIG_OPTIONS = (
+    "preset",
+    "init",
+    "steps",
+    "batch_size",
+    "lr",
+    "warmup_steps",
+    "weight_decay",
+    "grad_clip",
+    "goal_weight",
+    "seed",
+    "augment_shift",
+    "rephrase",
+    "val_episodes",
+    "save_every",
+    "log_every",
+    "keep_last",
+    "device",
+    "threads",
+    "image_size",
+    "progress",
+)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("dataset", help="LeRobot v3.0 dataset folder (ros2-vla convert ... --to lerobot)")
     parser.add_argument("out", help="output folder: final model, checkpoints/, train_log.jsonl, loss_curve.png")
-    parser.add_argument("--policy", choices=("flow", "openvla"), default="flow",
-                        help="flow: the pi0-style backend (default); openvla: a LoRA fine-tune (GPU job)")
+    parser.add_argument(
+        "--policy",
+        choices=("flow", "openvla"),
+        default="flow",
+        help="flow: the pi0-style backend (default); openvla: a LoRA fine-tune (GPU job)",
+    )
     add_config_arguments(parser, TrainConfig, CONFIG_OPTIONS)
     parser.add_argument("--resume", action="store_true", help="continue the run in OUT from its newest checkpoint")
     parser.add_argument("--episodes", type=int, nargs="+", help="train on these episode indices only")
-    parser.add_argument("--override", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="FlowConfig fields over the preset, e.g. horizon=16 width=192 (JSON values)")
+    parser.add_argument(
+        "--override",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="FlowConfig fields over the preset, e.g. horizon=16 width=192 (JSON values)",
+    )
     lora = parser.add_argument_group("--policy openvla (LoRA on --init, the base OpenVLA-format checkpoint)")
     lora.add_argument("--lora-rank", type=int, help="LoRA rank (default 32, as OpenVLA)")
     lora.add_argument("--lora-alpha", type=float, help="LoRA alpha (default min(rank, 16))")
@@ -80,8 +109,10 @@ def model_image_size(args: argparse.Namespace, given: dict[str, Any]) -> tuple[i
     if args.resume:
         folder = latest_checkpoint(args.out)
         if folder is None:
-            raise PolicyError(f"--resume: {args.out} has no complete checkpoint (checkpoints/step_*) to continue; "
-                              "start it without --resume")
+            raise PolicyError(
+                f"--resume: {args.out} has no complete checkpoint (checkpoints/step_*) to continue; "
+                "start it without --resume"
+            )
         return read_config(folder).image_size
     if args.init:
         return read_config(Path(args.init)).image_size
@@ -102,23 +133,38 @@ def run(args: argparse.Namespace) -> int:
         config = TrainConfig(**given)
         check_new_run(args.out)
     size = model_image_size(args, given)
-    dataset = load_lerobot_dataset(args.dataset, image_size=size, episodes=args.episodes, progress=args.progress is not False)
+    dataset = load_lerobot_dataset(
+        args.dataset, image_size=size, episodes=args.episodes, progress=args.progress is not False
+    )
     if config is None:
         result = resume_flow(dataset, args.out, **given)
     else:
         result = train_flow(dataset, args.out, config)
     if result.interrupted:
-        print(f"stopped at step {result.step}; checkpoint saved. Continue with: "
-              f"ros2-vla train {args.dataset} {args.out} --resume")
+        print(
+            f"stopped at step {result.step}; checkpoint saved. Continue with: "
+            f"ros2-vla train {args.dataset} {args.out} --resume"
+        )
         return 130
     val = f", validation loss {result.val_loss:.4f}" if result.val_loss is not None else ""
-    print(f"trained to step {result.step} ({result.steps_per_s:.2f} steps/s); loss {result.loss:.4f}{val}\n"
-          f"model: {result.out}  (ros2-vla launch {dataset.robot} --sim --policy flow --model {result.out})")
+    print(
+        f"trained to step {result.step} ({result.steps_per_s:.2f} steps/s); loss {result.loss:.4f}{val}\n"
+        f"model: {result.out}  (ros2-vla launch {dataset.robot} --sim --policy flow --model {result.out})"
+    )
     return 0
 
 
-FLOW_ONLY = ("preset", "warmup_steps", "weight_decay", "grad_clip", "goal_weight", "augment_shift", "rephrase",
-             "val_episodes", "image_size")
+FLOW_ONLY = (
+    "preset",
+    "warmup_steps",
+    "weight_decay",
+    "grad_clip",
+    "goal_weight",
+    "augment_shift",
+    "rephrase",
+    "val_episodes",
+    "image_size",
+)
 OPENVLA_ONLY = ("lora_rank", "lora_alpha", "lora_dropout", "quantization", "camera", "unnorm_key")
 
 
@@ -141,18 +187,39 @@ def run_openvla(args: argparse.Namespace) -> int:
     if args.episodes:
         from ros2_vla.data.lerobot_reader import load_lerobot_dataset
 
-        dataset = load_lerobot_dataset(args.dataset, image_size=None, episodes=args.episodes,
-                                       progress=args.progress is not False)
-    result = train_lora(dataset, args.out, args.init, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                        rank=args.lora_rank, alpha=args.lora_alpha, dropout=args.lora_dropout,
-                        save_every=args.save_every, resume=args.resume, seed=args.seed, device=args.device,
-                        quantization=args.quantization, camera=args.camera, unnorm_key=args.unnorm_key,
-                        log_every=args.log_every,
-                        keep_last=args.keep_last, threads=args.threads, progress=args.progress)
+        dataset = load_lerobot_dataset(
+            args.dataset, image_size=None, episodes=args.episodes, progress=args.progress is not False
+        )
+    result = train_lora(
+        dataset,
+        args.out,
+        args.init,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        rank=args.lora_rank,
+        alpha=args.lora_alpha,
+        dropout=args.lora_dropout,
+        save_every=args.save_every,
+        resume=args.resume,
+        seed=args.seed,
+        device=args.device,
+        quantization=args.quantization,
+        camera=args.camera,
+        unnorm_key=args.unnorm_key,
+        log_every=args.log_every,
+        keep_last=args.keep_last,
+        threads=args.threads,
+        progress=args.progress,
+    )
     if result.interrupted:
-        print(f"stopped at step {result.step}; checkpoint saved. Continue with: "
-              f"ros2-vla train {args.dataset} {args.out} --policy openvla --resume")
+        print(
+            f"stopped at step {result.step}; checkpoint saved. Continue with: "
+            f"ros2-vla train {args.dataset} {args.out} --policy openvla --resume"
+        )
         return 130
-    print(f"trained to step {result.step} ({result.steps_per_s:.2f} steps/s); loss {result.loss:.4f}\n"
-          f"model: {result.out}  (ros2-vla launch ROBOT --sim --policy openvla --model {result.out})")
+    print(
+        f"trained to step {result.step} ({result.steps_per_s:.2f} steps/s); loss {result.loss:.4f}\n"
+        f"model: {result.out}  (ros2-vla launch ROBOT --sim --policy openvla --model {result.out})"
+    )
     return 0

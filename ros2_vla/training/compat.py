@@ -21,9 +21,13 @@ def check_frames(dataset: FrameDataset) -> None:
     n, where = len(dataset), dataset.root or "the dataset"
     if n == 0:
         raise DatasetError(f"{where} has no frames; convert some episodes first")
-    for name, array in (("action", dataset.action), ("episode_index", dataset.episode_index),
-                        ("frame_index", dataset.frame_index), ("task_index", dataset.task_index),
-                        *((f"images[{c!r}]", a) for c, a in dataset.images.items())):
+    for name, array in (
+        ("action", dataset.action),
+        ("episode_index", dataset.episode_index),
+        ("frame_index", dataset.frame_index),
+        ("task_index", dataset.task_index),
+        *((f"images[{c!r}]", a) for c, a in dataset.images.items()),
+    ):
         if array.shape[0] != n:
             raise DatasetError(f"{where}: {name} has {array.shape[0]} rows, state has {n}")
     runs = np.asarray(dataset.episode_index)[episode_bounds(dataset.episode_index)[0]]  # one per run of frames
@@ -46,14 +50,17 @@ def check_dataset(dataset: FrameDataset, config: FlowConfig, model: str = "the m
     if dataset.action_space != config.action_space:
         problems.append(f"the dataset's actions are {dataset.action_space!r}, {model} emits {config.action_space!r}")
     if tuple(dataset.action_names) != tuple(config.dimension_names):
-        problems.append(f"action dimensions {list(dataset.action_names)} differ from {model}'s "
-                        f"{list(config.dimension_names)}")
+        problems.append(
+            f"action dimensions {list(dataset.action_names)} differ from {model}'s {list(config.dimension_names)}"
+        )
     if dataset.state.ndim != 2 or dataset.state.shape[1] != config.state_dim:
         problems.append(f"state has {dataset.state.shape[1:]} values per frame, {model} takes {config.state_dim}")
     if config.tcp_state and dataset.robot != config.robot:
         problems.append(f"{model} reads the TCP pose of a {config.robot!r} (forward kinematics of the state)")
     if dataset.fps <= 0 or abs(1.0 / dataset.fps - config.dt) > DT_TOLERANCE:
-        problems.append(f"the dataset runs at {dataset.fps} fps, {model} steps its chunks every {config.dt} s "
-                        "(one chunk step is one frame)")
+        problems.append(
+            f"the dataset runs at {dataset.fps} fps, {model} steps its chunks every {config.dt} s "
+            "(one chunk step is one frame)"
+        )
     if problems:
         raise DatasetError(f"dataset {where} (robot {dataset.robot!r}) does not fit {model}: " + "; ".join(problems))

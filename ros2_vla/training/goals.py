@@ -45,8 +45,9 @@ def goal_frames(gripper: np.ndarray | None, episode_index: np.ndarray) -> np.nda
     return goal
 
 
-def goal_targets(action: np.ndarray, episode_index: np.ndarray, dimension_names: Sequence[str],
-                 hold: np.ndarray) -> np.ndarray:
+def goal_targets(
+    action: np.ndarray, episode_index: np.ndarray, dimension_names: Sequence[str], hold: np.ndarray
+) -> np.ndarray:
     """(N, D) physical goal of every frame (see the module docstring). hold: (D,) bool, True on absolute
     dims (every dim of an absolute space, the grippers of a delta space: `actions.spaces.hold_dims`)."""
     action = np.asarray(action, np.float64)

@@ -48,9 +48,18 @@ def sigint_flag() -> Iterator[dict[str, bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
-def run_steps(first: int, total: int, step: Callable[[], dict[str, float]], extras: Callable[[], dict[str, float]],
-              save: Callable[[int], None], log: TrainLog, log_every: int, save_every: int, progress: bool,
-              postfix: Callable[[dict[str, float]], dict[str, str]]) -> LoopResult:
+def run_steps(
+    first: int,
+    total: int,
+    step: Callable[[], dict[str, float]],
+    extras: Callable[[], dict[str, float]],
+    save: Callable[[int], None],
+    log: TrainLog,
+    log_every: int,
+    save_every: int,
+    progress: bool,
+    postfix: Callable[[dict[str, float]], dict[str, str]],
+) -> LoopResult:
     """Steps first+1..total. A log record every `log_every` steps (and at `total`): metric means over the
     window, `extras()`, steps/s (time spent saving excluded) and wall time; `save(step)` every
     `save_every` steps before `total` (the caller saves the last one)."""
@@ -71,8 +80,15 @@ def run_steps(first: int, total: int, step: Callable[[], dict[str, float]], extr
                 now = time.perf_counter()
                 record = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
                 loss = record["loss"]
-                log.append({"step": n, **record, **extras(), "steps_per_s": len(window) / (now - window_t0),
-                            "wall_s": now - t0})
+                log.append(
+                    {
+                        "step": n,
+                        **record,
+                        **extras(),
+                        "steps_per_s": len(window) / (now - window_t0),
+                        "wall_s": now - t0,
+                    }
+                )
                 window, window_t0 = [], now
             if n % save_every == 0 and n < total:
                 saving = time.perf_counter()

@@ -59,8 +59,10 @@ def action_norm(dataset: FrameDataset) -> ActionNorm:
     q99 = np.asarray(stats["q99"], np.float64) if "q99" in stats else np.quantile(action, 0.99, axis=0)
     dim = len(dataset.action_names)
     if q01.shape != (dim,) or q99.shape != (dim,) or action.ndim != 2 or action.shape[1] != dim:
-        raise PolicyError(f"{dataset.root}: action statistics and actions do not have the {dim} dims of "
-                          f"{list(dataset.action_names)}; re-convert the dataset")
+        raise PolicyError(
+            f"{dataset.root}: action statistics and actions do not have the {dim} dims of "
+            f"{list(dataset.action_names)}; re-convert the dataset"
+        )
     outside = np.any(np.abs(action) > 1.0, axis=0) if action.size else np.zeros(dim, bool)
     mask = default_action_mask(tuple(dataset.action_names)) | outside
     extra = {k: np.asarray(stats[k], np.float64) for k in ("mean", "std", "min", "max") if k in stats}
@@ -75,8 +77,15 @@ def action_token_ids(actions: np.ndarray, norm: ActionNorm, vocab_size: int, num
     return vocab_size - np.digitize(x, bin_edges(num_bins)).astype(np.int64)
 
 
-def encode_example(processor: Any, instruction: str, image: np.ndarray, camera: str, action_ids: np.ndarray,
-                   suffix_id: int | None, eos_id: int) -> dict[str, torch.Tensor]:
+def encode_example(
+    processor: Any,
+    instruction: str,
+    image: np.ndarray,
+    camera: str,
+    action_ids: np.ndarray,
+    suffix_id: int | None,
+    eos_id: int,
+) -> dict[str, torch.Tensor]:
     """One training example: input_ids, attention_mask, labels (L,) int64 and pixel_values (1, C, H, W).
 
     The ids are the inference prompt (with its trailing token), the D action ids, then `eos_id`.
@@ -86,9 +95,13 @@ def encode_example(processor: Any, instruction: str, image: np.ndarray, camera: 
     target = torch.as_tensor(np.append(action_ids, eos_id), dtype=torch.long)
     input_ids = torch.cat([inputs["input_ids"][0], target])
     labels = torch.full_like(input_ids, IGNORE_INDEX)
-    labels[-target.numel():] = target
-    return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "labels": labels,
-            "pixel_values": inputs["pixel_values"]}
+    labels[-target.numel() :] = target
+    return {
+        "input_ids": input_ids,
+        "attention_mask": torch.ones_like(input_ids),
+        "labels": labels,
+        "pixel_values": inputs["pixel_values"],
+    }
 
 
 def collate(examples: list[dict[str, torch.Tensor]], pad_id: int) -> dict[str, torch.Tensor]:
@@ -96,17 +109,31 @@ def collate(examples: list[dict[str, torch.Tensor]], pad_id: int) -> dict[str, t
     length = max(e["input_ids"].numel() for e in examples)
 
     def pad(key: str, value: int) -> torch.Tensor:
-        return torch.stack([torch.nn.functional.pad(e[key], (0, length - e[key].numel()), value=value) for e in examples])
+        return torch.stack(
+            [torch.nn.functional.pad(e[key], (0, length - e[key].numel()), value=value) for e in examples]
+        )
 
-    return {"input_ids": pad("input_ids", pad_id), "attention_mask": pad("attention_mask", 0),
-            "labels": pad("labels", IGNORE_INDEX), "pixel_values": torch.cat([e["pixel_values"] for e in examples])}
+    return {
+        "input_ids": pad("input_ids", pad_id),
+        "attention_mask": pad("attention_mask", 0),
+        "labels": pad("labels", IGNORE_INDEX),
+        "pixel_values": torch.cat([e["pixel_values"] for e in examples]),
+    }
 
 
 class ExampleSource:
     """Training examples of one dataset for one checkpoint's processor and vocabulary, built on demand."""
 
-    def __init__(self, dataset: FrameDataset, processor: Any, camera: str, norm: ActionNorm, vocab_size: int,
-                 num_bins: int, suffix_id: int | None) -> None:
+    def __init__(
+        self,
+        dataset: FrameDataset,
+        processor: Any,
+        camera: str,
+        norm: ActionNorm,
+        vocab_size: int,
+        num_bins: int,
+        suffix_id: int | None,
+    ) -> None:
         if camera not in dataset.images:
             raise PolicyError(f"{dataset.root} has no images from camera {camera!r}; it has {sorted(dataset.images)}")
         tokenizer = processor.tokenizer
@@ -121,8 +148,15 @@ class ExampleSource:
     def example(self, i: int) -> dict[str, torch.Tensor]:
         ds = self.dataset
         instruction = ds.tasks[int(ds.task_index[i])]
-        return encode_example(self.processor, instruction, ds.images[self.camera][i], self.camera, self.action_ids[i],
-                              self.suffix_id, self.eos_id)
+        return encode_example(
+            self.processor,
+            instruction,
+            ds.images[self.camera][i],
+            self.camera,
+            self.action_ids[i],
+            self.suffix_id,
+            self.eos_id,
+        )
 
     def batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
         return collate([self.example(int(i)) for i in indices], self.pad_id)

@@ -57,23 +57,56 @@ class LoraResult:
 
 
 def train_lora(
-    dataset: str | Path | FrameDataset, out_dir: str | Path, model_dir: str | Path | None = None, *,
-    steps: int | None = None, batch_size: int | None = None, lr: float | None = None, rank: int | None = None,
-    alpha: float | None = None, dropout: float | None = None, save_every: int | None = None, resume: bool = False,
-    seed: int | None = None, device: str | None = None, quantization: str | None = None, camera: str | None = None,
-    unnorm_key: str | None = None, log_every: int | None = None,
-    keep_last: int | None = None, threads: int | None = None, progress: bool | None = None,
+    dataset: str | Path | FrameDataset,
+    out_dir: str | Path,
+    model_dir: str | Path | None = None,
+    *,
+    steps: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    rank: int | None = None,
+    alpha: float | None = None,
+    dropout: float | None = None,
+    save_every: int | None = None,
+    resume: bool = False,
+    seed: int | None = None,
+    device: str | None = None,
+    quantization: str | None = None,
+    camera: str | None = None,
+    unnorm_key: str | None = None,
+    log_every: int | None = None,
+    keep_last: int | None = None,
+    threads: int | None = None,
+    progress: bool | None = None,
 ) -> LoraResult:
     """Fine-tune `model_dir` with LoRA on `dataset` (a LeRobot v3.0 folder or a FrameDataset) into `out_dir`.
 
     Options left as None take `LoraTrainConfig`'s defaults, or with `resume=True` the run's saved values
     (then only steps, device, threads, progress, save_every, log_every and keep_last may differ).
     """
-    given = {k: v for k, v in dict(
-        model_dir=None if model_dir is None else str(model_dir), steps=steps, batch_size=batch_size, lr=lr,
-        rank=rank, alpha=alpha, dropout=dropout, save_every=save_every, seed=seed, device=device,
-        quantization=quantization, camera=camera, unnorm_key=unnorm_key,
-        log_every=log_every, keep_last=keep_last, threads=threads, progress=progress).items() if v is not None}
+    given = {
+        k: v
+        for k, v in dict(
+            model_dir=None if model_dir is None else str(model_dir),
+            steps=steps,
+            batch_size=batch_size,
+            lr=lr,
+            rank=rank,
+            alpha=alpha,
+            dropout=dropout,
+            save_every=save_every,
+            seed=seed,
+            device=device,
+            quantization=quantization,
+            camera=camera,
+            unnorm_key=unnorm_key,
+            log_every=log_every,
+            keep_last=keep_last,
+            threads=threads,
+            progress=progress,
+        ).items()
+        if v is not None
+    }
     out = Path(out_dir)
     data = _load_dataset(dataset, given.get("progress", True))
     check_frames(data)
@@ -110,8 +143,10 @@ def _load_state(folder: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch.load raises many kinds (pickle, zip, runtime) for a damaged file
-        raise PolicyError(f"{path} is not a readable training state ({type(e).__name__}: {e}); "
-                          "delete that checkpoint folder to resume from the one before") from e
+        raise PolicyError(
+            f"{path} is not a readable training state ({type(e).__name__}: {e}); "
+            "delete that checkpoint folder to resume from the one before"
+        ) from e
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or state.get("kind") != "openvla_lora":
         raise PolicyError(f"{path} is not an OpenVLA LoRA training state (format {STATE_FORMAT})")
     return state
@@ -126,15 +161,23 @@ def with_lora(model: Any, config: LoraTrainConfig) -> Any:
         # the LLM's norms in fp32 and gradient checkpointing (as OpenVLA's QLoRA path)
         prepare_model_for_kbit_training(model.language_model, gradient_checkpointing_kwargs={"use_reentrant": False})
     torch.manual_seed(config.seed)  # the Gaussian LoRA init
-    lora = LoraConfig(r=config.rank, lora_alpha=config.lora_alpha, lora_dropout=config.dropout,
-                      target_modules=lora_targets(model), init_lora_weights="gaussian")
+    lora = LoraConfig(
+        r=config.rank,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.dropout,
+        target_modules=lora_targets(model),
+        init_lora_weights="gaussian",
+    )
     return get_peft_model(model, lora)
 
 
 def lora_targets(model: torch.nn.Module) -> list[str]:
     """Every linear layer's name (bitsandbytes' are nn.Linear too) but the output head's."""
-    return sorted(name for name, m in model.named_modules()
-                  if isinstance(m, torch.nn.Linear) and name not in ("lm_head", "language_model.lm_head"))
+    return sorted(
+        name
+        for name, m in model.named_modules()
+        if isinstance(m, torch.nn.Linear) and name not in ("lm_head", "language_model.lm_head")
+    )
 
 
 class _LoraRun:
@@ -155,8 +198,15 @@ class _LoraRun:
         self.vocab_size = action_vocab_size(loaded.arch, tokenizer)
         self.first_action_id = action_id_range(self.vocab_size, self.num_bins)[0]
         self.norm = action_norm(dataset)
-        self.source = ExampleSource(dataset, loaded.processor, config.camera, self.norm, self.vocab_size,
-                                    self.num_bins, suffix_token_id(tokenizer, "auto"))
+        self.source = ExampleSource(
+            dataset,
+            loaded.processor,
+            config.camera,
+            self.norm,
+            self.vocab_size,
+            self.num_bins,
+            suffix_token_id(tokenizer, "auto"),
+        )
         self.model = with_lora(loaded.model, config)
         self.model.train()
         self.optimizer = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad], lr=config.lr)
@@ -166,7 +216,9 @@ class _LoraRun:
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
-        set_peft_model_state_dict(self.model, load_file(str(folder / "adapter_model.safetensors"), device=str(self.device)))
+        set_peft_model_state_dict(
+            self.model, load_file(str(folder / "adapter_model.safetensors"), device=str(self.device))
+        )
         self.optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
         if "cuda_rng" in state and self.device.type == "cuda":
@@ -177,9 +229,18 @@ class _LoraRun:
     def train(self, folder: Path | None, state: dict[str, Any] | None) -> LoraResult:
         self._done = self._restore(folder, state) if state is not None else 0
         first, c = self._done, self.config
-        done = run_steps(first, c.steps, self._next_step, lambda: {"lr": c.lr}, self._save, self.log, c.log_every,
-                         c.save_every, c.progress,
-                         lambda m: {"loss": f"{m['loss']:.4f}", "acc": f"{m['action_accuracy']:.2f}"})
+        done = run_steps(
+            first,
+            c.steps,
+            self._next_step,
+            lambda: {"lr": c.lr},
+            self._save,
+            self.log,
+            c.log_every,
+            c.save_every,
+            c.progress,
+            lambda m: {"loss": f"{m['loss']:.4f}", "acc": f"{m['action_accuracy']:.2f}"},
+        )
         if done.step > first or folder is None:
             self._save(done.step)
         if not done.interrupted:
@@ -195,8 +256,11 @@ class _LoraRun:
         indices = batch_indices(step, self.config.batch_size, len(self.source), self.config.seed)
         batch = {k: v.to(self.device) for k, v in self.source.batch(indices).items()}
         batch["pixel_values"] = batch["pixel_values"].to(self.dtype)
-        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" and self.dtype == torch.bfloat16
-                    else contextlib.nullcontext())
+        autocast = (
+            torch.autocast("cuda", dtype=torch.bfloat16)
+            if self.device.type == "cuda" and self.dtype == torch.bfloat16
+            else contextlib.nullcontext()
+        )
         with autocast:
             output = self.model(**batch)
         loss = output.loss
@@ -205,8 +269,9 @@ class _LoraRun:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        metrics = action_metrics(output.logits.detach(), batch["labels"], self.first_action_id, self.vocab_size,
-                                 self.num_bins)
+        metrics = action_metrics(
+            output.logits.detach(), batch["labels"], self.first_action_id, self.vocab_size, self.num_bins
+        )
         return {"loss": float(loss.item()), **metrics}
 
     def _save(self, step: int) -> None:
@@ -215,15 +280,20 @@ class _LoraRun:
         tmp = final.with_name(final.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         self.model.save_pretrained(tmp, save_embedding_layers=False)  # only the adapter: embeddings never train
-        state = {"format": STATE_FORMAT, "kind": "openvla_lora", "step": step, "optimizer": self.optimizer.state_dict(),
-                 "torch_rng": torch.get_rng_state()}
+        state = {
+            "format": STATE_FORMAT,
+            "kind": "openvla_lora",
+            "step": step,
+            "optimizer": self.optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        }
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         torch.save(state, tmp / TRAINING_STATE)
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
         if self.config.keep_last > 0:
-            for _, old in list_checkpoints(self.out)[:-self.config.keep_last]:
+            for _, old in list_checkpoints(self.out)[: -self.config.keep_last]:
                 shutil.rmtree(old, ignore_errors=True)
         plot_lora_log(self.log.read(), self.out / PLOT_FILE, title=f"{self.out.name}: OpenVLA LoRA r{self.config.rank}")
 
@@ -236,5 +306,11 @@ class _LoraRun:
         del self.model, self.optimizer  # the merge reloads the base unquantized: free the training copy first
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
-        merge_lora(adapter, self.out, stats, base=self.config.model_dir, device=str(self.device),
-                   dtype="fp32" if self.config.quantization == "fp32" else "bf16")
+        merge_lora(
+            adapter,
+            self.out,
+            stats,
+            base=self.config.model_dir,
+            device=str(self.device),
+            dtype="fp32" if self.config.quantization == "fp32" else "bf16",
+        )

@@ -34,8 +34,14 @@ def adapter_base(adapter_dir: Path) -> str:
     return str(base)
 
 
-def merge_lora(adapter_dir: str | Path, out: str | Path, norm_stats: dict[str, Any], base: str | Path | None = None,
-               device: str = "cpu", dtype: str = "bf16") -> Path:
+def merge_lora(
+    adapter_dir: str | Path,
+    out: str | Path,
+    norm_stats: dict[str, Any],
+    base: str | Path | None = None,
+    device: str = "cpu",
+    dtype: str = "bf16",
+) -> Path:
     """Base + adapter -> a full checkpoint in `out` (config.json written last: a half-written `out` does
     not look complete). `norm_stats`: `{unnorm_key: {"action": {q01, q99, mask, ...}, ...}}`."""
     from peft import PeftModel
@@ -47,7 +53,9 @@ def merge_lora(adapter_dir: str | Path, out: str | Path, norm_stats: dict[str, A
         raise PolicyError(f"{adapter_dir} holds no LoRA adapter ({ADAPTER_CONFIG} is missing)")
     base = str(base) if base is not None else adapter_base(adapter_dir)
     if dtype not in ("bf16", "fp32"):
-        raise PolicyError(f"merge dtype must be 'bf16' or 'fp32' (a quantized base cannot take merged weights), got {dtype!r}")
+        raise PolicyError(
+            f"merge dtype must be 'bf16' or 'fp32' (a quantized base cannot take merged weights), got {dtype!r}"
+        )
     loaded = load_checkpoint(base, dtype, device)
     merged = PeftModel.from_pretrained(loaded.model, str(adapter_dir)).merge_and_unload()
     tmp = out / ".merged.tmp"

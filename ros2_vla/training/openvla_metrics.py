@@ -15,8 +15,9 @@ import torch
 from ros2_vla.actions.tokenization import token_ids_to_bin_indices, tokens_to_normalized
 
 
-def action_metrics(logits: torch.Tensor, labels: torch.Tensor, first_action_id: int, vocab_size: int,
-                   num_bins: int) -> dict[str, float]:
+def action_metrics(
+    logits: torch.Tensor, labels: torch.Tensor, first_action_id: int, vocab_size: int, num_bins: int
+) -> dict[str, float]:
     """`logits` (B, L + P, V) of a forward with `labels` (B, L); P image positions a model may insert
     after <s> (OpenVLA's: 256)."""
     shift = logits.shape[1] - labels.shape[1]
@@ -49,8 +50,13 @@ def plot_lora_log(records: list[dict[str, Any]], path: str | Path, title: str = 
         if all(r["loss"] > 0 for r in rows):
             ax.set_yscale("log")
         acc = ax.twinx()
-        acc.plot(steps, [r.get("action_accuracy", np.nan) for r in rows], color="tab:orange", lw=1.0,
-                 label="action-token accuracy")
+        acc.plot(
+            steps,
+            [r.get("action_accuracy", np.nan) for r in rows],
+            color="tab:orange",
+            lw=1.0,
+            label="action-token accuracy",
+        )
         acc.set_ylim(0, 1)
         acc.set_ylabel("action-token accuracy")
     ax.set_xlabel("step")

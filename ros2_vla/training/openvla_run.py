@@ -61,8 +61,10 @@ class LoraTrainConfig:
         if self.alpha is not None and not self.alpha > 0:
             raise PolicyError(f"openvla lora: alpha must be > 0, got {self.alpha}")
         if self.quantization not in (None, *TRAIN_QUANTIZATIONS):
-            raise PolicyError(f"openvla lora: quantization {self.quantization!r} is not one of {TRAIN_QUANTIZATIONS} "
-                              "(8-bit training is not supported)")
+            raise PolicyError(
+                f"openvla lora: quantization {self.quantization!r} is not one of {TRAIN_QUANTIZATIONS} "
+                "(8-bit training is not supported)"
+            )
 
     @property
     def lora_alpha(self) -> float:
@@ -71,7 +73,8 @@ class LoraTrainConfig:
     def resolved(self, dataset: FrameDataset, device: str) -> LoraTrainConfig:
         """Defaults that depend on the data and device filled in, so the saved file says what was used."""
         return dataclasses.replace(
-            self, alpha=self.lora_alpha,
+            self,
+            alpha=self.lora_alpha,
             quantization=self.quantization or ("bf16" if device.startswith("cuda") else "fp32"),
             camera=self.camera or default_camera(dataset),
             unnorm_key=self.unnorm_key or Path(str(dataset.root)).name or dataset.robot,

@@ -28,13 +28,17 @@ class TrainConfig:
     """One flow training run's settings: the model, optimization, data and bookkeeping."""
 
     # -- the model
-    preset: str = setting("compact", "flow preset fitted to the dataset's robot, ignored with --init: tiny | "
-                          "compact | small | pi0")
-    init: str = setting("", "fine-tune this checkpoint folder instead of a new model (same shapes); with --policy "
-                        "openvla: the base model")
+    preset: str = setting(
+        "compact", "flow preset fitted to the dataset's robot, ignored with --init: tiny | compact | small | pi0"
+    )
+    init: str = setting(
+        "",
+        "fine-tune this checkpoint folder instead of a new model (same shapes); with --policy openvla: the base model",
+    )
     overrides: dict[str, Any] = field(default_factory=dict)  # FlowConfig fields over the preset (--override)
-    image_size: tuple[int, int] | None = setting(None, "model image size [px] (default: the preset's); frames are "
-                                                 "resized to it on load", metavar=("H", "W"))
+    image_size: tuple[int, int] | None = setting(
+        None, "model image size [px] (default: the preset's); frames are resized to it on load", metavar=("H", "W")
+    )
     # -- optimization
     steps: int = setting(2000, "optimizer steps in all")
     batch_size: int = setting(32, "frames per step")
@@ -42,13 +46,19 @@ class TrainConfig:
     warmup_steps: int | None = setting(None, "linear warmup, then cosine (default steps/10, <= 500)")
     weight_decay: float = setting(1e-4, "AdamW weight decay, on weight matrices only")
     grad_clip: float = setting(1.0, "max global gradient norm")
-    goal_weight: float = setting(1.0, "weight of the goal loss for models with a goal head (training/goals.py), 0 = off")
+    goal_weight: float = setting(
+        1.0, "weight of the goal loss for models with a goal head (training/goals.py), 0 = off"
+    )
     seed: int = setting(0, "seed of model init, batch order, augmentation, flow noise and time")
     # -- data
-    augment_shift: int | None = setting(None, "max random shift [px] of fixed cameras' images (default 4 % of the "
-                                        "size; 0 = off)")
-    rephrase: float = setting(0.0, "chance [0, 1] that a frame's instruction is re-worded with another training "
-                              "phrasing of its task (sim wordings only)")
+    augment_shift: int | None = setting(
+        None, "max random shift [px] of fixed cameras' images (default 4 % of the size; 0 = off)"
+    )
+    rephrase: float = setting(
+        0.0,
+        "chance [0, 1] that a frame's instruction is re-worded with another training "
+        "phrasing of its task (sim wordings only)",
+    )
     val_episodes: int = setting(0, "hold out K episodes (chosen by the seed) and log their loss; 0 = none")
     # -- bookkeeping (may change on resume)
     save_every: int = setting(500, "steps between checkpoints, validation and plot")
@@ -81,14 +91,15 @@ class TrainConfig:
         from ros2_vla.training.optim import auto_warmup
 
         return dataclasses.replace(
-            self, lr=self.lr if self.lr is not None else (LR_FINETUNE if self.init else LR_NEW),
+            self,
+            lr=self.lr if self.lr is not None else (LR_FINETUNE if self.init else LR_NEW),
             warmup_steps=self.warmup_steps if self.warmup_steps is not None else auto_warmup(self.steps),
-            augment_shift=self.augment_shift if self.augment_shift is not None else default_shift_px(image_size))
+            augment_shift=self.augment_shift if self.augment_shift is not None else default_shift_px(image_size),
+        )
 
 
 def dataset_fingerprint(dataset: FrameDataset) -> dict[str, Any]:
-    return {"root": str(dataset.root), "robot": dataset.robot, "frames": len(dataset),
-            "episodes": dataset.num_episodes}
+    return {"root": str(dataset.root), "robot": dataset.robot, "frames": len(dataset), "episodes": dataset.num_episodes}
 
 
 def write_run(path: Path, config: Any, dataset: FrameDataset, **extra: Any) -> None:
@@ -114,13 +125,17 @@ def read_run(path: Path, config_type: type, dataset: FrameDataset, given: dict[s
         raise PolicyError(f"training: unknown settings {unknown}")
     changed = sorted(k for k, v in given.items() if k not in RUNTIME_FIELDS and v != getattr(saved, k))
     if changed:
-        raise PolicyError(f"--resume continues {out} with its saved settings; {changed} cannot change "
-                          f"(saved: {', '.join(f'{k}={getattr(saved, k)!r}' for k in changed)}); drop them, "
-                          "or start a new run in another folder")
+        raise PolicyError(
+            f"--resume continues {out} with its saved settings; {changed} cannot change "
+            f"(saved: {', '.join(f'{k}={getattr(saved, k)!r}' for k in changed)}); drop them, "
+            "or start a new run in another folder"
+        )
     fingerprint = dataset_fingerprint(dataset)
     if any(doc.get("dataset", {}).get(k) != fingerprint[k] for k in ("robot", "frames", "episodes")):
-        raise PolicyError(f"--resume: {out} was trained on {doc.get('dataset')}, this dataset is {fingerprint}; "
-                          "resume with the same dataset or start a new run")
+        raise PolicyError(
+            f"--resume: {out} was trained on {doc.get('dataset')}, this dataset is {fingerprint}; "
+            "resume with the same dataset or start a new run"
+        )
     runtime = {k: v for k, v in given.items() if k in RUNTIME_FIELDS}
     return dataclasses.replace(saved, **runtime), doc
 

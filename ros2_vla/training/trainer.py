@@ -27,8 +27,13 @@ from ros2_vla.policies.flow.checkpoint import WEIGHTS, load_checkpoint, resolve_
 from ros2_vla.policies.flow.loss import training_losses
 from ros2_vla.policies.flow.model import FlowModel
 from ros2_vla.training.batching import Augment, ChunkBatcher, norm_stats_from_dataset
-from ros2_vla.training.checkpoints import (TrainingState, latest_checkpoint, list_checkpoints, load_training_state,
-                                          save_training_checkpoint)
+from ros2_vla.training.checkpoints import (
+    TrainingState,
+    latest_checkpoint,
+    list_checkpoints,
+    load_training_state,
+    save_training_checkpoint,
+)
 from ros2_vla.training.compat import check_dataset, check_frames
 from ros2_vla.training.log import PLOT_FILE, TrainLog, plot_loss
 from ros2_vla.training.loop import run_steps
@@ -77,7 +82,9 @@ def check_new_run(out: str | Path) -> None:
     if list_checkpoints(out):
         raise PolicyError(f"{out} already holds a training run; pass --resume to continue it, or choose another folder")
     if (out / WEIGHTS).exists():
-        raise PolicyError(f"{out} already holds a model ({WEIGHTS}); choose another folder (to fine-tune it: --init {out})")
+        raise PolicyError(
+            f"{out} already holds a model ({WEIGHTS}); choose another folder (to fine-tune it: --init {out})"
+        )
 
 
 def resume_flow(dataset: FrameDataset, out: str | Path, **given: Any) -> TrainResult:
@@ -87,8 +94,9 @@ def resume_flow(dataset: FrameDataset, out: str | Path, **given: Any) -> TrainRe
     config, val_episodes = resume_run(out, dataset, given)
     folder = latest_checkpoint(out)
     if folder is None:
-        raise PolicyError(f"--resume: {out} has no complete checkpoint yet (checkpoints/step_*); "
-                          "start it again without --resume")
+        raise PolicyError(
+            f"--resume: {out} has no complete checkpoint yet (checkpoints/step_*); start it again without --resume"
+        )
     model, _, _ = load_checkpoint(folder, "cpu")
     check_dataset(dataset, model.config, f"checkpoint {folder}")
     state = load_training_state(folder)
@@ -99,9 +107,17 @@ def resume_flow(dataset: FrameDataset, out: str | Path, **given: Any) -> TrainRe
     return _Run(dataset, out, config, model, robot, val_episodes, generator).train(state)
 
 
-def train_step(model: FlowModel, optimizer: torch.optim.Optimizer, scheduler: Any, batcher: ChunkBatcher,
-               frames: torch.Tensor, batch_size: int, grad_clip: float, generator: torch.Generator,
-               goal_weight: float = 0.0) -> tuple[dict[str, float], float]:
+def train_step(
+    model: FlowModel,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    batcher: ChunkBatcher,
+    frames: torch.Tensor,
+    batch_size: int,
+    grad_clip: float,
+    generator: torch.Generator,
+    goal_weight: float = 0.0,
+) -> tuple[dict[str, float], float]:
     """One optimizer step on `batch_size` frames drawn from `frames` (with replacement) by `generator`;
     returns ({"loss": flow loss [, "goal_loss"]}, gradient norm before clipping). The goal loss (weighted by
     `goal_weight`) counts only for models with a goal head. PolicyError when the loss is not finite."""
@@ -125,8 +141,16 @@ def train_step(model: FlowModel, optimizer: torch.optim.Optimizer, scheduler: An
 class _Run:
     """One call's training loop over a prepared model, data and generator."""
 
-    def __init__(self, dataset: FrameDataset, out: Path, config: TrainConfig, model: FlowModel, robot: Any,
-                 val_episodes: list[int], generator: torch.Generator) -> None:
+    def __init__(
+        self,
+        dataset: FrameDataset,
+        out: Path,
+        config: TrainConfig,
+        model: FlowModel,
+        robot: Any,
+        val_episodes: list[int],
+        generator: torch.Generator,
+    ) -> None:
         device_name = config.device
         if device_name == "auto":
             device_name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -142,8 +166,9 @@ class _Run:
         held_out = np.isin(dataset.episode_index, val_episodes)
         self.train_frames = torch.from_numpy(np.flatnonzero(~held_out))
         self.val_frames = validation_frames(np.flatnonzero(held_out))
-        self.optimizer, self.scheduler = make_optimizer(model, config.lr, config.weight_decay, config.warmup_steps,
-                                                        config.steps)
+        self.optimizer, self.scheduler = make_optimizer(
+            model, config.lr, config.weight_decay, config.warmup_steps, config.steps
+        )
         self.log = TrainLog(out)
         self.val_loss: float | None = None
         self._grad_norm = float("nan")  # of the last step, logged as it is
@@ -157,8 +182,18 @@ class _Run:
     def train(self, state: TrainingState | None) -> TrainResult:
         first = self._restore(state) if state is not None else 0
         c = self.config
-        done = run_steps(first, c.steps, self._step, self._extras, self._save, self.log, c.log_every, c.save_every,
-                         c.progress, lambda m: {"loss": f"{m['loss']:.4f}", "lr": f"{self.scheduler.get_last_lr()[0]:.2e}"})
+        done = run_steps(
+            first,
+            c.steps,
+            self._step,
+            self._extras,
+            self._save,
+            self.log,
+            c.log_every,
+            c.save_every,
+            c.progress,
+            lambda m: {"loss": f"{m['loss']:.4f}", "lr": f"{self.scheduler.get_last_lr()[0]:.2e}"},
+        )
         if done.step > first:  # a resume with nothing left to do keeps the checkpoint it started from
             self._save(done.step)
         if not done.interrupted:
@@ -166,9 +201,17 @@ class _Run:
         return TrainResult(self.out, done.step, done.loss, self.val_loss, done.wall, done.steps_per_s, done.interrupted)
 
     def _step(self) -> dict[str, float]:
-        losses, self._grad_norm = train_step(self.model, self.optimizer, self.scheduler, self.batcher,
-                                             self.train_frames, self.config.batch_size, self.config.grad_clip,
-                                             self.generator, self.config.goal_weight)
+        losses, self._grad_norm = train_step(
+            self.model,
+            self.optimizer,
+            self.scheduler,
+            self.batcher,
+            self.train_frames,
+            self.config.batch_size,
+            self.config.grad_clip,
+            self.generator,
+            self.config.goal_weight,
+        )
         return losses
 
     def _extras(self) -> dict[str, float]:
@@ -176,10 +219,12 @@ class _Run:
 
     def _save(self, step: int) -> None:
         if self.val_frames.size:
-            self.val_loss = validation_loss(self.model, self.batcher, self.val_frames, self.config.batch_size,
-                                            self.config.seed)
+            self.val_loss = validation_loss(
+                self.model, self.batcher, self.val_frames, self.config.batch_size, self.config.seed
+            )
             self.log.append({"step": step, "val_loss": self.val_loss})
-        state = TrainingState(step, self.optimizer.state_dict(), self.scheduler.state_dict(),
-                              self.generator.get_state())
+        state = TrainingState(
+            step, self.optimizer.state_dict(), self.scheduler.state_dict(), self.generator.get_state()
+        )
         save_training_checkpoint(self.out, self.model, self.norm_stats, state, self.config.keep_last)
         plot_loss(self.log.read(), self.out / PLOT_FILE, title=f"{self.out.name}: {self.model.config.preset}")

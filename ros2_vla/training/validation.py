@@ -45,7 +45,7 @@ def validation_loss(model: FlowModel, batcher: ChunkBatcher, frames: np.ndarray,
     total = 0.0
     with torch.no_grad():
         for start in range(0, frames.size, batch_size):
-            chunk = frames[start:start + batch_size]
+            chunk = frames[start : start + batch_size]
             total += flow_matching_loss(model, batcher.batch(chunk, train=False), generator).item() * chunk.size
     model.train(was_training)
     return total / frames.size

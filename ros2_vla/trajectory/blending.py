@@ -116,7 +116,9 @@ class TrajectoryBlender:
         plan = self._require_plan()
         q = np.asarray(positions, dtype=np.float64)
         if q.ndim != 2 or q.shape[0] < 1 or q.shape[1] != plan.dof or not np.all(np.isfinite(q)):
-            raise TrajectoryError(f"chunk positions must be (H, {plan.dof}) finite joint positions [rad]; got shape {q.shape}")
+            raise TrajectoryError(
+                f"chunk positions must be (H, {plan.dof}) finite joint positions [rad]; got shape {q.shape}"
+            )
         if not (dt > 0.0 and np.isfinite(dt)):
             raise TrajectoryError(f"chunk dt must be finite and > 0 [s]; got {dt}")
         steps = np.arange(q.shape[0])

@@ -33,7 +33,9 @@ class Plan:
         q = np.array(self.positions, dtype=np.float64)
         qd = np.array(self.velocities, dtype=np.float64)
         if t.ndim != 1 or t.size < 1 or q.ndim != 2 or q.shape[0] != t.size or qd.shape != q.shape:
-            raise TrajectoryError(f"plan needs times (N,), positions and velocities (N, n); got {t.shape}, {q.shape}, {qd.shape}")
+            raise TrajectoryError(
+                f"plan needs times (N,), positions and velocities (N, n); got {t.shape}, {q.shape}, {qd.shape}"
+            )
         if not (np.all(np.isfinite(t)) and np.all(np.isfinite(q)) and np.all(np.isfinite(qd))):
             raise TrajectoryError("plan has NaN or inf in its times, positions or velocities")
         if np.any(np.diff(t) <= 0.0):
@@ -69,8 +71,12 @@ class Plan:
             return self.positions[-1].copy(), np.zeros(self.dof)
         i = int(np.searchsorted(self.times, t, side="right")) - 1
         return hermite(
-            self.positions[i], self.velocities[i], self.positions[i + 1], self.velocities[i + 1],
-            float(self.times[i + 1] - self.times[i]), float(t - self.times[i]),
+            self.positions[i],
+            self.velocities[i],
+            self.positions[i + 1],
+            self.velocities[i + 1],
+            float(self.times[i + 1] - self.times[i]),
+            float(t - self.times[i]),
         )
 
     def sample_positions(self, ts: np.ndarray) -> np.ndarray:

@@ -143,7 +143,9 @@ def segment_accelerations(
     q = np.asarray(waypoints, dtype=np.float64)
     durations = np.diff(np.concatenate([[0.0], np.asarray(times, dtype=np.float64)]))
     s = np.diff(q, axis=0) / durations[:, None]
-    s_ext = np.vstack([np.asarray(v0, dtype=np.float64)[None], s] + ([np.zeros((1, q.shape[1]))] if stop_at_end else []))
+    s_ext = np.vstack(
+        [np.asarray(v0, dtype=np.float64)[None], s] + ([np.zeros((1, q.shape[1]))] if stop_at_end else [])
+    )
     d_ext = np.concatenate([[0.0], durations] + ([[0.0]] if stop_at_end else []))
     return np.diff(s_ext, axis=0) / (0.5 * (d_ext[:-1] + d_ext[1:]))[:, None]
 
@@ -204,7 +206,9 @@ def _waypoint_velocities(steps, durations, stop_at_end):
 def _check(waypoints, nominal_durations, velocity_limits, acceleration_limits, v0):
     q = np.asarray(waypoints, dtype=np.float64)
     if q.ndim != 2 or q.shape[0] < 2:
-        raise TrajectoryError(f"waypoints must be (H+1, n) with H >= 1, row 0 the current position; got shape {q.shape}")
+        raise TrajectoryError(
+            f"waypoints must be (H+1, n) with H >= 1, row 0 the current position; got shape {q.shape}"
+        )
     horizon, n = q.shape[0] - 1, q.shape[1]
     nominal = np.asarray(nominal_durations, dtype=np.float64)
     if nominal.ndim == 0:

@@ -39,12 +39,16 @@ def check_robot(config: FlowConfig, robot: Any, source: str | Path) -> None:
     names = [c.name for c in robot.cameras]
     missing = [c for c in config.cameras if c not in names]
     if missing:
-        raise PolicyError(f"flow model {source} reads cameras {missing} that robot {robot.name!r} does not have "
-                          f"(its cameras: {names})")
+        raise PolicyError(
+            f"flow model {source} reads cameras {missing} that robot {robot.name!r} does not have "
+            f"(its cameras: {names})"
+        )
     state_dim = robot_state_dim(robot)
     if config.state_dim != state_dim:
-        raise PolicyError(f"flow model {source} takes a state of {config.state_dim} values; robot {robot.name!r} "
-                          f"has {state_dim} (arm joints, then grippers)")
+        raise PolicyError(
+            f"flow model {source} takes a state of {config.state_dim} values; robot {robot.name!r} "
+            f"has {state_dim} (arm joints, then grippers)"
+        )
     if config.tcp_state and config.robot != robot.name:
         raise PolicyError(f"flow model {source} reads the TCP pose of a {config.robot!r}, not of robot {robot.name!r}")
 
@@ -61,16 +65,27 @@ class ChunkOutput:
         values[:, mask] = np.clip(values[:, mask], -1.0, 1.0)  # training targets never left [-1, 1]
         if not np.all(np.isfinite(values)):
             raise PolicyError("the flow model produced NaN or infinite actions; check the checkpoint")
-        return PolicyOutput(values=values.astype(np.float32), low=self.norm_stats.action.q01.copy(),
-                            high=self.norm_stats.action.q99.copy(), normalized=mask.copy())
+        return PolicyOutput(
+            values=values.astype(np.float32),
+            low=self.norm_stats.action.q01.copy(),
+            high=self.norm_stats.action.q99.copy(),
+            normalized=mask.copy(),
+        )
 
 
 class FlowPolicy:
     """A flow checkpoint ready to infer; build once, then call `infer` from one thread at a time."""
 
-    def __init__(self, checkpoint: str | Path, device: str = "cpu", dtype: str = "float32",
-                 num_threads: int | None = None, seed: int | None = 0, robot: Any = None,
-                 rtc: RtcConfig | None = None) -> None:
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        device: str = "cpu",
+        dtype: str = "float32",
+        num_threads: int | None = None,
+        seed: int | None = 0,
+        robot: Any = None,
+        rtc: RtcConfig | None = None,
+    ) -> None:
         """checkpoint: folder from `save_checkpoint`; device "cpu" or "cuda[:N]"; dtype "float32" or
         "bfloat16"; num_threads: torch CPU threads (process-wide; default `ros2_vla.cpu.inference_threads()`); seed:
         the noise generator's seed (None: random), so equal seeds give equal chunks; robot: the RobotConfig
@@ -80,9 +95,17 @@ class FlowPolicy:
         self._setup(model, norm_stats, f"flow:{checkpoint}", dtype, num_threads, seed, robot, rtc)
 
     @classmethod
-    def from_model(cls, model: FlowModel, norm_stats: NormStats, name: str = "flow:in-memory",
-                   dtype: str = "float32", num_threads: int | None = None, seed: int | None = 0,
-                   robot: Any = None, rtc: RtcConfig | None = None) -> FlowPolicy:
+    def from_model(
+        cls,
+        model: FlowModel,
+        norm_stats: NormStats,
+        name: str = "flow:in-memory",
+        dtype: str = "float32",
+        num_threads: int | None = None,
+        seed: int | None = 0,
+        robot: Any = None,
+        rtc: RtcConfig | None = None,
+    ) -> FlowPolicy:
         """Wrap a model already in memory (benchmarks, training evaluation); same behaviour as a checkpoint.
         The model is put in eval mode and converted to `dtype` in place."""
         policy = cls.__new__(cls)
@@ -97,15 +120,31 @@ class FlowPolicy:
         does not have."""
         device = opts.device if opts.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
         if opts.quantization not in QUANTIZATION_DTYPES:
-            raise PolicyError(f"the flow backend runs {sorted(q for q in QUANTIZATION_DTYPES if q)} (or '' for fp32), "
-                              f"not quantization {opts.quantization!r}")
+            raise PolicyError(
+                f"the flow backend runs {sorted(q for q in QUANTIZATION_DTYPES if q)} (or '' for fp32), "
+                f"not quantization {opts.quantization!r}"
+            )
         config = read_config(opts.model)
         check_robot(config, robot, opts.model)
-        return cls(opts.model, device=device, dtype=QUANTIZATION_DTYPES[opts.quantization], robot=robot,
-                   rtc=RtcConfig() if opts.rtc else None)
+        return cls(
+            opts.model,
+            device=device,
+            dtype=QUANTIZATION_DTYPES[opts.quantization],
+            robot=robot,
+            rtc=RtcConfig() if opts.rtc else None,
+        )
 
-    def _setup(self, model: FlowModel, norm_stats: NormStats, name: str, dtype: str,
-               num_threads: int | None, seed: int | None, robot: Any, rtc: RtcConfig | None) -> None:
+    def _setup(
+        self,
+        model: FlowModel,
+        norm_stats: NormStats,
+        name: str,
+        dtype: str,
+        num_threads: int | None,
+        seed: int | None,
+        robot: Any,
+        rtc: RtcConfig | None,
+    ) -> None:
         if dtype not in DTYPES:
             raise PolicyError(f"dtype {dtype!r} unknown; use one of {list(DTYPES)}")
         device = resolve_device(model.device)
@@ -114,9 +153,16 @@ class FlowPolicy:
         self.model = model.to(DTYPES[dtype]).eval().requires_grad_(False)
         self.text_encoder = self.model.text_encoder  # MiniLM loads here, not in the first infer call
         cfg = model.config
-        self.spec = PolicySpec(name=name, cameras=cfg.cameras, image_size=cfg.image_size,
-                               action_space=cfg.action_space, dimension_names=cfg.dimension_names,
-                               horizon=cfg.horizon, dt=cfg.dt, max_instruction_chars=MAX_INSTRUCTION_CHARS)
+        self.spec = PolicySpec(
+            name=name,
+            cameras=cfg.cameras,
+            image_size=cfg.image_size,
+            action_space=cfg.action_space,
+            dimension_names=cfg.dimension_names,
+            horizon=cfg.horizon,
+            dt=cfg.dt,
+            max_instruction_chars=MAX_INSTRUCTION_CHARS,
+        )
         self.images = CameraImages(cfg.cameras, cfg.image_size)
         self.state = StateVector(norm_stats, tcp_features_for(cfg, robot))
         self.instruction = Instruction(MAX_INSTRUCTION_CHARS)
@@ -147,23 +193,28 @@ class FlowPolicy:
         instructions = self.instruction(obs.instruction)  # [text], refused when empty or too long
         guidance = None
         if self.rtc is not None:
-            guidance = guidance_for(self.history, obs.stamp, instructions[0], self.spec.dt, self.delay.seconds,
-                                    self.rtc.soft_mask)
+            guidance = guidance_for(
+                self.history, obs.stamp, instructions[0], self.spec.dt, self.delay.seconds, self.rtc.soft_mask
+            )
         # RTC's guidance differentiates through the action expert: no_grad, not inference_mode, then.
         try:
             with torch.inference_mode() if guidance is None else torch.no_grad():
-                inputs = self.model.make_inputs(self.images(obs.images), self.state(obs.state),
-                                                self.text_encoder.encode(instructions))
+                inputs = self.model.make_inputs(
+                    self.images(obs.images), self.state(obs.state), self.text_encoder.encode(instructions)
+                )
                 cache = self.model.encode_prefix(inputs)
                 if guidance is None:
                     actions = self.model.sample(cache, generator=self.generator)
                 else:
                     actions = self.model.sample_guided(cache, guidance, self.rtc.max_guidance, generator=self.generator)
         except torch.cuda.OutOfMemoryError as e:
-            raise PolicyError(f"out of GPU memory running {self.spec.name}: use a smaller model, bf16, "
-                              "or free the GPU") from e
+            raise PolicyError(
+                f"out of GPU memory running {self.spec.name}: use a smaller model, bf16, or free the GPU"
+            ) from e
         out = self.output(actions[0])
         if self.rtc is not None:
-            self.history.add(PreviousChunk(obs.stamp, instructions[0], torch.as_tensor(out.values, device=actions.device)))
+            self.history.add(
+                PreviousChunk(obs.stamp, instructions[0], torch.as_tensor(out.values, device=actions.device))
+            )
             out = dataclasses.replace(out, frozen_steps=guidance.frozen if guidance is not None else 0)
         return out

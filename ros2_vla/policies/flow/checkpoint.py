@@ -76,8 +76,9 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
-def load_checkpoint(directory: str | Path,
-                    device: str | torch.device = "cpu") -> tuple[FlowModel, FlowConfig, NormStats]:
+def load_checkpoint(
+    directory: str | Path, device: str | torch.device = "cpu"
+) -> tuple[FlowModel, FlowConfig, NormStats]:
     """(model in eval mode on `device`, its config, its norm stats); PolicyError naming the bad file."""
     device = resolve_device(device)
     folder = Path(directory)
@@ -101,9 +102,12 @@ def _check_weights(model: FlowModel, weights: dict[str, torch.Tensor], path: Pat
     missing = sorted(set(expected) - set(weights))
     unexpected = sorted(set(weights) - set(expected))
     if missing or unexpected:
-        raise PolicyError(f"{path} does not match config.json: missing {missing[:5]}, unexpected {unexpected[:5]}"
-                          f"{' (and more)' if len(missing) > 5 or len(unexpected) > 5 else ''}")
+        raise PolicyError(
+            f"{path} does not match config.json: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            f"{' (and more)' if len(missing) > 5 or len(unexpected) > 5 else ''}"
+        )
     for name, tensor in expected.items():
         if weights[name].shape != tensor.shape:
-            raise PolicyError(f"{path}: {name} has shape {tuple(weights[name].shape)}, config.json implies "
-                              f"{tuple(tensor.shape)}")
+            raise PolicyError(
+                f"{path}: {name} has shape {tuple(weights[name].shape)}, config.json implies {tuple(tensor.shape)}"
+            )

@@ -75,36 +75,72 @@ class FlowConfig:
         for name in ("image_size", "cameras", "dimension_names"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         h, w = self.image_size if len(self.image_size) == 2 else (0, 0)
-        _require(len(self.image_size) == 2 and h > 0 and w > 0,
-                 f"image_size must be (height, width) > 0, got {self.image_size}")
-        _require(h % self.patch_size == 0 and w % self.patch_size == 0 and self.patch_size > 0,
-                 f"image_size {self.image_size} must be a multiple of patch_size {self.patch_size}")
-        _require(len(self.cameras) > 0 and len(set(self.cameras)) == len(self.cameras) and all(self.cameras),
-                 f"cameras must be distinct non-empty names, got {self.cameras}")
-        _require(self.text_encoder in TEXT_ENCODERS,
-                 f"text_encoder {self.text_encoder!r} unknown; use one of {TEXT_ENCODERS}")
-        _require(self.action_space in FLOW_ACTION_SPACES,
-                 f"action_space {self.action_space!r} unknown; use one of {FLOW_ACTION_SPACES}")
-        _require(len(self.dimension_names) == self.action_dim,
-                 f"dimension_names has {len(self.dimension_names)} names but action_dim is {self.action_dim}")
-        for name in ("state_dim", "vision_width", "text_max_tokens", "hash_vocab", "width", "depth", "heads",
-                     "prefix_mlp_ratio", "expert_width", "expert_depth", "expert_heads", "mlp_ratio", "horizon",
-                     "action_dim", "flow_steps"):
-            _require(int(getattr(self, name)) == getattr(self, name) and getattr(self, name) > 0,
-                     f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        _require(
+            len(self.image_size) == 2 and h > 0 and w > 0,
+            f"image_size must be (height, width) > 0, got {self.image_size}",
+        )
+        _require(
+            h % self.patch_size == 0 and w % self.patch_size == 0 and self.patch_size > 0,
+            f"image_size {self.image_size} must be a multiple of patch_size {self.patch_size}",
+        )
+        _require(
+            len(self.cameras) > 0 and len(set(self.cameras)) == len(self.cameras) and all(self.cameras),
+            f"cameras must be distinct non-empty names, got {self.cameras}",
+        )
+        _require(
+            self.text_encoder in TEXT_ENCODERS,
+            f"text_encoder {self.text_encoder!r} unknown; use one of {TEXT_ENCODERS}",
+        )
+        _require(
+            self.action_space in FLOW_ACTION_SPACES,
+            f"action_space {self.action_space!r} unknown; use one of {FLOW_ACTION_SPACES}",
+        )
+        _require(
+            len(self.dimension_names) == self.action_dim,
+            f"dimension_names has {len(self.dimension_names)} names but action_dim is {self.action_dim}",
+        )
+        for name in (
+            "state_dim",
+            "vision_width",
+            "text_max_tokens",
+            "hash_vocab",
+            "width",
+            "depth",
+            "heads",
+            "prefix_mlp_ratio",
+            "expert_width",
+            "expert_depth",
+            "expert_heads",
+            "mlp_ratio",
+            "horizon",
+            "action_dim",
+            "flow_steps",
+        ):
+            _require(
+                int(getattr(self, name)) == getattr(self, name) and getattr(self, name) > 0,
+                f"{name} must be a positive integer, got {getattr(self, name)!r}",
+            )
         _require(self.vision_depth >= 0, f"vision_depth must be >= 0, got {self.vision_depth}")
-        _require(int(self.keypoints) == self.keypoints and self.keypoints >= 0,
-                 f"keypoints must be an integer >= 0, got {self.keypoints!r}")
-        _require(self.keypoints == 0 or self.patch_size % 8 == 0,
-                 f"keypoints read the stem's stride-4 features: patch_size {self.patch_size} must be a multiple of 8")
+        _require(
+            int(self.keypoints) == self.keypoints and self.keypoints >= 0,
+            f"keypoints must be an integer >= 0, got {self.keypoints!r}",
+        )
+        _require(
+            self.keypoints == 0 or self.patch_size % 8 == 0,
+            f"keypoints read the stem's stride-4 features: patch_size {self.patch_size} must be a multiple of 8",
+        )
         _require(self.width % self.heads == 0, f"width {self.width} must be a multiple of heads {self.heads}")
-        _require(self.expert_width % self.expert_heads == 0,
-                 f"expert_width {self.expert_width} must be a multiple of expert_heads {self.expert_heads}")
-        _require(self.expert_width % 2 == 0,
-                 f"expert_width must be even (sin/cos time features), got {self.expert_width}")
-        _require(self.vision_width % 64 == 0 or self.vision_depth == 0,
-                 f"vision_width {self.vision_width} must be a multiple of 64 (the vision head size) "
-                 "when vision_depth > 0")
+        _require(
+            self.expert_width % self.expert_heads == 0,
+            f"expert_width {self.expert_width} must be a multiple of expert_heads {self.expert_heads}",
+        )
+        _require(
+            self.expert_width % 2 == 0, f"expert_width must be even (sin/cos time features), got {self.expert_width}"
+        )
+        _require(
+            self.vision_width % 64 == 0 or self.vision_depth == 0,
+            f"vision_width {self.vision_width} must be a multiple of 64 (the vision head size) when vision_depth > 0",
+        )
         _require(self.dt > 0, f"dt must be > 0 [s], got {self.dt}")
 
     @property
@@ -132,19 +168,67 @@ def _require(ok: bool, message: str) -> None:
 
 
 PRESETS: dict[str, FlowConfig] = {
-    "tiny": FlowConfig(image_size=(32, 32), patch_size=8, vision_width=64, vision_depth=1, text_encoder="hash",
-                       text_max_tokens=16, hash_vocab=256, width=32, depth=1, heads=2, expert_width=32,
-                       expert_depth=1, expert_heads=2, mlp_ratio=2, prefix_mlp_ratio=2, horizon=4,
-                       flow_steps=10, preset="tiny"),
-    "compact": FlowConfig(image_size=(96, 96), patch_size=16, vision_width=128, vision_depth=1, keypoints=16,
-                          tcp_state=True, width=128, depth=2, heads=4, expert_width=128, expert_depth=2,
-                          expert_heads=4, goal_head=True, preset="compact"),
+    "tiny": FlowConfig(
+        image_size=(32, 32),
+        patch_size=8,
+        vision_width=64,
+        vision_depth=1,
+        text_encoder="hash",
+        text_max_tokens=16,
+        hash_vocab=256,
+        width=32,
+        depth=1,
+        heads=2,
+        expert_width=32,
+        expert_depth=1,
+        expert_heads=2,
+        mlp_ratio=2,
+        prefix_mlp_ratio=2,
+        horizon=4,
+        flow_steps=10,
+        preset="tiny",
+    ),
+    "compact": FlowConfig(
+        image_size=(96, 96),
+        patch_size=16,
+        vision_width=128,
+        vision_depth=1,
+        keypoints=16,
+        tcp_state=True,
+        width=128,
+        depth=2,
+        heads=4,
+        expert_width=128,
+        expert_depth=2,
+        expert_heads=4,
+        goal_head=True,
+        preset="compact",
+    ),
     "small": FlowConfig(preset="small"),
-    "pi0": FlowConfig(image_size=(224, 224), cameras=("base", "left_wrist", "right_wrist"), state_dim=32,
-                      patch_size=14, vision_width=1152, vision_depth=27, text_max_tokens=48, width=2048, depth=18,
-                      heads=8, prefix_mlp_ratio=8, expert_width=1024, expert_depth=18, expert_heads=8, mlp_ratio=4,
-                      horizon=50, action_dim=32, flow_steps=10, action_space="joint_position",
-                      dimension_names=tuple(f"a{i}" for i in range(32)), dt=0.02, preset="pi0"),
+    "pi0": FlowConfig(
+        image_size=(224, 224),
+        cameras=("base", "left_wrist", "right_wrist"),
+        state_dim=32,
+        patch_size=14,
+        vision_width=1152,
+        vision_depth=27,
+        text_max_tokens=48,
+        width=2048,
+        depth=18,
+        heads=8,
+        prefix_mlp_ratio=8,
+        expert_width=1024,
+        expert_depth=18,
+        expert_heads=8,
+        mlp_ratio=4,
+        horizon=50,
+        action_dim=32,
+        flow_steps=10,
+        action_space="joint_position",
+        dimension_names=tuple(f"a{i}" for i in range(32)),
+        dt=0.02,
+        preset="pi0",
+    ),
 }
 
 
@@ -168,8 +252,14 @@ def robot_state_dim(robot: Any) -> int:
 def config_for_robot(name: str, robot: Any, **overrides: Any) -> FlowConfig:
     """Preset `name` with cameras, state size and action layout taken from a RobotConfig
     (`ros2_vla.config.load_robot_config`): state = every arm joint, then each gripper."""
-    fields = dict(robot=robot.name, cameras=tuple(c.name for c in robot.cameras), state_dim=robot_state_dim(robot),
-                  action_space=robot.action.space, dimension_names=tuple(robot.action.dimension_names),
-                  action_dim=len(robot.action.dimension_names), dt=robot.action.dt)
+    fields = dict(
+        robot=robot.name,
+        cameras=tuple(c.name for c in robot.cameras),
+        state_dim=robot_state_dim(robot),
+        action_space=robot.action.space,
+        dimension_names=tuple(robot.action.dimension_names),
+        action_dim=len(robot.action.dimension_names),
+        dt=robot.action.dt,
+    )
     fields.update(overrides)
     return get_config(name, **fields)

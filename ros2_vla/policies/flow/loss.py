@@ -19,8 +19,9 @@ BETA_ALPHA = 1.5  # s ~ Beta(1.5, 1)
 T_MIN = 0.001
 
 
-def sample_flow_time(batch_size: int, generator: torch.Generator | None = None,
-                     device: torch.device | str = "cpu") -> torch.Tensor:
+def sample_flow_time(
+    batch_size: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """(B,) flow times in [0.001, 1]. Beta(a, 1) has CDF s**a, so s = u**(1/a) samples it exactly
     (and, unlike torch.distributions.Beta, honours `generator`)."""
     where = generator.device if generator is not None else device
@@ -28,8 +29,9 @@ def sample_flow_time(batch_size: int, generator: torch.Generator | None = None,
     return (1.0 - T_MIN) * u ** (1.0 / BETA_ALPHA) + T_MIN
 
 
-def flow_matching_loss(model: FlowModel, batch: Mapping[str, Any],
-                       generator: torch.Generator | None = None) -> torch.Tensor:
+def flow_matching_loss(
+    model: FlowModel, batch: Mapping[str, Any], generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Scalar loss for one batch.
 
     batch: "images" dict camera -> (B, 3, h, w) in [-1, 1] (or stacked (B, C, 3, h, w)), "state" (B, S)
@@ -38,8 +40,9 @@ def flow_matching_loss(model: FlowModel, batch: Mapping[str, Any],
     return training_losses(model, batch, generator)["flow"]
 
 
-def training_losses(model: FlowModel, batch: Mapping[str, Any], generator: torch.Generator | None = None,
-                    goal_weight: float = 0.0) -> dict[str, torch.Tensor]:
+def training_losses(
+    model: FlowModel, batch: Mapping[str, Any], generator: torch.Generator | None = None, goal_weight: float = 0.0
+) -> dict[str, torch.Tensor]:
     """{"flow": the flow-matching loss, "goal": mean squared error of the goal head on batch["goals"]
     (B, D) (only with `goal_weight` > 0), "total": flow + goal_weight * goal}; one prefix pass serves both."""
     missing = [k for k in ("images", "state", "instruction", "actions") if k not in batch]
@@ -49,8 +52,10 @@ def training_losses(model: FlowModel, batch: Mapping[str, Any], generator: torch
     actions = batch["actions"].to(model.device)
     cfg = model.config
     if actions.shape != (inputs.state.shape[0], cfg.horizon, cfg.action_dim):
-        raise PolicyError(f"actions have shape {tuple(actions.shape)}; expected "
-                          f"({inputs.state.shape[0]}, {cfg.horizon}, {cfg.action_dim})")
+        raise PolicyError(
+            f"actions have shape {tuple(actions.shape)}; expected "
+            f"({inputs.state.shape[0]}, {cfg.horizon}, {cfg.action_dim})"
+        )
     where = generator.device if generator is not None else model.device
     noise = torch.randn(actions.shape, generator=generator, device=where).to(model.device, actions.dtype)
     t = sample_flow_time(actions.shape[0], generator, model.device)

@@ -59,8 +59,9 @@ class PrefixEncoder(nn.Module):
         self.vision = VisionEncoder(config)
         self.text = TextEmbedding(config)
         self.state = nn.Linear(proprio_dim(config), config.width)
-        self.blocks = nn.ModuleList(SelfAttentionBlock(config.width, config.heads, config.prefix_mlp_ratio)
-                                    for _ in range(config.depth))
+        self.blocks = nn.ModuleList(
+            SelfAttentionBlock(config.width, config.heads, config.prefix_mlp_ratio) for _ in range(config.depth)
+        )
         self.norm = nn.LayerNorm(config.width)
 
     def forward(self, inputs: PrefixInputs) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,8 +101,9 @@ class ExpertBlock(nn.Module):
         k, v = self.prefix_kv(prefix).chunk(2, dim=-1)
         return split_heads(k, self.heads), split_heads(v, self.heads)
 
-    def forward(self, x: torch.Tensor, k_prefix: torch.Tensor, v_prefix: torch.Tensor,
-                mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, k_prefix: torch.Tensor, v_prefix: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
         q, k, v = (split_heads(t, self.heads) for t in self.qkv(self.norm1(x)).chunk(3, dim=-1))
         k = torch.cat([k_prefix.expand(q.shape[0], -1, -1, -1), k], dim=2)
         v = torch.cat([v_prefix.expand(q.shape[0], -1, -1, -1), v], dim=2)
@@ -163,8 +165,12 @@ class FlowModel(nn.Module):
     def encode_text(self, instructions: Sequence[str]) -> TextTokens:
         return self.text_encoder.encode(instructions, self.device)
 
-    def make_inputs(self, images: Mapping[str, torch.Tensor] | torch.Tensor, state: torch.Tensor,
-                    instructions: Sequence[str] | TextTokens) -> PrefixInputs:
+    def make_inputs(
+        self,
+        images: Mapping[str, torch.Tensor] | torch.Tensor,
+        state: torch.Tensor,
+        instructions: Sequence[str] | TextTokens,
+    ) -> PrefixInputs:
         """Preprocessed tensors -> PrefixInputs: images a dict camera -> (B, 3, h, w) (or already stacked
         (B, C, 3, h, w) in config order), state (B, S), instructions strings or TextTokens."""
         if isinstance(images, Mapping):
@@ -178,12 +184,15 @@ class FlowModel(nn.Module):
             raise PolicyError(f"images have shape {tuple(images.shape)}; expected (B, {', '.join(map(str, expected))})")
         s = proprio_dim(self.config)
         if state.dim() != 2 or state.shape != (images.shape[0], s):
-            raise PolicyError(f"state has shape {tuple(state.shape)}; expected ({images.shape[0]}, {s})"
-                              + (" (joint state, then TCP features)" if self.config.tcp_state else ""))
+            raise PolicyError(
+                f"state has shape {tuple(state.shape)}; expected ({images.shape[0]}, {s})"
+                + (" (joint state, then TCP features)" if self.config.tcp_state else "")
+            )
         dtype = self.expert.position.dtype  # float32, or bfloat16 for a half-precision model
         values = text.values.to(self.device, dtype) if text.values.is_floating_point() else text.values.to(self.device)
-        return PrefixInputs(images.to(self.device, dtype), state.to(self.device, dtype),
-                            TextTokens(values, text.mask.to(self.device)))
+        return PrefixInputs(
+            images.to(self.device, dtype), state.to(self.device, dtype), TextTokens(values, text.mask.to(self.device))
+        )
 
     def encode_prefix(self, inputs: PrefixInputs) -> PrefixCache:
         return self.cache_of(*self.prefix(inputs))
@@ -216,23 +225,41 @@ class FlowModel(nn.Module):
             raise PolicyError(f"noise has shape {tuple(noise.shape)}; expected {expected} (B, H, D)")
         return noise
 
-    def sample(self, cache: PrefixCache, noise: torch.Tensor | None = None, steps: int | None = None,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(
+        self,
+        cache: PrefixCache,
+        noise: torch.Tensor | None = None,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """Actions (B, H, D), normalized: N Euler steps from `noise` (default N(0, I)) at t = 1 to t = 0,
         reusing the prefix cache at every step."""
         x = self.noise(cache.batch_size, generator) if noise is None else self._check_noise(noise, cache.batch_size)
         return euler_sample(lambda x_t, t: self.velocity(cache, x_t, t), x, self._steps(steps))
 
-    def sample_guided(self, cache: PrefixCache, guidance: Guidance, max_guidance: float,
-                      noise: torch.Tensor | None = None, steps: int | None = None,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample_guided(
+        self,
+        cache: PrefixCache,
+        guidance: Guidance,
+        max_guidance: float,
+        noise: torch.Tensor | None = None,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """As `sample`, pulled toward `guidance.target` (real-time chunking, `rtc.py`). Needs autograd through
         the action expert: call it under torch.no_grad(), not inference_mode()."""
         x = self.noise(cache.batch_size, generator) if noise is None else self._check_noise(noise, cache.batch_size)
-        return guided_euler_sample(lambda x_t, t: self.velocity(cache, x_t, t), x, self._steps(steps), guidance, max_guidance)
+        return guided_euler_sample(
+            lambda x_t, t: self.velocity(cache, x_t, t), x, self._steps(steps), guidance, max_guidance
+        )
 
-    def sample_recomputing(self, inputs: PrefixInputs, noise: torch.Tensor | None = None, steps: int | None = None,
-                           generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample_recomputing(
+        self,
+        inputs: PrefixInputs,
+        noise: torch.Tensor | None = None,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """As `sample`, but encodes the prefix again at every step (the baseline the cache is measured against)."""
         b = inputs.state.shape[0]
         x = self.noise(b, generator) if noise is None else self._check_noise(noise, b)

@@ -73,8 +73,10 @@ class NormStats:
             state = Stats(*(_vector(d["state"][k], state_dim, f"state.{k}", source) for k in STAT_KEYS))
             mask = np.asarray(d["action"].get("mask", [True] * action_dim), dtype=bool)
         except (KeyError, TypeError, AttributeError) as e:
-            raise PolicyError(f"{source}: missing or malformed entry {e}; expected action/state "
-                              f"with {', '.join(STAT_KEYS)} (and action.mask)") from e
+            raise PolicyError(
+                f"{source}: missing or malformed entry {e}; expected action/state "
+                f"with {', '.join(STAT_KEYS)} (and action.mask)"
+            ) from e
         if mask.shape != (action_dim,):
             raise PolicyError(f"{source}: action.mask has {mask.size} entries, the model has action_dim {action_dim}")
         if np.any(action.q01[mask] > action.q99[mask]):
@@ -101,8 +103,10 @@ def compute_norm_stats(actions: np.ndarray, state: np.ndarray, action_mask: np.n
 
 def identity_norm_stats(action_dim: int, state_dim: int, action_mask: np.ndarray | None = None) -> NormStats:
     """Stats that leave data as is (q01 = -1, q99 = 1, mean 0, std 1): for untrained models and tests."""
+
     def unit(n: int) -> Stats:
         return Stats(np.zeros(n, np.float32), np.ones(n, np.float32), -np.ones(n, np.float32), np.ones(n, np.float32))
+
     mask = np.ones(action_dim, bool) if action_mask is None else np.asarray(action_mask, bool)
     return NormStats(unit(action_dim), unit(state_dim), mask)
 

@@ -41,8 +41,9 @@ class CameraImages:
     def __call__(self, images: Mapping[str, np.ndarray]) -> torch.Tensor:
         missing = [c for c in self.cameras if c not in images]
         if missing:
-            raise PolicyError(f"observation lacks cameras {missing}; this model needs {list(self.cameras)} "
-                              f"(got {sorted(images)})")
+            raise PolicyError(
+                f"observation lacks cameras {missing}; this model needs {list(self.cameras)} (got {sorted(images)})"
+            )
         for name in self.cameras:
             _check_frame(name, images[name])
         stacked = [images_to_tensor(np.ascontiguousarray(images[c]), self.size) for c in self.cameras]

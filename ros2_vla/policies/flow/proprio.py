@@ -35,8 +35,9 @@ class TcpFeatures:
         names = state_names(robot)
         index = {n: i for i, n in enumerate(names)}
         self.state_dim = len(names)
-        self.arms = [(ArmModel.from_arm(arm), np.array([index[j] for j in arm.chain.joint_names]))
-                     for arm in robot.arms]
+        self.arms = [
+            (ArmModel.from_arm(arm), np.array([index[j] for j in arm.chain.joint_names])) for arm in robot.arms
+        ]
 
     @property
     def dim(self) -> int:
@@ -45,15 +46,17 @@ class TcpFeatures:
     def __call__(self, state: np.ndarray) -> np.ndarray:
         s = np.asarray(state, np.float64)
         if s.shape[-1] != self.state_dim:
-            raise PolicyError(f"state has {s.shape[-1]} values; TCP features need {self.state_dim} (arm joints, "
-                              "then grippers)")
+            raise PolicyError(
+                f"state has {s.shape[-1]} values; TCP features need {self.state_dim} (arm joints, then grippers)"
+            )
         flat = s.reshape(-1, self.state_dim)
         out = np.empty((flat.shape[0], self.dim), np.float32)
         for k, (model, joints) in enumerate(self.arms):
             for i, q in enumerate(flat[:, joints]):
                 T = model.fk(q)
-                out[i, FEATURES_PER_ARM * k:FEATURES_PER_ARM * (k + 1)] = np.concatenate(
-                    [T[:3, 3], T[:3, 0], T[:3, 1]])
+                out[i, FEATURES_PER_ARM * k : FEATURES_PER_ARM * (k + 1)] = np.concatenate(
+                    [T[:3, 3], T[:3, 0], T[:3, 1]]
+                )
         return out.reshape(*s.shape[:-1], self.dim)
 
 

@@ -37,6 +37,7 @@ import torch
 from ros2_vla.errors import ConfigError
 from ros2_vla.policies.flow.sampling import Velocity
 
+
 @dataclass(frozen=True)
 class RtcConfig:
     """Settings of real-time chunking: the guidance cap, the delay window and initial delay, the soft mask."""
@@ -90,7 +91,9 @@ class ChunkHistory:
         self._chunks.clear()
 
     def add(self, chunk: PreviousChunk) -> None:
-        if self._chunks and (chunk.stamp <= self._chunks[-1].stamp or chunk.instruction != self._chunks[-1].instruction):
+        if self._chunks and (
+            chunk.stamp <= self._chunks[-1].stamp or chunk.instruction != self._chunks[-1].instruction
+        ):
             self._chunks.clear()  # a clock that went back (a reset) or a new task: the old chunks say nothing
         self._chunks.append(chunk)
 
@@ -132,8 +135,9 @@ def _step_of(chunk: PreviousChunk, t: float, dt: float) -> int:
     return round((t - chunk.stamp) / dt)
 
 
-def guidance_for(history: ChunkHistory, stamp: float, instruction: str, dt: float, delay: float,
-                 soft_mask: bool = True) -> Guidance | None:
+def guidance_for(
+    history: ChunkHistory, stamp: float, instruction: str, dt: float, delay: float, soft_mask: bool = True
+) -> Guidance | None:
     """The target of the chunk for the observation at `stamp` [s], arriving `delay` [s] later, or None when
     there is nothing to continue (no earlier chunk for this instruction, or none overlapping it).
 
@@ -159,7 +163,7 @@ def guidance_for(history: ChunkHistory, stamp: float, instruction: str, dt: floa
         if not 0 <= k < horizon:
             break
         target[i], frozen = chunk.actions[k], i + 1
-    target[frozen:overlap] = latest.actions[shift + frozen:]
+    target[frozen:overlap] = latest.actions[shift + frozen :]
     if not soft_mask:
         overlap = frozen
     weights = torch.as_tensor(prefix_weights(horizon, frozen, overlap), dtype=target.dtype, device=target.device)
@@ -175,8 +179,9 @@ def guidance_scale(t: float, max_guidance: float) -> float:
     return min(max_guidance, (1.0 - tau) / (tau * r2)) if r2 > 0.0 else max_guidance
 
 
-def guided_euler_sample(velocity: Velocity, noise: torch.Tensor, steps: int, guidance: Guidance,
-                        max_guidance: float) -> torch.Tensor:
+def guided_euler_sample(
+    velocity: Velocity, noise: torch.Tensor, steps: int, guidance: Guidance, max_guidance: float
+) -> torch.Tensor:
     """`sampling.euler_sample` with the RTC pull toward guidance.target; x (B, H, D).
 
     The frozen steps are also held on the straight path from their noise to the target at every step
@@ -195,7 +200,7 @@ def guided_euler_sample(velocity: Velocity, noise: torch.Tensor, steps: int, gui
             v = velocity(x_in, ones * t)
             x0 = x_in - t * v
             # J^T W (target - x0), J = d x0 / d x_t: one vector-Jacobian product through the expert.
-            pull, = torch.autograd.grad(x0, x_in, grad_outputs=weights * (target - x0))
+            (pull,) = torch.autograd.grad(x0, x_in, grad_outputs=weights * (target - x0))
         x = x.detach() - (v.detach() - guidance_scale(t, max_guidance) * pull) / steps
         t_next = 1.0 - (i + 1) / steps
         x[:, :d] = t_next * noise[:, :d] + (1.0 - t_next) * target[:, :d]

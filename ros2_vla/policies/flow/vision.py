@@ -48,8 +48,11 @@ class ConvStem(nn.Sequential):
         block_channels = []
         for i in range(n):
             channels = max(8, width >> (n - i))  # doubling to width / 2 before the patchify conv
-            layers += [nn.Conv2d(channels_in, channels, 3, stride=2, padding=1, bias=False),
-                       nn.GroupNorm(min(8, channels), channels), nn.GELU(approximate="tanh")]
+            layers += [
+                nn.Conv2d(channels_in, channels, 3, stride=2, padding=1, bias=False),
+                nn.GroupNorm(min(8, channels), channels),
+                nn.GELU(approximate="tanh"),
+            ]
             channels_in = channels
             block_channels.append(channels)
         rest = patch_size >> n
@@ -112,8 +115,9 @@ class VisionEncoder(nn.Module):
             self.keypoints = KeypointHead(channels, config.keypoints, config.width)
         self.position = nn.Parameter(torch.randn(1, config.tokens_per_camera, config.vision_width) * 0.02)
         heads = max(1, config.vision_width // VISION_HEAD_DIM)
-        self.blocks = nn.ModuleList(SelfAttentionBlock(config.vision_width, heads, config.mlp_ratio)
-                                    for _ in range(config.vision_depth))
+        self.blocks = nn.ModuleList(
+            SelfAttentionBlock(config.vision_width, heads, config.mlp_ratio) for _ in range(config.vision_depth)
+        )
         self.norm = nn.LayerNorm(config.vision_width)
         self.project = nn.Linear(config.vision_width, config.width)
         self.camera = nn.Parameter(torch.randn(len(config.cameras), config.width) * 0.02)

@@ -57,30 +57,53 @@ class OpenpiPolicy:
         name = f"openpi:{self.client.host}:{self.client.port}"
         if self.preset is None:
             first = self.robot.cameras[0]
-            return PolicySpec(name, tuple(c.name for c in self.robot.cameras), (first.height, first.width),
-                              self.robot.action.space, tuple(self.robot.action.dimension_names), 1, self.robot.action.dt,
-                              self.config.max_instruction_chars)
+            return PolicySpec(
+                name,
+                tuple(c.name for c in self.robot.cameras),
+                (first.height, first.width),
+                self.robot.action.space,
+                tuple(self.robot.action.dimension_names),
+                1,
+                self.robot.action.dt,
+                self.config.max_instruction_chars,
+            )
         p = self.preset
         camera = next(c for c in self.robot.cameras if c.name == p.cameras[0])
         size = p.image_size or (camera.height, camera.width)
-        return PolicySpec(f"{name}/{p.name}", p.cameras, size, p.action_space, p.dimension_names, 1, p.dt,
-                          self.config.max_instruction_chars)
+        return PolicySpec(
+            f"{name}/{p.name}",
+            p.cameras,
+            size,
+            p.action_space,
+            p.dimension_names,
+            1,
+            p.dt,
+            self.config.max_instruction_chars,
+        )
 
     def _check_metadata(self) -> None:
         """A `ros2-vla serve` server must serve this robot's layout; other servers' metadata is theirs."""
         meta = self.client.metadata
         if self.preset is not None or not meta:
             return
-        if meta.get("embodiment") != self.robot.name or tuple(meta.get("dimension_names", ())) != self.spec.dimension_names:
+        if (
+            meta.get("embodiment") != self.robot.name
+            or tuple(meta.get("dimension_names", ())) != self.spec.dimension_names
+        ):
             raise PolicyUnavailable(
                 f"the server at {self.client.uri} serves {meta.get('policy', '?')} for {meta.get('embodiment')!r} "
                 f"with actions {meta.get('dimension_names')}; this is {self.robot.name!r} with "
-                f"{list(self.spec.dimension_names)}: start it with this robot, or pick a preset")
+                f"{list(self.spec.dimension_names)}: start it with this robot, or pick a preset"
+            )
 
     def observation_map(self, obs: Observation) -> dict:
         if self.preset is None:
-            return {"images": dict(obs.images), "state": np.asarray(obs.state, np.float32),
-                    "prompt": obs.instruction, "stamp": obs.stamp}
+            return {
+                "images": dict(obs.images),
+                "state": np.asarray(obs.state, np.float32),
+                "prompt": obs.instruction,
+                "stamp": obs.stamp,
+            }
         return self.preset.observation(obs.images, obs.state, self._state_names, obs.instruction)
 
     def infer(self, obs: Observation) -> PolicyOutput:
@@ -89,7 +112,9 @@ class OpenpiPolicy:
         self._check_metadata()
         reply = self.client.infer(self.observation_map(obs))
         try:
-            actions = check_actions(reply["actions"], len(self.spec.dimension_names), f"the server at {self.client.uri}")
+            actions = check_actions(
+                reply["actions"], len(self.spec.dimension_names), f"the server at {self.client.uri}"
+            )
         except PolicyError as exc:  # the server's fault, not the observation's
             raise PolicyUnavailable(str(exc)) from exc
         values = actions if self.preset is None else self.preset.chunk_values(actions)
@@ -97,5 +122,7 @@ class OpenpiPolicy:
             self.spec = dataclasses.replace(self.spec, horizon=values.shape[0])
         timing = reply.get("server_timing") or {}
         infer_ms = timing.get("infer_ms") if isinstance(timing, dict) else None
-        return PolicyOutput(values=values.astype(np.float32),
-                            inference_time=float(infer_ms) / 1e3 if isinstance(infer_ms, (int, float)) else None)
+        return PolicyOutput(
+            values=values.astype(np.float32),
+            inference_time=float(infer_ms) / 1e3 if isinstance(infer_ms, (int, float)) else None,
+        )

@@ -74,13 +74,20 @@ def expand_items(items: list[str], robot: RobotConfig) -> tuple[Column, ...]:
                 out.append(Column(kind, gripper.joint, chosen[0]))
         elif kind in ("ee_position", "ee_axis_angle", "ee_delta"):
             arm = _one_arm(item, kind, chosen, robot)
-            names = ("x", "y", "z") if kind == "ee_position" else ("rx", "ry", "rz") if kind == "ee_axis_angle" \
+            names = (
+                ("x", "y", "z")
+                if kind == "ee_position"
+                else ("rx", "ry", "rz")
+                if kind == "ee_axis_angle"
                 else EE_TRANSLATION + EE_ROTATION
+            )
             column_kind = "ee" if kind == "ee_delta" else kind
             out += [Column(column_kind, n, arm, i) for i, n in enumerate(names)]
         else:
-            raise ConfigError(f"openpi preset item {item!r} is not joints, arm:<arm>, gripper_open, gripper_closed, "
-                              "gripper_signed, gripper_fingers, ee_position, ee_axis_angle or ee_delta")
+            raise ConfigError(
+                f"openpi preset item {item!r} is not joints, arm:<arm>, gripper_open, gripper_closed, "
+                "gripper_signed, gripper_fingers, ee_position, ee_axis_angle or ee_delta"
+            )
     return tuple(out)
 
 
@@ -118,8 +125,9 @@ class OpenpiPreset:
         ee = any(c.kind == "ee" for c in self.action_columns)
         return tuple(GRIPPER if ee and c.kind.startswith("gripper") else c.name for c in self.action_columns)
 
-    def observation(self, images: dict[str, np.ndarray], state: np.ndarray, state_names: tuple[str, ...],
-                    prompt: str) -> dict[str, Any]:
+    def observation(
+        self, images: dict[str, np.ndarray], state: np.ndarray, state_names: tuple[str, ...], prompt: str
+    ) -> dict[str, Any]:
         """The server's observation map from the robot's frames, state (in `state_names` order) and prompt."""
         index = {name: i for i, name in enumerate(state_names)}
         flat: dict[str, Any] = {key: self._image(images[camera]) for key, camera in self.images.items()}
@@ -148,9 +156,13 @@ class OpenpiPreset:
         if column.kind in ("ee_position", "ee_axis_angle"):
             if column.arm not in poses:
                 arm = self.robot.arms[column.arm]
-                poses[column.arm] = ArmModel.from_arm(arm).fk(np.array([state[index[j]] for j in arm.chain.joint_names]))
+                poses[column.arm] = ArmModel.from_arm(arm).fk(
+                    np.array([state[index[j]] for j in arm.chain.joint_names])
+                )
             T = poses[column.arm]
-            return float(T[column.index, 3] if column.kind == "ee_position" else matrix_to_rotvec(T[:3, :3])[column.index])
+            return float(
+                T[column.index, 3] if column.kind == "ee_position" else matrix_to_rotvec(T[:3, :3])[column.index]
+            )
         q = float(state[index[column.name]])
         if column.kind == "joint":
             return q
@@ -158,7 +170,9 @@ class OpenpiPreset:
             return q if column.index == 0 else -q
         g = self.robot.arms[column.arm].gripper
         opening = (q - g.closed_position) / (g.open_position - g.closed_position)
-        return {"gripper_open": opening, "gripper_closed": 1.0 - opening, "gripper_signed": 1.0 - 2.0 * opening}[column.kind]
+        return {"gripper_open": opening, "gripper_closed": 1.0 - opening, "gripper_signed": 1.0 - 2.0 * opening}[
+            column.kind
+        ]
 
 
 def _nest(flat: dict[str, Any]) -> dict[str, Any]:
@@ -199,8 +213,10 @@ def load_preset(name_or_path: str, robot: RobotConfig) -> OpenpiPreset:
         cameras = {c.name for c in robot.cameras}
         unknown = sorted(set(raw["images"].values()) - cameras)
         if unknown:
-            raise ConfigError(f"openpi preset {path.stem!r} names cameras {unknown} that {robot.name} lacks "
-                              f"(it has {sorted(cameras)})")
+            raise ConfigError(
+                f"openpi preset {path.stem!r} names cameras {unknown} that {robot.name} lacks "
+                f"(it has {sorted(cameras)})"
+            )
         actions = raw["actions"]
         if actions["space"] not in ACTION_SPACES:
             raise ConfigError(f"openpi preset {path.stem!r}: unknown action space {actions['space']!r}")
@@ -208,15 +224,24 @@ def load_preset(name_or_path: str, robot: RobotConfig) -> OpenpiPreset:
         columns = expand_items(actions["dimensions"], robot)
         scale = np.asarray(actions.get("scale", [1.0] * len(columns)), np.float64)
         if scale.shape != (len(columns),):
-            raise ConfigError(f"openpi preset {path.stem!r}: actions.scale has {scale.size} values for {len(columns)} columns")
+            raise ConfigError(
+                f"openpi preset {path.stem!r}: actions.scale has {scale.size} values for {len(columns)} columns"
+            )
         preset = OpenpiPreset(
-            name=path.stem, robot=robot, images=dict(raw["images"]),
+            name=path.stem,
+            robot=robot,
+            images=dict(raw["images"]),
             image_size=(int(size[0]), int(size[1])) if size else None,
             channels_first=bool(raw.get("channels_first", False)),
             state={k: expand_items(v, robot) for k, v in raw.get("state", {}).items()},
-            prompt_key=str(raw.get("prompt", "prompt")), nested=bool(raw.get("nested", False)),
-            action_space=actions["space"], action_columns=columns,
-            dt=float(actions["dt"]), steps=int(actions.get("steps", 1 << 30)), scale=scale)
+            prompt_key=str(raw.get("prompt", "prompt")),
+            nested=bool(raw.get("nested", False)),
+            action_space=actions["space"],
+            action_columns=columns,
+            dt=float(actions["dt"]),
+            steps=int(actions.get("steps", 1 << 30)),
+            scale=scale,
+        )
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise ConfigError(f"openpi preset {path}: malformed ({type(exc).__name__}: {exc})") from exc
     if not preset.dt > 0 or preset.steps < 1:

@@ -60,22 +60,30 @@ def _check_towers(config: dict, towers: tuple[TowerSpec, ...], size: int, path: 
     """config.json repeats what its backbone id implies; a disagreement means a hand-edited or foreign file."""
     ids = config.get("timm_model_ids")
     if ids is not None and list(ids) != [t.timm_id for t in towers]:
-        raise PolicyError(f"{path}/config.json: timm_model_ids {ids} do not match vision_backbone_id "
-                          f"{config['vision_backbone_id']!r} (expected {[t.timm_id for t in towers]})")
+        raise PolicyError(
+            f"{path}/config.json: timm_model_ids {ids} do not match vision_backbone_id "
+            f"{config['vision_backbone_id']!r} (expected {[t.timm_id for t in towers]})"
+        )
     sizes = config.get("image_sizes")
     if sizes is not None and list(sizes) != [size] * len(towers):
-        raise PolicyError(f"{path}/config.json: image_sizes {sizes} do not match vision_backbone_id "
-                          f"{config['vision_backbone_id']!r} ({[size] * len(towers)})")
+        raise PolicyError(
+            f"{path}/config.json: image_sizes {sizes} do not match vision_backbone_id "
+            f"{config['vision_backbone_id']!r} ({[size] * len(towers)})"
+        )
     fused = config.get("use_fused_vision_backbone")
     if fused is not None and bool(fused) != (len(towers) == 2):
-        raise PolicyError(f"{path}/config.json: use_fused_vision_backbone is {fused} but "
-                          f"{config['vision_backbone_id']!r} has {len(towers)} tower(s)")
+        raise PolicyError(
+            f"{path}/config.json: use_fused_vision_backbone is {fused} but "
+            f"{config['vision_backbone_id']!r} has {len(towers)} tower(s)"
+        )
     spec = config.get("arch_specifier", "")
     projector = spec.split("+")[-1]
     expected = "fused-gelu-mlp" if len(towers) == 2 else "gelu-mlp"
     if projector != expected:
-        raise PolicyError(f"{path}/config.json: arch_specifier {spec!r}: OpenVLA's projector for this backbone is "
-                          f"'{expected}' (e.g. 'no-align+{expected}')")
+        raise PolicyError(
+            f"{path}/config.json: arch_specifier {spec!r}: OpenVLA's projector for this backbone is "
+            f"'{expected}' (e.g. 'no-align+{expected}')"
+        )
 
 
 def _refuse_oft(path: Path) -> None:
@@ -109,7 +117,12 @@ def read_architecture(path: str | Path) -> OpenVlaArchitecture:
     text_config = _text_config(config, family, path)
     pad = int(config.get("pad_to_multiple_of") or 0)
     return OpenVlaArchitecture(
-        vision_backbone_id=config["vision_backbone_id"], llm_backbone_id=config["llm_backbone_id"], towers=towers,
-        image_size=size, text_config=text_config, pad_to_multiple_of=pad,
-        n_action_bins=int(config.get("n_action_bins") or OPENVLA_NUM_BINS), raw=config,
+        vision_backbone_id=config["vision_backbone_id"],
+        llm_backbone_id=config["llm_backbone_id"],
+        towers=towers,
+        image_size=size,
+        text_config=text_config,
+        pad_to_multiple_of=pad,
+        n_action_bins=int(config.get("n_action_bins") or OPENVLA_NUM_BINS),
+        raw=config,
     )

@@ -52,10 +52,32 @@ class TowerSpec:
         return self.depth - 2
 
 
-_DINOV2_L = dict(width=1024, depth=24, heads=16, mlp_hidden=4096, patch=14, class_token=True, registers=4,
-                 layer_scale=True, attention_pool=False, mean=IMAGENET_MEAN, std=IMAGENET_STD)
-_SIGLIP_SO400M = dict(width=1152, depth=27, heads=16, mlp_hidden=4304, patch=14, class_token=False, registers=0,
-                      layer_scale=False, attention_pool=True, mean=SIGLIP_MEAN, std=SIGLIP_STD)
+_DINOV2_L = dict(
+    width=1024,
+    depth=24,
+    heads=16,
+    mlp_hidden=4096,
+    patch=14,
+    class_token=True,
+    registers=4,
+    layer_scale=True,
+    attention_pool=False,
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+)
+_SIGLIP_SO400M = dict(
+    width=1152,
+    depth=27,
+    heads=16,
+    mlp_hidden=4304,
+    patch=14,
+    class_token=False,
+    registers=0,
+    layer_scale=False,
+    attention_pool=True,
+    mean=SIGLIP_MEAN,
+    std=SIGLIP_STD,
+)
 
 TOWERS: dict[str, TowerSpec] = {
     "vit_large_patch14_reg4_dinov2.lvd142m": TowerSpec("vit_large_patch14_reg4_dinov2.lvd142m", **_DINOV2_L),
@@ -78,9 +100,14 @@ _UNIMPLEMENTED_VISION = ("clip-vit-l", "clip-vit-l-336px", "dinoclip-vit-l-336px
 
 # Prismatic llm_backbone_id -> transformers model_type of `text_config`
 LLM_BACKBONES: dict[str, str] = {
-    "llama2-7b-pure": "llama", "llama2-13b-pure": "llama", "llama2-7b-chat": "llama", "llama2-13b-chat": "llama",
-    "vicuna-v15-7b": "llama", "vicuna-v15-13b": "llama",
-    "mistral-v0.1-7b-pure": "mistral", "mistral-v0.1-7b-instruct": "mistral",
+    "llama2-7b-pure": "llama",
+    "llama2-13b-pure": "llama",
+    "llama2-7b-chat": "llama",
+    "llama2-13b-chat": "llama",
+    "vicuna-v15-7b": "llama",
+    "vicuna-v15-13b": "llama",
+    "mistral-v0.1-7b-pure": "mistral",
+    "mistral-v0.1-7b-instruct": "mistral",
     "phi-2-3b": "phi",
 }
 

@@ -109,7 +109,9 @@ class OpenVlaImageProcessor:
         for size, name, mean, std in zip(sizes, names, means, stds):
             side = int(size[-1])
             resize = (side, side) if strategy == "resize-naive" else side
-            out.append(TowerTransform(resize, _PIL_BY_NAME.get(name, 3), (int(size[-2]), side), tuple(mean), tuple(std)))
+            out.append(
+                TowerTransform(resize, _PIL_BY_NAME.get(name, 3), (int(size[-2]), side), tuple(mean), tuple(std))
+            )
         fill = tuple(int(x * 255) for x in means[-1]) if strategy == "letterbox" else None
         return cls(tuple(out), fill)
 
@@ -122,8 +124,15 @@ class OpenVlaImageProcessor:
         for r, c, n in zip(resize, crop, norm):
             size = r["size"]
             size = int(size) if isinstance(size, int) else (int(size[0]), int(size[1]))
-            out.append(TowerTransform(size, int(r.get("interpolation", 3)), tuple(int(v) for v in c["output_size"]),
-                                      tuple(n["mean"]), tuple(n["std"])))
+            out.append(
+                TowerTransform(
+                    size,
+                    int(r.get("interpolation", 3)),
+                    tuple(int(v) for v in c["output_size"]),
+                    tuple(n["mean"]),
+                    tuple(n["std"]),
+                )
+            )
         fill = tuple(pre["tvf_letterbox_fill"]) if pre.get("tvf_do_letterbox") else None
         return cls(tuple(out), fill)
 
@@ -138,6 +147,7 @@ def load_image_processor(path: Path, arch: OpenVlaArchitecture) -> OpenVlaImageP
         raise PolicyError(f"{file}: cannot read the image steps ({type(exc).__name__}: {exc})") from exc
     side = arch.image_size
     if any(size != (3, side, side) for size in processor.input_sizes):
-        raise PolicyError(f"{file} makes {processor.input_sizes} images but {arch.vision_backbone_id!r} takes "
-                          f"{side}x{side}")
+        raise PolicyError(
+            f"{file} makes {processor.input_sizes} images but {arch.vision_backbone_id!r} takes {side}x{side}"
+        )
     return processor

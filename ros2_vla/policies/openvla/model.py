@@ -76,8 +76,9 @@ class OpenVlaModel(nn.Module):
 
     def prefill(self, input_ids: torch.Tensor, pixel_values: torch.Tensor) -> NextToken:
         """Run the whole prompt with the image once; batch of one (OpenVLA decodes one robot at a time)."""
-        out = self.language_model(inputs_embeds=self.multimodal_embeddings(input_ids, pixel_values),
-                                  use_cache=True, logits_to_keep=1)
+        out = self.language_model(
+            inputs_embeds=self.multimodal_embeddings(input_ids, pixel_values), use_cache=True, logits_to_keep=1
+        )
         return NextToken(out.logits[:, -1].float(), out.past_key_values)
 
     def step(self, token_id: torch.Tensor, cache: Any) -> NextToken:
@@ -85,8 +86,13 @@ class OpenVlaModel(nn.Module):
         out = self.language_model(input_ids=token_id, past_key_values=cache, use_cache=True)
         return NextToken(out.logits[:, -1].float(), out.past_key_values)
 
-    def forward(self, input_ids: torch.Tensor, pixel_values: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None) -> Any:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        pixel_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> Any:
         """Training/scoring pass over prompt + image (+ labels shifted by transformers): returns the LM output
         (`loss` when labels are given, `logits` over the multimodal sequence)."""
         embeddings = self.multimodal_embeddings(input_ids, pixel_values)

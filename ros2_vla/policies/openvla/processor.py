@@ -23,8 +23,13 @@ from ros2_vla.policies.openvla.architecture import OpenVlaArchitecture
 from ros2_vla.policies.openvla.image_processing import PREPROCESSOR_FILE, OpenVlaImageProcessor, load_image_processor
 
 PROCESSOR_FILES = (
-    PREPROCESSOR_FILE, "processor_config.json", "tokenizer.json", "tokenizer.model", "tokenizer_config.json",
-    "special_tokens_map.json", "added_tokens.json",
+    PREPROCESSOR_FILE,
+    "processor_config.json",
+    "tokenizer.json",
+    "tokenizer.model",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
 )
 
 
@@ -38,8 +43,11 @@ class OpenVlaProcessor:
 
     def __call__(self, text: str, images: Image.Image) -> dict[str, torch.Tensor]:
         ids = self.tokenizer(text, return_tensors="pt")  # adds <s> as Llama's tokenizer does
-        return {"input_ids": ids["input_ids"], "attention_mask": ids["attention_mask"],
-                "pixel_values": self.image_processor(images).unsqueeze(0)}
+        return {
+            "input_ids": ids["input_ids"],
+            "attention_mask": ids["attention_mask"],
+            "pixel_values": self.image_processor(images).unsqueeze(0),
+        }
 
     def save_pretrained(self, out: str | Path) -> None:
         """Copy the processor files of the source checkpoint into `out`."""

@@ -17,8 +17,14 @@ KEEP = ("lm_head",)  # module names left in full precision
 def _linear4bit(layer: nn.Linear, compute_dtype: torch.dtype) -> nn.Module:
     import bitsandbytes as bnb
 
-    q = bnb.nn.Linear4bit(layer.in_features, layer.out_features, bias=layer.bias is not None,
-                          compute_dtype=compute_dtype, quant_type="nf4", device="meta")
+    q = bnb.nn.Linear4bit(
+        layer.in_features,
+        layer.out_features,
+        bias=layer.bias is not None,
+        compute_dtype=compute_dtype,
+        quant_type="nf4",
+        device="meta",
+    )
     q.weight = bnb.nn.Params4bit(layer.weight.data, requires_grad=False, quant_type="nf4")
     return q
 
@@ -26,8 +32,14 @@ def _linear4bit(layer: nn.Linear, compute_dtype: torch.dtype) -> nn.Module:
 def _linear8bit(layer: nn.Linear) -> nn.Module:
     import bitsandbytes as bnb
 
-    q = bnb.nn.Linear8bitLt(layer.in_features, layer.out_features, bias=layer.bias is not None,
-                            has_fp16_weights=False, threshold=6.0, device="meta")
+    q = bnb.nn.Linear8bitLt(
+        layer.in_features,
+        layer.out_features,
+        bias=layer.bias is not None,
+        has_fp16_weights=False,
+        threshold=6.0,
+        device="meta",
+    )
     q.weight = bnb.nn.Int8Params(layer.weight.data.to(torch.float16), requires_grad=False, has_fp16_weights=False)
     return q
 

@@ -37,8 +37,16 @@ SPACE_ID = 29871  # the id of SentencePiece's word-start piece in Llama 2's voca
 
 # initializer_range 0.2 (Llama's is 0.02): attention this narrow with weights that small is uniform over the
 # 270 positions, so a few instruction tokens would barely move the action; trained models attend sharply
-TINY_LLAMA = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                  num_key_value_heads=4, max_position_embeddings=2048, rms_norm_eps=1e-5, initializer_range=0.2)
+TINY_LLAMA = dict(
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=4,
+    max_position_embeddings=2048,
+    rms_norm_eps=1e-5,
+    initializer_range=0.2,
+)
 
 _CORPUS_WORDS = (
     "In What action should the robot take to Out pick up place put move push pull lift drop open close turn rotate "
@@ -60,15 +68,20 @@ def build_tokenizer() -> Any:
     learner.normalizer = normalizer
     # merges learned within words, as SentencePiece learns them (the final tokenizer, like Llama's, has no
     # pre-tokenizer, so merges across a word start would otherwise swallow whole phrases)
-    learner.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Metaspace(replacement=space, prepend_scheme="never"),
-        pre_tokenizers.Punctuation(),
-        pre_tokenizers.Split("\n", "isolated"),
-    ])
-    corpus = ["In: What action should the robot take to " + " ".join(_CORPUS_WORDS[i:i + 6]) + "?\nOut:"
-              for i in range(len(_CORPUS_WORDS))]
-    learner.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=2000, show_progress=False,
-                                                            special_tokens=["<unk>", "<s>", "</s>"]))
+    learner.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Metaspace(replacement=space, prepend_scheme="never"),
+            pre_tokenizers.Punctuation(),
+            pre_tokenizers.Split("\n", "isolated"),
+        ]
+    )
+    corpus = [
+        "In: What action should the robot take to " + " ".join(_CORPUS_WORDS[i : i + 6]) + "?\nOut:"
+        for i in range(len(_CORPUS_WORDS))
+    ]
+    learner.train_from_iterator(
+        corpus, trainers.BpeTrainer(vocab_size=2000, show_progress=False, special_tokens=["<unk>", "<s>", "</s>"])
+    )
     learned = json.loads(learner.to_str())["model"]
     vocab: dict[str, int] = {"<unk>": 0, "<s>": 1, "</s>": 2}
     vocab.update({f"<0x{b:02X}>": 3 + b for b in range(256)})  # Llama's byte-fallback pieces
@@ -82,12 +95,20 @@ def build_tokenizer() -> Any:
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in learned["merges"]]
     tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
     tok.normalizer = normalizer
-    tok.decoder = decoders.Sequence([decoders.Replace(space, " "), decoders.ByteFallback(), decoders.Fuse(),
-                                     decoders.Strip(" ", 1, 0)])
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
-                                                       special_tokens=[("<s>", 1)])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-                                        model_max_length=2048, padding_side="right")
+    tok.decoder = decoders.Sequence(
+        [decoders.Replace(space, " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)]
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        model_max_length=2048,
+        padding_side="right",
+    )
     tokenizer.add_special_tokens({"pad_token": PAD_TOKEN})
     return tokenizer
 
@@ -104,8 +125,10 @@ def _config_json(vision_backbone_id: str, text: dict, norm_stats: dict) -> dict:
     towers, size = vision_backbone(vision_backbone_id)
     return {
         "architectures": ["OpenVLAForActionPrediction"],
-        "auto_map": {"AutoConfig": "configuration_prismatic.OpenVLAConfig",
-                     "AutoModelForVision2Seq": "modeling_prismatic.OpenVLAForActionPrediction"},
+        "auto_map": {
+            "AutoConfig": "configuration_prismatic.OpenVLAConfig",
+            "AutoModelForVision2Seq": "modeling_prismatic.OpenVLAForActionPrediction",
+        },
         "arch_specifier": "no-align+fused-gelu-mlp" if len(towers) == 2 else "no-align+gelu-mlp",
         "hf_llm_id": "meta-llama/Llama-2-7b-hf",
         "image_resize_strategy": "resize-naive",
@@ -118,8 +141,13 @@ def _config_json(vision_backbone_id: str, text: dict, norm_stats: dict) -> dict:
         "output_projector_states": False,
         "pad_to_multiple_of": PAD_TO_MULTIPLE_OF,
         "pad_token_id": BASE_VOCAB,
-        "text_config": {"model_type": "llama", "pad_token_id": BASE_VOCAB, "torch_dtype": "bfloat16",
-                        "vocab_size": BASE_VOCAB + PAD_TO_MULTIPLE_OF, **text},
+        "text_config": {
+            "model_type": "llama",
+            "pad_token_id": BASE_VOCAB,
+            "torch_dtype": "bfloat16",
+            "vocab_size": BASE_VOCAB + PAD_TO_MULTIPLE_OF,
+            **text,
+        },
         "timm_model_ids": [t.timm_id for t in towers],
         "timm_override_act_layers": [None] * len(towers),
         "torch_dtype": "bfloat16",
@@ -133,8 +161,10 @@ def _preprocessor_json(vision_backbone_id: str) -> dict:
     towers, size = vision_backbone(vision_backbone_id)
     n = len(towers)
     return {
-        "auto_map": {"AutoImageProcessor": "processing_prismatic.PrismaticImageProcessor",
-                     "AutoProcessor": "processing_prismatic.PrismaticProcessor"},
+        "auto_map": {
+            "AutoImageProcessor": "processing_prismatic.PrismaticImageProcessor",
+            "AutoProcessor": "processing_prismatic.PrismaticProcessor",
+        },
         "image_processor_type": "PrismaticImageProcessor",
         "image_resize_strategy": "resize-naive",
         "input_sizes": [[3, size, size]] * n,
@@ -155,9 +185,16 @@ def _write(out: Path, name: str, data: dict) -> None:
     (out / name).write_text(json.dumps(data, indent=2) + "\n")
 
 
-def save_checkpoint(out: str | Path, text: dict, *, vision_backbone_id: str = "dinosiglip-vit-so-224px",
-                    norm_stats: dict | None = None, seed: int = 0, device: str = "cpu",
-                    dtype: torch.dtype = torch.bfloat16) -> Path:
+def save_checkpoint(
+    out: str | Path,
+    text: dict,
+    *,
+    vision_backbone_id: str = "dinosiglip-vit-so-224px",
+    norm_stats: dict | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    dtype: torch.dtype = torch.bfloat16,
+) -> Path:
     """Build a random OpenVLA of these sizes and write every file of the checkpoint dir `out`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -165,13 +202,23 @@ def save_checkpoint(out: str | Path, text: dict, *, vision_backbone_id: str = "d
     tokenizer.save_pretrained(out)
     _legacy_merges(out / "tokenizer.json")
     tok_config = json.loads((out / "tokenizer_config.json").read_text())
-    tok_config.update(tokenizer_class="LlamaTokenizer", add_bos_token=True, add_eos_token=False,
-                      processor_class="PrismaticProcessor",
-                      auto_map={"AutoProcessor": "processing_prismatic.PrismaticProcessor"})
+    tok_config.update(
+        tokenizer_class="LlamaTokenizer",
+        add_bos_token=True,
+        add_eos_token=False,
+        processor_class="PrismaticProcessor",
+        auto_map={"AutoProcessor": "processing_prismatic.PrismaticProcessor"},
+    )
     _write(out, "tokenizer_config.json", tok_config)
     _write(out, "preprocessor_config.json", _preprocessor_json(vision_backbone_id))
-    _write(out, "processor_config.json", {"auto_map": {"AutoProcessor": "processing_prismatic.PrismaticProcessor"},
-                                          "processor_class": "PrismaticProcessor"})
+    _write(
+        out,
+        "processor_config.json",
+        {
+            "auto_map": {"AutoProcessor": "processing_prismatic.PrismaticProcessor"},
+            "processor_class": "PrismaticProcessor",
+        },
+    )
     config = _config_json(vision_backbone_id, text, bridge_orig_norm_stats() if norm_stats is None else norm_stats)
     _write(out, "config.json", config)
     torch.manual_seed(seed)

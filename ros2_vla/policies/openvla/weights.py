@@ -76,13 +76,19 @@ def check_keys(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int,
     """PolicyError naming the first few missing, unexpected or misshapen keys; silent when all match."""
     missing = sorted(set(expected) - set(found))
     if missing:
-        raise PolicyError(f"checkpoint {path} lacks {len(missing)} weight(s) the network needs: {_examples(missing)} "
-                          "(config.json and the weights disagree)")
+        raise PolicyError(
+            f"checkpoint {path} lacks {len(missing)} weight(s) the network needs: {_examples(missing)} "
+            "(config.json and the weights disagree)"
+        )
     unexpected = sorted(set(found) - set(expected))
     if unexpected:
-        raise PolicyError(f"checkpoint {path} has {len(unexpected)} weight(s) the network has no place for: "
-                          f"{_examples(unexpected)} (another architecture, or config.json was edited)")
-    wrong = [f"{k} {list(found[k])} (expected {list(expected[k])})" for k in sorted(expected) if found[k] != expected[k]]
+        raise PolicyError(
+            f"checkpoint {path} has {len(unexpected)} weight(s) the network has no place for: "
+            f"{_examples(unexpected)} (another architecture, or config.json was edited)"
+        )
+    wrong = [
+        f"{k} {list(found[k])} (expected {list(expected[k])})" for k in sorted(expected) if found[k] != expected[k]
+    ]
     if wrong:
         raise PolicyError(f"checkpoint {path} has {len(wrong)} weight(s) of the wrong shape: {_examples(wrong)}")
 
