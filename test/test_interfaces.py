@@ -122,3 +122,15 @@ def test_plain_rclpy_processes_exchange_action_chunks(ros_node):
     (msg,) = wait_for(lambda: got, 5, "the chunk from the other process")
     assert msg.embodiment == "widowx" and msg.sequence == 99 and msg.instruction == "wave"
     np.testing.assert_allclose(np.asarray(msg.values), [0.5, -0.25, 0.125])
+
+
+def test_policy_codes_match_the_message_constants():
+    from ros2_vla.policies.runner import PolicyCode
+
+    constants = {
+        n
+        for n in dir(PolicyStatus)
+        if n.isupper() and not n.startswith("_") and isinstance(getattr(PolicyStatus, n), int)
+    }
+    assert constants == {c.name for c in PolicyCode}
+    assert all(c == c.name for c in PolicyCode)  # a code compares equal to its name, as statuses are read

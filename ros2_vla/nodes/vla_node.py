@@ -21,7 +21,7 @@ from ros2_vla.msg import ActionChunk, PolicyStatus
 from ros2_vla.parameters import NODE_PARAMETERS
 from ros2_vla.policies.observation import ObservationBuffer, decode_compressed, decode_raw, state_names
 from ros2_vla.policies.registry import LoadOptions, load_policy
-from ros2_vla.policies.runner import PolicyRunner, RunnerStatus
+from ros2_vla.policies.runner import PolicyCode, PolicyRunner, RunnerStatus
 from ros2_vla.ros.convert import chunk_to_msg, time_to_sec
 from ros2_vla.ros.parameters import declare_parameters
 from ros2_vla.ros.qos import COMMAND, SENSOR, STATUS
@@ -117,7 +117,7 @@ class VlaNode(Node):
         except PolicyError as exc:
             self._publish_status(
                 RunnerStatus(
-                    "OBSERVATION_REFUSED",
+                    PolicyCode.OBSERVATION_REFUSED,
                     f"camera {camera}: {exc}",
                     self.runner.status.policy,
                     self.runner.status.instruction,
@@ -145,7 +145,7 @@ class VlaNode(Node):
     def _publish_status(self, s: RunnerStatus) -> None:
         msg = PolicyStatus()
         msg.header.stamp = self.get_clock().now().to_msg()
-        msg.code = getattr(PolicyStatus, s.code)
+        msg.code = getattr(PolicyStatus, PolicyCode(s.code).name)
         msg.message, msg.policy, msg.instruction = s.message, s.policy, s.instruction
         msg.sequence, msg.inference_time, msg.rate_hz = s.sequence, float(s.inference_time), float(s.rate_hz)
         self._publish(self.status_pub, msg)

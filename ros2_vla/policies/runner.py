@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 
 from ros2_vla.actions.chunk import Chunk
 from ros2_vla.errors import PolicyDone, PolicyError, PolicyUnavailable
@@ -49,11 +50,23 @@ def output_chunk(
     )
 
 
+class PolicyCode(str, Enum):
+    """vla_node's status codes, named as the PolicyStatus.msg constants (test_interfaces checks); a str, so a
+    code compares equal to its name."""
+
+    IDLE = "IDLE"  # no instruction (or an empty one): no chunks
+    LOADING = "LOADING"  # the model is being loaded
+    WAITING = "WAITING"  # instruction set, waiting for a complete, fresh observation
+    RUNNING = "RUNNING"  # chunks are being published
+    OBSERVATION_REFUSED = "OBSERVATION_REFUSED"  # the newest observation or the instruction was refused
+    ERROR = "ERROR"  # the model failed to load or to run
+
+
 @dataclass(frozen=True)
 class RunnerStatus:
     """What vla_node publishes as PolicyStatus: the runner's code, message, policy, instruction and chunk figures."""
 
-    code: str  # IDLE | LOADING | WAITING | RUNNING | OBSERVATION_REFUSED | ERROR (PolicyStatus.msg names)
+    code: PolicyCode
     message: str
     policy: str = ""
     instruction: str = ""
@@ -86,7 +99,7 @@ class PolicyRunner:
         self._last_stamp = -1.0
         self._rate = 0.0
         self._last_publish: float | None = None
-        self._status = RunnerStatus("IDLE", "no model loaded")
+        self._status = RunnerStatus(PolicyCode.IDLE, "no model loaded")
         # Not a daemon: at exit Python waits for the forward pass in progress. A daemon thread would be
         # killed by pthread_exit when it next takes the GIL inside torch's C++ frames, which aborts the
         # process ("terminate called without an active exception", exit -6) after Ctrl-C.
@@ -110,14 +123,14 @@ class PolicyRunner:
             with self._lock:
                 self._instruction = ""
             self._report(
-                "OBSERVATION_REFUSED",
+                PolicyCode.OBSERVATION_REFUSED,
                 f"instruction of {len(text)} characters refused (limit {self.max_instruction_chars}): stopped",
             )
             return
         with self._lock:
             self._instruction = text
         if not text:
-            self._report("IDLE", "empty instruction: stopped")
+            self._report(PolicyCode.IDLE, "empty instruction: stopped")
         self._wake.set()
 
     def add_frame(self, camera: str, stamp: float, rgb) -> None:
@@ -159,19 +172,19 @@ class PolicyRunner:
             self._step()
 
     def _load(self, loader: Callable[[], Policy]) -> None:
-        self._report("LOADING", "loading the model")
+        self._report(PolicyCode.LOADING, "loading the model")
         try:
             policy = loader()
         except PolicyError as exc:
-            self._report("ERROR", f"model failed to load: {exc}")
+            self._report(PolicyCode.ERROR, f"model failed to load: {exc}")
             return
         except Exception as exc:  # a backend bug must not kill the thread: the node stays up
-            self._report("ERROR", f"model failed to load: {type(exc).__name__}: {exc}")
+            self._report(PolicyCode.ERROR, f"model failed to load: {type(exc).__name__}: {exc}")
             return
         with self._lock:
             self._policy = policy
             self.buffer.cameras = policy.spec.cameras  # wait only for the cameras this model reads
-        self._report("WAITING" if self._instruction else "IDLE", f"{policy.spec.name} ready")
+        self._report(PolicyCode.WAITING if self._instruction else PolicyCode.IDLE, f"{policy.spec.name} ready")
         self._wake.set()
 
     def _step(self) -> None:
@@ -182,7 +195,7 @@ class PolicyRunner:
             try:
                 obs = self.buffer.assemble(self.clock(), instruction)
             except PolicyError as exc:
-                self._report("OBSERVATION_REFUSED", str(exc))
+                self._report(PolicyCode.OBSERVATION_REFUSED, str(exc))
                 return
         if obs.stamp <= self._last_stamp:
             return  # nothing new since the last chunk
@@ -190,18 +203,18 @@ class PolicyRunner:
         try:
             out = policy.infer(obs)
         except PolicyUnavailable as exc:  # a policy server down or failing: not the observation's fault
-            self._report("ERROR", str(exc))
+            self._report(PolicyCode.ERROR, str(exc))
             return
         except PolicyDone as exc:  # the policy says the task is over: no more chunks, the bridge holds
             with self._lock:
                 self._instruction = ""
-            self._report("IDLE", f"{exc}: stopped until the next instruction")
+            self._report(PolicyCode.IDLE, f"{exc}: stopped until the next instruction")
             return
         except PolicyError as exc:
-            self._report("OBSERVATION_REFUSED", str(exc))
+            self._report(PolicyCode.OBSERVATION_REFUSED, str(exc))
             return
         except Exception as exc:  # out of memory, a backend bug: say so, publish nothing, keep going
-            self._report("ERROR", f"inference failed: {type(exc).__name__}: {exc}")
+            self._report(PolicyCode.ERROR, f"inference failed: {type(exc).__name__}: {exc}")
             return
         elapsed = time.perf_counter() - t0 if out.inference_time is None else out.inference_time
         self._last_stamp = obs.stamp
@@ -214,10 +227,10 @@ class PolicyRunner:
             hz = 1.0 / max(now - self._last_publish, 1e-6)
             self._rate = 0.8 * self._rate + 0.2 * hz if self._rate else hz
         self._last_publish = now
-        self._report("RUNNING", f"chunk {self._sequence}", inference_time=elapsed)
+        self._report(PolicyCode.RUNNING, f"chunk {self._sequence}", inference_time=elapsed)
         self._wake.set()  # go again as soon as a newer observation is there
 
-    def _report(self, code: str, message: str, inference_time: float | None = None) -> None:
+    def _report(self, code: PolicyCode, message: str, inference_time: float | None = None) -> None:
         policy = self._policy.spec.name if self._policy is not None else ""
         self._status = RunnerStatus(
             code,
