@@ -24,9 +24,9 @@ import numpy as np
 from ros2_vla.actions.chunk import chunk_to_array
 from ros2_vla.config import load_robot_config
 from ros2_vla.evaluation.adapter import load_eval_policy
+from ros2_vla.evaluation.episode import EpisodeObservation
 from ros2_vla.evaluation.seeds import HELD_OUT_SEED
 from ros2_vla.evaluation.stats import wilson_interval
-from ros2_vla.sim.episode import Observation
 from ros2_vla.sim.expert import ExpertObservation
 from ros2_vla.sim.scene import base_transform, cube_name
 from ros2_vla.sim.tasks import Task
@@ -62,7 +62,9 @@ def probe(robot_name: str, model: str, scenes: int, seed: int) -> dict:
             policy.reset()
             policy.backend.generator.manual_seed(seed + k)  # the same flow noise for every color: only the words differ
             chunk = policy(
-                Observation(0.0, task.instruction, sim.joint_state(), images, task, ExpertObservation.from_sim(sim))
+                EpisodeObservation(
+                    0.0, task.instruction, sim.joint_state(), images, task, ExpertObservation.from_sim(sim)
+                )
             )
             if chunk is None:
                 raise SystemExit(f"the policy declined the observation: {policy.refusals[-1]}")

@@ -2,7 +2,7 @@
 
     python benchmarks/rtc_bench.py [--episodes 20] [--delay 0.3] [--policy-period 0.1] [--json] [--plot out/rtc.png]
 
-The shipped Franka flow policy runs `ros2_vla.sim.episode.run_episode` episodes on held-out seeds, one
+The shipped Franka flow policy runs `ros2_vla.evaluation.episode.run_episode` episodes on held-out seeds, one
 chunk asked for every `--policy-period` seconds (0.1: several chunks in flight, as a pipelined server;
 equal to the delay: one at a time, as a model that takes that long), each reaching the bridge `--delay`
 seconds after its observation (the arm moving on meanwhile), under these settings, all on the same seeds:
@@ -24,10 +24,10 @@ import numpy as np
 
 from ros2_vla.config import load_robot_config
 from ros2_vla.evaluation.adapter import BackendPolicy
+from ros2_vla.evaluation.episode import run_episode
 from ros2_vla.evaluation.seeds import HELD_OUT_SEED
 from ros2_vla.policies.flow.rtc import RtcConfig
 from ros2_vla.policies.registry import LoadOptions, load_policy
-from ros2_vla.sim.episode import run_episode
 from ros2_vla.trajectory.blend_config import BlendConfig
 
 SETTINGS = {  # name -> (blend mode, RTC config or None, delayed)

@@ -13,7 +13,7 @@ Parts:
   /joint_states for --dds-seconds and reports achieved rates, worst gaps, image latency
   (stamp to receipt) and sim_node's CPU use.
 - success: the scripted expert's success rate over --episodes seeds per task kind, in process
-  through the real bridge core (`ros2_vla.sim.episode.run_episode`), as fast as the CPU allows.
+  through the real bridge core (`ros2_vla.evaluation.episode.run_episode`), as fast as the CPU allows.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ros2_vla.config import load_robot_config
-from ros2_vla.sim.episode import ExpertPolicy, run_episode
+from ros2_vla.evaluation.episode import ExpertPolicy, run_episode
 from ros2_vla.sim.world import Simulation
 
 KINDS = (("franka", "pick"), ("franka", "place"), ("widowx", "pick"), ("widowx", "place"), ("aloha", "bimanual_pick"))

@@ -1,6 +1,6 @@
 """Episode bags for the data tests, made from the real MuJoCo sim and the real bridge core.
 
-`record_sim_episode` runs the scripted expert through `ros2_vla.sim.episode.run_episode` on a
+`record_sim_episode` runs the scripted expert through `ros2_vla.evaluation.episode.run_episode` on a
 Simulation that also records what sim_node, bridge_node and the expert would publish (joint states
 at the config's rate, camera frames at each camera's rate, the bridge's trajectories as the
 controllers took them, the expert's chunks), then writes one rosbag2 MCAP episode with rosbags and
@@ -19,7 +19,7 @@ from ros2_vla.bringup import NAMES
 from ros2_vla.config import RobotConfig, load_robot_config
 from ros2_vla.data.episode import CUSTOM_DATA_KEY, EpisodeMeta, episode_topics
 from ros2_vla.data.typestore import typestore
-from ros2_vla.sim.episode import ExpertPolicy, run_episode
+from ros2_vla.evaluation.episode import ExpertPolicy, run_episode
 from ros2_vla.sim.world import Simulation
 
 EPOCH_NS = 1_750_000_000 * 10**9  # recordings start at a realistic wall-clock time

@@ -13,12 +13,12 @@ from flow_helpers import one_torch_thread, random_model  # noqa: F401
 from ros2_vla.config import load_robot_config
 from ros2_vla.errors import ConfigError, PolicyError
 from ros2_vla.evaluation.adapter import BackendPolicy, check_fits, load_eval_policy
+from ros2_vla.evaluation.episode import EpisodeObservation, ExpertPolicy, episode_task
 from ros2_vla.evaluation.evaluate import EvalConfig, evaluate
 from ros2_vla.evaluation.seeds import HELD_OUT_SEED
 from ros2_vla.evaluation.stats import wilson_interval
 from ros2_vla.policies.base import PolicyOutput, PolicySpec
 from ros2_vla.policies.observation import state_names
-from ros2_vla.sim.episode import ExpertPolicy, Observation, episode_task
 from ros2_vla.sim.phrasings import HELD_OUT, instruction_for
 from ros2_vla.sim.scene import cube_name
 from ros2_vla.sim.tasks import Task
@@ -49,7 +49,7 @@ class OtherCubeExpert:
     def reset(self) -> None:
         self.expert.reset()
 
-    def __call__(self, obs: Observation) -> np.ndarray:
+    def __call__(self, obs: EpisodeObservation) -> np.ndarray:
         other = next(c for c in ("red", "green", "blue") if c not in obs.task.colors)
         return self.expert(obs._replace(task=Task(obs.task.kind, (other,))))
 
@@ -158,7 +158,9 @@ def test_backend_gets_what_vla_node_would_assemble(franka):
     obs_time, instruction = 0.75, "  grab the red block "
     sim.step_until(obs_time)
     js = sim.joint_state()
-    episode_obs = Observation(obs_time, instruction, js, {"wrist": sim.render("wrist")}, Task("pick", ("red",)), None)
+    episode_obs = EpisodeObservation(
+        obs_time, instruction, js, {"wrist": sim.render("wrist")}, Task("pick", ("red",)), None
+    )
     chunk = policy(episode_obs)
     (seen,) = backend.seen
     assert set(seen.images) == {"wrist"} and seen.images["wrist"].shape == (224, 224, 3)

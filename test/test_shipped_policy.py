@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from ros2_vla.config import load_robot_config
+from ros2_vla.evaluation import episode
 from ros2_vla.evaluation.adapter import load_eval_policy
 from ros2_vla.evaluation.seeds import HELD_OUT_SEED
 from ros2_vla.policies.defaults import has_default_model, models_dir
-from ros2_vla.sim import episode
 from ros2_vla.sim.world import Simulation
 
 SHIPPED = sorted(models_dir().glob("*_default"))

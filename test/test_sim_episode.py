@@ -10,7 +10,7 @@ import pytest
 from ros2_vla.actions.chunk import Chunk
 from ros2_vla.config import load_robot_config
 from ros2_vla.errors import ConfigError
-from ros2_vla.sim.episode import ExpertPolicy, Observation, episode_task, run_episode, wrong_picks
+from ros2_vla.evaluation.episode import EpisodeObservation, ExpertPolicy, episode_task, run_episode, wrong_picks
 from ros2_vla.sim.scene import cube_name
 from ros2_vla.sim.slip import SLIP_KINDS
 from ros2_vla.sim.tasks import Task
@@ -29,7 +29,7 @@ def still(robot):
     """A policy that asks for no motion, gripper open: (H, D) zeros but the gripper."""
     dims = robot.action.dimension_names
 
-    def policy(obs: Observation) -> np.ndarray:
+    def policy(obs: EpisodeObservation) -> np.ndarray:
         actions = np.zeros((5, len(dims)))
         actions[:, dims.index("gripper")] = 1.0
         return actions
@@ -123,7 +123,7 @@ def test_a_policy_that_does_not_move_fails_at_the_time_limit(franka):
 
 def test_policy_sees_the_episode_task_images_and_is_reset_first(franka):
     robot, sim = franka
-    seen: list[Observation] = []
+    seen: list[EpisodeObservation] = []
     resets = []
     base = still(robot)
 
@@ -131,7 +131,7 @@ def test_policy_sees_the_episode_task_images_and_is_reset_first(franka):
         def reset(self) -> None:
             resets.append(len(seen))
 
-        def __call__(self, obs: Observation) -> np.ndarray:
+        def __call__(self, obs: EpisodeObservation) -> np.ndarray:
             seen.append(obs)
             return base(obs)
 
@@ -150,7 +150,7 @@ def test_policy_may_return_a_full_chunk(franka):
     lift[:, dims.index("z")] = 0.01  # 1 cm up per 0.1 s step
     lift[:, dims.index("gripper")] = 1.0
 
-    def policy(obs: Observation) -> Chunk:
+    def policy(obs: EpisodeObservation) -> Chunk:
         return Chunk(
             embodiment=robot.name,
             action_space=robot.action.space,
@@ -200,7 +200,7 @@ class WrongColorExpert:
     def reset(self) -> None:
         self.expert.reset()
 
-    def __call__(self, obs: Observation) -> np.ndarray:
+    def __call__(self, obs: EpisodeObservation) -> np.ndarray:
         return self.expert(obs._replace(task=Task(obs.task.kind, (self.color,))))
 
 
@@ -208,7 +208,7 @@ def test_the_policy_is_told_the_instruction_given_and_the_result_keeps_it(franka
     robot, sim = franka
     seen = []
 
-    def policy(obs: Observation):
+    def policy(obs: EpisodeObservation):
         seen.append(obs.instruction)
         return None  # declines every observation: no chunk reaches the bridge
 
@@ -266,3 +266,19 @@ def test_picking_another_cube_is_a_wrong_pick_not_a_success(franka):
     assert wrong_picks(sim, task) == (cube_name(other),)  # still held at the end
     right = run_episode(robot, 1, "pick", ExpertPolicy(robot), sim=sim, time_limit=12.0)
     assert right.success and right.wrong_objects == ()
+
+
+def test_one_episode_config_or_its_fields_not_both(franka):
+    from ros2_vla.evaluation.episode import EpisodeConfig
+
+    robot, sim = franka
+    config = EpisodeConfig(time_limit=0.3, cameras=("wrist",))
+    by_config = run_episode(robot, 3, "pick", still(robot), config, sim=sim)
+    by_fields = run_episode(robot, 3, "pick", still(robot), sim=sim, time_limit=0.3, cameras=("wrist",))
+    assert (by_config.success, by_config.sim_time, by_config.chunks) == (False, by_fields.sim_time, by_fields.chunks)
+    with pytest.raises(ConfigError, match="not both"):
+        run_episode(robot, 3, "pick", still(robot), config, sim=sim, time_limit=1.0)
+    with pytest.raises(ConfigError, match="must all be > 0"):
+        EpisodeConfig(policy_period=0.0)
+    with pytest.raises(ConfigError, match="command_delay .* below every period"):
+        run_episode(robot, 3, "pick", still(robot), EpisodeConfig(command_delay=0.5), sim=sim)

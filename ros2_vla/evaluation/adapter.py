@@ -9,7 +9,6 @@ same two, fed from the sim instead of DDS, so an evaluation scores the policy th
 from __future__ import annotations
 
 import difflib
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +16,11 @@ import numpy as np
 from ros2_vla.actions.chunk import Chunk, validate_chunk
 from ros2_vla.config import RobotConfig
 from ros2_vla.errors import ChunkError, ConfigError, PolicyError
+from ros2_vla.evaluation import episode
 from ros2_vla.parameters import param
 from ros2_vla.policies.base import Policy, PolicyOutput
 from ros2_vla.policies.observation import ObservationBuffer, state_names
-from ros2_vla.policies.runner import output_chunk
-from ros2_vla.sim import episode
+from ros2_vla.policies.runner import infer_chunk, output_chunk
 
 MAX_OBSERVATION_AGE = param(
     "vla", "max_observation_age"
@@ -49,7 +48,7 @@ def check_fits(robot: RobotConfig, policy: Policy, source: str = "") -> None:
 
 
 class BackendPolicy:
-    """`episode.Policy` over a backend (`ros2_vla.policies.base.Policy`), fed as vla_node feeds it.
+    """`episode.EpisodePolicy` over a backend (`ros2_vla.policies.base.Policy`), fed as vla_node feeds it.
 
     `cameras` are the ones to render into each observation (the model's own). A PolicyError from the
     backend (an observation it cannot use) gives None, no chunk, as vla_node publishes none; the
@@ -77,7 +76,7 @@ class BackendPolicy:
         if hasattr(self.backend, "observe_delay"):
             self.backend.observe_delay(seconds)
 
-    def __call__(self, obs: episode.Observation) -> Chunk | None:
+    def __call__(self, obs: episode.EpisodeObservation) -> Chunk | None:
         for name in self.cameras:
             self.buffer.add_frame(name, obs.time, obs.images[name])
         js = obs.joint_state
@@ -85,16 +84,12 @@ class BackendPolicy:
         instruction = obs.instruction.strip()  # PolicyRunner.set_instruction strips it too
         try:
             observation = self.buffer.assemble(obs.time, instruction)
-            start = time.perf_counter()
-            out = self.backend.infer(observation)
+            chunk = infer_chunk(self.robot.name, self.backend, observation, self._sequence + 1)
         except PolicyError as exc:
             self.refusals.append(str(exc))
             return None
-        elapsed = time.perf_counter() - start
-        self._sequence += 1
-        return output_chunk(
-            self.robot.name, self.backend.spec, out, observation.stamp, instruction, self._sequence, elapsed
-        )
+        self._sequence = chunk.sequence
+        return chunk
 
 
 def load_eval_policy(
@@ -105,7 +100,7 @@ def load_eval_policy(
     quantization: str = "",
     unnorm_key: str = "",
     rtc: bool = False,
-) -> episode.Policy:
+) -> episode.EpisodePolicy:
     """The policy `ros2-vla eval --policy NAME` runs: "expert" (the scripted expert, privileged state:
     a baseline and a check of the sim), or a vla_node backend ("flow", "openvla") loaded from `model`."""
     if name == "expert":

@@ -1,6 +1,6 @@
 """Closed-loop evaluation: a policy runs sim episodes on held-out seeds through the real bridge core.
 
-Each episode is `ros2_vla.sim.episode.run_episode`: the sim renders the cameras the policy reads at
+Each episode is `ros2_vla.evaluation.episode.run_episode`: the sim renders the cameras the policy reads at
 the config's resolution, the policy's chunks go through `Bridge` exactly as bridge_node plans them,
 and the task's success check decides. Held-out seeds start at `HELD_OUT_SEED`: demos for training
 are recorded with seeds below it (sim_node and `ros2-vla record` start at 0), so an evaluation
@@ -17,13 +17,13 @@ from pathlib import Path
 
 from ros2_vla.config import RobotConfig, load_robot_config
 from ros2_vla.errors import ConfigError
+from ros2_vla.evaluation import episode
 from ros2_vla.evaluation.adapter import BackendPolicy
 from ros2_vla.evaluation.eval_config import EvalConfig
 from ros2_vla.evaluation.report import EpisodeRecord, EvalReport, summarize, write_report
 from ros2_vla.evaluation.seeds import HELD_OUT_SEED
 from ros2_vla.evaluation.video import Film
 from ros2_vla.policies.base import Policy as Backend
-from ros2_vla.sim import episode
 from ros2_vla.sim.expert import EXPERT_PERIOD
 from ros2_vla.sim.phrasings import instruction_for
 from ros2_vla.sim.world import Simulation
@@ -32,7 +32,7 @@ from ros2_vla.sim.world import Simulation
 class _Timed:
     """Wraps an episode policy: wall time of each call [s], and calls that gave no chunk."""
 
-    def __init__(self, policy: episode.Policy) -> None:
+    def __init__(self, policy: episode.EpisodePolicy) -> None:
         self.policy = policy
         self.latencies: list[float] = []
         self.declined = 0
@@ -46,7 +46,7 @@ class _Timed:
         if hasattr(self.policy, "observe_delay"):
             self.policy.observe_delay(seconds)
 
-    def __call__(self, obs: episode.Observation):
+    def __call__(self, obs: episode.EpisodeObservation):
         start = time.perf_counter()
         out = self.policy(obs)
         self.latencies.append(time.perf_counter() - start)
@@ -54,7 +54,7 @@ class _Timed:
         return out
 
 
-def as_episode_policy(robot: RobotConfig, policy: Backend | episode.Policy) -> episode.Policy:
+def as_episode_policy(robot: RobotConfig, policy: Backend | episode.EpisodePolicy) -> episode.EpisodePolicy:
     """A vla_node backend (has `spec` and `infer`) wrapped as vla_node feeds it; an episode policy as is."""
     if hasattr(policy, "spec") and hasattr(policy, "infer"):
         return BackendPolicy(robot, policy)
@@ -72,7 +72,7 @@ def frame_period(robot: RobotConfig) -> float:
     return 1.0 / max(rates) if rates else EXPERT_PERIOD
 
 
-def policy_name(policy: episode.Policy) -> str:
+def policy_name(policy: episode.EpisodePolicy) -> str:
     if isinstance(policy, episode.ExpertPolicy):
         return "scripted_expert"
     return getattr(policy, "name", type(policy).__name__)
@@ -80,7 +80,7 @@ def policy_name(policy: episode.Policy) -> str:
 
 def evaluate(
     robot: RobotConfig | str,
-    policy: Backend | episode.Policy,
+    policy: Backend | episode.EpisodePolicy,
     config: EvalConfig = EvalConfig(),
     out_dir: Path | None = None,
     log: Callable[[str], None] | None = print,
@@ -89,7 +89,7 @@ def evaluate(
     write results.json, summary.md and (video_episodes > 0) episodes.mp4 / episodes.gif there.
 
     policy: a vla_node backend (`ros2_vla.policies.base.Policy`: fed through `BackendPolicy`) or any
-    `episode.Policy` callable (e.g. `episode.ExpertPolicy`); one with a `cameras` attribute gets
+    `episode.EpisodePolicy` callable (e.g. `episode.ExpertPolicy`); one with a `cameras` attribute gets
     those cameras rendered into each observation. log: called with one line per episode (None: quiet).
     """
     robot = load_robot_config(robot) if isinstance(robot, str) else robot
@@ -109,19 +109,16 @@ def evaluate(
             filming = film is not None and index < config.video_episodes
             if filming:
                 film.start(f"ep {index + 1} seed {seed}", instruction)
-            result = episode.run_episode(
-                robot,
-                seed,
-                config.kind,
-                timed,
-                sim=sim,
+            run = episode.EpisodeConfig(
                 instruction=instruction,
-                monitor=film.monitor if filming else None,
-                cameras=cameras,
                 time_limit=config.time_limit,
                 policy_period=config.policy_period,
+                cameras=cameras,
                 blend=config.blend,
                 chunk_delay=config.chunk_delay,
+            )
+            result = episode.run_episode(
+                robot, seed, config.kind, timed, run, sim=sim, monitor=film.monitor if filming else None
             )
             if filming:
                 film.finish(result.success)

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ros2_vla.evaluation.episode import EpisodeResult
 from ros2_vla.evaluation.stats import percentiles, wilson_interval
-from ros2_vla.sim.episode import EpisodeResult
 from ros2_vla.sim.tasks import STAGES
 
 

@@ -22,7 +22,7 @@ MAX_INSTRUCTION_CHARS = 512  # longer instructions are refused (vla_node's max_i
 class Observation:
     """What the robot saw and felt at one instant, already decoded from messages."""
 
-    stamp: float  # [s] capture time of the newest image used (the chunk's header stamp)
+    stamp: float  # [s] capture time of the oldest frame used (the chunk's header stamp)
     images: dict[str, np.ndarray]  # camera name -> (H, W, 3) uint8 RGB, in the config's camera order
     state: np.ndarray  # proprioception, float32 (S,): arm joints (then grippers) in config order
     instruction: str  # non-empty natural-language instruction

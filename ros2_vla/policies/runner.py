@@ -15,7 +15,7 @@ from enum import Enum
 
 from ros2_vla.actions.chunk import Chunk
 from ros2_vla.errors import PolicyDone, PolicyError, PolicyUnavailable
-from ros2_vla.policies.base import MAX_INSTRUCTION_CHARS, Policy, PolicyOutput, PolicySpec
+from ros2_vla.policies.base import MAX_INSTRUCTION_CHARS, Observation, Policy, PolicyOutput, PolicySpec
 from ros2_vla.policies.observation import ObservationBuffer
 
 
@@ -48,6 +48,16 @@ def output_chunk(
         sequence=sequence,
         inference_time=inference_time,
     )
+
+
+def infer_chunk(embodiment: str, policy: Policy, obs: Observation, sequence: int) -> Chunk:
+    """One forward pass made into the chunk vla_node publishes (vla_node's policy thread and the in-process
+    evaluation both come here): stamped with the observation, timed by the backend's own figure or else by
+    the call's wall time. The backend's exceptions are the caller's to classify."""
+    start = time.perf_counter()
+    out = policy.infer(obs)
+    elapsed = time.perf_counter() - start if out.inference_time is None else out.inference_time
+    return output_chunk(embodiment, policy.spec, out, obs.stamp, obs.instruction, sequence, elapsed)
 
 
 class PolicyCode(str, Enum):
@@ -199,9 +209,8 @@ class PolicyRunner:
                 return
         if obs.stamp <= self._last_stamp:
             return  # nothing new since the last chunk
-        t0 = time.perf_counter()
         try:
-            out = policy.infer(obs)
+            chunk = infer_chunk(self.embodiment, policy, obs, self._sequence + 1)
         except PolicyUnavailable as exc:  # a policy server down or failing: not the observation's fault
             self._report(PolicyCode.ERROR, str(exc))
             return
@@ -216,10 +225,9 @@ class PolicyRunner:
         except Exception as exc:  # out of memory, a backend bug: say so, publish nothing, keep going
             self._report(PolicyCode.ERROR, f"inference failed: {type(exc).__name__}: {exc}")
             return
-        elapsed = time.perf_counter() - t0 if out.inference_time is None else out.inference_time
         self._last_stamp = obs.stamp
-        self._sequence += 1
-        self.on_chunk(output_chunk(self.embodiment, policy.spec, out, obs.stamp, instruction, self._sequence, elapsed))
+        self._sequence = chunk.sequence
+        self.on_chunk(chunk)
         if hasattr(policy, "observe_delay"):  # real-time chunking measures its delay online
             policy.observe_delay(self.clock() - obs.stamp)
         now = time.monotonic()
@@ -227,7 +235,7 @@ class PolicyRunner:
             hz = 1.0 / max(now - self._last_publish, 1e-6)
             self._rate = 0.8 * self._rate + 0.2 * hz if self._rate else hz
         self._last_publish = now
-        self._report(PolicyCode.RUNNING, f"chunk {self._sequence}", inference_time=elapsed)
+        self._report(PolicyCode.RUNNING, f"chunk {self._sequence}", inference_time=chunk.inference_time)
         self._wake.set()  # go again as soon as a newer observation is there
 
     def _report(self, code: PolicyCode, message: str, inference_time: float | None = None) -> None:

@@ -47,7 +47,7 @@ MODEL_LOAD_TIMEOUT = 120.0  # [s] for vla_node to load its model (MiniLM and the
 
 
 @dataclass
-class EpisodeResult:
+class DemoEpisode:
     """How one demo episode went: its seed and instruction, success, wall time, chunks and their delay."""
 
     episode: int
@@ -199,7 +199,7 @@ def run_demo(
     model: str = "",
     phrasing: str = DEFAULT_PHRASING,
     server: str = "",
-) -> list[EpisodeResult]:
+) -> list[DemoEpisode]:
     """Launch the graph, run `episodes` episodes, write the video and summary to `out`.
 
     policy: "expert", a vla_node backend ("flow": the shipped default policy unless `model` is given),
@@ -218,7 +218,7 @@ def run_demo(
     launcher.start()
     rclpy.init()
     watcher = DemoWatcher(robot)
-    results: list[EpisodeResult] = []
+    results: list[DemoEpisode] = []
     scene_seed = seed
     try:
         for ep in range(episodes):
@@ -238,7 +238,7 @@ def run_demo(
             watcher.spin_until(lambda: False, 1.0)  # a second of the finished task on video, with the verdict
             watcher.recording = False
             delay = round(1e3 * float(np.median(watcher.chunk_delays)), 1) if watcher.chunk_delays else float("nan")
-            results.append(EpisodeResult(ep, scene_seed, watcher.task, done, seconds, len(watcher.sequences), delay))
+            results.append(DemoEpisode(ep, scene_seed, watcher.task, done, seconds, len(watcher.sequences), delay))
             print(
                 f"episode {ep} (seed {scene_seed}): {watcher.task!r}: "
                 f"{'success' if done else 'FAILED'} in {seconds:.1f} s, "
@@ -255,7 +255,7 @@ def run_demo(
 
 
 def _write_outputs(
-    results: list[EpisodeResult], frames: list[np.ndarray], stamps: list[float], out: Path, robot: str, policy: str
+    results: list[DemoEpisode], frames: list[np.ndarray], stamps: list[float], out: Path, robot: str, policy: str
 ) -> None:
     out.mkdir(parents=True, exist_ok=True)
     table = [

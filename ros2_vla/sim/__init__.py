@@ -1,1 +1,1 @@
-"""The MuJoCo simulation: workspace scene, controllers, cameras, tasks, the scripted expert and in-process episodes."""
+"""The MuJoCo simulation: workspace scene, controllers, cameras, tasks and the scripted expert."""

@@ -16,6 +16,7 @@ import json
 from typing import Any
 
 from ros2_vla.config_args import add_config_arguments, given
+from ros2_vla.training.openvla_run import LoraTrainConfig
 from ros2_vla.training.run_config import TrainConfig
 
 # Options that are TrainConfig fields of the same name (argparse dest = field): type, default and help are the field's.
@@ -64,10 +65,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="FlowConfig fields over the preset, e.g. horizon=16 width=192 (JSON values)",
     )
-    lora = parser.add_argument_group("--policy openvla (LoRA on --init, the base OpenVLA-format checkpoint)")
-    lora.add_argument("--lora-rank", type=int, help="LoRA rank (default 32, as OpenVLA)")
+    lora = parser.add_argument_group(
+        "--policy openvla (LoRA on --init, the base OpenVLA-format checkpoint; its own defaults: "
+        f"--steps {LoraTrainConfig.steps}, --batch-size {LoraTrainConfig.batch_size}, --lr {LoraTrainConfig.lr:g})"
+    )
+    lora.add_argument("--lora-rank", type=int, help=f"LoRA rank (default {LoraTrainConfig.rank}, as OpenVLA)")
     lora.add_argument("--lora-alpha", type=float, help="LoRA alpha (default min(rank, 16))")
-    lora.add_argument("--lora-dropout", type=float, help="LoRA dropout (default 0)")
+    lora.add_argument("--lora-dropout", type=float, help=f"LoRA dropout (default {LoraTrainConfig.dropout:g})")
     lora.add_argument("--quantization", help="4bit (QLoRA) | bf16 | fp32 (default bf16 on CUDA, fp32 on CPU)")
     lora.add_argument("--camera", help="the camera the model sees (default the dataset's first)")
     lora.add_argument("--unnorm-key", help="name of the saved action statistics (default the dataset folder's name)")

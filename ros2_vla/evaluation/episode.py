@@ -13,7 +13,7 @@ busy CPU instead, where the arm moves on meanwhile: there a chunk arrives a fram
 observation (frame age, inference, transport) while new ones keep coming at about the camera's rate,
 so here requests go on every `policy_period` while earlier chunks are still on their way.
 
-A policy is any callable `policy(obs: Observation) -> (H, D) array` in `robot.action.dimension_names`
+A policy is any callable `policy(obs: EpisodeObservation) -> (H, D) array` in `robot.action.dimension_names`
 order at `robot.action.dt` (or a full `Chunk`, for tokenized or normalized output, or None: no chunk
 this time, as when vla_node refuses an observation). If it has a `reset()` method, it is called before
 the episode's first observation. `ExpertPolicy` wraps the scripted expert in that shape.
@@ -52,7 +52,7 @@ from ros2_vla.trajectory.blend_config import BlendConfig
 _GOOD_CODES = (BridgeCode.OK, BridgeCode.IDLE, BridgeCode.DECELERATE_FOR_SINGULARITY)
 
 
-class Observation(NamedTuple):
+class EpisodeObservation(NamedTuple):
     """What a policy is given at each chunk request."""
 
     time: float  # [s] sim time since the episode's reset
@@ -63,7 +63,7 @@ class Observation(NamedTuple):
     state: ExpertObservation  # privileged: true TCP and object poses, world frame
 
 
-Policy = Callable[[Observation], Union[np.ndarray, Chunk, None]]
+EpisodePolicy = Callable[[EpisodeObservation], Union[np.ndarray, Chunk, None]]
 Monitor = Callable[[Simulation, Bridge, float], None]  # (sim, bridge, sim time [s]) at every success check
 
 
@@ -86,7 +86,7 @@ class EpisodeResult:
 
 
 class ExpertPolicy:
-    """The scripted expert as a `Policy`: made for the observation's task at the first call after `reset`."""
+    """The scripted expert as an `EpisodePolicy`: made for the observation's task at the first call after `reset`."""
 
     def __init__(self, robot: RobotConfig, sim: Simulation | None = None) -> None:
         self.robot = robot
@@ -96,7 +96,7 @@ class ExpertPolicy:
     def reset(self) -> None:
         self.expert = None
 
-    def __call__(self, obs: Observation) -> np.ndarray:
+    def __call__(self, obs: EpisodeObservation) -> np.ndarray:
         if self.expert is None or self.expert.task != obs.task:
             self.expert = ScriptedExpert(self.robot, obs.task, scene=self.scene)
         return self.expert.act(obs.state)
@@ -115,40 +115,56 @@ def wrong_picks(sim: Simulation, task: Task) -> tuple[str, ...]:
     return tuple(obj for obj in others if lifted(sim, obj) and holder(sim, obj) is not None)
 
 
+@dataclass(frozen=True)
+class EpisodeConfig:
+    """How one episode runs (`run_episode`), apart from the robot, the scene and the policy."""
+
+    instruction: str = ""  # what the policy is told ("" = the task's template; a paraphrase for language tests)
+    time_limit: float = 30.0  # [s] of sim time before the episode counts as failed
+    policy_period: float = EXPERT_PERIOD  # [s] between chunk requests (sim_node's expert_period)
+    success_period: float = 0.1  # [s] between success checks (sim_node checks at 10 Hz)
+    cameras: tuple[str, ...] = ()  # names rendered into each observation
+    blend: BlendConfig | None = None  # the bridge's blending (bridge_node's default when None)
+    chunk_delay: float = DDS_DELAY  # [s] from an observation to the bridge taking its chunk (any length)
+    command_delay: float = DDS_DELAY  # [s] from a bridge tick to the controller taking it (below every period)
+    disturbance: float = 0.0  # [rad] std of the sim's wandering servo offset (`Simulation.reset`; 0: none)
+    slip: float = 0.0  # chance [0, 1] that the first grasp is made to fail (`ros2_vla.sim.slip`; 0: never)
+
+    def __post_init__(self) -> None:
+        if not (self.policy_period > 0 and self.success_period > 0 and self.time_limit > 0):
+            raise ConfigError(
+                f"run_episode: policy_period {self.policy_period}, success_period {self.success_period} and "
+                f"time_limit {self.time_limit} must all be > 0 [s]"
+            )
+        if not (0 <= self.chunk_delay < np.inf and 0 <= self.command_delay < np.inf):
+            raise ConfigError(
+                f"run_episode: chunk_delay {self.chunk_delay} s and command_delay {self.command_delay} s must be "
+                "finite and >= 0"
+            )
+
+
 def run_episode(
     robot: RobotConfig | str,
     seed: int,
     kind: str,
-    policy_fn: Policy,
+    policy_fn: EpisodePolicy,
+    config: EpisodeConfig | None = None,
     *,
     sim: Simulation | None = None,
-    instruction: str = "",
     monitor: Monitor | None = None,
-    time_limit: float = 30.0,
-    policy_period: float = EXPERT_PERIOD,
-    success_period: float = 0.1,
-    cameras: tuple[str, ...] = (),
-    blend: BlendConfig | None = None,
-    chunk_delay: float = DDS_DELAY,
-    command_delay: float = DDS_DELAY,
-    disturbance: float = 0.0,
-    slip: float = 0.0,
     on_chunk: Callable[[Chunk, BridgeState], None] | None = None,
+    **settings,
 ) -> EpisodeResult:
-    """Run one episode of task `kind` ("" = drawn from the seed) on `robot` from scene `seed`.
+    """Run one episode of task `kind` ("" = drawn from the seed) on `robot` from scene `seed`, as `config`
+    says (or EpisodeConfig(**settings): `run_episode(..., time_limit=5.0)` is a shorthand).
 
     sim: a Simulation of the same robot to reuse (saves building the model); it is reset here.
-    instruction: what the policy is told ("" = the task's template; a paraphrase from
-    `ros2_vla.sim.phrasings` for language tests). monitor: called at every success check.
-    time_limit: [s] of sim time before the episode counts as failed. policy_period: [s] between
-    chunk requests (sim_node's expert_period). cameras: names rendered into each observation.
-    blend: the bridge's blending (bridge_node's default when None). chunk_delay: [s] from an
-    observation to the bridge taking its chunk (any length); command_delay: [s] from a bridge tick to the
-    controller taking its trajectory (DDS delivery; below every period of the loop).
-    disturbance: [rad] std of the sim's wandering servo offset (`Simulation.reset`; 0: none).
-    slip: chance [0, 1] that the first grasp is made to fail (`ros2_vla.sim.slip`; 0: never).
-    on_chunk: called with each chunk and the bridge's status after taking it (benchmarks read the switch jumps).
+    monitor: called at every success check. on_chunk: called with each chunk and the bridge's status after
+    taking it (benchmarks read the switch jumps).
     """
+    if config is not None and settings:
+        raise ConfigError(f"run_episode: pass an EpisodeConfig or its fields {sorted(settings)}, not both")
+    c = config if config is not None else EpisodeConfig(**settings)
     robot = load_robot_config(robot) if isinstance(robot, str) else robot
     if sim is None:
         sim = Simulation(robot, seed=seed)
@@ -156,37 +172,30 @@ def run_episode(
         raise ConfigError(
             f"run_episode: the sim is a {sim.robot.name}, not a {robot.name}; pass a Simulation of {robot.name}"
         )
-    if not (policy_period > 0 and success_period > 0 and time_limit > 0):
-        raise ConfigError(
-            f"run_episode: policy_period {policy_period}, success_period {success_period} and "
-            f"time_limit {time_limit} must all be > 0 [s]"
-        )
     periods = {
         "state": 1.0 / robot.joint_state_rate_hz,
-        "policy": policy_period,
+        "policy": c.policy_period,
         "control": 1.0 / robot.control_rate_hz,
-        "success": success_period,
+        "success": c.success_period,
     }
-    if not (0 <= chunk_delay < np.inf and 0 <= command_delay < min(periods.values())):
-        raise ConfigError(
-            f"run_episode: chunk_delay {chunk_delay} s must be finite and >= 0, command_delay "
-            f"{command_delay} s >= 0 and below every period {periods}"
-        )
+    if c.command_delay >= min(periods.values()):
+        raise ConfigError(f"run_episode: command_delay {c.command_delay} s must be below every period {periods}")
+    cameras, chunk_delay, command_delay = c.cameras, c.chunk_delay, c.command_delay
     for name in cameras:
         sim.cameras.spec(name)  # unknown names fail here, with the list of cameras
     start = time.perf_counter()
-    task = episode_task(sim, seed, kind, disturbance, slip)
-    instruction = instruction or task.instruction
+    task = episode_task(sim, seed, kind, c.disturbance, c.slip)
+    instruction = c.instruction or task.instruction
     if hasattr(policy_fn, "reset"):
         policy_fn.reset()
-    bridge = Bridge(robot, blend or BlendConfig())
+    bridge = Bridge(robot, c.blend or BlendConfig())
     clock = _Schedule(periods)
     chunks = rejected = 0
     codes: Counter[str] = Counter()
     wrong: set[str] = set()
     on_the_way: deque[tuple[Chunk, float]] = deque()  # chunks sent to the bridge, each with its arrival [s]
     now, success, furthest = 0.0, False, STAGES[0]
-    while now <= time_limit and not success:
+    while now <= c.time_limit and not success:
         now, due = clock.next()
         sim.step_until(now)
         if "state" in due:
@@ -255,9 +264,9 @@ class _Schedule:
         return t, due
 
 
-def _observe(sim: Simulation, task: Task, instruction: str, now: float, cameras: tuple[str, ...]) -> Observation:
+def _observe(sim: Simulation, task: Task, instruction: str, now: float, cameras: tuple[str, ...]) -> EpisodeObservation:
     images = {name: sim.render(name) for name in cameras}
-    return Observation(now, instruction, sim.joint_state(), images, task, ExpertObservation.from_sim(sim))
+    return EpisodeObservation(now, instruction, sim.joint_state(), images, task, ExpertObservation.from_sim(sim))
 
 
 def _as_chunk(out: np.ndarray | Chunk, robot: RobotConfig, instruction: str, now: float, sequence: int) -> Chunk:
