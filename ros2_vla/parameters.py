@@ -27,7 +27,9 @@ from typing import Union
 
 from ros2_vla.errors import ConfigError
 from ros2_vla.policies.base import MAX_INSTRUCTION_CHARS
+from ros2_vla.policies.defaults import DEFAULT_BACKEND
 from ros2_vla.policies.observation import DEFAULT_SYNC_SLOP
+from ros2_vla.policies.registry import BACKENDS, LoadOptions
 from ros2_vla.sim.phrasings import DEFAULT_PHRASING, PHRASINGS
 from ros2_vla.trajectory.blend_config import BLEND_MODES, BlendConfig
 
@@ -35,7 +37,6 @@ Value = Union[bool, int, float, str]
 
 EXPERT_PERIOD = 0.25  # [s] between the scripted expert's chunks (sim_node's expert_period, run_episode's policy_period)
 RECORDER_QUEUE_SIZE = 256  # messages; two 640x480 rgb8 cameras at 30 Hz fill it in about 4 s
-BIG = 1e9  # the open end of a range rclpy needs closed
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,8 @@ class Param:
     name: str
     default: Value
     description: str
-    low: float | None = (
-        None  # inclusive bounds (both or neither), enforced by rclpy (IntegerRange / FloatingPointRange)
-    )
+    # Inclusive bounds, both or neither, enforced by rclpy (IntegerRange / FloatingPointRange).
+    low: float | None = None
     high: float | None = None
     choices: tuple[str, ...] = ()  # allowed strings (enforced on set unless `reloads`)
     dynamic: bool = False  # settable while the node runs; False: read-only, read at start
@@ -112,7 +112,7 @@ def _nan(value: Value) -> bool:
 
 
 def _fmt(x: float) -> str:
-    return "inf" if x >= BIG else "-inf" if x <= -BIG else f"{x:g}"
+    return f"{x:g}"
 
 
 def parse_bool(text: str) -> bool:
@@ -244,9 +244,9 @@ VLA = (
     VARIANT,
     Param(
         "policy",
-        "flow",
+        DEFAULT_BACKEND,
         "backend: `openvla`, `flow` or `openpi` (a policy server)",
-        choices=("openvla", "flow", "openpi"),
+        choices=tuple(BACKENDS),
         reloads=True,
     ),
     Param(
@@ -258,41 +258,41 @@ VLA = (
     ),
     Param(
         "device",
-        "auto",
+        LoadOptions.device,
         "`auto`, `cpu`, `cuda` or `cuda:N` (asking for `cuda` without one is an error, not a fallback)",
         reloads=True,
     ),
     Param(
         "quantization",
-        "",
+        LoadOptions.quantization,
         "openvla: `4bit` (default on CUDA), `8bit`, `bf16`, `fp32` (default on CPU); flow: "
         "`fp32`, `bf16`; empty: the backend's default for the device",
         reloads=True,
     ),
     Param(
         "unnorm_key",
-        "",
+        LoadOptions.unnorm_key,
         "openvla: which dataset statistics un-normalize the actions (e.g. `bridge_orig`; "
         "required when the checkpoint has several)",
         reloads=True,
     ),
     Param(
         "server",
-        "",
+        LoadOptions.server,
         "openpi: `host:port` of the policy server (openpi's `serve_policy.py` or `ros2-vla serve`)",
         reloads=True,
     ),
-    Param("api_key", "", "openpi: sent as `Authorization: Api-Key <key>`", reloads=True),
+    Param("api_key", LoadOptions.api_key, "openpi: sent as `Authorization: Api-Key <key>`", reloads=True),
     Param(
         "openpi_preset",
-        "",
+        LoadOptions.openpi_preset,
         "openpi: `droid`, `libero`, `aloha` or a YAML path mapping the robot to the server's "
         "keys; empty: the server is `ros2-vla serve`",
         reloads=True,
     ),
     Param(
         "rtc",
-        False,
+        LoadOptions.rtc,
         "flow: real-time chunking: the steps played while the model thinks are frozen to what the "
         'arm plays, the delay measured online (README: "Latency and real-time chunking")',
         reloads=True,

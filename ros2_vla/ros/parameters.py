@@ -51,8 +51,14 @@ def declare_parameters(node: Node, table: str) -> dict[str, Value]:
     for p in params.values():
         try:
             values[p.name] = node.declare_parameter(p.name, p.default, descriptor(p)).value
-        except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
-            raise ConfigError(f"parameter {p.name}: {exc}; {p.constraints() or p.type.__name__}") from None
+        except InvalidParameterTypeException as exc:
+            # ROS reads `-p rate:=500` as an integer, and a typed parameter takes no other type.
+            hint = (
+                " (write it with a decimal point, e.g. 500.0: ROS reads 500 as an integer)" if p.type is float else ""
+            )
+            raise ConfigError(f"parameter {p.name} takes {p.type.__name__}{hint}: {exc}") from None
+        except InvalidParameterValueException as exc:
+            raise ConfigError(f"parameter {p.name}: {exc}; {p.constraints()}") from None
         p.check(values[p.name], enforce_choices=not p.reloads)
 
     def refuse_out_of_choices(changed) -> SetParametersResult:
