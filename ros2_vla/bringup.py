@@ -24,11 +24,12 @@ from ros2_vla.parameters import (
     parse_bool,  # noqa: F401  (the launch adapter's and the tests' name for it)
     parse_launch_arg,
     parse_override,
+    shown,
 )
 
 # Every executable the package installs under lib/ros2_vla (CMakeLists.txt writes one entry
 # script per name; the module is ros2_vla.nodes.<name> with a main()).
-NODE_EXECUTABLES = ("bridge_node", "sim_node", "vla_node", "recorder_node")
+NODE_EXECUTABLES = tuple(EXECUTABLES.values())
 
 
 @dataclass(frozen=True)
@@ -147,16 +148,11 @@ def launch_arguments() -> list[tuple[str, str, str]]:
     ones, then `node.parameter` for every node parameter (empty: the node's default)."""
     named = [(a.name, launch_arg_text(a.default), a.description) for a in LAUNCH_ARGUMENTS]
     dotted = [
-        (f"{node}.{p.name}", "", f"{EXECUTABLES[node]}: {p.description} (empty: {_shown(p.default)})")
+        (f"{node}.{p.name}", "", f"{EXECUTABLES[node]}: {p.description} (empty: {shown(p.default)})")
         for node, table in NODE_PARAMETERS.items()
         for p in table.values()
     ]
     return named + dotted
-
-
-def _shown(value: Value) -> str:
-    text = launch_arg_text(value)
-    return text if text else '""'
 
 
 def launch_argument_defaults() -> dict[str, str]:

@@ -17,7 +17,7 @@ import typing
 from collections.abc import Sequence
 from typing import Any
 
-from ros2_vla.parameters import param
+from ros2_vla.parameters import param, shown
 
 
 def setting(default: Any, help: str, choices: Sequence[str] = (), metavar: tuple[str, ...] | None = None) -> Any:  # noqa: A002
@@ -27,14 +27,6 @@ def setting(default: Any, help: str, choices: Sequence[str] = (), metavar: tuple
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return f"{value:g}"
-    return repr(value) if value == "" else str(value)
 
 
 def _kind(hint: Any) -> tuple[type, int | None]:
@@ -59,7 +51,7 @@ def add_config_arguments(
         kind, nargs = _kind(hints[name])
         help_text = f.metadata.get("help", "").replace("%", "%%")  # argparse formats help with %
         if f.default not in (None, "", dataclasses.MISSING) and kind is not bool:
-            help_text += f" (default {_shown(f.default)})"
+            help_text += f" (default {shown(f.default)})"
         choices = f.metadata.get("choices") or None
         if kind is bool:  # a switch away from the default
             flag = _flag(name) if not f.default else "--no-" + name.replace("_", "-")
@@ -98,5 +90,5 @@ def add_parameter_arguments(parser: argparse.ArgumentParser, node: str, names: S
         if p.type is bool:  # every boolean parameter is off by default: a switch
             parser.add_argument(_flag(name), dest=name, action="store_true", help=text)
         else:
-            shown = f" (default {_shown(p.default)})" if p.default != "" else ""
-            parser.add_argument(_flag(name), dest=name, type=p.type, default=p.default, help=text + shown)
+            default = f" (default {shown(p.default)})" if p.default != "" else ""
+            parser.add_argument(_flag(name), dest=name, type=p.type, default=p.default, help=text + default)

@@ -361,10 +361,6 @@ def param(node: str, name: str) -> Param:
     return NODE_PARAMETERS[node][name]
 
 
-def defaults(node: str) -> dict[str, Value]:
-    return {name: p.default for name, p in NODE_PARAMETERS[node].items()}
-
-
 def parse_override(text: str) -> tuple[str, str, Value]:
     """`node.name:=value` (a launch flag `--param`, or a dotted launch argument) -> (node, name, typed value)."""
     key, sep, raw = text.partition(":=")
@@ -434,6 +430,15 @@ LAUNCH_ARGUMENTS: tuple[LaunchArg, ...] = (
 LAUNCH_ARGS = {a.name: a for a in LAUNCH_ARGUMENTS}
 
 
+def shown(value: Value) -> str:
+    """A default as the docs and help texts write it: true/false, "" for empty, floats short."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value) if value != "" else '""'
+
+
 def launch_arg_text(value: Value) -> str:
     """A default as a launch argument writes it."""
     return str(value).lower() if isinstance(value, bool) else str(value)
@@ -454,18 +459,12 @@ def parse_launch_arg(name: str, text: str) -> Value:
 
 
 # --- documentation ------------------------------------------------------------------------------
-def _cell(value: Value) -> str:
-    if isinstance(value, bool):
-        return f"`{str(value).lower()}`"
-    return '`""`' if value == "" else f"`{value:g}`" if isinstance(value, float) else f"`{value}`"
-
-
 def markdown_table(node: str) -> str:
     """`node`'s parameters as the README's Markdown table."""
     lines = ["| parameter | default | bounds | set while running | meaning |", "|---|---|---|---|---|"]
     for p in NODE_PARAMETERS[node].values():
         when = "reloads the policy" if p.reloads else "yes" if p.dynamic else "no (read at start)"
-        lines.append(f"| `{p.name}` | {_cell(p.default)} | {p.constraints()} | {when} | {p.description} |")
+        lines.append(f"| `{p.name}` | `{shown(p.default)}` | {p.constraints()} | {when} | {p.description} |")
     return "\n".join(lines)
 
 
@@ -473,7 +472,7 @@ def launch_table() -> str:
     """The launch arguments as a Markdown table."""
     lines = ["| launch argument | `ros2-vla launch` flag | default | sets | meaning |", "|---|---|---|---|---|"]
     for a in LAUNCH_ARGUMENTS:
-        default = f"`{launch_arg_text(a.default)}`" if launch_arg_text(a.default) else '`""`'
+        default = f"`{shown(a.default)}`"
         sets = ", ".join(f"`{s}`" for s in a.sets) if len(a.sets) < 3 else "every node's `variant`"
         lines.append(f"| `{a.name}:=` | `{a.flag}` | {default} | {sets or 'the graph'} | {a.description} |")
     return "\n".join(lines)

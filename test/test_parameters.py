@@ -14,7 +14,6 @@ from ros2_vla.bringup import LaunchOptions, describe_graph, launch_argument_defa
 from ros2_vla.cli import build_parser
 from ros2_vla.errors import ConfigError
 from ros2_vla.parameters import (
-    EXECUTABLES,
     LAUNCH_ARGS,
     LAUNCH_ARGUMENTS,
     NODE_PARAMETERS,
@@ -210,7 +209,6 @@ def test_a_bad_value_at_start_is_one_line_naming_the_parameter():
     )
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
     assert "blend_steps" in out.stderr and "0 to 100" in out.stderr, out.stderr
-    assert EXECUTABLES["bridge"] == "bridge_node"
 
 
 def test_train_and_eval_options_are_the_config_fields():

@@ -35,7 +35,6 @@ from ros2_vla.errors import ConfigError, RecordingError
 from ros2_vla.parameters import RECORDER_QUEUE_SIZE
 
 EPISODE_PREFIX = "episode_"
-DEFAULT_QUEUE_SIZE = RECORDER_QUEUE_SIZE  # recorder_node's queue_size by default
 _EPISODE_RE = re.compile(rf"^{EPISODE_PREFIX}(\d+)$")
 _STOP = object()
 
@@ -75,7 +74,7 @@ class EpisodeBagWriter:
         out: str | Path,
         topics: Mapping[str, str],
         qos: Mapping[str, Qos] | None = None,
-        queue_size: int = DEFAULT_QUEUE_SIZE,
+        queue_size: int = RECORDER_QUEUE_SIZE,
     ) -> None:
         """`topics`: topic -> message type ("sensor_msgs/msg/Image"); `qos`: topic -> offered QoS."""
         if queue_size < 1:

@@ -20,9 +20,10 @@ from pathlib import Path
 
 from rosbags.interfaces import Qos
 
-from ros2_vla.data.bag_writer import DEFAULT_QUEUE_SIZE, EpisodeBagWriter
+from ros2_vla.data.bag_writer import EpisodeBagWriter
 from ros2_vla.data.episode import EpisodeMeta
 from ros2_vla.errors import RecordingError
+from ros2_vla.parameters import RECORDER_QUEUE_SIZE
 
 
 class SequenceGaps:
@@ -49,7 +50,7 @@ class EpisodeRecorder:
         output_dir: str | Path,
         topics: Mapping[str, str],
         qos: Mapping[str, Qos] | None = None,
-        queue_size: int = DEFAULT_QUEUE_SIZE,
+        queue_size: int = RECORDER_QUEUE_SIZE,
         sim: bool = False,
         carry_over: Iterable[str] = (),
     ) -> None:

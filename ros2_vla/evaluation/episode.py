@@ -41,9 +41,9 @@ from ros2_vla.bridge.bridge import Bridge, TrajectoryCommand
 from ros2_vla.bridge.status import BridgeCode, BridgeState
 from ros2_vla.config import RobotConfig, load_robot_config
 from ros2_vla.errors import ConfigError, TrajectoryError
-from ros2_vla.evaluation.eval_config import DDS_DELAY
+from ros2_vla.evaluation.eval_config import EpisodeConfig
 from ros2_vla.sim import controller as jtc
-from ros2_vla.sim.expert import EXPERT_PERIOD, ExpertObservation, ScriptedExpert
+from ros2_vla.sim.expert import ExpertObservation, ScriptedExpert
 from ros2_vla.sim.scene import cube_name
 from ros2_vla.sim.tasks import STAGES, Task, check_success, holder, lifted, progress, sample_task
 from ros2_vla.sim.world import SimJointState, Simulation
@@ -113,34 +113,6 @@ def wrong_picks(sim: Simulation, task: Task) -> tuple[str, ...]:
     """Body names of the cubes the task is not about that are lifted and held by a gripper right now."""
     others = (cube_name(c) for c in sim.scene.cube_colors if cube_name(c) not in task.objects)
     return tuple(obj for obj in others if lifted(sim, obj) and holder(sim, obj) is not None)
-
-
-@dataclass(frozen=True)
-class EpisodeConfig:
-    """How one episode runs (`run_episode`), apart from the robot, the scene and the policy."""
-
-    instruction: str = ""  # what the policy is told ("" = the task's template; a paraphrase for language tests)
-    time_limit: float = 30.0  # [s] of sim time before the episode counts as failed
-    policy_period: float = EXPERT_PERIOD  # [s] between chunk requests (sim_node's expert_period)
-    success_period: float = 0.1  # [s] between success checks (sim_node checks at 10 Hz)
-    cameras: tuple[str, ...] = ()  # names rendered into each observation
-    blend: BlendConfig | None = None  # the bridge's blending (bridge_node's default when None)
-    chunk_delay: float = DDS_DELAY  # [s] from an observation to the bridge taking its chunk (any length)
-    command_delay: float = DDS_DELAY  # [s] from a bridge tick to the controller taking it (below every period)
-    disturbance: float = 0.0  # [rad] std of the sim's wandering servo offset (`Simulation.reset`; 0: none)
-    slip: float = 0.0  # chance [0, 1] that the first grasp is made to fail (`ros2_vla.sim.slip`; 0: never)
-
-    def __post_init__(self) -> None:
-        if not (self.policy_period > 0 and self.success_period > 0 and self.time_limit > 0):
-            raise ConfigError(
-                f"run_episode: policy_period {self.policy_period}, success_period {self.success_period} and "
-                f"time_limit {self.time_limit} must all be > 0 [s]"
-            )
-        if not (0 <= self.chunk_delay < np.inf and 0 <= self.command_delay < np.inf):
-            raise ConfigError(
-                f"run_episode: chunk_delay {self.chunk_delay} s and command_delay {self.command_delay} s must be "
-                "finite and >= 0"
-            )
 
 
 def run_episode(

@@ -1,5 +1,5 @@
-"""What one evaluation is (`EvalConfig`), apart from the harness that runs it, so the command line can be
-made from its fields without loading the simulator."""
+"""What one evaluation is (`EvalConfig`) and one episode of it (`EpisodeConfig`), apart from the harness that
+runs them, so the command line can be made from their fields without loading the simulator."""
 
 from __future__ import annotations
 
@@ -8,10 +8,44 @@ from dataclasses import dataclass
 from ros2_vla.config_args import setting
 from ros2_vla.errors import ConfigError
 from ros2_vla.evaluation.seeds import HELD_OUT_SEED
+from ros2_vla.parameters import EXPERT_PERIOD
 from ros2_vla.sim.phrasings import DEFAULT_PHRASING, PHRASINGS
 from ros2_vla.trajectory.blend_config import BlendConfig
 
 DDS_DELAY = 0.002  # [s] delivery of a message between nodes on one machine (run_episode's default delays)
+
+
+def check_timing(
+    time_limit: float, policy_period: float, chunk_delay: float, success_period: float = 0.1, command_delay: float = 0.0
+) -> None:
+    """ConfigError unless the episode time limit and periods [s] are > 0 and the delays [s] finite and >= 0."""
+    if not (time_limit > 0 and policy_period > 0 and success_period > 0):
+        raise ConfigError(
+            f"time_limit {time_limit}, policy_period {policy_period} and success_period {success_period} "
+            "must all be > 0 [s]"
+        )
+    for name, delay in (("chunk_delay", chunk_delay), ("command_delay", command_delay)):
+        if not 0 <= delay < float("inf"):
+            raise ConfigError(f"{name} must be finite and >= 0 [s], got {delay}")
+
+
+@dataclass(frozen=True)
+class EpisodeConfig:
+    """How one episode runs (`episode.run_episode`), apart from the robot, the scene and the policy."""
+
+    instruction: str = ""  # what the policy is told ("" = the task's template; a paraphrase for language tests)
+    time_limit: float = 30.0  # [s] of sim time before the episode counts as failed
+    policy_period: float = EXPERT_PERIOD  # [s] between chunk requests (sim_node's expert_period)
+    success_period: float = 0.1  # [s] between success checks (sim_node checks at 10 Hz)
+    cameras: tuple[str, ...] = ()  # names rendered into each observation
+    blend: BlendConfig | None = None  # the bridge's blending (bridge_node's default when None)
+    chunk_delay: float = DDS_DELAY  # [s] from an observation to the bridge taking its chunk (any length)
+    command_delay: float = DDS_DELAY  # [s] from a bridge tick to the controller taking it (below every period)
+    disturbance: float = 0.0  # [rad] std of the sim's wandering servo offset (`Simulation.reset`; 0: none)
+    slip: float = 0.0  # chance [0, 1] that the first grasp is made to fail (`ros2_vla.sim.slip`; 0: never)
+
+    def __post_init__(self) -> None:
+        check_timing(self.time_limit, self.policy_period, self.chunk_delay, self.success_period, self.command_delay)
 
 
 @dataclass(frozen=True)
@@ -53,10 +87,8 @@ class EvalConfig:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
         if self.phrasing not in PHRASINGS:
             raise ConfigError(f"unknown phrasing {self.phrasing!r}; use one of {PHRASINGS}")
-        if not (self.time_limit > 0 and (self.policy_period is None or self.policy_period > 0)):
-            raise ConfigError(f"time_limit {self.time_limit} and policy_period {self.policy_period} must be > 0 [s]")
-        if not 0 <= self.chunk_delay < float("inf"):
-            raise ConfigError(f"chunk_delay must be finite and >= 0 [s], got {self.chunk_delay}")
+        # policy_period None: one request per camera frame, resolved when the robot is known
+        check_timing(self.time_limit, 1.0 if self.policy_period is None else self.policy_period, self.chunk_delay)
         if self.video_episodes < 0:
             raise ConfigError(f"video_episodes must be >= 0, got {self.video_episodes}")
 

@@ -23,8 +23,8 @@ from ros2_vla.evaluation.eval_config import EvalConfig
 from ros2_vla.evaluation.report import EpisodeRecord, EvalReport, summarize, write_report
 from ros2_vla.evaluation.seeds import HELD_OUT_SEED
 from ros2_vla.evaluation.video import Film
+from ros2_vla.parameters import EXPERT_PERIOD
 from ros2_vla.policies.base import Policy as Backend
-from ros2_vla.sim.expert import EXPERT_PERIOD
 from ros2_vla.sim.phrasings import instruction_for
 from ros2_vla.sim.world import Simulation
 

@@ -24,7 +24,6 @@ from ros2_vla.actions.rotations import matrix_to_rpy
 from ros2_vla.actions.spaces import EE_DELTA, EE_FRAME, GRIPPER, JOINT_POSITION
 from ros2_vla.config import ArmSpec, RobotConfig
 from ros2_vla.errors import ConfigError
-from ros2_vla.parameters import EXPERT_PERIOD  # noqa: F401  (sim_node's expert_period, run_episode's policy_period)
 from ros2_vla.sim.scene import SceneSpec, base_transform
 from ros2_vla.sim.script import PICK_PHASES, PLACE_PHASES, ArmScript, ExpertParams, move_toward
 from ros2_vla.sim.tasks import Task, task_kinds

@@ -161,7 +161,6 @@ class FlowPolicy:
             dimension_names=cfg.dimension_names,
             horizon=cfg.horizon,
             dt=cfg.dt,
-            max_instruction_chars=MAX_INSTRUCTION_CHARS,
         )
         self.images = CameraImages(cfg.cameras, cfg.image_size)
         self.state = StateVector(norm_stats, tcp_features_for(cfg, robot))
