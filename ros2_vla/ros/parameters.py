@@ -62,10 +62,14 @@ def declare_parameters(node: Node, table: str) -> dict[str, Value]:
         p.check(values[p.name], enforce_choices=not p.reloads)
 
     def refuse_out_of_choices(changed) -> SetParametersResult:
+        # rclpy checks type, range and read-only itself; the choices are the schema's own check.
         for c in changed:
             p = params.get(c.name)
-            if p is not None and p.choices and not p.reloads and c.value not in p.choices:
-                return SetParametersResult(successful=False, reason=f"{c.name} must be one of {list(p.choices)}")
+            if p is not None and p.choices and not p.reloads:
+                try:
+                    p.check(c.value)
+                except ConfigError as exc:
+                    return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
 
     node.add_on_set_parameters_callback(refuse_out_of_choices)
