@@ -8,7 +8,8 @@ queue and publisher sequence gaps), recorder CPU [% of one core] from /proc/<pid
 
     python benchmarks/recorder_bench.py [--duration 60] [--profile none|config/fastdds_large_shm.xml] [--keep]
 
-`--profile` points FASTDDS_DEFAULT_PROFILES_FILE at a Fast DDS XML profile for both processes.
+`--profile` points FASTDDS_ and FASTRTPS_DEFAULT_PROFILES_FILE (Fast DDS 3.x and 2.x) at a Fast DDS XML
+profile for both processes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from ros2_vla.dds_env import profile_file, set_localhost_only, set_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 WIDTH, HEIGHT, CAMERA_HZ, JOINT_HZ = 640, 480, 30.0, 100.0
@@ -95,12 +98,12 @@ def bench(duration: float, profile: str, keep: bool, queue_size: int) -> dict:
 
     env = dict(os.environ)
     env.setdefault("ROS_DOMAIN_ID", str(50 + os.getpid() % 40))
-    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    set_localhost_only(env)
     if profile == "none":  # Fast DDS defaults (scripts/env.sh sets the large-SHM profile otherwise)
-        env.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
-        os.environ.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
+        set_profile(env, None)
+        set_profile(os.environ, None)
     elif profile:
-        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(Path(profile).resolve())
+        set_profile(env, Path(profile).resolve())
     os.environ.update(env)  # this process's client node too
     work = Path(tempfile.mkdtemp(prefix="recorder_bench_"))
     spec = NodeSpec("recorder", "recorder_node", {"robot": "franka", "output_dir": str(work), "queue_size": queue_size})
@@ -153,7 +156,7 @@ def bench(duration: float, profile: str, keep: bool, queue_size: int) -> dict:
     }
     result = {
         "duration_s": published["seconds"],
-        "fastdds_profile": env.get("FASTDDS_DEFAULT_PROFILES_FILE"),
+        "fastdds_profile": profile_file(env),
         "queue_size": queue_size,
         "topics": topics,
         "lost_total": sum(v["lost"] for v in topics.values()),
@@ -175,7 +178,7 @@ def main() -> None:
     parser.add_argument(
         "--profile",
         default="",
-        help="Fast DDS XML profile for both processes (FASTDDS_DEFAULT_PROFILES_FILE); "
+        help="Fast DDS XML profile for both processes (FASTDDS_ and FASTRTPS_DEFAULT_PROFILES_FILE); "
         "none: Fast DDS defaults; default: the environment's (scripts/env.sh: config/fastdds_large_shm.xml)",
     )
     parser.add_argument("--queue-size", type=int, default=256, help="recorder_node queue_size")

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ros2_vla.config import load_robot_config
+from ros2_vla.dds_env import set_localhost_only
 from ros2_vla.evaluation.episode import ExpertPolicy, run_episode
 from ros2_vla.sim.world import Simulation
 
@@ -106,7 +107,7 @@ def bench_dds(robot_name: str, seconds: float, warmup: float = 3.0) -> dict:
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image, JointState
 
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    set_localhost_only(os.environ)
     robot = load_robot_config(robot_name)
     topics = {cam.topic: (Image, cam.rate_hz) for cam in robot.cameras}
     topics[robot.joint_states_topic] = (JointState, robot.joint_state_rate_hz)

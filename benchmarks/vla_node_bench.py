@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from ros2_vla.config import load_robot_config
+from ros2_vla.dds_env import set_localhost_only
 from ros2_vla.policies.base import Observation
 from ros2_vla.policies.registry import LoadOptions, load_policy
 
@@ -238,7 +239,7 @@ def main() -> None:
     parser.add_argument("--no-node", action="store_true", help="in-process latency only (no ROS needed)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    set_localhost_only(os.environ)
     robot = load_robot_config(ROBOT)
     rows = []
     with tempfile.TemporaryDirectory(prefix="vla_node_bench_") as tmp:

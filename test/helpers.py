@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from ros2_vla.dds_env import set_localhost_only
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Isolate every run: its own DDS domain, this host only. Set before rclpy starts, inherited by
 # every process a test launches.
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(10, 99)))
-os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+set_localhost_only(os.environ)
 
 
 def wait_for(

@@ -1,4 +1,5 @@
-"""recorder_node over real DDS: services start, stop and discard episodes; bags read back with rosbags;
+"""recorder_node over real DDS: services start, stop and discard episodes; bags read back with rosbags and
+with an independent reader (mcap + mcap-ros2-support, bag_checks.py), metadata.yaml as rosbag2 reads it;
 SIGTERM in mid-episode leaves a readable, unlabelled bag.
 
 The node runs as its own process (the launcher's command line), fed by a test-side rclpy node.
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bag_checks import check_with_independent_reader
 from helpers import wait_for
 
 pytest.importorskip("rclpy")
@@ -135,6 +137,8 @@ def test_start_stop_writes_an_episode_with_its_metadata(ros_node, tmp_path):
     assert [int(m.data[0]) for m in images] == list(range(6)) and images[0].width == CAMERA.width
     assert [m.sequence for m in read_topic(bag, NAMES.action_chunk)] == [7]
     assert [m.data for m in read_topic(bag, NAMES.instruction)] == ["pick up the red cube"]
+    counts = check_with_independent_reader(bag)
+    assert counts[CAMERA.topic] == 6 and counts[NAMES.action_chunk] == 1
 
 
 def test_discard_removes_the_episode_and_metadata_parameters_apply(ros_node, tmp_path):
@@ -162,6 +166,7 @@ def test_discard_removes_the_episode_and_metadata_parameters_apply(ros_node, tmp
     meta = read_episode_meta(kept)
     assert Path(kept).name == "episode_0000" and summary["success"] is False and meta.success is False
     assert (meta.seed, meta.notes, meta.demonstrator) == (42, "set during the episode", "teleop")
+    assert check_with_independent_reader(kept)[ROBOT.joint_states_topic] == 5
 
 
 def test_sigterm_mid_episode_leaves_a_readable_unlabelled_bag(ros_node, tmp_path):
@@ -178,3 +183,4 @@ def test_sigterm_mid_episode_leaves_a_readable_unlabelled_bag(ros_node, tmp_path
     assert meta.success is None and "interrupted" in meta.notes
     assert meta.instruction == "put the red cube in the bowl" and meta.sim_success is False
     assert len(read_topic(bag, ROBOT.joint_states_topic)) == meta.message_counts[ROBOT.joint_states_topic] == 20
+    assert check_with_independent_reader(bag)[ROBOT.joint_states_topic] == 20

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import wait_for
+from image_references import ENCODED, block_image, encode, matches
 
 pytest.importorskip("rclpy")
 from rcl_interfaces.srv import SetParameters  # noqa: E402
@@ -91,7 +92,7 @@ class FeedMode:
     on: bool = True
 
 
-BYTES_PER_PIXEL = {"rgb8": 3, "bgr8": 3, "mono8": 1, "rgba8": 4, "16UC1": 2}
+BYTES_PER_PIXEL = {"rgb8": 3, "bgr8": 3, "mono8": 1, "16UC1": 2, "32FC1": 4}
 
 
 def _jpeg(rgb: np.ndarray) -> bytes:
@@ -114,6 +115,7 @@ class Rig:
         self.sent: dict[str, list[tuple[int, str]]] = {c.name: [] for c in ROBOT.cameras}  # stamp [ns], encoding
         self.mode = FeedMode()
         self.image = np.random.default_rng(0).integers(0, 256, (224, 224, 3), dtype=np.uint8)
+        self.blocks = block_image(224, 224)  # what frames in the drivers' encodings (ENCODED) show
         self.raw = {c.name: node.create_publisher(Image, c.topic, qos_profile_sensor_data) for c in ROBOT.cameras}
         self.compressed = {
             c.name: node.create_publisher(CompressedImage, f"{c.topic}/compressed", qos_profile_sensor_data)
@@ -159,6 +161,12 @@ class Rig:
         if mode.encoding == "jpeg":
             msg = CompressedImage(format="jpeg", data=_jpeg(self.image[:h, :w]))
             pub = self.compressed[camera]
+        elif mode.encoding in ENCODED and mode.size == (224, 224):
+            e = encode(self.blocks, mode.encoding)
+            msg = Image(
+                height=h, width=w, encoding=mode.encoding, step=e.step, is_bigendian=e.is_bigendian, data=e.data
+            )
+            pub = self.raw[camera]
         else:
             bpp = BYTES_PER_PIXEL[mode.encoding]
             pixels = np.resize(self.image, h * w * bpp)  # the test image, as many bytes as the encoding needs
@@ -528,8 +536,8 @@ def test_compressed_jpeg_frames_drive_the_policy(vla, feeding, models):
 @pytest.mark.parametrize(
     ("encoding", "size", "says"),
     [
-        ("rgba8", (224, 224), "encoding 'rgba8' is not supported"),
         ("16UC1", (224, 224), "encoding '16UC1' is not supported"),
+        ("32FC1", (224, 224), "encoding '32FC1' is not supported"),
         ("rgb8", (80, 100), "image is 100x80, config says 224x224"),
     ],
 )
@@ -651,16 +659,25 @@ def test_callbacks_keep_up_while_a_slow_model_runs(vla, feeding, models):
 # --- openpi: a policy server in this process, vla_node as its client over a real WebSocket ------------
 @pytest.fixture
 def policy_server(models):
-    """`ros2-vla serve`'s server for the tiny flow model, on a free port of 127.0.0.1; `restart()` brings it
-    back on the same port after `stop()`."""
+    """`ros2-vla serve`'s server for the tiny flow model, on a free port of 127.0.0.1; `start()` brings it
+    back on the same port after `stop()`; `images` has the camera images of every observation it was sent."""
     from ros2_vla.policies.registry import LoadOptions, load_policy
     from ros2_vla.serving.policy_service import PolicyService
     from ros2_vla.serving.server import PolicyServer
 
-    service = PolicyService(ROBOT, load_policy("flow", ROBOT, LoadOptions(model=str(models["flow"]), device="cpu")))
+    received: list[dict[str, np.ndarray]] = []  # the images of each observation the server was sent
+
+    class Tapped(PolicyService):
+        def observation(self, obs):
+            observation = super().observation(obs)
+            received.append(observation.images)
+            return observation
+
+    service = Tapped(ROBOT, load_policy("flow", ROBOT, LoadOptions(model=str(models["flow"]), device="cpu")))
 
     class Handle:
         port = 0
+        images = received
 
         def start(self):
             self.server = PolicyServer(
@@ -701,3 +718,24 @@ def test_openpi_backend_runs_a_served_model_and_survives_the_server_going_away(v
     policy_server.start()  # back on the same port: the client reconnects after its back-off
     mark = feeding.mark()
     feeding.wait_chunks(mark, 2, timeout=30.0)
+
+
+def test_frames_in_the_encodings_drivers_publish_reach_the_policy_as_their_rgb(vla, feeding, models, policy_server):
+    """usb_cam's YUYV, UYVY, RGBA/BGRA, Bayer and 16-bit mono frames, published as drivers do: the images
+    the policy server is sent are the RGB each reference encoding stands for (test/image_references.py)."""
+    server = f"127.0.0.1:{policy_server.port}"
+    vla.ready("openpi", "", server=server)
+    feeding.instruct(PICK)
+    for encoding in ENCODED:
+        feeding.feed(on=False)
+        time.sleep(MAX_AGE + 0.1)  # frames of the previous encoding go stale
+        feeding.feed(encoding=encoding)
+        mark = feeding.mark()
+        seen = len(policy_server.images)
+        feeding.wait_chunks(mark, 2, timeout=20.0)
+        expected = encode(feeding.blocks, encoding)
+        assert len(policy_server.images) > seen + 1, encoding
+        for images in policy_server.images[seen + 1 :]:  # the first may hold frames sent before the switch
+            for camera, image in images.items():
+                ok, worst = matches(image, expected)
+                assert ok, f"{encoding} on {camera}: off by {worst}"

@@ -20,7 +20,8 @@ from ros2_vla.data.bag_reader import EpisodeBag, decode, read_messages
 from ros2_vla.data.chunk_log import ChunkLog, chunk_actions
 from ros2_vla.data.episode import ACTION_CHUNK, IMAGE, JOINT_STATE, STRING, TRAJECTORY
 from ros2_vla.errors import DatasetError, PolicyError
-from ros2_vla.policies.observation import decode_compressed, decode_raw, state_names
+from ros2_vla.policies.encodings import decode_raw
+from ros2_vla.policies.observation import decode_compressed, state_names
 
 COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
 _SAME_CLOCK_NS = 10**9  # [ns] a command stamp within this of its log time is taken to be on the same clock
@@ -108,7 +109,7 @@ def decode_image(bag: EpisodeBag, topic: str, msg) -> np.ndarray:
     try:
         if bag.topics[topic] == COMPRESSED_IMAGE:
             return decode_compressed(bytes(msg.data), msg.format)
-        return decode_raw(memoryview(msg.data), msg.encoding, msg.height, msg.width, msg.step)
+        return decode_raw(memoryview(msg.data), msg.encoding, msg.height, msg.width, msg.step, bool(msg.is_bigendian))
     except PolicyError as exc:
         raise DatasetError(f"{bag.path}: frame on {topic}: {exc}") from exc
 

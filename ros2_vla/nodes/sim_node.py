@@ -30,7 +30,7 @@ from ros2_vla.errors import ConfigError, Ros2VlaError
 from ros2_vla.msg import ActionChunk
 from ros2_vla.ros.convert import camera_info_msg, chunk_to_msg, image_msg, time_to_sec, trajectory_points
 from ros2_vla.ros.parameters import declare_parameters
-from ros2_vla.ros.qos import COMMAND, LATCHED, SENSOR, STATUS
+from ros2_vla.ros.qos import COMMAND, LATCHED, SENSOR_DRIVER, STATUS
 from ros2_vla.ros.spin import run_node
 from ros2_vla.sim import controller as jtc
 from ros2_vla.sim.expert import ExpertObservation, ScriptedExpert
@@ -60,7 +60,7 @@ class SimNode(Node):
         self._success = False
         self._velocity_limits = {j.name: j.velocity for a in self.robot.arms for j in a.chain.joints}
 
-        self.js_pub = self.create_publisher(JointState, self.robot.joint_states_topic, 10)
+        self.js_pub = self.create_publisher(JointState, self.robot.joint_states_topic, SENSOR_DRIVER)
         self.task_pub = self.create_publisher(String, NAMES.sim_task, LATCHED)
         self.success_pub = self.create_publisher(Bool, NAMES.sim_success, STATUS)
         self.chunk_pub = (
@@ -74,8 +74,8 @@ class SimNode(Node):
         self.create_timer(1.0 / self.robot.joint_state_rate_hz, self._on_physics)
         self._camera_pubs = {
             cam.name: (
-                self.create_publisher(Image, cam.topic, SENSOR),
-                self.create_publisher(CameraInfo, cam.info_topic, SENSOR),
+                self.create_publisher(Image, cam.topic, SENSOR_DRIVER),
+                self.create_publisher(CameraInfo, cam.info_topic, SENSOR_DRIVER),
             )
             for cam in (self.robot.cameras if p["cameras"] else ())
         }

@@ -19,7 +19,8 @@ from ros2_vla.config import load_robot_config
 from ros2_vla.errors import PolicyError
 from ros2_vla.msg import ActionChunk, PolicyStatus
 from ros2_vla.parameters import NODE_PARAMETERS
-from ros2_vla.policies.observation import ObservationBuffer, decode_compressed, decode_raw, state_names
+from ros2_vla.policies.encodings import decode_raw
+from ros2_vla.policies.observation import ObservationBuffer, decode_compressed, state_names
 from ros2_vla.policies.registry import LoadOptions, load_policy
 from ros2_vla.policies.runner import PolicyCode, PolicyRunner, RunnerStatus
 from ros2_vla.ros.convert import chunk_to_msg, time_to_sec
@@ -105,7 +106,9 @@ class VlaNode(Node):
     def _on_image(self, camera: str, msg: Image) -> None:
         # msg.data (array.array) goes in as is: no copy of the frame on the way to the buffer
         self._add_frame(
-            camera, msg.header.stamp, lambda: decode_raw(msg.data, msg.encoding, msg.height, msg.width, msg.step)
+            camera,
+            msg.header.stamp,
+            lambda: decode_raw(msg.data, msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian),
         )
 
     def _on_compressed(self, camera: str, msg: CompressedImage) -> None:

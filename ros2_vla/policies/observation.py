@@ -1,4 +1,4 @@
-"""From camera frames and joint states to an Observation: decoding, freshness, order.
+"""From camera frames and joint states to an Observation: freshness, order (decoding: encodings.py).
 
 No ROS: vla_node hands raw message fields in. Every refusal is a PolicyError whose message says
 what was wrong (vla_node reports it as OBSERVATION_REFUSED and publishes no chunk).
@@ -15,35 +15,11 @@ import numpy as np
 from ros2_vla.errors import PolicyError
 from ros2_vla.policies.base import Observation
 
-ENCODINGS = ("rgb8", "bgr8", "mono8")
-
 
 def state_names(robot) -> tuple[str, ...]:
     """Joint names of a policy's state vector (S,), in order: every arm joint (config order), then each
     arm's gripper joint. `robot` is a RobotConfig. vla_node and `ros2-vla eval` both build it from this."""
     return tuple(robot.joint_names) + tuple(a.gripper.joint for a in robot.arms if a.gripper)
-
-
-def decode_raw(data: bytes | memoryview, encoding: str, height: int, width: int, step: int) -> np.ndarray:
-    """sensor_msgs/Image fields -> (H, W, 3) uint8 RGB. rgb8, bgr8 and mono8; others refused.
-
-    `data` is any bytes-like buffer. rclpy's array.array is passed as is, and an rgb8 image in it without row
-    padding comes back as a view of it, not a copy (the message owns the buffer and nothing else holds it):
-    each 150 KB copy of a 224x224 frame is a fresh allocation, paid under the GIL at every frame."""
-    if encoding not in ENCODINGS:
-        raise PolicyError(f"image encoding {encoding!r} is not supported; send one of {ENCODINGS}")
-    channels = 1 if encoding == "mono8" else 3
-    if height <= 0 or width <= 0 or step < width * channels or len(data) < step * height:
-        raise PolicyError(f"image of {width}x{height} {encoding} with step {step} has {len(data)} bytes: inconsistent")
-    rows = np.frombuffer(data, dtype=np.uint8, count=step * height).reshape(height, step)
-    pixels = rows[:, : width * channels].reshape(height, width, channels)
-    if encoding == "mono8":
-        return np.repeat(pixels, 3, axis=2)
-    if encoding == "bgr8":
-        return pixels[:, :, ::-1].copy()
-    # rgb8 in a writable buffer without row padding: the view is the frame (read-only bytes are copied, so
-    # torch never sees a non-writable array)
-    return pixels if pixels.flags.c_contiguous and pixels.flags.writeable else pixels.copy()
 
 
 def decode_compressed(data: bytes, fmt: str) -> np.ndarray:

@@ -1,0 +1,349 @@
+"""Two hosts on one machine: the graph split across two network namespaces joined by a veth pair.
+
+Each namespace has its own network stack, so DDS between them goes as UDP over the veth (no shared
+memory, no loopback), as between two machines on one switch; `tc` limits the link's rate (tbf) and,
+where the kernel has netem, adds a delay. Root only (network namespaces need CAP_NET_ADMIN).
+
+    sudo python benchmarks/two_hosts.py [--duration 20] [--rate 1gbit] [--delay-ms 1] [--json]
+
+Two scenarios, each with Fast DDS's defaults and with the shipped profile (config/fastdds_large_shm.xml):
+- stream: two 640x480 rgb8 cameras at 30 Hz published in host A as sim_node publishes them (reliable,
+  REP 2003), a best-effort subscriber in host B: frames published, received, lost, link MB/s, latency.
+- closed loop: sim_node and bridge_node in A, vla_node (the shipped Franka policy) in B, instructed
+  from A: camera frames seen in A but never in B (lost), and `ros2-vla latency` in A (chunk delay,
+  inference), for the seconds after the first chunk.
+test/test_two_hosts.py runs the closed loop with the shipped profile (slow, root only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_PROFILE = ROOT / "config" / "fastdds_large_shm.xml"
+WIDTH, HEIGHT, CAMERA_HZ = 640, 480, 30.0
+SUBNET = "10.77.{}.{}"
+
+
+@dataclass(frozen=True)
+class TwoHosts:
+    """Two network namespaces `a` and `b`, linked by veth `dev_a` <-> `dev_b`."""
+
+    a: str
+    b: str
+    dev_a: str
+    dev_b: str
+    netem: bool  # whether the delay could be added (the kernel has sch_netem)
+
+    def command(self, host: str, argv: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", host, *argv]
+
+    def tx_bytes(self, host: str) -> int:
+        dev = self.dev_a if host == self.a else self.dev_b
+        info = json.loads(_ip("-n", host, "-j", "-s", "link", "show", "dev", dev))
+        return int(info[0]["stats64"]["tx"]["bytes"])
+
+
+def _ip(*args: str) -> str:
+    return subprocess.run(["ip", *args], check=True, capture_output=True, text=True).stdout
+
+
+def available() -> str | None:
+    """None when two hosts can be made here, else why not."""
+    if os.geteuid() != 0:
+        return "network namespaces need root"
+    if shutil.which("ip") is None or shutil.which("tc") is None:
+        return "iproute2 (ip, tc) is not installed"
+    probe = f"ros2vla_probe{os.getpid()}"
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+    if made.returncode != 0:
+        return f"ip netns add failed: {made.stderr.strip()}"
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    return None
+
+
+@contextmanager
+def two_hosts(rate: str = "1gbit", delay_ms: float = 1.0) -> Iterator[TwoHosts]:
+    """Make the namespaces and the link (rate-limited each way), yield them, remove them."""
+    tag = os.getpid() % 10000
+    hosts = TwoHosts(f"ros2vla_a{tag}", f"ros2vla_b{tag}", f"r2va{tag}", f"r2vb{tag}", netem=False)
+    subnet = tag % 250
+    try:
+        _ip("netns", "add", hosts.a)
+        _ip("netns", "add", hosts.b)
+        _ip("link", "add", hosts.dev_a, "type", "veth", "peer", "name", hosts.dev_b)
+        netem = True
+        for ns, dev, host_id in ((hosts.a, hosts.dev_a, 1), (hosts.b, hosts.dev_b, 2)):
+            _ip("link", "set", dev, "netns", ns)
+            _ip("-n", ns, "addr", "add", f"{SUBNET.format(subnet, host_id)}/24", "dev", dev)
+            _ip("-n", ns, "link", "set", dev, "up")
+            _ip("-n", ns, "link", "set", "lo", "up")
+            _ip("-n", ns, "route", "add", "224.0.0.0/4", "dev", dev)  # DDS discovery is multicast
+            # netem: delay and rate; without it (not every kernel has sch_netem) a token bucket: rate only
+            shaped = subprocess.run(
+                ["tc", "-n", ns, "qdisc", "add", "dev", dev, "root", "netem", "delay", f"{delay_ms}ms", "rate", rate],
+                capture_output=True,
+            )
+            if shaped.returncode != 0:
+                netem = False
+                subprocess.run(
+                    ["tc", "-n", ns, "qdisc", "add", "dev", dev, "root", "tbf", "rate", rate, "burst", "1mb"]
+                    + ["latency", "50ms"],
+                    check=True,
+                    capture_output=True,
+                )
+        yield TwoHosts(hosts.a, hosts.b, hosts.dev_a, hosts.dev_b, netem=netem)
+    finally:
+        for ns in (hosts.a, hosts.b):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def ros_env(profile: Path | None, domain: int) -> dict[str, str]:
+    """The environment of every process of the split graph: discovery beyond this host, one domain."""
+    from ros2_vla.dds_env import set_profile
+
+    env = dict(os.environ)
+    env.pop("ROS_LOCALHOST_ONLY", None)
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "SUBNET"
+    env["ROS_DOMAIN_ID"] = str(domain)
+    set_profile(env, profile)
+    return env
+
+
+# --- roles, each run as its own process inside a namespace ------------------------------------------
+def publish_cameras(duration: float) -> None:
+    """Two 640x480 rgb8 cameras at 30 Hz, as sim_node publishes them; prints the count as JSON."""
+    import numpy as np
+    import rclpy
+    from sensor_msgs.msg import Image
+
+    from ros2_vla.ros.qos import SENSOR_DRIVER
+
+    rclpy.init()
+    node = rclpy.create_node("two_hosts_cameras")
+    pubs = [node.create_publisher(Image, f"/camera/{c}/image_raw", SENSOR_DRIVER) for c in ("scene", "wrist")]
+    deadline = time.monotonic() + 30
+    while not all(p.get_subscription_count() for p in pubs):
+        if time.monotonic() > deadline:
+            raise SystemExit("no subscriber within 30 s")
+        time.sleep(0.05)
+    data = np.random.default_rng(0).integers(0, 256, 3 * WIDTH * HEIGHT, np.uint8).tobytes()
+    start, sent = time.monotonic(), 0
+    while time.monotonic() < start + duration:
+        stamp = node.get_clock().now().to_msg()
+        for pub in pubs:
+            msg = Image(height=HEIGHT, width=WIDTH, encoding="rgb8", step=3 * WIDTH, data=data)
+            msg.header.stamp = stamp
+            pub.publish(msg)
+        sent += 1
+        time.sleep(max(0.0, start + sent / CAMERA_HZ - time.monotonic()))
+    time.sleep(1.0)  # the last frames leave before the participant goes
+    print(json.dumps({"published_per_camera": sent}), flush=True)
+
+
+def count_frames(topics: list[str], duration: float, out: str) -> None:
+    """Subscribe best effort (as vla_node) to `topics` for `duration` s; write each frame's stamp and
+    receipt time [ns] per topic to `out` (JSON)."""
+    import rclpy
+    from sensor_msgs.msg import Image
+
+    from ros2_vla.ros.qos import SENSOR
+
+    rclpy.init()
+    node = rclpy.create_node("two_hosts_counter")
+    seen: dict[str, list[tuple[int, int]]] = {t: [] for t in topics}
+
+    def on_frame(topic: str, msg: Image) -> None:
+        stamp = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+        seen[topic].append((stamp, time.time_ns()))
+
+    for topic in topics:
+        node.create_subscription(Image, topic, lambda m, t=topic: on_frame(t, m), SENSOR)
+    end = time.monotonic() + duration
+    while time.monotonic() < end:
+        rclpy.spin_once(node, timeout_sec=0.05)
+    Path(out).write_text(json.dumps(seen))
+
+
+def wait_first_chunk(timeout: float) -> None:
+    """Exit 0 at the first ActionChunk on /vla/action_chunk, 1 after `timeout` s without one."""
+    import rclpy
+
+    from ros2_vla.bringup import NAMES
+    from ros2_vla.msg import ActionChunk
+    from ros2_vla.ros.qos import COMMAND
+
+    rclpy.init()
+    node = rclpy.create_node("two_hosts_first_chunk")
+    got: list[ActionChunk] = []
+    node.create_subscription(ActionChunk, NAMES.action_chunk, got.append, COMMAND)
+    end = time.monotonic() + timeout
+    while not got and time.monotonic() < end:
+        rclpy.spin_once(node, timeout_sec=0.1)
+    sys.exit(0 if got else 1)
+
+
+# --- scenarios ---------------------------------------------------------------------------------------
+def _role(hosts: TwoHosts, host: str, env: dict, *args: str, **popen) -> subprocess.Popen:
+    argv = hosts.command(host, [sys.executable, __file__, "--role", *args])
+    return subprocess.Popen(argv, cwd=ROOT, env=env, text=True, **popen)
+
+
+def _p50(values: list[float]) -> float | None:
+    return round(sorted(values)[len(values) // 2], 1) if values else None
+
+
+def stream(hosts: TwoHosts, profile: Path | None, duration: float, domain: int) -> dict:
+    env = ros_env(profile, domain)
+    topics = ["/camera/scene/image_raw", "/camera/wrist/image_raw"]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = f"{tmp}/seen.json"
+        counter = _role(hosts, hosts.b, env, "count", *topics, "--duration", str(duration + 12), "--out", out)
+        tx0 = hosts.tx_bytes(hosts.a)
+        pub = _role(hosts, hosts.a, env, "publish", "--duration", str(duration), stdout=subprocess.PIPE)
+        published = json.loads(pub.communicate(timeout=duration + 60)[0].strip().splitlines()[-1])
+        tx1 = hosts.tx_bytes(hosts.a)
+        counter.wait(timeout=duration + 60)
+        seen = json.loads(Path(out).read_text())
+    n = published["published_per_camera"]
+    latency = [(r - s) / 1e6 for t in topics for s, r in seen[t]]
+    return {
+        "published": 2 * n,
+        "received": sum(len(seen[t]) for t in topics),
+        "lost": sum(n - len({s for s, _ in seen[t]}) for t in topics),
+        "link_mb_per_s": round((tx1 - tx0) / 1e6 / duration, 1),
+        "latency_p50_ms": _p50(latency),
+    }
+
+
+def closed_loop(hosts: TwoHosts, profile: Path | None, duration: float, domain: int) -> dict:
+    """sim_node + bridge_node in A, vla_node in B; returns frames lost on the way to B and the chunk delay."""
+    from ros2_vla.bringup import LaunchOptions, describe_graph
+    from ros2_vla.config import load_robot_config
+    from ros2_vla.launcher import node_command, write_params_file
+
+    robot = load_robot_config("franka")
+    env = ros_env(profile, domain)
+    cli = [sys.executable, "-m", "ros2_vla.cli"]
+    vla = next(s for s in describe_graph(LaunchOptions("franka", policy="flow")) if s.name == "vla")
+    topics = [c.topic for c in robot.cameras]
+    procs: list[subprocess.Popen] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+            procs.append(
+                subprocess.Popen(hosts.command(hosts.a, [*cli, "launch", "franka", "--sim"]), env=env, **quiet)
+            )
+            procs.append(
+                subprocess.Popen(
+                    hosts.command(hosts.b, node_command(vla, write_params_file([vla], Path(tmp)))), env=env, **quiet
+                )
+            )
+            first = _role(hosts, hosts.a, env, "first-chunk", "--duration", "150")
+            instruct = subprocess.run(  # waits for vla_node to subscribe
+                hosts.command(hosts.a, [*cli, "instruct", "pick up the red cube", "--timeout", "120"]),
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=180,
+            )
+            if instruct.returncode != 0 or first.wait(timeout=180) != 0:
+                raise RuntimeError(f"no chunk from vla_node in host B: {instruct.stdout}{instruct.stderr}")
+            counters = [
+                _role(hosts, host, env, "count", *topics, "--duration", str(duration), "--out", f"{tmp}/{host}.json")
+                for host in (hosts.a, hosts.b)
+            ]
+            tx0 = hosts.tx_bytes(hosts.a)
+            latency = subprocess.run(
+                hosts.command(hosts.a, [*cli, "latency", "franka", "--duration", str(duration - 4), "--json"]),
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=duration + 120,
+            )
+            tx1 = hosts.tx_bytes(hosts.a)
+            for c in counters:
+                c.wait(timeout=duration + 60)
+            seen = {h: json.loads(Path(f"{tmp}/{h}.json").read_text()) for h in (hosts.a, hosts.b)}
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+    summary = json.loads(latency.stdout[latency.stdout.index("{") : latency.stdout.rindex("}") + 1])
+    # frames A saw in the middle of the window (both counters running) that B never got
+    lost = considered = 0
+    for topic in topics:
+        a_stamps = sorted(s for s, _ in seen[hosts.a][topic])
+        b_stamps = {s for s, _ in seen[hosts.b][topic]}
+        if not a_stamps:
+            continue
+        lo, hi = a_stamps[0] + 2 * 10**9, a_stamps[-1] - 2 * 10**9
+        window = [s for s in a_stamps if lo <= s <= hi]
+        considered += len(window)
+        lost += sum(s not in b_stamps for s in window)
+    return {
+        "frames_compared": considered,
+        "frames_lost": lost,
+        "link_mb_per_s": round((tx1 - tx0) / 1e6 / (duration - 4), 2),
+        "chunks": summary["chunks"],
+        "chunk_delay_p50_ms": round(summary["chunk_delay"]["p50_ms"], 1),
+        "inference_p50_ms": round(summary["stages"]["inference"]["p50_ms"], 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=20.0, help="[s] per scenario and profile")
+    parser.add_argument("--rate", default="1gbit", help="link rate (tc syntax), each way")
+    parser.add_argument("--delay-ms", type=float, default=1.0, help="[ms] added each way where netem exists")
+    parser.add_argument("--scenarios", nargs="+", default=["stream", "closed_loop"], choices=["stream", "closed_loop"])
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--role", nargs="+", help=argparse.SUPPRESS)  # internal: a process in a namespace
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.role:
+        role, *topics = args.role
+        if role == "publish":
+            publish_cameras(args.duration)
+        elif role == "first-chunk":
+            wait_first_chunk(args.duration)
+        else:
+            count_frames(topics, args.duration, args.out)
+        return
+    why = available()
+    if why:
+        raise SystemExit(f"two_hosts: {why}")
+    rows = []
+    with two_hosts(args.rate, args.delay_ms) as hosts:
+        for scenario in args.scenarios:
+            for name, profile in (("Fast DDS defaults", None), ("shipped profile", SHIPPED_PROFILE)):
+                run = stream if scenario == "stream" else closed_loop
+                result = run(hosts, profile, args.duration, domain=60 + len(rows))
+                rows.append({"scenario": scenario, "profile": name, **result})
+                print(f"{scenario:12s} {name:18s} {result}", file=sys.stderr, flush=True)
+    report = {"rate": args.rate, "delay_ms": args.delay_ms if hosts.netem else 0.0, "netem": hosts.netem, "rows": rows}
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print(f"link {args.rate}, delay {report['delay_ms']} ms" + ("" if hosts.netem else " (no sch_netem here)"))
+        for row in rows:
+            print(" | ".join(f"{k}: {v}" for k, v in row.items()))
+
+
+if __name__ == "__main__":
+    main()
