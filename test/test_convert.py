@@ -102,8 +102,8 @@ def test_parquet_files_have_lerobot_columns(dataset):
     out, report = dataset
     data = pq.read_table(out / "data/chunk-000/file-000.parquet")
     assert data.column_names == [
-        "observation.state",
         "action",
+        "observation.state",
         "timestamp",
         "frame_index",
         "episode_index",

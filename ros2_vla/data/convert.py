@@ -27,7 +27,7 @@ from ros2_vla.data.episode import COMMANDED, MEASURED
 from ros2_vla.data.lerobot_writer import LeRobotWriter
 from ros2_vla.data.sampling import FramePlan, plan_frames
 from ros2_vla.data.series import EpisodeSeries, decode_image, read_series
-from ros2_vla.data.video import VideoSettings
+from ros2_vla.data.video import ENCODERS, VideoSettings
 from ros2_vla.errors import ConfigError, DatasetError
 
 EXTRAS_FORMAT = 1
@@ -255,7 +255,14 @@ def _extras(robot: RobotConfig, prepared: list[_Prepared], skipped: tuple[Path, 
         "action_names": list(robot.action.dimension_names),
         "state_names": list(prepared[0].series.state_names),
         "grippers": grippers,
-        "video": {"codec": video.codec, "crf": video.crf, "preset": video.preset, "gop": video.gop},
+        "video": {
+            "codec": video.codec,
+            "encoder": ENCODERS[video.codec],
+            "crf": video.crf,
+            "preset": video.encoder_preset,
+            "gop": video.gop,
+            "bframes": video.bframes if video.codec == "h264" else 0,
+        },
         "episodes": episodes,
         "skipped_failed": [str(p) for p in skipped],
     }

@@ -39,7 +39,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "under way at each frame (needs /vla/action_chunk in every bag)",
     )
     parser.add_argument(
-        "--crf", type=int, default=18, help="H.264 quality of the videos (0 lossless .. 51; default 18)"
+        "--video-codec",
+        choices=("h264", "av1"),
+        default="h264",
+        help="h264 (default) or av1 (what LeRobot's own recorder writes by default: datasets merge with "
+        "LeRobot's aggregate_datasets only when their codecs match)",
+    )
+    parser.add_argument(
+        "--crf", type=int, default=18, help="video quality (lower is better; h264: 0 lossless .. 51, av1: 0 .. 63)"
     )
 
 
@@ -57,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     options = ConvertOptions(
         overwrite=args.overwrite,
         include_failed=args.include_failed,
-        video=VideoSettings(crf=args.crf),
+        video=VideoSettings(codec=args.video_codec, crf=args.crf),
         progress=sys.stderr.isatty(),
         labels=args.labels,
     )

@@ -55,8 +55,9 @@ def next_file(chunk_index: int, file_index: int) -> tuple[int, int]:
     return (chunk_index + 1, 0) if file_index == CHUNKS_SIZE - 1 else (chunk_index, file_index + 1)
 
 
-def video_feature(height: int, width: int, fps: int, codec: str, pix_fmt: str, extra: dict | None = None) -> dict:
-    """A camera's feature entry, with the stream facts LeRobot's get_video_info records."""
+def video_feature(height: int, width: int, fps: int, codec: str, pix_fmt: str) -> dict:
+    """A camera's feature entry, with the stream facts LeRobot's get_video_info records, and only those:
+    `aggregate_datasets` merges datasets whose features are equal (encoder settings: meta/ros2_vla.json)."""
     info = {
         "video.height": height,
         "video.width": width,
@@ -67,7 +68,6 @@ def video_feature(height: int, width: int, fps: int, codec: str, pix_fmt: str, e
         "video.channels": 3,
         "has_audio": False,
     }
-    info.update(extra or {})
     return {"dtype": "video", "shape": [height, width, 3], "names": ["height", "width", "channels"], "info": info}
 
 

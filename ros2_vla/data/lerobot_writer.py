@@ -123,9 +123,9 @@ class LeRobotWriter:
                 f"episode {ep.index}: {n} frames expected; got camera frames {short or 'all'}, "
                 f"state {state.shape}, action {action.shape}, {len(tasks)} tasks"
             )
-        columns = {
-            fmt.STATE: state.astype(np.float32),
+        columns = {  # in the order of info.json's features, as LeRobot writes its columns
             fmt.ACTION: action.astype(np.float32),
+            fmt.STATE: state.astype(np.float32),
             "timestamp": (np.arange(n) / self.fps).astype(np.float32),
             "frame_index": np.arange(n, dtype=np.int64),
             "episode_index": np.full(n, ep.index, dtype=np.int64),
@@ -178,9 +178,7 @@ class LeRobotWriter:
     def features(self) -> dict:
         out = {fmt.ACTION: fmt.vector_feature(self.action_names), fmt.STATE: fmt.vector_feature(self.state_names)}
         for cam, (h, w) in self.cameras.items():
-            out[fmt.video_key(cam)] = fmt.video_feature(
-                h, w, self.fps, "h264", self.video.pix_fmt, {"video.crf": self.video.crf, "video.g": self.video.gop}
-            )
+            out[fmt.video_key(cam)] = fmt.video_feature(h, w, self.fps, self.video.codec, self.video.pix_fmt)
         out.update(fmt.INDEX_FEATURES)
         return out
 

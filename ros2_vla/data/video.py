@@ -1,7 +1,9 @@
 """MP4 video in and out through the ffmpeg that imageio-ffmpeg ships (no system ffmpeg needed).
 
-Frames go in as (H, W, 3) uint8 RGB and are stored H.264 yuv420p at a constant rate, so frame k of
-a file is presented at k / fps: the timestamp LeRobot's decoders seek to.
+Frames go in as (H, W, 3) uint8 RGB and are stored yuv420p at a constant rate, so frame k of a file is
+presented at k / fps: the timestamp LeRobot's decoders seek to. H.264 by default; AV1 (SVT-AV1) is
+what LeRobot's own recorder writes by default, and a dataset can only be merged with one of the same
+codec (`aggregate_datasets` compares the video features).
 """
 
 from __future__ import annotations
@@ -14,22 +16,46 @@ import numpy as np
 
 from ros2_vla.errors import DatasetError
 
+# stream codec, as LeRobot's get_video_info records it (video.codec) -> the ffmpeg encoder that writes it
+ENCODERS = {"h264": "libx264", "av1": "libsvtav1"}
+# the encoder's speed/size trade-off (quality is set by crf): x264's "fast"; for SVT-AV1 LeRobot's "12"
+DEFAULT_PRESETS = {"h264": "fast", "av1": "12"}
+
 
 @dataclass(frozen=True)
 class VideoSettings:
     """How camera streams are encoded. Policies train on the decoded pixels: keep the quality high."""
 
-    codec: str = "libx264"  # ffmpeg encoder; "h264" is what the stream reports
-    crf: int = 18  # constant rate factor: 0 lossless, 18 visually lossless, 23 x264's default
-    preset: str = "fast"  # x264 speed/size trade-off; the quality is set by crf
+    codec: str = "h264"  # a key of ENCODERS
+    crf: int = 18  # constant rate factor: lower is better; h264: 0 lossless .. 51, 18 visually lossless; av1: 0 .. 63
+    preset: str = ""  # "": DEFAULT_PRESETS[codec]
     gop: int = 10  # frames between keyframes: small keeps random access (LeRobot seeks by timestamp) cheap
+    # h264: one B-frame, so decode timestamps start one frame before 0, as in the h264 files LeRobot
+    # writes (libx264's defaults): merged files concatenate with increasing DTS in either order. AV1
+    # has no reordering (DTS = PTS from 0, as LeRobot's).
+    bframes: int = 1
     pix_fmt: str = "yuv420p"  # what every player and LeRobot's decoders read
 
     def __post_init__(self) -> None:
-        if not 0 <= self.crf <= 51 or self.gop < 1:
+        if self.codec not in ENCODERS:
+            raise DatasetError(f"video codec {self.codec!r}: one of {', '.join(ENCODERS)}")
+        top = 51 if self.codec == "h264" else 63
+        if not 0 <= self.crf <= top or self.gop < 1 or self.bframes < 0:
             raise DatasetError(
-                f"video settings: crf must be in [0, 51] and gop >= 1, got crf {self.crf}, gop {self.gop}"
+                f"video settings: crf must be in [0, {top}] for {self.codec}, gop >= 1 and bframes >= 0, "
+                f"got crf {self.crf}, gop {self.gop}, bframes {self.bframes}"
             )
+
+    @property
+    def encoder_preset(self) -> str:
+        return self.preset or DEFAULT_PRESETS[self.codec]
+
+    def encoder_options(self) -> list[str]:
+        """ffmpeg output options for this codec."""
+        options = ["-crf", str(self.crf), "-preset", self.encoder_preset, "-g", str(self.gop)]
+        if self.codec == "av1":
+            return [*options, "-svtav1-params", "log-level=0"]  # SVT-AV1 prints its banner otherwise
+        return [*options, "-bf", str(self.bframes)]
 
 
 class VideoEncoder:
@@ -49,13 +75,12 @@ class VideoEncoder:
             str(path),
             (width, height),
             fps=fps,
-            codec=settings.codec,
+            codec=ENCODERS[settings.codec],
             pix_fmt_out=settings.pix_fmt,
             quality=None,
             macro_block_size=1,
             ffmpeg_log_level="error",
-            # no B-frames: presentation order is decode order, so every decoder sees pts = k / fps from 0
-            output_params=["-crf", str(settings.crf), "-preset", settings.preset, "-g", str(settings.gop), "-bf", "0"],
+            output_params=settings.encoder_options(),
         )
         self._gen.send(None)
 
