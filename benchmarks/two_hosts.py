@@ -4,14 +4,14 @@ Each namespace has its own network stack, so DDS between them goes as UDP over t
 memory, no loopback), as between two machines on one switch; `tc` limits the link's rate (tbf) and,
 where the kernel has netem, adds a delay. Root only (network namespaces need CAP_NET_ADMIN).
 
-    sudo python benchmarks/two_hosts.py [--duration 20] [--rate 1gbit] [--delay-ms 1] [--json]
+    sudo python benchmarks/two_hosts.py [--duration 20] [--episodes 2] [--rate 1gbit] [--delay-ms 1] [--json]
 
 Two scenarios, each with Fast DDS's defaults and with the shipped profile (config/fastdds_large_shm.xml):
 - stream: two 640x480 rgb8 cameras at 30 Hz published in host A as sim_node publishes them (reliable,
   REP 2003), a best-effort subscriber in host B: frames published, received, lost, link MB/s, latency.
-- closed loop: sim_node and bridge_node in A, vla_node (the shipped Franka policy) in B, instructed
-  from A: camera frames seen in A but never in B (lost), and `ros2-vla latency` in A (chunk delay,
-  inference), for the seconds after the first chunk.
+- closed loop: `ros2-vla demo --policy external` in A (sim_node, bridge_node), vla_node with the shipped
+  Franka policy in B: the demo's episodes, success and chunk delay, and the camera frames A saw that
+  never reached B (lost).
 test/test_two_hosts.py runs the closed loop with the shipped profile (slow, root only).
 """
 
@@ -153,14 +153,18 @@ def publish_cameras(duration: float) -> None:
 
 
 def count_frames(topics: list[str], duration: float, out: str) -> None:
-    """Subscribe best effort (as vla_node) to `topics` for `duration` s; write each frame's stamp and
-    receipt time [ns] per topic to `out` (JSON)."""
+    """Subscribe best effort (as vla_node) to `topics` for `duration` s or until SIGTERM; write each
+    frame's stamp and receipt time [ns] per topic to `out` (JSON)."""
+    import signal
+
     import rclpy
     from sensor_msgs.msg import Image
 
     from ros2_vla.ros.qos import SENSOR
 
     rclpy.init()
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))  # after rclpy's own handlers: ours wins
     node = rclpy.create_node("two_hosts_counter")
     seen: dict[str, list[tuple[int, int]]] = {t: [] for t in topics}
 
@@ -171,27 +175,9 @@ def count_frames(topics: list[str], duration: float, out: str) -> None:
     for topic in topics:
         node.create_subscription(Image, topic, lambda m, t=topic: on_frame(t, m), SENSOR)
     end = time.monotonic() + duration
-    while time.monotonic() < end:
+    while time.monotonic() < end and not stop:
         rclpy.spin_once(node, timeout_sec=0.05)
     Path(out).write_text(json.dumps(seen))
-
-
-def wait_first_chunk(timeout: float) -> None:
-    """Exit 0 at the first ActionChunk on /vla/action_chunk, 1 after `timeout` s without one."""
-    import rclpy
-
-    from ros2_vla.bringup import NAMES
-    from ros2_vla.msg import ActionChunk
-    from ros2_vla.ros.qos import COMMAND
-
-    rclpy.init()
-    node = rclpy.create_node("two_hosts_first_chunk")
-    got: list[ActionChunk] = []
-    node.create_subscription(ActionChunk, NAMES.action_chunk, got.append, COMMAND)
-    end = time.monotonic() + timeout
-    while not got and time.monotonic() < end:
-        rclpy.spin_once(node, timeout_sec=0.1)
-    sys.exit(0 if got else 1)
 
 
 # --- scenarios ---------------------------------------------------------------------------------------
@@ -227,88 +213,74 @@ def stream(hosts: TwoHosts, profile: Path | None, duration: float, domain: int) 
     }
 
 
-def closed_loop(hosts: TwoHosts, profile: Path | None, duration: float, domain: int) -> dict:
-    """sim_node + bridge_node in A, vla_node in B; returns frames lost on the way to B and the chunk delay."""
+def closed_loop(hosts: TwoHosts, profile: Path | None, episodes: int, domain: int) -> dict:
+    """`ros2-vla demo --policy external` (sim_node and bridge_node) in A, vla_node with the shipped
+    Franka policy in B: the demo's episodes and chunk delays, and the camera frames A saw that B never got."""
     from ros2_vla.bringup import LaunchOptions, describe_graph
     from ros2_vla.config import load_robot_config
     from ros2_vla.launcher import node_command, write_params_file
 
     robot = load_robot_config("franka")
     env = ros_env(profile, domain)
-    cli = [sys.executable, "-m", "ros2_vla.cli"]
     vla = next(s for s in describe_graph(LaunchOptions("franka", policy="flow")) if s.name == "vla")
     topics = [c.topic for c in robot.cameras]
-    procs: list[subprocess.Popen] = []
     with tempfile.TemporaryDirectory() as tmp:
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        node = subprocess.Popen(
+            hosts.command(hosts.b, node_command(vla, write_params_file([vla], Path(tmp)))), env=env, **quiet
+        )
+        counters = [
+            _role(hosts, host, env, "count", *topics, "--duration", "3600", "--out", f"{tmp}/{host}.json")
+            for host in (hosts.a, hosts.b)
+        ]
+        tx0, t0 = hosts.tx_bytes(hosts.a), time.monotonic()
         try:
-            quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-            procs.append(
-                subprocess.Popen(hosts.command(hosts.a, [*cli, "launch", "franka", "--sim"]), env=env, **quiet)
-            )
-            procs.append(
-                subprocess.Popen(
-                    hosts.command(hosts.b, node_command(vla, write_params_file([vla], Path(tmp)))), env=env, **quiet
-                )
-            )
-            first = _role(hosts, hosts.a, env, "first-chunk", "--duration", "150")
-            instruct = subprocess.run(  # waits for vla_node to subscribe
-                hosts.command(hosts.a, [*cli, "instruct", "pick up the red cube", "--timeout", "120"]),
+            demo = subprocess.run(
+                hosts.command(hosts.a, [sys.executable, "-m", "ros2_vla.cli", "demo", "--policy", "external"])
+                + ["--episodes", str(episodes), "--out", f"{tmp}/demo"],
                 env=env,
                 capture_output=True,
                 text=True,
-                timeout=180,
+                timeout=180 + 60 * episodes,
             )
-            if instruct.returncode != 0 or first.wait(timeout=180) != 0:
-                raise RuntimeError(f"no chunk from vla_node in host B: {instruct.stdout}{instruct.stderr}")
-            counters = [
-                _role(hosts, host, env, "count", *topics, "--duration", str(duration), "--out", f"{tmp}/{host}.json")
-                for host in (hosts.a, hosts.b)
-            ]
-            tx0 = hosts.tx_bytes(hosts.a)
-            latency = subprocess.run(
-                hosts.command(hosts.a, [*cli, "latency", "franka", "--duration", str(duration - 4), "--json"]),
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=duration + 120,
-            )
-            tx1 = hosts.tx_bytes(hosts.a)
-            for c in counters:
-                c.wait(timeout=duration + 60)
-            seen = {h: json.loads(Path(f"{tmp}/{h}.json").read_text()) for h in (hosts.a, hosts.b)}
         finally:
-            for p in procs:
+            tx1, t1 = hosts.tx_bytes(hosts.a), time.monotonic()
+            for p in (*counters, node):
                 p.terminate()
-            for p in procs:
-                try:
-                    p.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-    summary = json.loads(latency.stdout[latency.stdout.index("{") : latency.stdout.rindex("}") + 1])
-    # frames A saw in the middle of the window (both counters running) that B never got
+            for p in (*counters, node):
+                p.wait(timeout=30)
+        summary_written = Path(f"{tmp}/demo/summary.md").is_file()
+        seen = {h: json.loads(Path(f"{tmp}/{h}.json").read_text()) for h in (hosts.a, hosts.b)}
+    if demo.returncode != 0:
+        raise RuntimeError(f"the demo failed ({demo.returncode}): {demo.stdout[-2000:]}{demo.stderr[-2000:]}")
+    lines = [x for x in demo.stdout.splitlines() if x.startswith("episode ")]
+    delays = [float(x.rsplit("chunks ", 1)[1].split(" ms")[0]) for x in lines]
+    # frames A saw while both counters ran (2 s margins) that B never got
     lost = considered = 0
     for topic in topics:
         a_stamps = sorted(s for s, _ in seen[hosts.a][topic])
         b_stamps = {s for s, _ in seen[hosts.b][topic]}
-        if not a_stamps:
+        if not a_stamps or not b_stamps:
             continue
-        lo, hi = a_stamps[0] + 2 * 10**9, a_stamps[-1] - 2 * 10**9
+        lo, hi = max(a_stamps[0], min(b_stamps)) + 2 * 10**9, min(a_stamps[-1], max(b_stamps)) - 2 * 10**9
         window = [s for s in a_stamps if lo <= s <= hi]
         considered += len(window)
         lost += sum(s not in b_stamps for s in window)
     return {
+        "episodes": len(lines),
+        "successes": sum(" success " in x for x in lines),
+        "summary_written": summary_written,
         "frames_compared": considered,
         "frames_lost": lost,
-        "link_mb_per_s": round((tx1 - tx0) / 1e6 / (duration - 4), 2),
-        "chunks": summary["chunks"],
-        "chunk_delay_p50_ms": round(summary["chunk_delay"]["p50_ms"], 1),
-        "inference_p50_ms": round(summary["stages"]["inference"]["p50_ms"], 1),
+        "link_mb_per_s": round((tx1 - tx0) / 1e6 / (t1 - t0), 2),
+        "chunk_delay_ms": delays,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=20.0, help="[s] per scenario and profile")
+    parser.add_argument("--duration", type=float, default=20.0, help="[s] of the stream scenario, per profile")
+    parser.add_argument("--episodes", type=int, default=2, help="demo episodes of the closed loop, per profile")
     parser.add_argument("--rate", default="1gbit", help="link rate (tc syntax), each way")
     parser.add_argument("--delay-ms", type=float, default=1.0, help="[ms] added each way where netem exists")
     parser.add_argument("--scenarios", nargs="+", default=["stream", "closed_loop"], choices=["stream", "closed_loop"])
@@ -320,8 +292,6 @@ def main() -> None:
         role, *topics = args.role
         if role == "publish":
             publish_cameras(args.duration)
-        elif role == "first-chunk":
-            wait_first_chunk(args.duration)
         else:
             count_frames(topics, args.duration, args.out)
         return
@@ -332,8 +302,11 @@ def main() -> None:
     with two_hosts(args.rate, args.delay_ms) as hosts:
         for scenario in args.scenarios:
             for name, profile in (("Fast DDS defaults", None), ("shipped profile", SHIPPED_PROFILE)):
-                run = stream if scenario == "stream" else closed_loop
-                result = run(hosts, profile, args.duration, domain=60 + len(rows))
+                domain = 60 + len(rows)
+                if scenario == "stream":
+                    result = stream(hosts, profile, args.duration, domain)
+                else:
+                    result = closed_loop(hosts, profile, args.episodes, domain)
                 rows.append({"scenario": scenario, "profile": name, **result})
                 print(f"{scenario:12s} {name:18s} {result}", file=sys.stderr, flush=True)
     report = {"rate": args.rate, "delay_ms": args.delay_ms if hosts.netem else 0.0, "netem": hosts.netem, "rows": rows}

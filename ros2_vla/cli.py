@@ -99,8 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--policy",
         default="",
-        help="a vla_node backend (flow, openpi with --server) or expert (the sim's "
-        "scripted expert); default: flow with the policy shipped for the robot, the expert where none is",
+        help="a vla_node backend (flow, openpi with --server), expert (the sim's scripted expert) or "
+        "external (a vla_node already running, e.g. on another machine: the demo starts only the sim and "
+        "the bridge); default: flow with the policy shipped for the robot, the expert where none is",
     )
     p.add_argument("--model", default="", help="model directory (default: the policy shipped for the robot)")
     p.add_argument("--server", default="", help="with --policy openpi: host:port of the policy server")

@@ -9,6 +9,12 @@ compare the package's datasets with field by field; and the video checks of its 
   video.height, video.width, video.codec (the stream's codec name), video.pix_fmt, video.is_depth_map,
   video.fps, video.channels, has_audio. Here ffmpeg reads the stream (imageio-ffmpeg's binary), where
   LeRobot uses PyAV over the same libavformat.
+- Parquet files (`_save_episode_data`, `_flush_metadata_buffer`, `write_tasks`): data columns are the
+  non-video features in order, typed by datasets' Features (`get_hf_features_from_features`: a Value per
+  shape-[1] feature, a fixed-length List per vector) with datasets' `huggingface` schema metadata; the
+  episodes table from a dict of Python lists (episode fields, each video's file and span, then every
+  feature's stats in features order, min max mean std count q01 q10 q50 q90 q99); tasks from pandas
+  with the text as an unnamed index.
 - Videos: `encode_video_frames` defaults (libsvtav1, yuv420p, g=2, crf=30, preset 12; h264 with g=2,
   crf=30 and libx264's own defaults), and `concatenate_video_files`, which remuxes files through
   libavformat's concat demuxer into an mp4, whose muxer refuses decode timestamps that do not increase.
@@ -16,6 +22,7 @@ compare the package's datasets with field by field; and the video checks of its 
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -31,9 +38,52 @@ DEFAULT_FEATURES = {
 }
 # encode_video_frames' options for LeRobot's codecs (vcodec -> ffmpeg options)
 LEROBOT_ENCODING = {
-    "av1": ["-c:v", "libsvtav1", "-g", "2", "-crf", "30", "-preset", "12", "-svtav1-params", "log-level=0"],
+    "av1": ["-c:v", "libsvtav1", "-g", "2", "-crf", "30", "-preset", "12"],
     "h264": ["-c:v", "libx264", "-g", "2", "-crf", "30"],
 }
+
+
+STAT_KEYS = ("min", "max", "mean", "std", "count", "q01", "q10", "q50", "q90", "q99")
+
+
+def hf_features(features: dict) -> dict:
+    """datasets' Features JSON of the data file (the `huggingface` metadata's "info" -> "features")."""
+    out = {}
+    for key, f in features.items():
+        if f["dtype"] == "video":
+            continue
+        value = {"dtype": f["dtype"], "_type": "Value"}
+        out[key] = value if list(f["shape"]) == [1] else {"feature": value, "length": f["shape"][0], "_type": "List"}
+    return out
+
+
+def data_types(features: dict) -> dict[str, str]:
+    """Arrow type of each data column, as `str(pyarrow type)` prints it."""
+    arrow = {"float32": "float", "int64": "int64", "float64": "double"}
+    return {
+        k: arrow[f["dtype"]]
+        if list(f["shape"]) == [1]
+        else f"fixed_size_list<element: {arrow[f['dtype']]}>[{f['shape'][0]}]"
+        for k, f in features.items()
+        if f["dtype"] != "video"
+    }
+
+
+def episode_types(features: dict) -> dict[str, str]:
+    """Columns of meta/episodes/*.parquet in order, with the type pyarrow infers from LeRobot's lists."""
+    cols = {"episode_index": "int64", "tasks": "list<element: string>", "length": "int64"}
+    cols |= {"data/chunk_index": "int64", "data/file_index": "int64"}
+    cols |= {"dataset_from_index": "int64", "dataset_to_index": "int64"}
+    videos = [k for k, f in features.items() if f["dtype"] == "video"]
+    for key in videos:
+        cols |= {f"videos/{key}/chunk_index": "int64", f"videos/{key}/file_index": "int64"}
+        cols |= {f"videos/{key}/from_timestamp": "double", f"videos/{key}/to_timestamp": "double"}
+    for key, f in features.items():
+        value = "list<element: list<element: list<element: double>>>" if key in videos else "list<element: double>"
+        for stat in STAT_KEYS:
+            integer = stat == "count" or (stat in ("min", "max") and f["dtype"] == "int64")
+            cols[f"stats/{key}/{stat}"] = "list<element: int64>" if integer else value
+    return cols | {"meta/episodes/chunk_index": "int64", "meta/episodes/file_index": "int64"}
 
 
 def ffmpeg() -> str:
@@ -104,7 +154,8 @@ def encode(frames: list[np.ndarray], fps: int, codec: str, path: Path) -> Path:
     h, w, _ = frames[0].shape
     cmd = [ffmpeg(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24"]
     cmd += ["-s", f"{w}x{h}", "-r", str(fps), "-i", "-", *LEROBOT_ENCODING[codec], "-pix_fmt", "yuv420p", str(path)]
-    subprocess.run(cmd, input=b"".join(np.ascontiguousarray(f).tobytes() for f in frames), check=True)
+    frames_in = b"".join(np.ascontiguousarray(f).tobytes() for f in frames)
+    subprocess.run(cmd, input=frames_in, check=True, env={**os.environ, "SVT_LOG": "1"})
     return path
 
 

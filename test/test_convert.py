@@ -128,10 +128,9 @@ def test_parquet_files_have_lerobot_columns(dataset):
         assert e["stats/action/count"] == [e["length"]] and len(e["stats/action/q99"]) == 7
     assert episodes[1]["videos/observation.images.scene/from_timestamp"] == pytest.approx(episodes[0]["length"] / 10)
     tasks = pq.read_table(out / "meta/tasks.parquet")
-    assert tasks.column_names == ["task_index", "task"]
-    assert json.loads(tasks.schema.metadata[b"pandas"])["index_columns"] == [
-        "task"
-    ]  # pandas reads the text as the index
+    assert tasks.column_names == ["task_index", "__index_level_0__"]
+    # pandas reads the text back as the (unnamed) index
+    assert json.loads(tasks.schema.metadata[b"pandas"])["index_columns"] == ["__index_level_0__"]
 
 
 def test_round_trip_frames_state_and_pixels(franka, dataset):

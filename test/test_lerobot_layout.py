@@ -9,7 +9,17 @@ import json
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from lerobot_reference import concatenate, decode_timestamps, encode, info_json, vector_feature, video_feature
+from lerobot_reference import (
+    concatenate,
+    data_types,
+    decode_timestamps,
+    encode,
+    episode_types,
+    hf_features,
+    info_json,
+    vector_feature,
+    video_feature,
+)
 
 from ros2_vla.data.lerobot_writer import LeRobotWriter
 from ros2_vla.data.video import VideoSettings
@@ -68,11 +78,21 @@ def test_info_json_is_what_lerobots_writer_writes(written):
     assert ours["features"]["observation.images.scene"]["info"]["video.codec"] == codec
 
 
-def test_data_columns_follow_the_features_as_lerobots_do(written):
+def test_parquet_files_are_typed_as_lerobots(written):
+    """Data: the non-video features in order, fixed-size float32 lists, datasets' Features as metadata;
+    episodes: the columns LeRobot's metadata buffer gets, in order, as pyarrow types them; tasks: the
+    text as pandas' unnamed index."""
     _, folder = written
-    info = json.loads((folder / "meta/info.json").read_text())
-    columns = [k for k, f in info["features"].items() if f["dtype"] != "video"]
-    assert pq.read_schema(folder / "data/chunk-000/file-000.parquet").names == columns
+    features = json.loads((folder / "meta/info.json").read_text())["features"]
+    data = pq.read_schema(folder / "data/chunk-000/file-000.parquet")
+    assert {n: str(data.field(n).type) for n in data.names} == data_types(features)
+    assert data.names == list(data_types(features))
+    assert json.loads(data.metadata[b"huggingface"])["info"]["features"] == hf_features(features)
+    episodes = pq.read_schema(folder / "meta/episodes/chunk-000/file-000.parquet")
+    assert [(n, str(episodes.field(n).type)) for n in episodes.names] == list(episode_types(features).items())
+    tasks = pq.read_schema(folder / "meta/tasks.parquet")
+    assert tasks.names == ["task_index", "__index_level_0__"] and str(tasks.field("task_index").type) == "int64"
+    assert json.loads(tasks.metadata[b"pandas"])["index_columns"] == ["__index_level_0__"]
 
 
 @pytest.mark.parametrize("order", ["ours first", "lerobot first"])

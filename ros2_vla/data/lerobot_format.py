@@ -4,7 +4,7 @@ Layout (lerobot/datasets/utils.py and convert_dataset_v21_to_v30.py, codebase "v
 
     meta/info.json                          codebase_version, fps, robot_type, features, totals, path templates
     meta/stats.json                         feature -> {min, max, mean, std, count, q01, q10, q50, q90, q99}
-    meta/tasks.parquet                      index "task" (the text) -> task_index (a pandas frame)
+    meta/tasks.parquet                      unnamed index (the text) -> task_index (a pandas frame)
     meta/episodes/chunk-000/file-000.parquet   one row per episode: file indices, ranges, tasks, stats/...
     data/chunk-000/file-000.parquet         one row per frame; one row group per episode
     videos/<video_key>/chunk-000/file-000.mp4  episodes back to back; each has from/to timestamps
@@ -31,6 +31,7 @@ EPISODES_PATH = "meta/episodes/" + CHUNK_FILE + ".parquet"
 INFO_PATH = "meta/info.json"
 STATS_PATH = "meta/stats.json"
 TASKS_PATH = "meta/tasks.parquet"
+TASK_TEXT = "__index_level_0__"  # tasks.parquet's text column: pandas' name for an unnamed index
 EXTRAS_PATH = "meta/ros2_vla.json"
 STATE = "observation.state"
 ACTION = "action"
@@ -71,6 +72,20 @@ def video_feature(height: int, width: int, fps: int, codec: str, pix_fmt: str) -
     return {"dtype": "video", "shape": [height, width, 3], "names": ["height", "width", "channels"], "info": info}
 
 
+def hf_schema_metadata(features: dict) -> dict[bytes, bytes]:
+    """The `huggingface` schema metadata LeRobot's data files carry (datasets' Features of the non-video
+    features, as `get_hf_features_from_features` makes them: a Value per scalar, a List of fixed length
+    per vector); `datasets` reads the column types from it."""
+
+    def hf(feature: dict) -> dict:
+        value = {"dtype": feature["dtype"], "_type": "Value"}
+        shape = feature["shape"]
+        return value if list(shape) == [1] else {"feature": value, "length": shape[0], "_type": "List"}
+
+    described = {k: hf(f) for k, f in features.items() if f["dtype"] != "video"}
+    return {b"huggingface": json.dumps({"info": {"features": described}}).encode()}
+
+
 def vector_feature(names: tuple[str, ...]) -> dict:
     return {"dtype": "float32", "shape": [len(names)], "names": list(names)}
 
@@ -107,13 +122,14 @@ def _json_default(o):
 
 
 def write_tasks(path: Path, tasks: list[str]) -> None:
-    """meta/tasks.parquet as pandas writes `DataFrame({"task_index": ...}, index=Index(tasks, name="task"))`:
-    the pandas metadata makes `pd.read_parquet` give back the text as the index, which LeRobot looks tasks up by."""
+    """meta/tasks.parquet as LeRobot writes it, `pd.DataFrame({"task_index": ...}, index=tasks).to_parquet()`:
+    the unnamed index is the column `__index_level_0__`, and the pandas metadata makes `pd.read_parquet` give
+    the text back as the index, which LeRobot looks tasks up by."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     pandas_meta = {
-        "index_columns": ["task"],
+        "index_columns": [TASK_TEXT],
         "column_indexes": [
             {
                 "name": None,
@@ -131,12 +147,12 @@ def write_tasks(path: Path, tasks: list[str]) -> None:
                 "numpy_type": "int64",
                 "metadata": None,
             },
-            {"name": "task", "field_name": "task", "pandas_type": "unicode", "numpy_type": "object", "metadata": None},
+            {"name": None, "field_name": TASK_TEXT, "pandas_type": "unicode", "numpy_type": "object", "metadata": None},
         ],
         "creator": {"library": "pyarrow", "version": pa.__version__},
         "pandas_version": "2.2.3",
     }
-    table = pa.table({"task_index": pa.array(range(len(tasks)), pa.int64()), "task": pa.array(tasks, pa.string())})
+    table = pa.table({"task_index": pa.array(range(len(tasks)), pa.int64()), TASK_TEXT: pa.array(tasks, pa.string())})
     table = table.replace_schema_metadata({b"pandas": json.dumps(pandas_meta).encode()})
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, path)
@@ -147,7 +163,7 @@ def read_tasks(path: Path) -> tuple[str, ...]:
     import pyarrow.parquet as pq
 
     table = pq.read_table(path)
-    text_column = "task" if "task" in table.column_names else "__index_level_0__"
+    text_column = TASK_TEXT if TASK_TEXT in table.column_names else "task"  # "task": this package before 2026-12
     index = table.column("task_index").to_pylist()
     text = table.column(text_column).to_pylist()
     out = [""] * (max(index) + 1 if index else 0)

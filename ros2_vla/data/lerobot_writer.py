@@ -137,6 +137,7 @@ class LeRobotWriter:
         for cam, hist in ep.histograms.items():
             stats[fmt.video_key(cam)] = hist.stats()
             self._histograms[cam].merge(hist)
+        stats = {name: stats[name] for name in self.features()}  # in the features' order, as LeRobot's
         for name, values in columns.items():
             self._columns.setdefault(name, []).append(values)
         self._episodes.append(self._episode_row(ep, data_file, list(dict.fromkeys(tasks)), stats))
@@ -161,6 +162,7 @@ class LeRobotWriter:
         fmt.write_tasks(self.root / fmt.TASKS_PATH, list(self._tasks))
         stats = {name: feature_stats(np.concatenate(parts)) for name, parts in self._columns.items()}
         stats.update({fmt.video_key(c): h.stats() for c, h in self._histograms.items()})
+        stats = {name: stats[name] for name in self.features()}
         fmt.write_json(self.root / fmt.STATS_PATH, stats_to_json(stats))
         fmt.write_json(self.root / fmt.EXTRAS_PATH, extras)
         info = fmt.make_info(
@@ -206,11 +208,11 @@ class LeRobotWriter:
         def column(v: np.ndarray):
             if v.ndim == 1:
                 return pa.array(v)
-            offsets = pa.array(np.arange(0, v.size + 1, v.shape[1], dtype=np.int32))  # list<float>, as pandas writes
-            return pa.ListArray.from_arrays(offsets, pa.array(v.reshape(-1)))
+            # fixed_size_list<float>[D], as datasets writes a LeRobot vector feature
+            return pa.FixedSizeListArray.from_arrays(pa.array(v.reshape(-1)), v.shape[1])
 
         arrays = {name: column(v) for name, v in columns.items()}
-        table = pa.table(arrays)
+        table = pa.table(arrays).replace_schema_metadata(fmt.hf_schema_metadata(self.features()))
         path = self.root / fmt.DATA_PATH.format(chunk_index=self._data_file[0], file_index=self._data_file[1])
         if self._parquet is not None and path.stat().st_size >= fmt.DATA_FILES_SIZE_MB * 1e6:
             self._parquet.close()
@@ -246,7 +248,7 @@ class LeRobotWriter:
             )
         for feature, s in stats.items():
             for k, v in s.items():
-                row[f"stats/{feature}/{k}"] = np.asarray(v, dtype=np.int64 if k == "count" else np.float64).tolist()
+                row[f"stats/{feature}/{k}"] = np.asarray(v).tolist()  # int64 counts (and integer extremes)
         row["meta/episodes/chunk_index"], row["meta/episodes/file_index"] = 0, 0
         return row
 

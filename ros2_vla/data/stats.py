@@ -15,14 +15,16 @@ STAT_KEYS = ("min", "max", "mean", "std", "count") + tuple(f"q{round(q * 100):02
 
 
 def feature_stats(x: np.ndarray) -> dict[str, np.ndarray]:
-    """Frames (N,) or (N, D) -> each statistic as float64 (D,) ((1,) for scalars); count int64 (1,)."""
-    a = np.asarray(x, dtype=np.float64)
-    a = a.reshape(a.shape[0], -1)
+    """Frames (N,) or (N, D) -> each statistic as float64 (D,) ((1,) for scalars); count int64 (1,); min and
+    max of an integer feature stay int64, as LeRobot's are."""
+    x = np.asarray(x)
+    a = x.astype(np.float64).reshape(x.shape[0], -1)
     if a.shape[0] == 0:
         raise ValueError("statistics of zero frames")
+    extremes = x.reshape(x.shape[0], -1).astype(np.int64) if np.issubdtype(x.dtype, np.integer) else a
     out = {
-        "min": a.min(axis=0),
-        "max": a.max(axis=0),
+        "min": extremes.min(axis=0),
+        "max": extremes.max(axis=0),
         "mean": a.mean(axis=0),
         "std": a.std(axis=0),
         "count": np.array([a.shape[0]], dtype=np.int64),
@@ -64,7 +66,7 @@ class PixelHistogram:
             out[f"q{round(q * 100):02d}"] = v[np.array([np.searchsorted(cdf[c], q * n[c]) for c in range(3)])]
         out = {k: a.reshape(3, 1, 1) for k, a in out.items()}
         out["count"] = np.array([self.frames], dtype=np.int64)
-        return out
+        return {k: out[k] for k in STAT_KEYS}
 
 
 def sample_positions(length: int, max_samples: int = 100) -> np.ndarray:

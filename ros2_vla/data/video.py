@@ -8,6 +8,7 @@ codec (`aggregate_datasets` compares the video features).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,9 +54,7 @@ class VideoSettings:
     def encoder_options(self) -> list[str]:
         """ffmpeg output options for this codec."""
         options = ["-crf", str(self.crf), "-preset", self.encoder_preset, "-g", str(self.gop)]
-        if self.codec == "av1":
-            return [*options, "-svtav1-params", "log-level=0"]  # SVT-AV1 prints its banner otherwise
-        return [*options, "-bf", str(self.bframes)]
+        return options if self.codec == "av1" else [*options, "-bf", str(self.bframes)]
 
 
 class VideoEncoder:
@@ -70,6 +69,9 @@ class VideoEncoder:
                 f"even sizes; set the camera to an even width and height"
             )
         path.parent.mkdir(parents=True, exist_ok=True)
+        if settings.codec == "av1":
+            # SVT-AV1 logs its banner past ffmpeg's log level; its own variable quiets it (ffmpeg inherits it)
+            os.environ.setdefault("SVT_LOG", "1")
         self.path, self.size, self.frames = path, (height, width), 0
         self._gen = imageio_ffmpeg.write_frames(
             str(path),

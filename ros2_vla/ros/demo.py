@@ -177,11 +177,16 @@ def demo_policy(robot: str) -> str:
     return DEFAULT_BACKEND if has_default_model(robot) else "expert"
 
 
+EXTERNAL = "external"  # the demo's policy when vla_node runs elsewhere (another machine)
+
+
 def demo_graph(robot: str, seed: int, policy: str, model: str, phrasing: str, server: str = "") -> list:
-    """The demo's nodes: the sim with the scripted expert (`policy` "expert"), or the sim plus vla_node
-    running `policy` (a backend) with `model` (openpi: the policy server at `server`)."""
-    if policy == "expert":
-        return describe_graph(LaunchOptions(robot, sim=True, expert=True, enable=True, seed=seed, phrasing=phrasing))
+    """The demo's nodes: the sim with the scripted expert (`policy` "expert"), the sim alone (EXTERNAL:
+    vla_node runs elsewhere), or the sim plus vla_node running `policy` (a backend) with `model` (openpi:
+    the policy server at `server`); the bridge always."""
+    if policy in ("expert", EXTERNAL):
+        options = LaunchOptions(robot, sim=True, expert=policy == "expert", enable=True, seed=seed, phrasing=phrasing)
+        return describe_graph(options)
     return describe_graph(
         LaunchOptions(
             robot, sim=True, policy=policy, model=model, server=server, enable=True, seed=seed, phrasing=phrasing
@@ -203,16 +208,19 @@ def run_demo(
     """Launch the graph, run `episodes` episodes, write the video and summary to `out`.
 
     policy: "expert", a vla_node backend ("flow": the shipped default policy unless `model` is given),
-    or "" for `demo_policy(robot)`; "openpi" with `server` (host:port): a policy server, e.g. `ros2-vla serve`.
+    EXTERNAL (a vla_node running elsewhere, found over DDS), or "" for `demo_policy(robot)`; "openpi"
+    with `server` (host:port): a policy server, e.g. `ros2-vla serve`.
     phrasing: how the sim words each task (sim/phrasings.py); the instruction sent is the sim's."""
     policy = policy or demo_policy(robot)
     learned = policy != "expert"
     if policy == "openpi":
         if not server:
             raise Ros2VlaError("--policy openpi needs --server HOST:PORT (e.g. a `ros2-vla serve` on localhost:8000)")
-    elif learned and not model:
+    elif learned and policy != EXTERNAL and not model:
         model = str(default_model(robot))  # fails here, in one line, when none is shipped
-    label = f"openpi:{server}" if policy == "openpi" else f"{policy}:{model}" if learned else policy
+    label = (
+        f"openpi:{server}" if policy == "openpi" else f"{policy}:{model}" if learned and policy != EXTERNAL else policy
+    )
     print(f"demo: {robot}, policy {label}, {episodes} episode(s) from seed {seed}", flush=True)
     launcher = Launcher(demo_graph(robot, seed, policy, model, phrasing, server))
     launcher.start()
