@@ -33,6 +33,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_PROFILE = ROOT / "config" / "fastdds_large_shm.xml"
 WIDTH, HEIGHT, CAMERA_HZ = 640, 480, 30.0
+# [bytes] net.core.rmem_max at which the profile's 8 MiB socket buffers were measured to lose nothing here
+# (the kernel caps them there: 4 MiB); Ubuntu's default 208 KiB loses frames (README: two machines)
+SOCKET_BUFFER_NEEDED = 4 * 1024 * 1024
 SUBNET = "10.77.{}.{}"
 
 
