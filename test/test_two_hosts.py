@@ -34,7 +34,7 @@ def test_the_demo_across_two_hosts_loses_no_camera_frame(hosts_possible):
     with two_hosts.two_hosts(rate="1gbit") as hosts:
         result = two_hosts.closed_loop(hosts, two_hosts.SHIPPED_PROFILE, episodes=1, domain=77)
     assert result["episodes"] == 1 and result["summary_written"], result
-    assert result["frames_compared"] >= 100, result  # two cameras at 10 Hz for several seconds
+    assert result["frames_compared"] >= 60, result  # two cameras at 10 Hz for 3 s and more (an episode)
     assert result["frames_lost"] == 0, result
     assert result["link_mb_per_s"] > 1.0, result  # the frames crossed the link, not shared memory
     assert result["chunk_delay_ms"][0] > 0, result
