@@ -58,6 +58,13 @@ class TwoHosts:
         return int(info[0]["stats64"]["tx"]["bytes"])
 
 
+def camera_topics() -> list[str]:
+    """The Franka's camera topics (config/franka.yaml): the stream scenario publishes 640x480 frames on them."""
+    from ros2_vla.config import load_robot_config
+
+    return [c.topic for c in load_robot_config("franka").cameras]
+
+
 def _ip(*args: str) -> str:
     return subprocess.run(["ip", *args], check=True, capture_output=True, text=True).stdout
 
@@ -135,7 +142,7 @@ def publish_cameras(duration: float) -> None:
 
     rclpy.init()
     node = rclpy.create_node("two_hosts_cameras")
-    pubs = [node.create_publisher(Image, f"/camera/{c}/image_raw", SENSOR_DRIVER) for c in ("scene", "wrist")]
+    pubs = [node.create_publisher(Image, topic, SENSOR_DRIVER) for topic in camera_topics()]
     deadline = time.monotonic() + 30
     while not all(p.get_subscription_count() for p in pubs):
         if time.monotonic() > deadline:
@@ -198,7 +205,7 @@ def _p50(values: list[float]) -> float | None:
 
 def stream(hosts: TwoHosts, profile: Path | None, duration: float, domain: int) -> dict:
     env = ros_env(profile, domain)
-    topics = ["/camera/scene/image_raw", "/camera/wrist/image_raw"]
+    topics = camera_topics()
     with tempfile.TemporaryDirectory() as tmp:
         out = f"{tmp}/seen.json"
         counter = _role(hosts, hosts.b, env, "count", *topics, "--duration", str(duration + 12), "--out", out)
@@ -223,13 +230,11 @@ def closed_loop(hosts: TwoHosts, profile: Path | None, episodes: int, domain: in
     """`ros2-vla demo --policy external` (sim_node and bridge_node) in A, vla_node with the shipped
     Franka policy in B: the demo's episodes and chunk delays, and the camera frames A saw that B never got."""
     from ros2_vla.bringup import LaunchOptions, describe_graph
-    from ros2_vla.config import load_robot_config
     from ros2_vla.launcher import node_command, write_params_file
 
-    robot = load_robot_config("franka")
     env = ros_env(profile, domain)
     vla = next(s for s in describe_graph(LaunchOptions("franka", policy="flow")) if s.name == "vla")
-    topics = [c.topic for c in robot.cameras]
+    topics = camera_topics()
     with tempfile.TemporaryDirectory() as tmp:
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
         node = subprocess.Popen(

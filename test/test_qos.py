@@ -16,11 +16,12 @@ from std_srvs.srv import Trigger  # noqa: E402
 
 from ros2_vla.bringup import NAMES  # noqa: E402
 from ros2_vla.config import load_robot_config  # noqa: E402
+from ros2_vla.parameters import NODE_PARAMETERS  # noqa: E402
 from ros2_vla.ros.qos import COMMAND  # noqa: E402
 
 # Every node publishes these two; they are ROS's, not the graph's.
 ROS_INTERNAL = {"/rosout", "/parameter_events"}
-GRAPH_NODES = {"sim", "bridge", "vla", "recorder"}
+GRAPH_NODES = set(NODE_PARAMETERS)  # the graph's node names
 
 
 def _message_class(type_name: str):
