@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ros2_vla.config import load_robot_config
+from ros2_vla.driver_profile import load_driver_profile
 from ros2_vla.errors import ConfigError
 from ros2_vla.parameters import (
     EXECUTABLES,
@@ -98,6 +99,7 @@ class LaunchOptions:
     openpi_preset: str = _default("openpi_preset")
     rtc: bool = _default("rtc")
     variant: str = _default("variant")
+    driver: str = _default("driver")
     enable: bool = _default("enable")
     expert: bool = _default("expert")
     seed: int = _default("seed")
@@ -114,6 +116,7 @@ def describe_graph(opts: LaunchOptions) -> list[NodeSpec]:
     """The nodes to start for `opts`, in start order, each with the parameters the launch sets (the rest
     keep the defaults they declare). Raises ConfigError for an unknown robot or a bad parameter value."""
     robot = load_robot_config(opts.robot, variant=opts.variant or None)  # fail early, clearly
+    load_driver_profile(robot, opts.driver)
     started = (
         (["sim"] if opts.sim else [])
         + ["bridge"]

@@ -111,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=PHRASINGS,
         help="how the sim words each task; heldout: wording no training demo used",
     )
+    p.add_argument(
+        "--driver",
+        default="",
+        help="driver profile the sim plays and the bridge drives (config/<robot>.yaml, drivers:; "
+        "franka: franka_ros2, forward_position; widowx: xs_sdk, ros2_control_action; aloha: aloha); "
+        "default: the config's own JointTrajectory topics",
+    )
 
     for name, (module, help_text) in MODULE_COMMANDS.items():
         p = sub.add_parser(name, help=help_text)
@@ -167,6 +174,7 @@ def run_command(args: argparse.Namespace) -> int:
             args.model,
             args.phrasing,
             args.server,
+            args.driver,
         )
         return 0  # it ran to its summary, which says what succeeded; errors raise
     if args.command == "instruct":

@@ -127,10 +127,18 @@ def parse_bool(text: str) -> bool:
 
 ROBOT = Param("robot", "franka", "config name (`config/<robot>.yaml`): joints, cameras, topics, limits")
 VARIANT = Param("variant", "", "kinematic variant (franka: `panda`; empty: the config's own)")
+DRIVER = Param(
+    "driver",
+    "",
+    "hardware profile under `drivers:` in `config/<robot>.yaml` (franka: `franka_ros2`, `forward_position`; "
+    "widowx: `xs_sdk`, `ros2_control_action`; aloha: `aloha`): the driver's command interfaces and joint state "
+    "topics; empty: the config's own JointTrajectory topics and joint state topic",
+)
 
 BRIDGE = (
     ROBOT,
     VARIANT,
+    DRIVER,
     Param("enabled", False, "arm as soon as joint states arrive (else wait for `/vla/enable`)"),
     Param(
         "blend_mode",
@@ -189,6 +197,7 @@ BRIDGE = (
 SIM = (
     Param("robot", "franka", "config name; the scene is built from the same chains as the bridge's IK"),
     VARIANT,
+    DRIVER,
     Param(
         "seed",
         0,
@@ -242,6 +251,7 @@ SIM = (
 VLA = (
     Param("robot", "franka", "config name: cameras, joint names, action space"),
     VARIANT,
+    DRIVER,
     Param(
         "policy",
         DEFAULT_BACKEND,
@@ -409,6 +419,13 @@ LAUNCH_ARGUMENTS: tuple[LaunchArg, ...] = (
     _arg("vla.rtc"),
     _arg("bridge.variant", every_node=True),
     LaunchArg(
+        "driver",
+        DRIVER.default,
+        "hardware profile (`config/<robot>.yaml`, `drivers:`): the driver's interfaces for bridge_node and vla_node, "
+        "and with the sim, what sim_node plays; empty: the config's own topics",
+        ("bridge.driver", "sim.driver", "vla.driver"),
+    ),
+    LaunchArg(
         "enable",
         False,
         "arm the bridge at start instead of waiting for `/vla/enable` (always with the sim)",
@@ -473,7 +490,8 @@ def launch_table() -> str:
     lines = ["| launch argument | `ros2-vla launch` flag | default | sets | meaning |", "|---|---|---|---|---|"]
     for a in LAUNCH_ARGUMENTS:
         default = f"`{shown(a.default)}`"
-        sets = ", ".join(f"`{s}`" for s in a.sets) if len(a.sets) < 3 else "every node's `variant`"
+        every = len(a.sets) == len(NODE_PARAMETERS)
+        sets = f"every node's `{a.sets[0].partition('.')[2]}`" if every else ", ".join(f"`{s}`" for s in a.sets)
         lines.append(f"| `{a.name}:=` | `{a.flag}` | {default} | {sets or 'the graph'} | {a.description} |")
     return "\n".join(lines)
 

@@ -193,6 +193,16 @@ class Bridge:
             return replace(self._last, code=BridgeCode.STALE_INPUT, message=f"{problem}: holding", enabled=True)
         return replace(self._last, enabled=True)
 
+    def setpoint(self, arm: str, now: float) -> tuple[np.ndarray, float | None] | None:
+        """The arm's commanded joint positions (n,) and gripper position at `now`, as a streaming output
+        (a forward position controller) sends them each period; None while disarmed or before any state.
+        While holding (stale input, a tracking error) it is the hold position."""
+        blender = self.blenders[arm]
+        if not self.enabled or blender.plan is None:
+            return None
+        gripper = self.grippers.get(arm)
+        return blender.sample(now)[0], (float(gripper.sample(now)[0][0]) if gripper is not None else None)
+
     def predicted_path(self, arm: str, now: float) -> np.ndarray:
         """TCP positions [m] (N, 3) in the arm base frame along the rest of the plan."""
         plan = self.blenders[arm].plan

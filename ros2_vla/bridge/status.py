@@ -20,6 +20,7 @@ class BridgeCode(IntEnum):
     IK_FAILED = 8
     IDLE = 9
     TRACKING_ERROR = 10
+    CONTROLLER_ERROR = 11
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
-"""bridge_node: ActionChunks in, JointTrajectories out, at the control rate, safely.
+"""bridge_node: ActionChunks in, joint commands out, at the control rate, safely.
 
-A thin shell over ros2_vla.bridge.Bridge: it converts messages, keeps the timers, and publishes
-what the core decides. Topics and limits come from config/<robot>.yaml.
+A thin shell over ros2_vla.bridge.Bridge: it converts messages, keeps the timers, and sends what the core
+decides through the output adapters of the robot's driver profile (`driver`: JointTrajectory topics by
+default; FollowJointTrajectory, forward position, GripperCommand, franka_gripper, Interbotix commands:
+ros2_vla.ros.driver_outputs). Topics and limits come from config/<robot>.yaml.
 """
 
 from __future__ import annotations
@@ -13,21 +15,21 @@ from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Path
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
-from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool
-from trajectory_msgs.msg import JointTrajectory
 
 from ros2_vla.actions.chunk import chunk_from_message
 from ros2_vla.bridge.bridge import Bridge, TrajectoryCommand
-from ros2_vla.bridge.status import BridgeState
+from ros2_vla.bridge.status import BridgeCode, BridgeState
 from ros2_vla.bringup import NAMES
 from ros2_vla.config import load_robot_config
+from ros2_vla.driver_profile import load_driver_profile
 from ros2_vla.errors import ConfigError, TrajectoryError
 from ros2_vla.ik.solve import solve_ik
 from ros2_vla.msg import ActionChunk, BridgeStatus
-from ros2_vla.ros.convert import joint_trajectory_msg
+from ros2_vla.ros.driver_inputs import subscribe_joint_states
+from ros2_vla.ros.driver_outputs import JointSingle, Segment, make_outputs
 from ros2_vla.ros.parameters import declare_parameters
-from ros2_vla.ros.qos import COMMAND, SENSOR, STATUS
+from ros2_vla.ros.qos import COMMAND, STATUS
 from ros2_vla.ros.spin import run_node
 from ros2_vla.trajectory.blend_config import BlendConfig
 
@@ -49,21 +51,27 @@ class BridgeNode(Node):
         self._moveit = None
         self.bridge = Bridge(self.robot, blend, joint_state_timeout=timeout, ik_solver=self._ik_solver(p))
 
-        topics = {arm.trajectory_topic for arm in self.robot.arms}
-        topics |= {a.gripper.topic for a in self.robot.arms if a.gripper and a.gripper.mode == "separate"}
-        self.trajectory_pubs = {t: self.create_publisher(JointTrajectory, t, COMMAND) for t in sorted(topics)}
+        self.profile = load_driver_profile(self.robot, p["driver"])
+        self.outputs = make_outputs(self, self.robot.arms, self.profile)
+        self._fault = ""  # why an output failed: disarmed until /vla/enable re-arms
         self.status_pub = self.create_publisher(BridgeStatus, NAMES.bridge_status, STATUS)
         self.path_pub = self.create_publisher(Path, NAMES.predicted_path, STATUS)
         self.create_subscription(ActionChunk, NAMES.action_chunk, self._on_chunk, COMMAND)
-        self.create_subscription(JointState, self.robot.joint_states_topic, self._on_joint_state, SENSOR)
+        subscribe_joint_states(self, self.robot, self.profile, self._on_joint_state)
         self.create_service(SetBool, NAMES.enable, self._on_enable)
         rate = p["control_rate_hz"] if p["control_rate_hz"] > 0 else self.robot.control_rate_hz
         self.create_timer(1.0 / rate, self._on_tick)
         self.create_timer(1.0 / p["status_rate_hz"], self._publish_status)
         self._want_enabled = p["enabled"]
         self.add_on_set_parameters_callback(self._on_parameters)
+        outputs = ", ".join(
+            f"{d.arm}: {d.command.interface} {d.command.name}"
+            + (f" + gripper {d.gripper.interface} {d.gripper.name}".rstrip() if d.gripper else "")
+            for d in self.profile.arms
+        )
         self.get_logger().info(
-            f"{self.robot.name}: bridging {NAMES.action_chunk} -> {sorted(topics)} at {rate:.0f} Hz, "
+            f"{self.robot.name} ({self.profile.name or 'default'} driver profile): bridging {NAMES.action_chunk} "
+            f"-> {outputs} at {rate:.0f} Hz, "
             f"blend {blend.mode}, IK {p['ik_backend']}, "
             f"{'arming when joint states arrive' if p['enabled'] else 'disarmed'}"
         )
@@ -115,9 +123,12 @@ class BridgeNode(Node):
         return (self.get_clock().now().nanoseconds - self._t0_ns) * 1e-9
 
     # --- callbacks ----------------------------------------------------------------------------
-    def _on_joint_state(self, msg: JointState) -> None:
-        self.bridge.update_joint_state(list(msg.name), list(msg.position), self._now())
-        if self._want_enabled and not self.bridge.enabled:
+    def _on_joint_state(self, msg, names: list[str], positions: list[float]) -> None:
+        self.bridge.update_joint_state(names, positions, self._now())
+        for out in self.outputs.values():
+            if isinstance(out.gripper, JointSingle) and out.arm.gripper.joint in names:
+                out.gripper.observe(positions[names.index(out.arm.gripper.joint)])
+        if self._want_enabled and not self.bridge.enabled and not self._not_ready():
             ok, _, _ = self.bridge.set_enabled(True, self._now())
             self._want_enabled = not ok
 
@@ -134,6 +145,16 @@ class BridgeNode(Node):
             self.get_logger().warn(state.message, throttle_duration_sec=1.0)
 
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        problem = self._not_ready() if request.data else ""
+        if problem:
+            response.success, response.message = False, f"cannot enable: {problem}"
+            self.get_logger().warn(response.message)
+            return response
+        if request.data:  # re-arming clears an output's failure: it is ready again
+            self._fault = ""
+            for out in self.outputs.values():
+                for o in out.outputs():
+                    o.clear()
         ok, message, commands = self.bridge.set_enabled(bool(request.data), self._now())
         self._want_enabled = False
         self._send(commands)
@@ -145,13 +166,63 @@ class BridgeNode(Node):
     def _on_tick(self) -> None:
         now = self._now()
         self._send(self.bridge.tick(now))
+        self._stream(now)
+        self._check_outputs(now)
 
     # --- outputs ------------------------------------------------------------------------------
+    def _not_ready(self) -> str:
+        """Why an output cannot take commands (an action server absent), or ""."""
+        return "; ".join(r for out in self.outputs.values() for o in out.outputs() if (r := o.ready()))
+
     def _send(self, commands: list[TrajectoryCommand]) -> None:
+        """Each command to its arm's outputs: the arm part (with the gripper where it travels along)
+        and, where the driver takes the gripper apart, the gripper part."""
+        now = self._now()
         for c in commands:
-            self.trajectory_pubs[c.topic].publish(
-                joint_trajectory_msg(c.joint_names, c.times_from_start, c.positions, c.velocities)
-            )
+            for out in self.outputs.values():
+                arm, gripper = out.arm, out.arm.gripper
+                if c.topic == arm.trajectory_topic:
+                    n = len(arm.chain.joint_names)
+                    split = gripper is not None and len(c.joint_names) > n and not out.gripper_in_command
+                    cols = slice(0, n) if split else slice(None)
+                    qd = None if c.velocities is None else c.velocities[:, cols]
+                    out.command.send(Segment(c.joint_names[cols], c.times_from_start, c.positions[:, cols], qd), now)
+                    if split and out.gripper is not None:
+                        out.gripper.send(Segment(c.joint_names[n:], c.times_from_start, c.positions[:, n:], None), now)
+                elif gripper is not None and gripper.mode == "separate" and c.topic == gripper.topic:
+                    if out.gripper is not None:
+                        out.gripper.send(Segment(c.joint_names, c.times_from_start, c.positions, c.velocities), now)
+
+    def _stream(self, now: float) -> None:
+        """The plan's setpoint to the streamed outputs (forward position, Interbotix commands)."""
+        for name, out in self.outputs.items():
+            setpoint = self.bridge.setpoint(name, now)
+            if setpoint is None:
+                continue
+            q, g = setpoint
+            if out.streamed:
+                out.command.stream(q if g is None or not out.gripper_in_command else [*q, g], now)
+            if isinstance(out.gripper, JointSingle) and g is not None:
+                out.gripper.stream(g, now)
+
+    def _check_outputs(self, now: float) -> None:
+        """An output that failed disarms the bridge (the arm holds) and says why, once."""
+        for out in self.outputs.values():
+            for o in out.outputs():
+                o.poll(now)
+        for out in self.outputs.values():
+            if getattr(out.gripper, "note", ""):  # a grasp that stopped on an object, or found nothing
+                self.get_logger().info(out.gripper.note)
+                out.gripper.note = ""
+        fault = "; ".join(o.fault for out in self.outputs.values() for o in out.outputs() if o.fault)
+        if fault and not self._fault:
+            self._fault = fault
+            self._want_enabled = False
+            if self.bridge.enabled:
+                _, _, commands = self.bridge.set_enabled(False, now)
+                self._send(commands)
+            self.get_logger().error(f"controller error: {fault}: holding; /vla/enable re-arms")
+            self._publish_status()
 
     def _publish_status(self) -> None:
         now = self._now()
@@ -169,6 +240,18 @@ class BridgeNode(Node):
         self.path_pub.publish(path)
 
     def _publish_state(self, s: BridgeState) -> None:
+        if self._fault or (not s.enabled and self._want_enabled):
+            problem = self._fault or self._not_ready()
+            if problem:
+                s = replace(
+                    s,
+                    code=BridgeCode.CONTROLLER_ERROR,
+                    message=(
+                        f"controller error: {problem}: holding; /vla/enable re-arms"
+                        if self._fault
+                        else f"waiting to arm: {problem}"
+                    ),
+                )
         msg = BridgeStatus()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.code, msg.message, msg.enabled = int(s.code), s.message, s.enabled

@@ -2,7 +2,9 @@
 
 Publishes /joint_states and the configured cameras (Image rgb8 + CameraInfo), takes
 JointTrajectory commands on the configured controller topics (JointTrajectoryController
-behaviour), runs physics in real time, and offers /sim/reset with the current task and its
+behaviour), or with `driver:=NAME` plays that driver profile's interfaces instead (action servers,
+Interbotix commands, split joint state topics: ros2_vla.ros.driver_sim), runs physics in real time,
+and offers /sim/reset with the current task and its
 success on /sim/task and /sim/success. With `expert:=true` it also plays the scripted expert:
 privileged chunks that go to bridge_node over DDS like any policy's, never around the bridge.
 `phrasing:=train` words each task with a training paraphrase (ros2_vla.sim.phrasings), so
@@ -18,17 +20,18 @@ import time
 import numpy as np
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import CameraInfo, Image, JointState
+from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
-from trajectory_msgs.msg import JointTrajectory
 
 from ros2_vla.actions.chunk import Chunk
 from ros2_vla.bringup import NAMES, reset_answer
 from ros2_vla.config import load_robot_config
+from ros2_vla.driver_profile import load_driver_profile
 from ros2_vla.errors import ConfigError, Ros2VlaError
 from ros2_vla.msg import ActionChunk
-from ros2_vla.ros.convert import camera_info_msg, chunk_to_msg, image_msg, time_to_sec, trajectory_points
+from ros2_vla.ros.convert import camera_info_msg, chunk_to_msg, image_msg
+from ros2_vla.ros.driver_sim import DriverPlay
 from ros2_vla.ros.parameters import declare_parameters
 from ros2_vla.ros.qos import COMMAND, LATCHED, SENSOR_DRIVER, STATUS
 from ros2_vla.ros.spin import run_node
@@ -60,14 +63,13 @@ class SimNode(Node):
         self._success = False
         self._velocity_limits = {j.name: j.velocity for a in self.robot.arms for j in a.chain.joints}
 
-        self.js_pub = self.create_publisher(JointState, self.robot.joint_states_topic, SENSOR_DRIVER)
         self.task_pub = self.create_publisher(String, NAMES.sim_task, LATCHED)
         self.success_pub = self.create_publisher(Bool, NAMES.sim_success, STATUS)
         self.chunk_pub = (
             self.create_publisher(ActionChunk, NAMES.action_chunk, COMMAND) if self.expert_enabled else None
         )
-        for topic in self.sim.controllers:
-            self.create_subscription(JointTrajectory, topic, lambda m, t=topic: self._on_trajectory(t, m), COMMAND)
+        self.profile = load_driver_profile(self.robot, p["driver"])
+        self.driver = DriverPlay(self, self.sim, self.robot, self.profile, self.accept_trajectory)
         self.create_service(Trigger, NAMES.sim_reset, self._on_reset)
 
         self._reset(p["seed"])
@@ -87,7 +89,8 @@ class SimNode(Node):
             self.create_timer(p["expert_period"], self._on_expert)
         self.create_timer(0.1, self._publish_success)
         self.get_logger().info(
-            f"{self.robot.name} sim: controllers {sorted(self.sim.controllers)}, "
+            f"{self.robot.name} sim ({self.profile.name or 'default'} driver profile): "
+            f"state on {[s.topic for s in self.profile.joint_states]}, "
             f"{len(self.robot.cameras) if p['cameras'] else 0} cameras, expert {'on' if self.expert_enabled else 'off'}"
         )
 
@@ -95,7 +98,8 @@ class SimNode(Node):
     def _ros_now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
-    def _sim_time_at(self, ros_time: float) -> float:
+    def sim_time_at(self, ros_time: float) -> float:
+        """Sim time [s] of a ROS time [s] (a trajectory's header stamp)."""
         return self._sim_t0 + (ros_time - self._ros_t0) * self.rtf
 
     # --- reset and task -----------------------------------------------------------------------
@@ -135,11 +139,12 @@ class SimNode(Node):
     def _on_physics(self) -> None:
         now = self._ros_now()
         with self._lock:  # the render thread copies the scene out of the same MuJoCo data
-            self.sim.step_until(self._sim_time_at(now))
+            self.sim.step_until(self.sim_time_at(now))
+        self.driver.step()  # action goals whose motion is over finish now
         state = self.sim.joint_state()
-        msg = JointState(name=list(state.names), position=state.positions.tolist(), velocity=state.velocities.tolist())
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.js_pub.publish(msg)
+        self.driver.publish_joint_states(
+            state.names, state.positions.tolist(), state.velocities.tolist(), self.get_clock().now().to_msg()
+        )
 
     def _render_loop(self) -> None:
         # Cameras of one rate form a set captured at one instant, with one stamp, as a hardware-synced rig:
@@ -210,22 +215,20 @@ class SimNode(Node):
             self._success = self._success or check_success(self.sim, self.task)
             self.success_pub.publish(Bool(data=bool(self._success)))
 
-    # --- commands -----------------------------------------------------------------------------
-    def _on_trajectory(self, topic: str, msg: JointTrajectory) -> None:
-        stamp = time_to_sec(msg.header.stamp)
-        if 0.0 < stamp < self._ros_t0:
+    # --- commands ---------------------------------------------------------------------------------
+    def accept_trajectory(self, key: str, trajectory: jtc.SimTrajectory, what: str) -> str:
+        """Hand `trajectory` to the controller `key` (a config topic); "" when taken, else why not (logged).
+        Every driver interface ends here, so the guards below hold for each."""
+        if 0.0 < trajectory.start_time < self._sim_t0 or trajectory.start_time < 0.0:
             # Planned before the last /sim/reset, from the old scene: obeying it would drive the arm from
             # home back to where the last episode ended. (Zero-stamped ones, "start on receipt" as the
             # bridge sends them, cannot be told apart: the demo and recorder let those land first.)
-            self.get_logger().info(f"trajectory on {topic} stamped before the last reset: ignored")
-            return
-        start = 0.0 if stamp == 0.0 else self._sim_time_at(stamp)
-        points = tuple(jtc.TrajectoryPoint(tuple(p), t, tuple(v)) for p, t, v in trajectory_points(msg))
-        trajectory = jtc.SimTrajectory(tuple(msg.joint_names), points, start)
+            self.get_logger().info(f"trajectory on {what} stamped before the last reset: ignored")
+            return "stamped before the last reset"
         if self._ros_now() - self._ros_t0 < RESET_GRACE:
-            # A zero-stamped plan from before the reset, still in flight, starts at the old pose: it
-            # would yank the arm back there until the bridge sees the reset and holds (0.1 s or more
-            # on a busy CPU). Told apart by where it starts, it is dropped.
+            # A zero-stamped plan (or a streamed position) from before the reset, still in flight, starts at
+            # the old pose: it would yank the arm back there until the bridge sees the reset and holds (0.1 s
+            # or more on a busy CPU). Told apart by where it starts, it is dropped.
             state = self.sim.joint_state()
             far = jtc.unreachable_start(
                 trajectory,
@@ -235,12 +238,14 @@ class SimNode(Node):
                 self.robot.safety.max_tracking_error,
             )
             if far:
-                self.get_logger().info(f"trajectory on {topic} just after a reset ignored: {far}")
-                return
+                self.get_logger().info(f"trajectory on {what} just after a reset ignored: {far}")
+                return f"just after a reset: {far}"
         try:
-            self.sim.command(topic, trajectory)
+            self.sim.command(key, trajectory)
         except Ros2VlaError as exc:
-            self.get_logger().warn(f"trajectory on {topic} rejected, holding: {exc}", throttle_duration_sec=1.0)
+            self.get_logger().warn(f"trajectory on {what} rejected, holding: {exc}", throttle_duration_sec=1.0)
+            return str(exc)
+        return ""
 
 
 def main(args: list[str] | None = None) -> int:

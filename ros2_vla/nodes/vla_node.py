@@ -16,6 +16,7 @@ from std_msgs.msg import String
 
 from ros2_vla.bringup import NAMES
 from ros2_vla.config import load_robot_config
+from ros2_vla.driver_profile import JointStateMerge, load_driver_profile
 from ros2_vla.errors import PolicyError
 from ros2_vla.msg import ActionChunk, PolicyStatus
 from ros2_vla.parameters import NODE_PARAMETERS
@@ -24,6 +25,7 @@ from ros2_vla.policies.observation import ObservationBuffer, decode_compressed, 
 from ros2_vla.policies.registry import LoadOptions, load_policy
 from ros2_vla.policies.runner import PolicyCode, PolicyRunner, RunnerStatus
 from ros2_vla.ros.convert import chunk_to_msg, time_to_sec
+from ros2_vla.ros.driver_inputs import subscribe_joint_states
 from ros2_vla.ros.parameters import declare_parameters
 from ros2_vla.ros.qos import COMMAND, SENSOR, STATUS
 from ros2_vla.ros.spin import run_node
@@ -61,7 +63,9 @@ class VlaNode(Node):
             self.create_subscription(
                 CompressedImage, f"{cam.topic}/compressed", lambda m, c=cam.name: self._on_compressed(c, m), SENSOR
             )
-        self.create_subscription(JointState, self.robot.joint_states_topic, self._on_joint_state, SENSOR)
+        # The driver's joint state topics, merged: one state holds the arm and gripper (or both arms) it needs.
+        self._merge = JointStateMerge(state_names(self.robot))
+        subscribe_joint_states(self, self.robot, load_driver_profile(self.robot, p["driver"]), self._on_joint_state)
         self.create_subscription(String, NAMES.instruction, lambda m: self.runner.set_instruction(m.data), COMMAND)
         self.create_timer(1.0 / p["status_rate_hz"], lambda: self._publish_status(self.runner.status))
         self._reload_timer = None  # a pending reload after parameter changes
@@ -129,8 +133,10 @@ class VlaNode(Node):
             )
             self.get_logger().warn(f"camera {camera}: {exc}", throttle_duration_sec=2.0)
 
-    def _on_joint_state(self, msg: JointState) -> None:
-        self.runner.add_joint_state(time_to_sec(msg.header.stamp) or self._now(), list(msg.name), list(msg.position))
+    def _on_joint_state(self, msg: JointState, names: list[str], positions: list[float]) -> None:
+        merged = self._merge.update(time_to_sec(msg.header.stamp) or self._now(), names, positions)
+        if merged is not None:
+            self.runner.add_joint_state(*merged)
 
     # --- outputs ------------------------------------------------------------------------------
     def _publish_chunk(self, chunk) -> None:

@@ -180,18 +180,17 @@ def demo_policy(robot: str) -> str:
 EXTERNAL = "external"  # the demo's policy when vla_node runs elsewhere (another machine)
 
 
-def demo_graph(robot: str, seed: int, policy: str, model: str, phrasing: str, server: str = "") -> list:
+def demo_graph(
+    robot: str, seed: int, policy: str, model: str, phrasing: str, server: str = "", driver: str = ""
+) -> list:
     """The demo's nodes: the sim with the scripted expert (`policy` "expert"), the sim alone (EXTERNAL:
     vla_node runs elsewhere), or the sim plus vla_node running `policy` (a backend) with `model` (openpi:
-    the policy server at `server`); the bridge always."""
+    the policy server at `server`); the bridge always. `driver`: the profile the sim plays and the bridge
+    and vla_node use."""
+    common = dict(sim=True, enable=True, seed=seed, phrasing=phrasing, driver=driver)
     if policy in ("expert", EXTERNAL):
-        options = LaunchOptions(robot, sim=True, expert=policy == "expert", enable=True, seed=seed, phrasing=phrasing)
-        return describe_graph(options)
-    return describe_graph(
-        LaunchOptions(
-            robot, sim=True, policy=policy, model=model, server=server, enable=True, seed=seed, phrasing=phrasing
-        )
-    )
+        return describe_graph(LaunchOptions(robot, expert=policy == "expert", **common))
+    return describe_graph(LaunchOptions(robot, policy=policy, model=model, server=server, **common))
 
 
 def run_demo(
@@ -204,12 +203,14 @@ def run_demo(
     model: str = "",
     phrasing: str = DEFAULT_PHRASING,
     server: str = "",
+    driver: str = "",
 ) -> list[DemoEpisode]:
     """Launch the graph, run `episodes` episodes, write the video and summary to `out`.
 
     policy: "expert", a vla_node backend ("flow": the shipped default policy unless `model` is given),
     EXTERNAL (a vla_node running elsewhere, found over DDS), or "" for `demo_policy(robot)`; "openpi"
-    with `server` (host:port): a policy server, e.g. `ros2-vla serve`.
+    with `server` (host:port): a policy server, e.g. `ros2-vla serve`. driver: the driver profile the sim
+    plays and the bridge drives ("" the config's own topics).
     phrasing: how the sim words each task (sim/phrasings.py); the instruction sent is the sim's."""
     policy = policy or demo_policy(robot)
     learned = policy != "expert"
@@ -221,8 +222,9 @@ def run_demo(
     label = (
         f"openpi:{server}" if policy == "openpi" else f"{policy}:{model}" if learned and policy != EXTERNAL else policy
     )
+    label += f", driver profile {driver}" if driver else ""
     print(f"demo: {robot}, policy {label}, {episodes} episode(s) from seed {seed}", flush=True)
-    launcher = Launcher(demo_graph(robot, seed, policy, model, phrasing, server))
+    launcher = Launcher(demo_graph(robot, seed, policy, model, phrasing, server, driver))
     launcher.start()
     rclpy.init()
     watcher = DemoWatcher(robot)

@@ -112,6 +112,10 @@ class Simulation:
         ctrl = self.controllers[topic]
         ctrl.accept(trajectory, self.time, self._measured(ctrl.joint_names, servo_frame=True))
 
+    def measured(self, names) -> np.ndarray:
+        """Measured positions of `names` (arm joints [rad], grippers in config units)."""
+        return self._measured(names)
+
     def step_until(self, t: float) -> None:
         """Run physics until sim time t [s] (no-op when t is not ahead); controllers tick on their period."""
         dt = self.model.opt.timestep
