@@ -139,7 +139,7 @@ class BridgeNode(Node):
         state = self.bridge.on_chunk(chunk, now)
         # The new plan goes out now, not one period later, timed from the instant it was planned for:
         # a later clock reading would shorten its first segment by the planning time, past the limits.
-        self._send(self.bridge.tick(now))
+        self._send(self.bridge.tick(now), now)
         self._publish_state(state)
         if state.code != state.code.OK:
             self.get_logger().warn(state.message, throttle_duration_sec=1.0)
@@ -155,9 +155,10 @@ class BridgeNode(Node):
             for out in self.outputs.values():
                 for o in out.outputs():
                     o.clear()
-        ok, message, commands = self.bridge.set_enabled(bool(request.data), self._now())
+        now = self._now()
+        ok, message, commands = self.bridge.set_enabled(bool(request.data), now)
         self._want_enabled = False
-        self._send(commands)
+        self._send(commands, now)
         response.success, response.message = ok, message
         self.get_logger().info(message)
         self._publish_status()
@@ -165,7 +166,7 @@ class BridgeNode(Node):
 
     def _on_tick(self) -> None:
         now = self._now()
-        self._send(self.bridge.tick(now))
+        self._send(self.bridge.tick(now), now)
         self._stream(now)
         self._check_outputs(now)
 
@@ -174,10 +175,10 @@ class BridgeNode(Node):
         """Why an output cannot take commands (an action server absent), or ""."""
         return "; ".join(r for out in self.outputs.values() for o in out.outputs() if (r := o.ready()))
 
-    def _send(self, commands: list[TrajectoryCommand]) -> None:
+    def _send(self, commands: list[TrajectoryCommand], now: float) -> None:
         """Each command to its arm's outputs: the arm part (with the gripper where it travels along)
-        and, where the driver takes the gripper apart, the gripper part."""
-        now = self._now()
+        and, where the driver takes the gripper apart, the gripper part. `now`: the time the commands
+        were made for (their times count from it)."""
         for c in commands:
             for out in self.outputs.values():
                 arm, gripper = out.arm, out.arm.gripper
@@ -220,7 +221,7 @@ class BridgeNode(Node):
             self._want_enabled = False
             if self.bridge.enabled:
                 _, _, commands = self.bridge.set_enabled(False, now)
-                self._send(commands)
+                self._send(commands, now)
             self.get_logger().error(f"controller error: {fault}: holding; /vla/enable re-arms")
             self._publish_status()
 

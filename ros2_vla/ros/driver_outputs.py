@@ -376,6 +376,7 @@ class JointSingle(_Fault):
         self.direction = GripperDirection(spec)
         self._pushing = False
         self._target: float | None = None  # the plan's last gripper target (PWM mode)
+        self._measured: float | None = None  # the last measured gripper position [bridge units]
 
     def stream(self, setpoint, now: float) -> None:
         value = float(setpoint)
@@ -385,19 +386,24 @@ class JointSingle(_Fault):
             return
         # PWM: the plan's target direction, not its ramp: the setpoint heads to where the plan goes.
         opening = self.direction.change(value if self._target is None else self._target)
-        if opening is not None:
+        if opening is not None and not self._at_end(opening):  # Interbotix pushes only when not there yet
             self.pub.publish(self.msg_type(name=self.out.joint, cmd=self.out.pwm if opening else -self.out.pwm))
             self._pushing = True
 
     def send(self, segment: Segment, now: float) -> None:
         self._target = float(segment.positions[-1, 0])
 
+    def _at_end(self, opening: bool) -> bool:
+        """The measured gripper is at the end `opening` says (within 2 % of its range)."""
+        if self._measured is None:
+            return False
+        end = self.spec.open_position if opening else self.spec.closed_position
+        return abs(self._measured - end) <= 0.02 * abs(self.spec.open_position - self.spec.closed_position)
+
     def observe(self, measured: float) -> None:
         """The measured gripper position [bridge units]: stop pushing at the end it was sent to."""
-        if not (self.out.pwm and self._pushing and self.direction.last is not None):
-            return
-        end = self.spec.open_position if self.direction.last else self.spec.closed_position
-        if abs(measured - end) <= 0.02 * abs(self.spec.open_position - self.spec.closed_position):
+        self._measured = measured
+        if self.out.pwm and self._pushing and self.direction.last is not None and self._at_end(self.direction.last):
             self.pub.publish(self.msg_type(name=self.out.joint, cmd=0.0))
             self._pushing = False
 

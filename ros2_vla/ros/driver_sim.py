@@ -51,7 +51,7 @@ class _Goal:
 
     handle: object
     future: Future
-    done: Callable[[float], object | None]  # sim time -> result (and finish) or None (not yet)
+    outcome: Callable[[float], object | None]  # sim time -> (status, result) once over, else None
     feedback: Callable[[float], object | None] | None = None
     next_feedback: float = 0.0
 
@@ -91,7 +91,7 @@ class DriverPlay:
                 if fb is not None:
                     goal.handle.publish_feedback(fb)
                 goal.next_feedback = now + FEEDBACK_PERIOD
-            result = goal.done(now)
+            result = goal.outcome(now)
             if result is not None:
                 goal.future.set_result(result)
                 self._goals.remove(goal)
