@@ -130,7 +130,9 @@ def test_franka_ros2_sends_one_trajectory_goal_per_plan_and_grasps_and_moves_the
     try:
         with bridge("franka", "franka_ros2"):
             graph.wait_status(lambda s: s.enabled, 30.0, "the bridge to arm on the split joint states")
-            graph.send(_ee_chunk(gripper=0.0))
+            # Two steps (0.2 s): the hand's close (0.4 s) outlasts the arm's plan, while the bridge repeats
+            # the arm's end every period: still one goal.
+            graph.send(_ee_chunk(gripper=0.0, steps=2))
             wait_for(lambda: fjt.goals and grasp.goals, 10.0, "a trajectory goal and a grasp goal")
             goal = fjt.goals[0][1]
             assert tuple(goal.trajectory.joint_names) == robot.arms[0].chain.joint_names
@@ -202,6 +204,32 @@ def test_a_failing_trajectory_server_disarms_with_its_reason_and_rearming_works(
             )
             graph.send(_ee_chunk(gripper=1.0))
             wait_for(lambda: len(fjt.goals) > settled, 5.0, "a goal after re-arming")
+    finally:
+        for p in players:
+            p.destroy()
+
+
+@pytest.mark.parametrize(
+    "mode,reason", [("reject", "/franka_gripper/grasp was rejected"), ("silent", "did not finish within 5 s")]
+)
+def test_a_failing_gripper_server_disarms_with_its_reason(ros_node, mode, reason):
+    robot = load_robot_config("franka")
+    profile = load_driver_profile(robot, "franka_ros2")
+    players = [
+        ActionPlayer(ros_node, FollowJointTrajectory, FJT_NAME),
+        ActionPlayer(ros_node, Grasp, "/franka_gripper/grasp", mode),
+        ActionPlayer(ros_node, Move, "/franka_gripper/move"),
+        JointStatePlayer(ros_node, robot, profile, _home(robot)),
+    ]
+    graph = Graph(ros_node, robot)
+    try:
+        with bridge("franka", "franka_ros2"):
+            graph.wait_status(lambda s: s.enabled, 30.0, "the bridge to arm")
+            graph.send(_ee_chunk(gripper=0.0))
+            status = graph.wait_status(
+                lambda s: s.code == BridgeCode.CONTROLLER_ERROR, 10.0, f"CONTROLLER_ERROR after a {mode} grasp server"
+            )
+            assert reason in status.message and not status.enabled
     finally:
         for p in players:
             p.destroy()

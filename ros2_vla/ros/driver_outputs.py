@@ -41,7 +41,7 @@ FJT_ERRORS = {
     -4: "PATH_TOLERANCE_VIOLATED",
     -5: "GOAL_TOLERANCE_VIOLATED",
 }
-_STATUS_SUCCEEDED, _STATUS_CANCELED, _STATUS_ABORTED = 4, 5, 6  # action_msgs/GoalStatus
+_STATUS_SUCCEEDED, _STATUS_ABORTED = 4, 6  # action_msgs/GoalStatus
 
 
 def interface_type(module: str, name: str):
@@ -160,8 +160,8 @@ class FollowJointTrajectory(_Fault):
 
     def send(self, segment: Segment, now: float) -> None:
         end = (now + float(segment.times[-1]), segment.positions[-1])
-        if self._last_end is not None and self._same(end, self._last_end):
-            return  # the plan goes on: the controller already has it
+        if self._last_end is not None and self._same(end, self._last_end, len(segment.times)):
+            return  # the plan goes on (or rests at its end): the controller already has it
         if not self.client.server_is_ready():
             self.fail(f"no FollowJointTrajectory server on {self.spec.name}")
             return
@@ -175,12 +175,17 @@ class FollowJointTrajectory(_Fault):
         number = self._goal
         self._sent_at, self._ends_at = now, end[0]
         self._answered, self._finished = False, False
+        self.feedback_error = 0.0
         future = self.client.send_goal_async(goal, feedback_callback=lambda f: self._on_feedback(number, f))
         future.add_done_callback(lambda f: self._on_answer(number, f))
 
     @staticmethod
-    def _same(a: tuple[float, np.ndarray], b: tuple[float, np.ndarray]) -> bool:
-        return abs(a[0] - b[0]) < _SAME and a[1].shape == b[1].shape and bool(np.all(np.abs(a[1] - b[1]) < _SAME))
+    def _same(new: tuple[float, np.ndarray], sent: tuple[float, np.ndarray], points: int) -> bool:
+        """The new command ends where the goal sent last ends: at the same time, or (one point after that
+        time) resting there, as the bridge repeats a plan's end while the gripper still moves."""
+        if new[1].shape != sent[1].shape or not np.all(np.abs(new[1] - sent[1]) < _SAME):
+            return False
+        return abs(new[0] - sent[0]) < _SAME or (points == 1 and new[0] >= sent[0])
 
     def _on_feedback(self, number: int, feedback) -> None:
         if number == self._goal:
@@ -203,11 +208,13 @@ class FollowJointTrajectory(_Fault):
         self._finished = True
         answer = future.result()
         code = int(answer.result.error_code)
+        # The controller's own account of how far off the arm was, from the goal's last feedback.
+        tracking = f"; last feedback error {self.feedback_error:.3f} rad" if self.feedback_error else ""
         if code != 0:
             text = answer.result.error_string or "no error_string"
-            self.fail(f"{self.spec.name} failed the trajectory: {FJT_ERRORS.get(code, code)} ({text})")
+            self.fail(f"{self.spec.name} failed the trajectory: {FJT_ERRORS.get(code, code)} ({text}){tracking}")
         elif answer.status == _STATUS_ABORTED:
-            self.fail(f"{self.spec.name} aborted the trajectory")
+            self.fail(f"{self.spec.name} aborted the trajectory{tracking}")
 
     def poll(self, now: float) -> None:
         if not self._answered and now - self._sent_at > self.spec.goal_timeout:
