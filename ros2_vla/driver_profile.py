@@ -205,6 +205,11 @@ def _profile(robot: RobotConfig, name: str, d: dict) -> DriverProfile:
             raise ValueError(f"arm {arm_name}: give a gripper interface exactly when the arm has a gripper")
         if gripper is not None and gripper.interface == "in_trajectory" and command.interface == "joint_group":
             raise ValueError(f"arm {arm_name}: a joint_group command carries no gripper; give the gripper its own")
+        if gripper is not None and gripper.interface == "in_trajectory" and spec.gripper.mode != "in_trajectory":
+            # The bridge plans such a gripper on its own clock (GripperPlan): it has no place in the arm's points.
+            raise ValueError(
+                f"arm {arm_name}: the gripper is planned apart (mode {spec.gripper.mode}); give it its own interface"
+            )
         arms.append(ArmDriver(arm_name, command, gripper))
     missing = set(arm_names) - {a.arm for a in arms}
     if missing:

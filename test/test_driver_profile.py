@@ -121,6 +121,13 @@ def _config_with_driver(tmp_path, driver: str) -> object:
         (
             """
             joint_states: [{topic: /js}]
+            arms: {arm: {command: {interface: forward_position, name: /c}, gripper: {interface: in_trajectory}}}
+            """,
+            "the gripper is planned apart",
+        ),
+        (
+            """
+            joint_states: [{topic: /js}]
             arms: {arm: {command: {interface: teleport, name: /c}}}
             """,
             "arm interface 'teleport'",

@@ -26,7 +26,7 @@ from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
 from ros2_vla.config import ArmSpec, GripperSpec
-from ros2_vla.driver_profile import ArmOutput, DriverProfile, GripperOutput
+from ros2_vla.driver_profile import STREAMED, ArmOutput, DriverProfile, GripperOutput
 from ros2_vla.errors import RequirementError
 from ros2_vla.ros.convert import joint_trajectory_msg, sec_to_duration
 from ros2_vla.ros.qos import COMMAND
@@ -462,6 +462,6 @@ def make_outputs(node: Node, arms: tuple[ArmSpec, ...], profile: DriverProfile) 
             command,
             gripper,
             g is not None and g.interface == "in_trajectory",
-            c.interface in ("forward_position", "joint_group"),
+            c.interface in STREAMED,
         )
     return made
