@@ -9,6 +9,7 @@ No ROS import: this is data.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ros2_vla.config import load_robot_config
@@ -73,6 +74,8 @@ class NodeSpec:
     executable: str  # one of NODE_EXECUTABLES
     parameters: dict[str, Any] = field(default_factory=dict)
     remappings: tuple[tuple[str, str], ...] = ()
+    enclave: str = ""  # SROS2 enclave (`--enclave`); "" without security
+    env: tuple[tuple[str, str], ...] = ()  # environment variables the node needs (ROS_SECURITY_*)
 
     def __post_init__(self) -> None:
         if self.executable not in NODE_EXECUTABLES:
@@ -105,6 +108,7 @@ class LaunchOptions:
     seed: int = _default("seed")
     phrasing: str = _default("phrasing")
     record: str = _default("record")  # "" = no recorder_node
+    secure: str = _default("secure")  # SROS2 keystore; "" = no security
     params: tuple[tuple[str, str, Value], ...] = ()  # (node, parameter, value): `node.name:=value`, set last
 
     def __post_init__(self) -> None:
@@ -143,7 +147,46 @@ def describe_graph(opts: LaunchOptions) -> list[NodeSpec]:
         for name, value in values.items():
             p = param(node, name)
             values[name] = p.check(value, enforce_choices=not p.reloads)
-    return [NodeSpec(node, EXECUTABLES[node], params[node]) for node in started]
+    if not opts.secure:
+        return [NodeSpec(node, EXECUTABLES[node], params[node]) for node in started]
+    keystore = Path(opts.secure).expanduser().resolve()
+    env = (
+        ("ROS_SECURITY_KEYSTORE", str(keystore)),
+        ("ROS_SECURITY_ENABLE", "true"),
+        ("ROS_SECURITY_STRATEGY", "Enforce"),
+    )
+    specs = [NodeSpec(node, EXECUTABLES[node], params[node], enclave=enclave(node), env=env) for node in started]
+    for spec in specs:  # refuse before any process starts: rcl would fail them one by one
+        missing = missing_enclave_files(keystore, spec.enclave)
+        if missing:
+            raise ConfigError(
+                f"secure launch refused: enclave {spec.enclave} of {spec.name} is incomplete in {keystore} "
+                f"(missing {', '.join(missing)}); make the keystore with `ros2-vla security init {opts.secure} "
+                f"--robot {opts.robot}{' --driver ' + opts.driver if opts.driver else ''}`"
+            )
+    return specs
+
+
+# What rmw reads from an enclave folder (rmw_dds_common's security files); links are followed.
+ENCLAVE_FILES = (
+    "identity_ca.cert.pem",
+    "cert.pem",
+    "key.pem",
+    "permissions_ca.cert.pem",
+    "governance.p7s",
+    "permissions.p7s",
+)
+
+
+def enclave(node: str) -> str:
+    """The SROS2 enclave a node of the graph runs in."""
+    return f"/ros2_vla/{node}"
+
+
+def missing_enclave_files(keystore: Path, name: str) -> list[str]:
+    """The files of enclave `name` that `keystore` lacks (all of them when the folder is missing)."""
+    folder = Path(keystore) / "enclaves" / name.lstrip("/")
+    return [f for f in ENCLAVE_FILES if not (folder / f).is_file()]
 
 
 def launch_arguments() -> list[tuple[str, str, str]]:

@@ -34,6 +34,7 @@ MODULE_COMMANDS = {
     "train": ("ros2_vla.training.cli", "train a policy on a converted dataset"),
     "eval": ("ros2_vla.evaluation.cli", "closed-loop success rate of a policy in the sim, on held-out seeds"),
     "serve": ("ros2_vla.serving.cli", "serve a backend over openpi's policy-server protocol (WebSocket)"),
+    "security": ("ros2_vla.security.cli", "SROS2: create a keystore with an enclave per node of the graph"),
 }
 
 
@@ -151,8 +152,16 @@ def run_command(args: argparse.Namespace) -> int:
         specs = describe_graph(_launch_options(args))
         if args.command == "graph":
             for s in specs:
-                print(f"{s.name}: {s.executable} parameters={s.parameters} remappings={list(s.remappings)}")
+                secure = f" enclave={s.enclave}" if s.enclave else ""
+                print(f"{s.name}: {s.executable} parameters={s.parameters} remappings={list(s.remappings)}{secure}")
             return 0
+        if any(s.enclave for s in specs):
+            from ros2_vla.dds_env import security_support
+
+            why = security_support()
+            if why:  # with Enforce every node would fail to start; say why once, start none
+                print(f"ros2-vla launch: secure launch refused: {why} (ROS distros' Fast DDS has it)", file=sys.stderr)
+                return 2
         from ros2_vla.launcher import run
 
         return run(specs)

@@ -47,3 +47,30 @@ def set_localhost_only(env: MutableMapping[str, str]) -> None:
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     if env.get("ROS_DISTRO") in LOCALHOST_ONLY_DISTROS and env["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST":
         env.setdefault("ROS_LOCALHOST_ONLY", "1")
+
+
+# Names Fast DDS's security plugin factory compares against (SecurityPluginFactory.cpp, 2.x and 3.x): a
+# library built without security (-DSECURITY=OFF) holds none of them.
+SECURITY_PLUGINS = (b"builtin.PKI-DH", b"builtin.Access-Permissions", b"builtin.AES-GCM-GMAC")
+
+
+def fastdds_library(env: Mapping[str, str] = os.environ) -> Path | None:
+    """The Fast DDS library of the environment's ROS prefixes (3.x's libfastdds, else 2.x's libfastrtps)."""
+    prefixes = [Path(p) for p in env.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+    for name in ("libfastdds.so", "libfastrtps.so"):
+        for prefix in prefixes:
+            if (prefix / "lib" / name).exists():
+                return (prefix / "lib" / name).resolve()
+    return None
+
+
+def security_support(env: Mapping[str, str] = os.environ) -> str:
+    """"" when the Fast DDS in use has its DDS Security plugins, else why not (for skips and errors)."""
+    library = fastdds_library(env)
+    if library is None:
+        return "no Fast DDS library found under AMENT_PREFIX_PATH"
+    data = library.read_bytes()
+    missing = [p.decode() for p in SECURITY_PLUGINS if p not in data]
+    if missing:
+        return f"{library} was built without DDS Security: it lacks {', '.join(missing)}"
+    return ""

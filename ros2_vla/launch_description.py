@@ -25,6 +25,8 @@ def _nodes(context: LaunchContext, robot: str) -> list[Node]:
             name=spec.name,
             parameters=[spec.parameters],
             remappings=list(spec.remappings),
+            ros_arguments=["--enclave", spec.enclave] if spec.enclave else [],
+            additional_env=dict(spec.env),
             output="screen",
             emulate_tty=True,
         )

@@ -29,6 +29,8 @@ def node_command(spec: NodeSpec, params_file: Path) -> list[str]:
     """The command line of one node: its installed entry script, or the module."""
     argv = _entry_point(spec.executable)
     argv += ["--ros-args", "-r", f"__node:={spec.name}", "--params-file", str(params_file)]
+    if spec.enclave:
+        argv += ["--enclave", spec.enclave]
     for src, dst in spec.remappings:
         argv += ["-r", f"{src}:={dst}"]
     return argv
@@ -81,7 +83,8 @@ class Launcher:
         params = write_params_file(self.specs, Path(self._tmp.name))
         for spec in self.specs:
             cmd = node_command(spec, params)
-            proc = subprocess.Popen(cmd, start_new_session=True, preexec_fn=_die_with_parent)
+            env = {**os.environ, **dict(spec.env)} if spec.env else None
+            proc = subprocess.Popen(cmd, start_new_session=True, preexec_fn=_die_with_parent, env=env)
             self.running.append(Running(spec, proc))
             _log(f"started {spec.name} ({spec.executable}) pid {proc.pid}")
 

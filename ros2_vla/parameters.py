@@ -438,6 +438,13 @@ LAUNCH_ARGUMENTS: tuple[LaunchArg, ...] = (
         description="with the sim: how tasks are worded: `template`, `train` (training paraphrases) or `heldout`",
     ),
     LaunchArg(
+        "secure",
+        "",
+        "SROS2 keystore (`ros2-vla security init`): every node runs in its enclave (`/ros2_vla/<node>`) with "
+        "`ROS_SECURITY_ENABLE=true`, `ROS_SECURITY_STRATEGY=Enforce`; refused when an enclave is missing; "
+        "empty: no security",
+    ),
+    LaunchArg(
         "record",
         "",
         "folder for recorder_node's rosbag2 episodes (empty: no recorder); start with `/recorder/start`",
