@@ -51,7 +51,9 @@ def main() -> None:
                     "successes": ok,
                     "trials": len(episodes),
                     "wilson95": [round(lo, 3), round(hi, 3)],
-                    "median_episode_s": statistics.median(e.seconds for e in episodes if e.success) if ok else None,
+                    "median_episode_s": round(statistics.median(e.seconds for e in episodes if e.success), 1)
+                    if ok
+                    else None,
                     "wall_s": round(time.monotonic() - t0, 1),
                 }
             )

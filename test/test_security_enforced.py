@@ -112,7 +112,9 @@ def test_the_secured_graph_does_its_task(keystore):
 
 
 def test_an_unsecured_participant_sees_nothing_and_moves_nothing(keystore):
-    with launched("franka", "--sim", "--secure", str(keystore)):  # disarmed, no policy: the arm is still
+    # The sim's graph arms the bridge and no policy runs: the arm stands still unless someone sends chunks
+    # (unsecured, the outsider's chunks move it by more than a radian: checked by hand with this probe).
+    with launched("franka", "--sim", "--secure", str(keystore)):
         outsider, operator = _probes((dict(os.environ), PUSH), (_secured(keystore, "/ros2_vla/operator"), ""))
     assert outsider["statuses"] == 0 and outsider["act"].endswith("no enable service"), outsider
     assert operator["statuses"] > 0 and operator["moved"] < 0.01, operator
