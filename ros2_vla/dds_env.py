@@ -65,7 +65,7 @@ def fastdds_library(env: Mapping[str, str] = os.environ) -> Path | None:
 
 
 def security_support(env: Mapping[str, str] = os.environ) -> str:
-    """"" when the Fast DDS in use has its DDS Security plugins, else why not (for skips and errors)."""
+    """Why the Fast DDS in use cannot do DDS Security (for skips and errors); empty when it has the plugins."""
     library = fastdds_library(env)
     if library is None:
         return "no Fast DDS library found under AMENT_PREFIX_PATH"

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -107,6 +108,27 @@ class Graph:
         return future.result()
 
 
+@contextmanager
+def franka_ros2_played(ros_node, fjt: str | None = "accept", grasp: str = "accept", fjt_result=None):
+    """franka_ros2's side, played: fr3_arm_controller's FollowJointTrajectory server (`fjt` its mode, None:
+    absent), franka_gripper's grasp (`grasp` its mode) and move servers, and the split joint states."""
+    robot = load_robot_config("franka")
+    players = SimpleNamespace(
+        fjt=ActionPlayer(ros_node, FollowJointTrajectory, FJT_NAME, fjt, result=fjt_result) if fjt else None,
+        grasp=ActionPlayer(
+            ros_node, Grasp, "/franka_gripper/grasp", grasp, result=lambda g: Grasp.Result(success=True)
+        ),
+        move=ActionPlayer(ros_node, Move, "/franka_gripper/move", result=lambda g: Move.Result(success=True)),
+        state=JointStatePlayer(ros_node, robot, load_driver_profile(robot, "franka_ros2"), _home(robot)),
+    )
+    try:
+        yield players
+    finally:
+        for p in vars(players).values():
+            if p is not None:
+                p.destroy()
+
+
 def _ee_chunk(gripper: float, steps: int = 4) -> np.ndarray:
     """A short, slow +x motion with the gripper dimension at `gripper` (1 open, 0 closed)."""
     return np.array([[0.004, 0.0, 0.0, 0.0, 0.0, 0.0, gripper]] * steps)
@@ -121,41 +143,33 @@ def _within_limits(robot: RobotConfig, names, positions) -> None:
 
 def test_franka_ros2_sends_one_trajectory_goal_per_plan_and_grasps_and_moves_the_hand(ros_node):
     robot = load_robot_config("franka")
-    profile = load_driver_profile(robot, "franka_ros2")
-    fjt = ActionPlayer(ros_node, FollowJointTrajectory, FJT_NAME)
-    grasp = ActionPlayer(ros_node, Grasp, "/franka_gripper/grasp", result=lambda g: Grasp.Result(success=True))
-    move = ActionPlayer(ros_node, Move, "/franka_gripper/move", result=lambda g: Move.Result(success=True))
-    players = [fjt, grasp, move, JointStatePlayer(ros_node, robot, profile, _home(robot))]
     graph = Graph(ros_node, robot)
-    try:
-        with bridge("franka", "franka_ros2"):
-            graph.wait_status(lambda s: s.enabled, 30.0, "the bridge to arm on the split joint states")
-            # Two steps (0.2 s): the hand's close (0.4 s) outlasts the arm's plan, while the bridge repeats
-            # the arm's end every period: still one goal.
-            graph.send(_ee_chunk(gripper=0.0, steps=2))
-            wait_for(lambda: fjt.goals and grasp.goals, 10.0, "a trajectory goal and a grasp goal")
-            goal = fjt.goals[0][1]
-            assert tuple(goal.trajectory.joint_names) == robot.arms[0].chain.joint_names
-            times = [p.time_from_start.sec + 1e-9 * p.time_from_start.nanosec for p in goal.trajectory.points]
-            assert np.all(np.diff(times) > 0) and times[0] > 0
-            for p in goal.trajectory.points:
-                _within_limits(robot, goal.trajectory.joint_names, p.positions)
-            g = grasp.goals[0][1]
-            assert (g.width, g.speed, g.force) == pytest.approx((0.0, 0.1, 20.0))
-            assert (g.epsilon.inner, g.epsilon.outer) == pytest.approx((0.005, 0.08))
-            # The bridge re-sends its plan every control period; the action gets it once.
-            time.sleep(1.0)
-            assert len(fjt.goals) == 1 and len(grasp.goals) == 1
-            graph.send(_ee_chunk(gripper=1.0))
-            wait_for(lambda: move.goals, 10.0, "a move goal that opens the hand")
-            m = move.goals[0][1]
-            assert (m.width, m.speed) == pytest.approx((0.08, 0.1))
-            wait_for(lambda: len(fjt.goals) == 2, 5.0, "the second plan's goal")
-            codes = {s.code for _, s in graph.status.items}
-            assert BridgeCode.CONTROLLER_ERROR not in codes and graph.latest().enabled
-    finally:
-        for p in players:
-            p.destroy()
+    with franka_ros2_played(ros_node) as played, bridge("franka", "franka_ros2"):
+        fjt, grasp, move = played.fjt, played.grasp, played.move
+        graph.wait_status(lambda s: s.enabled, 30.0, "the bridge to arm on the split joint states")
+        # Two steps (0.2 s): the hand's close (0.4 s) outlasts the arm's plan, while the bridge repeats
+        # the arm's end every period: still one goal.
+        graph.send(_ee_chunk(gripper=0.0, steps=2))
+        wait_for(lambda: fjt.goals and grasp.goals, 10.0, "a trajectory goal and a grasp goal")
+        goal = fjt.goals[0][1]
+        assert tuple(goal.trajectory.joint_names) == robot.arms[0].chain.joint_names
+        times = [p.time_from_start.sec + 1e-9 * p.time_from_start.nanosec for p in goal.trajectory.points]
+        assert np.all(np.diff(times) > 0) and times[0] > 0
+        for p in goal.trajectory.points:
+            _within_limits(robot, goal.trajectory.joint_names, p.positions)
+        g = grasp.goals[0][1]
+        assert (g.width, g.speed, g.force) == pytest.approx((0.0, 0.1, 20.0))
+        assert (g.epsilon.inner, g.epsilon.outer) == pytest.approx((0.005, 0.08))
+        # The bridge re-sends its plan every control period; the action gets it once.
+        time.sleep(1.0)
+        assert len(fjt.goals) == 1 and len(grasp.goals) == 1
+        graph.send(_ee_chunk(gripper=1.0))
+        wait_for(lambda: move.goals, 10.0, "a move goal that opens the hand")
+        m = move.goals[0][1]
+        assert (m.width, m.speed) == pytest.approx((0.08, 0.1))
+        wait_for(lambda: len(fjt.goals) == 2, 5.0, "the second plan's goal")
+        codes = {s.code for _, s in graph.status.items}
+        assert BridgeCode.CONTROLLER_ERROR not in codes and graph.latest().enabled
 
 
 @pytest.mark.parametrize(
@@ -168,96 +182,61 @@ def test_franka_ros2_sends_one_trajectory_goal_per_plan_and_grasps_and_moves_the
 )
 def test_a_failing_trajectory_server_disarms_with_its_reason_and_rearming_works(ros_node, mode, reason):
     robot = load_robot_config("franka")
-    profile = load_driver_profile(robot, "franka_ros2")
     result = FollowJointTrajectory.Result(error_code=-4, error_string="fr3_joint4 left its path")
-    fjt = ActionPlayer(
-        ros_node, FollowJointTrajectory, FJT_NAME, mode, result=(lambda g: result) if mode == "abort" else None
-    )
-    players = [
-        fjt,
-        ActionPlayer(ros_node, Grasp, "/franka_gripper/grasp"),
-        ActionPlayer(ros_node, Move, "/franka_gripper/move"),
-        JointStatePlayer(ros_node, robot, profile, _home(robot)),
-    ]
     graph = Graph(ros_node, robot)
-    try:
-        with bridge("franka", "franka_ros2"):
-            graph.wait_status(lambda s: s.enabled, 30.0, "the bridge to arm")
-            graph.send(_ee_chunk(gripper=1.0))
-            status = graph.wait_status(
-                lambda s: s.code == BridgeCode.CONTROLLER_ERROR, 10.0, f"CONTROLLER_ERROR after a {mode} server"
-            )
-            assert reason in status.message and "holding" in status.message
-            assert not status.enabled
-            # Disarmed: at most the one hold goal follows, then nothing.
-            sent = len(fjt.goals)
-            time.sleep(1.0)
-            assert len(fjt.goals) <= sent + 1
-            settled = len(fjt.goals)
-            time.sleep(0.5)
-            assert len(fjt.goals) == settled
-            fjt.mode = "accept"
-            answer = graph.call_enable(True)
-            assert answer.success, answer.message
-            graph.wait_status(
-                lambda s: s.enabled and s.code != BridgeCode.CONTROLLER_ERROR, 5.0, "armed again, the error cleared"
-            )
-            graph.send(_ee_chunk(gripper=1.0))
-            wait_for(lambda: len(fjt.goals) > settled, 5.0, "a goal after re-arming")
-    finally:
-        for p in players:
-            p.destroy()
+    aborted = (lambda g: result) if mode == "abort" else None
+    with franka_ros2_played(ros_node, fjt=mode, fjt_result=aborted) as played, bridge("franka", "franka_ros2"):
+        fjt = played.fjt
+        graph.wait_status(lambda s: s.enabled, 30.0, "the bridge to arm")
+        graph.send(_ee_chunk(gripper=1.0))
+        status = graph.wait_status(
+            lambda s: s.code == BridgeCode.CONTROLLER_ERROR, 10.0, f"CONTROLLER_ERROR after a {mode} server"
+        )
+        assert reason in status.message and "holding" in status.message
+        assert not status.enabled
+        # Disarmed: at most the one hold goal follows, then nothing.
+        sent = len(fjt.goals)
+        time.sleep(1.0)
+        assert len(fjt.goals) <= sent + 1
+        settled = len(fjt.goals)
+        time.sleep(0.5)
+        assert len(fjt.goals) == settled
+        fjt.mode = "accept"
+        answer = graph.call_enable(True)
+        assert answer.success, answer.message
+        graph.wait_status(
+            lambda s: s.enabled and s.code != BridgeCode.CONTROLLER_ERROR, 5.0, "armed again, the error cleared"
+        )
+        graph.send(_ee_chunk(gripper=1.0))
+        wait_for(lambda: len(fjt.goals) > settled, 5.0, "a goal after re-arming")
 
 
 @pytest.mark.parametrize(
     "mode,reason", [("reject", "/franka_gripper/grasp was rejected"), ("silent", "did not finish within 5 s")]
 )
 def test_a_failing_gripper_server_disarms_with_its_reason(ros_node, mode, reason):
-    robot = load_robot_config("franka")
-    profile = load_driver_profile(robot, "franka_ros2")
-    players = [
-        ActionPlayer(ros_node, FollowJointTrajectory, FJT_NAME),
-        ActionPlayer(ros_node, Grasp, "/franka_gripper/grasp", mode),
-        ActionPlayer(ros_node, Move, "/franka_gripper/move"),
-        JointStatePlayer(ros_node, robot, profile, _home(robot)),
-    ]
-    graph = Graph(ros_node, robot)
-    try:
-        with bridge("franka", "franka_ros2"):
-            graph.wait_status(lambda s: s.enabled, 30.0, "the bridge to arm")
-            graph.send(_ee_chunk(gripper=0.0))
-            status = graph.wait_status(
-                lambda s: s.code == BridgeCode.CONTROLLER_ERROR, 10.0, f"CONTROLLER_ERROR after a {mode} grasp server"
-            )
-            assert reason in status.message and not status.enabled
-    finally:
-        for p in players:
-            p.destroy()
+    graph = Graph(ros_node, load_robot_config("franka"))
+    with franka_ros2_played(ros_node, grasp=mode), bridge("franka", "franka_ros2"):
+        graph.wait_status(lambda s: s.enabled, 30.0, "the bridge to arm")
+        graph.send(_ee_chunk(gripper=0.0))
+        status = graph.wait_status(
+            lambda s: s.code == BridgeCode.CONTROLLER_ERROR, 10.0, f"CONTROLLER_ERROR after a {mode} grasp server"
+        )
+        assert reason in status.message and not status.enabled
 
 
 def test_an_absent_trajectory_server_keeps_the_bridge_disarmed_and_says_so(ros_node):
-    robot = load_robot_config("franka")
-    profile = load_driver_profile(robot, "franka_ros2")
-    players = [
-        ActionPlayer(ros_node, Grasp, "/franka_gripper/grasp"),
-        ActionPlayer(ros_node, Move, "/franka_gripper/move"),
-        JointStatePlayer(ros_node, robot, profile, _home(robot)),
-    ]
-    graph = Graph(ros_node, robot)
-    try:
-        with bridge("franka", "franka_ros2"):
-            status = graph.wait_status(
-                lambda s: s.code == BridgeCode.CONTROLLER_ERROR, 30.0, "a status about the missing server"
-            )
-            assert f"waiting to arm: no FollowJointTrajectory server on {FJT_NAME}" in status.message
-            assert not status.enabled
-            answer = graph.call_enable(True)
-            assert not answer.success and "no FollowJointTrajectory server" in answer.message
-            players.append(ActionPlayer(ros_node, FollowJointTrajectory, FJT_NAME))  # the controller comes up
-            graph.wait_status(lambda s: s.enabled, 10.0, "the bridge to arm once the server is there")
-    finally:
-        for p in players:
-            p.destroy()
+    graph = Graph(ros_node, load_robot_config("franka"))
+    with franka_ros2_played(ros_node, fjt=None) as played, bridge("franka", "franka_ros2"):
+        status = graph.wait_status(
+            lambda s: s.code == BridgeCode.CONTROLLER_ERROR, 30.0, "a status about the missing server"
+        )
+        assert f"waiting to arm: no FollowJointTrajectory server on {FJT_NAME}" in status.message
+        assert not status.enabled
+        answer = graph.call_enable(True)
+        assert not answer.success and "no FollowJointTrajectory server" in answer.message
+        played.fjt = ActionPlayer(ros_node, FollowJointTrajectory, FJT_NAME)  # the controller comes up
+        graph.wait_status(lambda s: s.enabled, 10.0, "the bridge to arm once the server is there")
 
 
 def test_forward_position_streams_the_plan_and_gripper_command_opens_and_closes(ros_node):
