@@ -111,3 +111,40 @@ def test_the_fr3_hand_closes_and_opens_through_its_actions(ros_node, driver):
         send(1.0, 2)
         wait_for(lambda: measured.series(finger)[-1] > 0.038, 10.0, "the hand open again")
     assert all(s.code != 11 for _, s in status.items), [s.message for _, s in status.items if s.code == 11]
+
+
+def test_the_sims_trajectory_controller_stops_a_canceled_goal(ros_node):
+    """sim_node's FollowJointTrajectory server, as JTC: a cancel stops the joints where they are."""
+    from control_msgs.action import FollowJointTrajectory
+    from rclpy.action import ActionClient
+    from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+    from ros2_vla.ros.convert import sec_to_duration
+
+    robot = load_robot_config("franka")
+    profile = load_driver_profile(robot, "franka_ros2")
+    measured = Measured(ros_node, robot, profile)
+    client = ActionClient(ros_node, FollowJointTrajectory, "/fr3_arm_controller/follow_joint_trajectory")
+    chain = robot.arms[0].chain
+    with launched("franka", "--sim", "--driver", "franka_ros2", "--seed", "100000"):
+        assert client.wait_for_server(timeout_sec=60.0)
+        wait_for(lambda: measured.series(chain.joint_names[0]).size, 10.0, "joint states")
+        goal = FollowJointTrajectory.Goal()
+        goal.trajectory = JointTrajectory(joint_names=list(chain.joint_names))
+        target = list(chain.home)
+        target[0] += 0.6  # joint 1, slowly: 0.6 rad in 6 s
+        goal.trajectory.points = [JointTrajectoryPoint(positions=target, time_from_start=sec_to_duration(6.0))]
+        sent = client.send_goal_async(goal)
+        handle = wait_for(lambda: sent.done() and sent.result(), 10.0, "the goal accepted")
+        assert handle.accepted
+        time.sleep(1.5)
+        canceled = handle.cancel_goal_async()
+        wait_for(canceled.done, 5.0, "the cancel answered")
+        result = handle.get_result_async()
+        wait_for(result.done, 5.0, "the goal's result")
+        assert result.result().status == 5  # CANCELED
+        q1 = measured.series(chain.joint_names[0])[-1]
+        time.sleep(1.5)
+        q2 = measured.series(chain.joint_names[0])[-1]
+    assert chain.home[0] + 0.05 < q1 < chain.home[0] + 0.5, "it moved, and stopped short of the target"
+    assert abs(q2 - q1) < 0.01, f"still moving after the cancel: {q1:.3f} -> {q2:.3f} rad"

@@ -5,8 +5,8 @@ so the physics is the same whatever the profile; what changes is the wire, playe
 - JointTrajectory topics: as today;
 - FollowJointTrajectory (ros2_controllers' JointTrajectoryController): a goal naming joints the controller
   does not have is rejected; a newer goal preempts the running one (which ends aborted here: rclpy cannot
-  cancel a goal nobody asked to cancel, where JTC reports it canceled); feedback at 20 Hz; SUCCESSFUL
-  when the trajectory has ended;
+  cancel a goal nobody asked to cancel, where JTC reports it canceled); a cancel request stops the joints
+  where they are; feedback at 20 Hz; SUCCESSFUL when the trajectory has ended;
 - forward position / Interbotix joint_group / joint_single in position mode: each command is the new
   position reference at once (a step, as forward_command_controller and xs_sdk set the motors' goal);
 - joint_single in PWM mode (xs_sdk's default for the WidowX gripper): + opens, - closes at the gripper's
@@ -187,6 +187,9 @@ class DriverPlay:
             cols = [controller.joint_names.index(n) for n in names]
 
             def done(now: float):
+                if handle.is_cancel_requested:  # JTC stops the named joints where they are
+                    self.accept(key, jtc.SimTrajectory(tuple(names), ()), f"{name} (cancel)")
+                    return ("canceled", result)
                 return ("succeed", result) if now >= controller.end_time() else None
 
             def feedback(now: float):
