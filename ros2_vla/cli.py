@@ -115,9 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--driver",
         default="",
-        help="driver profile the sim plays and the bridge drives (config/<robot>.yaml, drivers:; "
-        "franka: franka_ros2, forward_position; widowx: xs_sdk, ros2_control_action; aloha: aloha); "
-        "default: the config's own JointTrajectory topics",
+        help="driver profile the sim plays and the bridge drives (config/<robot>.yaml, drivers:, e.g. "
+        "franka_ros2, xs_sdk, aloha); default: the config's own JointTrajectory topics",
     )
 
     for name, (module, help_text) in MODULE_COMMANDS.items():

@@ -130,9 +130,9 @@ VARIANT = Param("variant", "", "kinematic variant (franka: `panda`; empty: the c
 DRIVER = Param(
     "driver",
     "",
-    "hardware profile under `drivers:` in `config/<robot>.yaml` (franka: `franka_ros2`, `forward_position`; "
-    "widowx: `xs_sdk`, `ros2_control_action`; aloha: `aloha`): the driver's command interfaces and joint state "
-    "topics; empty: the config's own JointTrajectory topics and joint state topic",
+    "hardware profile under `drivers:` in `config/<robot>.yaml` (e.g. franka's `franka_ros2`, widowx's `xs_sdk`, "
+    "aloha's `aloha`): the driver's command interfaces and joint state topics; empty: the config's own "
+    "JointTrajectory topics and joint state topic",
 )
 
 BRIDGE = (
