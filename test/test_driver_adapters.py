@@ -328,3 +328,28 @@ def test_aloha_followers_get_their_arm_groups_and_gripper_radians(ros_node):
             assert max(left) - min(left) > 0.3, "the left gripper closes along the plan, in motor radians"
     finally:
         state.destroy()
+
+
+def test_a_driver_topic_nobody_listens_to_keeps_the_bridge_disarmed_and_losing_it_holds(ros_node):
+    """Topics give no answer: the only sign of a driver that is not there, or went away, is its subscription."""
+    robot = load_robot_config("widowx")
+    state = JointStatePlayer(ros_node, robot, load_driver_profile(robot, "xs_sdk"), _home(robot))
+    graph = Graph(ros_node, robot)
+    try:
+        with bridge("widowx", "xs_sdk"):
+            status = graph.wait_status(
+                lambda s: s.code == BridgeCode.CONTROLLER_ERROR, 30.0, "a status about the missing driver"
+            )
+            assert "waiting to arm: nobody subscribes to /wx250s/commands/joint_group" in status.message
+            assert not status.enabled
+            single = Topic(ros_node, JointSingleCommand, "/wx250s/commands/joint_single")
+            group = Topic(ros_node, JointGroupCommand, "/wx250s/commands/joint_group")  # xs_sdk comes up
+            graph.wait_status(lambda s: s.enabled, 10.0, "the bridge to arm once xs_sdk listens")
+            ros_node.destroy_subscription(group.sub)  # ... and goes away
+            status = graph.wait_status(
+                lambda s: s.code == BridgeCode.CONTROLLER_ERROR, 10.0, "a controller error once it is gone"
+            )
+            assert "/wx250s/commands/joint_group lost its subscriber" in status.message and not status.enabled
+            ros_node.destroy_subscription(single.sub)
+    finally:
+        state.destroy()

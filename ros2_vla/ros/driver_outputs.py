@@ -68,10 +68,18 @@ class Segment:
 
 
 class _Fault:
-    """The first failure of an output, kept until the bridge is re-armed."""
+    """The first failure of an output, kept until the bridge is re-armed.
+
+    A topic output of a driver profile (`listener_required`) also needs the driver on the other end: not
+    ready while nobody subscribes to its topic, and a fault when the subscriber it had goes away (the driver
+    stopped). Publishing has no answer, so this is the only sign a topic gives of a driver that is gone."""
+
+    pub = None  # the publisher of a topic output
+    listener_required = False
 
     def __init__(self) -> None:
         self.fault = ""
+        self._heard = False  # a subscriber was seen on the topic
 
     def fail(self, reason: str) -> None:
         if not self.fault:
@@ -79,10 +87,13 @@ class _Fault:
 
     def ready(self) -> str:
         """Why the output cannot take commands now ("" when it can)."""
+        if self.listener_required and self.pub is not None and self.pub.get_subscription_count() == 0:
+            return f"nobody subscribes to {self.pub.topic_name}"
         return ""
 
     def clear(self) -> None:
         self.fault = ""
+        self._heard = False
 
     def send(self, segment: Segment, now: float) -> None:
         """A plan update or a hold."""
@@ -91,7 +102,13 @@ class _Fault:
         """The plan's setpoint at this control period."""
 
     def poll(self, now: float) -> None:
-        """Check deadlines (goals not answered or not finished in time)."""
+        """Check deadlines (goals not answered or not finished in time), and a topic's subscriber."""
+        if not self.listener_required or self.pub is None:
+            return
+        if self.pub.get_subscription_count() > 0:
+            self._heard = True
+        elif self._heard:
+            self.fail(f"{self.pub.topic_name} lost its subscriber (the driver stopped?)")
 
 
 # --- arm outputs ------------------------------------------------------------------------------------
@@ -457,6 +474,10 @@ def make_outputs(node: Node, arms: tuple[ArmSpec, ...], profile: DriverProfile) 
                 "franka_gripper": lambda: FrankaGripper(node, arm.gripper, g),
                 "joint_single": lambda: JointSingle(node, arm.gripper, g),
             }[g.interface]()
+        for out in (command, gripper):
+            if out is not None and out.pub is not None:
+                # The default profile's JointTrajectory topics keep their old behaviour: sent whoever listens.
+                out.listener_required = bool(profile.name)
         made[arm.name] = ArmOutputs(
             arm,
             command,
