@@ -27,6 +27,9 @@ from ros2_vla.errors import ConfigError
 ARM_INTERFACES = ("joint_trajectory", "follow_joint_trajectory", "forward_position", "joint_group")
 GRIPPER_INTERFACES = ("joint_trajectory", "in_trajectory", "gripper_command", "franka_gripper", "joint_single")
 STREAMED = ("forward_position", "joint_group")  # sent every control period, sampled from the plan
+# franka_gripper's action servers under its namespace (gripper_action_server.cpp): the bridge closes with
+# grasp and opens with move; homing opens all the way.
+FRANKA_GRIPPER_ACTIONS = ("move", "grasp", "homing")
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,14 @@ class GripperOutput:
     epsilon_outer: float = 0.08  # franka_gripper grasp: [m] ... and up to width + outer
     goal_timeout: float = 5.0  # [s] an action goal not answered, or not finished, within this: fault
 
+    def to_driver(self, spec: GripperSpec, value: float) -> float:
+        """A gripper position in the bridge's units as the driver takes it (unchanged without `units`)."""
+        return self.units.to_driver(spec, value) if self.units else float(value)
+
+    def to_bridge(self, spec: GripperSpec, value: float) -> float:
+        """A gripper value of the driver in the bridge's units (unchanged without `units`)."""
+        return self.units.from_driver(spec, value) if self.units else float(value)
+
     def __post_init__(self) -> None:
         if self.interface not in GRIPPER_INTERFACES:
             raise ConfigError(f"gripper interface {self.interface!r}: use one of {list(GRIPPER_INTERFACES)}")
@@ -71,6 +82,23 @@ class GripperOutput:
             raise ConfigError("state_in_driver_units needs `units`: the driver's value at open and closed")
         if self.interface == "joint_single" and not self.joint:
             raise ConfigError("gripper interface joint_single needs `joint`: the driver's name of the gripper")
+
+
+class GripperDirection:
+    """Open or close, as a plan's gripper target says: above the middle of the range is open."""
+
+    def __init__(self, spec: GripperSpec) -> None:
+        self.spec = spec
+        self.last: bool | None = None  # True: opening was sent last
+
+    def change(self, target: float) -> bool | None:
+        """True (open) or False (close) when the target turned the gripper around; None otherwise."""
+        middle = 0.5 * (self.spec.open_position + self.spec.closed_position)
+        opening = (target - middle) * (self.spec.open_position - self.spec.closed_position) > 0
+        if opening == self.last:
+            return None
+        self.last = opening
+        return opening
 
 
 @dataclass(frozen=True)
@@ -267,7 +295,7 @@ def bridge_joint_state(
             continue
         if a.gripper.joint in names:
             i = names.index(a.gripper.joint)
-            positions[i] = out.units.from_driver(a.gripper, positions[i])
+            positions[i] = out.to_bridge(a.gripper, positions[i])
     return names, positions
 
 
@@ -288,8 +316,8 @@ def driver_joint_state(
         for n in wanted:
             p, v = value[n]
             if a.gripper is not None and n == a.gripper.joint and grip is not None and grip.state_in_driver_units:
-                lo, hi = grip.units.from_driver(a.gripper, 0.0), grip.units.from_driver(a.gripper, 1.0)
-                p, v = grip.units.to_driver(a.gripper, p), v / (hi - lo)
+                lo, hi = grip.to_bridge(a.gripper, 0.0), grip.to_bridge(a.gripper, 1.0)
+                p, v = grip.to_driver(a.gripper, p), v / (hi - lo)
             if not n.startswith(source.prefix):
                 raise ConfigError(f"joint {n} does not start with {source.topic}'s prefix {source.prefix!r}")
             out_n.append(n[len(source.prefix) :])

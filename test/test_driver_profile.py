@@ -10,6 +10,7 @@ import yaml
 
 from ros2_vla.config import load_robot_config
 from ros2_vla.driver_profile import (
+    GripperDirection,
     JointStateMerge,
     available_drivers,
     bridge_joint_state,
@@ -162,3 +163,13 @@ def test_merge_waits_for_every_joint_and_keeps_the_oldest_stamp():
     assert (stamp, names, positions) == (1.0, ["a", "b", "g"], [0.1, 0.2, 0.04])
     stamp, _, positions = merge.update(2.0, ["a", "b"], [0.3, 0.4])
     assert stamp == 1.5 and positions == [0.3, 0.4, 0.04]  # the gripper's state is the oldest part
+
+
+def test_gripper_direction_changes_only_when_the_target_crosses_the_middle():
+    spec = load_robot_config("franka").arms[0].gripper  # open 0.04, closed 0.0
+    d = GripperDirection(spec)
+    assert d.change(0.04) is True  # the first target always counts
+    assert d.change(0.03) is None  # still the open half: a hold or a re-plan sends nothing
+    assert d.change(0.0) is False
+    assert d.change(0.015) is None
+    assert d.change(0.025) is True

@@ -26,7 +26,14 @@ from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
 from ros2_vla.config import ArmSpec, GripperSpec
-from ros2_vla.driver_profile import STREAMED, ArmOutput, DriverProfile, GripperOutput
+from ros2_vla.driver_profile import (
+    FRANKA_GRIPPER_ACTIONS,
+    STREAMED,
+    ArmOutput,
+    DriverProfile,
+    GripperDirection,
+    GripperOutput,
+)
 from ros2_vla.errors import RequirementError
 from ros2_vla.ros.convert import joint_trajectory_msg, sec_to_duration
 from ros2_vla.ros.qos import COMMAND
@@ -250,23 +257,6 @@ class FollowJointTrajectory(_Fault):
 
 
 # --- gripper outputs --------------------------------------------------------------------------------
-class GripperDirection:
-    """Open or close, as a plan's gripper target says: above the middle of the range is open."""
-
-    def __init__(self, spec: GripperSpec) -> None:
-        self.spec = spec
-        self.last: bool | None = None  # True: opening was sent last
-
-    def change(self, target: float) -> bool | None:
-        """True (open) or False (close) when the target turned the gripper around; None otherwise."""
-        middle = 0.5 * (self.spec.open_position + self.spec.closed_position)
-        opening = (target - middle) * (self.spec.open_position - self.spec.closed_position) > 0
-        if opening == self.last:
-            return None
-        self.last = opening
-        return opening
-
-
 class _GripperAction(_Fault):
     """An action gripper: one goal per change of direction. Rejection, no answer in time, or an aborted
     opening: fault. An aborted closing is a note, not a fault: franka_gripper aborts a grasp whose width
@@ -281,7 +271,7 @@ class _GripperAction(_Fault):
         self.note = ""  # the last result that is not a fault (a grasp that found nothing)
 
     def _driver(self, value: float) -> float:
-        return self.out.units.to_driver(self.spec, value) if self.out.units else value
+        return self.out.to_driver(self.spec, value)
 
     def send(self, segment: Segment, now: float) -> None:
         opening = self.direction.change(float(segment.positions[-1, 0]))
@@ -363,22 +353,24 @@ class FrankaGripper(_GripperAction):
         self.move = interface_type("franka_msgs.action", "Move")
         self.grasp = interface_type("franka_msgs.action", "Grasp")
         ns = out.name.rstrip("/")
-        self.move_client = ActionClient(node, self.move, f"{ns}/move")
-        self.grasp_client = ActionClient(node, self.grasp, f"{ns}/grasp")
+        move, grasp, _ = FRANKA_GRIPPER_ACTIONS
+        self.move_name, self.grasp_name = f"{ns}/{move}", f"{ns}/{grasp}"
+        self.move_client = ActionClient(node, self.move, self.move_name)
+        self.grasp_client = ActionClient(node, self.grasp, self.grasp_name)
 
     def ready(self) -> str:
-        missing = [c._action_name for c in (self.move_client, self.grasp_client) if not c.server_is_ready()]
+        clients = ((self.move_name, self.move_client), (self.grasp_name, self.grasp_client))
+        missing = [name for name, client in clients if not client.server_is_ready()]
         return f"no franka_gripper action server on {', '.join(missing)}" if missing else ""
 
     def _send_goal(self, opening: bool, target: float, now: float) -> None:
-        ns = self.out.name.rstrip("/")
         if opening:
             goal = self.move.Goal(width=float(self._driver(target)), speed=float(self.out.speed))
-            self._dispatch(self.move_client, goal, f"{ns}/move", opening, now)
+            self._dispatch(self.move_client, goal, self.move_name, opening, now)
             return
         goal = self.grasp.Goal(width=float(self._driver(target)), speed=float(self.out.speed), force=self.out.force)
         goal.epsilon.inner, goal.epsilon.outer = float(self.out.epsilon_inner), float(self.out.epsilon_outer)
-        self._dispatch(self.grasp_client, goal, f"{ns}/grasp", opening, now)
+        self._dispatch(self.grasp_client, goal, self.grasp_name, opening, now)
 
     def _describe(self, what: str, result) -> str:
         return "" if result.success else f"{what}: {result.error or 'not successful'}"
@@ -405,7 +397,7 @@ class JointSingle(_Fault):
     def stream(self, setpoint, now: float) -> None:
         value = float(setpoint)
         if not self.out.pwm:
-            driver = self.out.units.to_driver(self.spec, value) if self.out.units else value
+            driver = self.out.to_driver(self.spec, value)
             self.pub.publish(self.msg_type(name=self.out.joint, cmd=driver))
             return
         # PWM: the plan's target direction, not its ramp: the setpoint heads to where the plan goes.

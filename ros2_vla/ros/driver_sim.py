@@ -31,7 +31,7 @@ from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
 from ros2_vla.config import ArmSpec, RobotConfig
-from ros2_vla.driver_profile import DriverProfile, GripperOutput, driver_joint_state
+from ros2_vla.driver_profile import FRANKA_GRIPPER_ACTIONS, DriverProfile, GripperOutput, driver_joint_state
 from ros2_vla.ros.convert import time_to_sec, trajectory_points
 from ros2_vla.ros.driver_outputs import interface_type
 from ros2_vla.ros.qos import COMMAND, SENSOR_DRIVER
@@ -224,7 +224,7 @@ class DriverPlay:
                     self.node.get_logger().warn(f"{out.name}: no joint {m.name!r} (the gripper is {out.joint!r})")
                     return
                 if not out.pwm:
-                    value = out.units.from_driver(spec, m.cmd) if out.units else float(m.cmd)
+                    value = out.to_bridge(spec, m.cmd)
                     self._step(key, (spec.joint,), (value,), out.name)
                 elif m.cmd == 0:
                     self._ramp(key, spec, self._gripper_now(spec), spec.velocity, out.name)
@@ -265,8 +265,7 @@ class DriverPlay:
     def _gripper_command(self, arm: ArmSpec, key: str, out: GripperOutput) -> None:
         action = interface_type("control_msgs.action", "GripperCommand")
         spec = arm.gripper
-        to_bridge = (lambda v: out.units.from_driver(spec, v)) if out.units else (lambda v: v)
-        to_driver = (lambda v: out.units.to_driver(spec, v)) if out.units else (lambda v: v)
+        to_bridge, to_driver = (lambda v: out.to_bridge(spec, v)), (lambda v: out.to_driver(spec, v))
 
         async def execute(handle):
             target = to_bridge(float(handle.request.command.position))
@@ -300,8 +299,7 @@ class DriverPlay:
         homing = interface_type("franka_msgs.action", "Homing")
         spec = arm.gripper
         ns = out.name.rstrip("/")
-        to_bridge = (lambda v: out.units.from_driver(spec, v)) if out.units else (lambda v: v)
-        to_driver = (lambda v: out.units.to_driver(spec, v)) if out.units else (lambda v: v)
+        to_bridge, to_driver = (lambda v: out.to_bridge(spec, v)), (lambda v: out.to_driver(spec, v))
         bridge_speed = lambda v: abs(to_bridge(v) - to_bridge(0.0))  # noqa: E731  width speed -> joint speed
 
         def make(action, kind: str):
@@ -330,6 +328,5 @@ class DriverPlay:
 
             return execute
 
-        self._server(move, f"{ns}/move", make(move, "move"))
-        self._server(grasp, f"{ns}/grasp", make(grasp, "grasp"))
-        self._server(homing, f"{ns}/homing", make(homing, "homing"))
+        for action, kind in zip((move, grasp, homing), FRANKA_GRIPPER_ACTIONS):
+            self._server(action, f"{ns}/{kind}", make(action, kind))

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from ros2_vla.bringup import NAMES, enclave
 from ros2_vla.config import RobotConfig
 from ros2_vla.data.episode import episode_topics
-from ros2_vla.driver_profile import DriverProfile
+from ros2_vla.driver_profile import FRANKA_GRIPPER_ACTIONS, DriverProfile
 
 GRAPH_NODES = ("sim", "bridge", "vla", "recorder")  # their default node names are their enclaves' names
 OPERATOR, DRIVER = "operator", "driver"
@@ -78,13 +78,15 @@ class Rules:
             self.server(f"{action}/_action/{s}")
         return self.pub(f"{action}/_action/feedback").pub(f"{action}/_action/status")
 
-    def ros_node(self, node: str) -> Rules:
-        """What every rclpy node has: /rosout, /parameter_events, its services, the graph cache."""
+    def ros_node(self, *nodes: str) -> Rules:
+        """What every rclpy node has: /rosout, /parameter_events, the graph cache, and the services
+        rclpy gives each of `nodes` (named as those nodes run)."""
         self.pub("/rosout").pub("/parameter_events").sub("/parameter_events")
-        for service in NODE_SERVICES:
-            self.server(f"/{node}/{service}")
         self.publish.add("ros_discovery_info")
         self.subscribe.add("ros_discovery_info")
+        for node in nodes:
+            for service in NODE_SERVICES:
+                self.server(f"/{node}/{service}")
         return self
 
 
@@ -104,9 +106,10 @@ def graph_rules(robot: RobotConfig, profile: DriverProfile) -> dict[str, Rules]:
                 rules["bridge"].action_client(name)
                 driver.action_server(name)
             elif interface == "franka_gripper":
-                for action in ("move", "grasp"):
+                move, grasp, _ = FRANKA_GRIPPER_ACTIONS  # the bridge uses these two; the driver serves all
+                for action in (move, grasp):
                     rules["bridge"].action_client(f"{name.rstrip('/')}/{action}")
-                for action in ("move", "grasp", "homing"):
+                for action in FRANKA_GRIPPER_ACTIONS:
                     driver.action_server(f"{name.rstrip('/')}/{action}")
             else:
                 rules["bridge"].pub(name)
@@ -136,12 +139,7 @@ def graph_rules(robot: RobotConfig, profile: DriverProfile) -> dict[str, Rules]:
     for s in ("start", "stop", "discard"):
         rec.server(f"/recorder/{s}")
     # the operator: reads everything, instructs, arms, resets the sim, drives the recorder, teleoperates
-    op = Rules().pub("/rosout").pub("/parameter_events").sub("/parameter_events")
-    op.publish.add("ros_discovery_info")
-    op.subscribe.add("ros_discovery_info")
-    for node in OPERATOR_NODES:
-        for service in NODE_SERVICES:
-            op.server(f"/{node}/{service}")
+    op = Rules().ros_node(*OPERATOR_NODES)
     op.sub("/*").pub(NAMES.instruction).pub(NAMES.action_chunk)
     op.client(NAMES.enable).client(NAMES.sim_reset)
     for s in ("start", "stop", "discard", "set_parameters"):
