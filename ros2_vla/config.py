@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from ros2_vla.collision_config import ArmCollision, CollisionSpec, parse_collision, parse_spec
 from ros2_vla.errors import ConfigError
 
 PACKAGE = "ros2_vla"
@@ -163,6 +164,7 @@ class RobotConfig:
     control_rate_hz: float  # [Hz] bridge and simulated controller rate
     joint_state_rate_hz: float  # [Hz] sim publishing rate
     source: Path = field(compare=False)  # the YAML file it came from
+    collision: CollisionSpec | None = None  # what the bridge checks each planned step against (`collision:`)
 
     @property
     def joint_names(self) -> tuple[str, ...]:
@@ -295,6 +297,7 @@ def _robot_from_dict(raw: dict, path: Path, variant: str | None = None) -> Robot
         )
     arms = []
     mount_map: dict[str, str] = {}
+    collisions: dict[str, ArmCollision] = {}
     for a in raw["arms"]:
         if a["chain"] not in chains:
             raise ValueError(f"arm {a['name']} names chain {a['chain']!r}; chains are {sorted(chains)}")
@@ -302,6 +305,10 @@ def _robot_from_dict(raw: dict, path: Path, variant: str | None = None) -> Robot
         written = _prefixed(chains[a["chain"]], prefix)
         chain = _prefixed(chains[variant], prefix) if variant is not None else written
         mount_map.update(_link_map(written, chain))
+        # Written for the arm's own chain; a variant takes them onto its links, place for place.
+        shapes = parse_collision(raw.get("collision"), a["chain"], prefix, written.link_names)
+        if shapes is not None:
+            collisions[a["name"]] = shapes.renamed(_link_map(written, chain))
         arms.append(
             ArmSpec(
                 name=a["name"],
@@ -367,4 +374,5 @@ def _robot_from_dict(raw: dict, path: Path, variant: str | None = None) -> Robot
         control_rate_hz=float(raw.get("control_rate_hz", 100.0)),
         joint_state_rate_hz=float(raw.get("joint_state_rate_hz", 100.0)),
         source=path,
+        collision=parse_spec(raw["collision"], collisions) if "collision" in raw else None,
     )

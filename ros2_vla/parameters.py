@@ -190,6 +190,20 @@ BRIDGE = (
         "(MoveIt's `/compute_ik`, same seeds and targets, answers checked on our model)",
         choices=("pinocchio", "moveit"),
     ),
+    Param(
+        "check_collisions",
+        False,
+        "check every planned step for self- and scene collision (the config's `collision:` model): slow down "
+        "(`DECELERATE_FOR_COLLISION`) within its proximity thresholds, stop before a step nearer than its "
+        "`halt_distance` (`HALT_FOR_COLLISION`). Off by default until the shipped policies and the scripted expert "
+        "keep their success with it (the FR3's expert: 48/50 with, 50/50 without)",
+    ),
+    Param(
+        "collision_boxes",
+        "",
+        "more fixed boxes for the collision check, besides the config's table: `NAME X Y Z SX SY SZ` (centre and "
+        "full sizes [m], world frame), several separated by `;` (e.g. `shelf 0.5 0.3 0.2 0.3 0.6 0.02`)",
+    ),
     Param("moveit_group", "", "MoveIt planning group for `ik_backend:=moveit` (e.g. `fr3_arm`)"),
     Param("moveit_ik_timeout", 0.05, "[s] per `/compute_ik` call", low=0.001, high=10.0),
 )

@@ -13,6 +13,7 @@ Safety rules, in priority order:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -21,8 +22,9 @@ from ros2_vla.actions.chunk import Chunk
 from ros2_vla.bridge.gripper_plan import GripperPlan
 from ros2_vla.bridge.planner import ChunkPlan, ChunkPlanner, IkSolver
 from ros2_vla.bridge.status import BridgeCode, BridgeState
+from ros2_vla.collision_config import CollisionSpec, SceneBox
 from ros2_vla.config import RobotConfig
-from ros2_vla.errors import ChunkError, TrajectoryError
+from ros2_vla.errors import ChunkError, ConfigError, TrajectoryError
 from ros2_vla.ik.params import IkParams
 from ros2_vla.ik.solve import solve_ik
 from ros2_vla.trajectory.blend_config import BlendConfig
@@ -51,9 +53,13 @@ class Bridge:
         ik: IkParams | None = None,
         joint_state_timeout: float | None = None,
         ik_solver: IkSolver = solve_ik,
+        check_collisions: bool = False,
+        scene_boxes: Sequence[SceneBox] = (),
     ) -> None:
+        """check_collisions: check every planned step against the robot's collision model (`collision:` in its
+        config) and the scene, with `scene_boxes` added to the config's; a robot without one is not checked."""
         self.robot = robot
-        self.planner = ChunkPlanner(robot, ik, ik_solver)
+        self.planner = ChunkPlanner(robot, ik, ik_solver, _collision_spec(robot, check_collisions, scene_boxes))
         self.timeout = robot.safety.joint_state_timeout if joint_state_timeout is None else joint_state_timeout
         blend = blend or BlendConfig()
         self.blenders = {
@@ -250,6 +256,8 @@ class Bridge:
         """Blend the plan into each arm's trajectory; returns the switch jump [rad]: the largest joint change
         the new plan makes to the command one step (chunk.dt) ahead, while the arm was moving (0 from rest)."""
         dt = chunk.dt / max(plan.speed_scale, 1e-3)  # near a singularity: the same path, slower
+        # Near a collision: each step that closes in takes 1 / factor times longer, the ones before run at speed.
+        stretch = None if plan.step_scales is None else 1.0 / np.maximum(plan.step_scales, 1e-3)
         loaded, jump = 0, 0.0
         for wp in plan.arms:
             blender = self.blenders[wp.arm]
@@ -257,7 +265,7 @@ class Bridge:
             # From rest there is no old path to hand over from: the chunk's own targets are played.
             moving = self._active and before.end_time > now
             try:
-                after = blender.add(now, chunk.stamp, dt, wp.positions, blend=moving)
+                after = blender.add(now, chunk.stamp, dt, wp.positions, blend=moving, stretch=stretch)
             except TrajectoryError:
                 continue
             if after is before:
@@ -345,6 +353,14 @@ class Bridge:
         return state
 
 
+def _collision_spec(robot: RobotConfig, check: bool, boxes: Sequence[SceneBox]) -> CollisionSpec | None:
+    if boxes and robot.collision is None:
+        raise ConfigError(f"collision boxes given, but {robot.name}'s config has no collision model (`collision:`)")
+    if not check or robot.collision is None:
+        return None
+    return robot.collision.with_boxes(boxes)
+
+
 def lateness(chunk: Chunk, now: float) -> float:
     """[s] how long after its first step's target time (stamp + dt) a chunk arrived; 0 when on time."""
     return max(0.0, now - (chunk.stamp + chunk.dt))
@@ -365,7 +381,7 @@ def _state_of(plan: ChunkPlan, sequence: int, late: float, jump: float) -> Bridg
         plan.ik_position_residual,
         plan.ik_rotation_residual,
         plan.condition_number,
-        plan.speed_scale,
+        plan.slowest,
         late,
         jump,
     )

@@ -2,9 +2,10 @@
 
 The order is fixed and visible here: validate -> decode (tokens, un-normalize) -> per step:
 target pose (delta or absolute) -> step clamp -> workspace box -> IK seeded from the previous
-step -> singularity scale. Joint spaces skip the pose part and are clipped to the joint limits.
-A step that cannot be reached (IK failure, singularity halt) ends the chunk there: the arm stops
-at the last good step rather than doing something else.
+step -> singularity scale -> collision check. Joint spaces skip the pose part and are clipped to the
+joint limits, then checked for collisions. A step that cannot be reached (IK failure, singularity halt)
+or that comes too near a collision ends the chunk there: the arm stops at the last good step rather
+than doing something else.
 With the package's IK the per-step loop runs compiled (`compiled_plan.py`: a 50-step chunk in well under
 a millisecond); with an external IK (MoveIt) it runs in Python here. Both give the same plan (tested).
 """
@@ -12,7 +13,7 @@ a millisecond); with an external IK (MoveIt) it runs in Python here. Both give t
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -27,13 +28,16 @@ from ros2_vla.actions.chunk import (
 from ros2_vla.actions.gripper import gripper_commands
 from ros2_vla.actions.spaces import BASE_FRAME, EE_ABSOLUTE, EE_DELTA, EE_FRAME, JOINT_DELTA, JOINT_VELOCITY
 from ros2_vla.actions.targets import apply_ee_delta, check_workspace, clamp_step, clip_to_workspace, ee_absolute_target
+from ros2_vla.bridge.clearance import StepClearance, check_steps
 from ros2_vla.bridge.compiled_plan import HALTED, IK_FAILED, RAN_THROUGH, ChainArrays, plan_ee_steps
 from ros2_vla.bridge.status import BridgeCode
+from ros2_vla.collision_config import CollisionSpec
 from ros2_vla.config import ArmSpec, RobotConfig
 from ros2_vla.errors import ChunkError
 from ros2_vla.ik.params import IkParams, IkResult
 from ros2_vla.ik.singularity import check_thresholds, singularity_scale
 from ros2_vla.ik.solve import solve_ik
+from ros2_vla.kinematics.collision import ArmCollisionModel
 from ros2_vla.kinematics.model import ArmModel
 
 GRIPPER = "gripper"
@@ -65,17 +69,39 @@ class ChunkPlan:
     ik_position_residual: float = 0.0  # [m] worst over the steps kept
     ik_rotation_residual: float = 0.0  # [rad]
     condition_number: float = 0.0  # worst over the steps kept
-    speed_scale: float = 1.0  # slowest singularity scale over the steps kept
+    speed_scale: float = 1.0  # slowest singularity scale over the steps kept: the whole chunk runs this much slower
+    # (K,) each step's collision speed factor: the time to step k is stretched by 1 / step_scales[k]; None: all 1
+    step_scales: np.ndarray | None = None
+
+    @property
+    def slowest(self) -> float:
+        """The smallest speed factor of any step, singularity and collision together (1 nominal)."""
+        collision = 1.0 if self.step_scales is None else float(self.step_scales.min(initial=1.0))
+        return min(self.speed_scale, collision)
 
 
 class ChunkPlanner:
     """Holds the arm models and bounds of one robot; `plan` is a pure function of its inputs."""
 
-    def __init__(self, robot: RobotConfig, ik: IkParams | None = None, ik_solver: IkSolver = solve_ik) -> None:
+    def __init__(
+        self,
+        robot: RobotConfig,
+        ik: IkParams | None = None,
+        ik_solver: IkSolver = solve_ik,
+        collision: CollisionSpec | None = None,
+    ) -> None:
+        """collision: what each planned step is checked against (`robot.collision`, perhaps with more scene
+        boxes); None: no collision check."""
         self.robot = robot
         self.ik = ik or IkParams()
         self.ik_solver = ik_solver
         self.models = {arm.name: ArmModel.from_arm(arm) for arm in robot.arms}
+        self.collision = collision
+        self.colliders = (
+            {arm.name: ArmCollisionModel(self.models[arm.name], arm, collision) for arm in robot.arms}
+            if collision is not None
+            else {}
+        )
         self._chains = {arm.name: ChainArrays.from_chain(arm.chain) for arm in robot.arms}
         safety = robot.safety
         # The compiled loop does not check them per step as the Python functions do: check once here.
@@ -116,7 +142,8 @@ class ChunkPlanner:
             gripper = gripper_commands(comps.gripper[:K], arm.gripper)
         model = self.models[arm.name]
         wp = ArmWaypoints(arm.name, model.joint_names, steps.positions[:K], gripper, steps.targets[:K])
-        return _summarize(steps, wp, self.robot.safety.singularity_halt)
+        plan = _summarize(steps, wp, self.robot.safety.singularity_halt)
+        return self._check_collisions(plan, {arm.name: np.asarray(q0, dtype=np.float64)})
 
     def _ee_steps(self, comps: EeComponents, absolute: bool, frame: str, arm: ArmSpec, q0: np.ndarray) -> EeSteps:
         """Every step's target and IK: compiled with the package's IK (arms of 6+ joints), in Python otherwise."""
@@ -213,7 +240,19 @@ class ChunkPlanner:
                 if name is not None:
                     gripper = gripper_commands(actions[:, index[name]], arm.gripper)
             arms.append(ArmWaypoints(arm.name, model.joint_names, clipped, gripper, None))
-        return ChunkPlan(tuple(arms), chunk.horizon, code, message)
+        plan = ChunkPlan(tuple(arms), chunk.horizon, code, message)
+        return self._check_collisions(plan, {n: np.asarray(q, dtype=np.float64) for n, q in q_start.items()})
+
+    def _check_collisions(self, plan: ChunkPlan, q_start: dict[str, np.ndarray]) -> ChunkPlan:
+        """The plan cut before the first step that comes too near a collision and slowed near one (every arm
+        stops together: a bimanual motion stays coordinated)."""
+        if not self.colliders or plan.steps == 0:
+            return plan
+        checks = {
+            wp.arm: check_steps(self.colliders[wp.arm], self.collision, q_start[wp.arm], wp.positions[: plan.steps])
+            for wp in plan.arms
+        }
+        return _with_collisions(plan, checks)
 
 
 @dataclass
@@ -282,4 +321,47 @@ def _summarize(steps: EeSteps, wp: ArmWaypoints, halt: float) -> ChunkPlan:
         float(rot.max(initial=0.0)),
         float(steps.conditions[:K].max(initial=0.0)),
         float(steps.scales[:K].min(initial=1.0)),
+    )
+
+
+def _with_collisions(plan: ChunkPlan, checks: dict[str, StepClearance]) -> ChunkPlan:
+    """`plan` after its collision checks: cut at the first halted step (every arm), each step slowed by the
+    smallest factor of any arm there, and its code and message when collision is the most serious thing
+    (a halt always is: every later step is gone)."""
+    halted = [(c.kept, arm) for arm, c in checks.items() if c.halted]
+    K = min(halted)[0] if halted else plan.steps
+    factors = np.ones(K)
+    for c in checks.values():
+        n = min(K, c.factors.size)
+        factors[:n] = np.minimum(factors[:n], c.factors[:n])
+    slow = min(checks.values(), key=lambda c: c.scale)
+    arms = tuple(
+        replace(
+            wp,
+            positions=wp.positions[:K],
+            gripper=None if wp.gripper is None else wp.gripper[:K],
+            ee_targets=None if wp.ee_targets is None else wp.ee_targets[:K],
+        )
+        for wp in plan.arms
+    )
+    out = replace(plan, arms=arms, steps=K, step_scales=factors if factors.min(initial=1.0) < 1.0 else None)
+    if halted:
+        c = checks[min(halted)[1]]
+        return replace(
+            out,
+            code=BridgeCode.HALT_FOR_COLLISION,
+            message=f"step {K}: {c.closest.describe()}: stopping before contact at step {K}",
+        )
+    scale = out.slowest
+    if out.step_scales is None:
+        return out
+    outranked = plan.code not in (BridgeCode.OK, BridgeCode.WORKSPACE_LIMIT, BridgeCode.JOINT_LIMIT) and not (
+        plan.code == BridgeCode.DECELERATE_FOR_SINGULARITY and slow.scale < plan.speed_scale
+    )
+    if outranked:
+        return out
+    return replace(
+        out,
+        code=BridgeCode.DECELERATE_FOR_COLLISION,
+        message=f"step {slow.slowest}: {slow.closest.describe()}: slowing to {scale:.2f}",
     )

@@ -21,6 +21,8 @@ class BridgeCode(IntEnum):
     IDLE = 9
     TRACKING_ERROR = 10
     CONTROLLER_ERROR = 11
+    DECELERATE_FOR_COLLISION = 12
+    HALT_FOR_COLLISION = 13
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,6 @@ class BridgeState:
     ik_position_residual: float = 0.0  # [m] worst over the chunk
     ik_rotation_residual: float = 0.0  # [rad] worst over the chunk
     condition_number: float = 0.0  # worst over the chunk
-    speed_scale: float = 1.0  # 1 nominal, < 1 slowed near a singularity
+    speed_scale: float = 1.0  # 1 nominal, < 1 slowed near a singularity or a collision (the slowest step)
     chunk_lateness: float = 0.0  # [s] the chunk arrived this long after its first step's target time
     switch_jump: float = 0.0  # [rad] largest joint change the chunk made to the command one step (dt) ahead

@@ -49,7 +49,12 @@ from ros2_vla.sim.tasks import STAGES, Task, check_success, holder, lifted, prog
 from ros2_vla.sim.world import SimJointState, Simulation
 from ros2_vla.trajectory.blend_config import BlendConfig
 
-_GOOD_CODES = (BridgeCode.OK, BridgeCode.IDLE, BridgeCode.DECELERATE_FOR_SINGULARITY)
+_GOOD_CODES = (
+    BridgeCode.OK,
+    BridgeCode.IDLE,
+    BridgeCode.DECELERATE_FOR_SINGULARITY,
+    BridgeCode.DECELERATE_FOR_COLLISION,
+)
 
 
 class EpisodeObservation(NamedTuple):
@@ -160,7 +165,7 @@ def run_episode(
     instruction = c.instruction or task.instruction
     if hasattr(policy_fn, "reset"):
         policy_fn.reset()
-    bridge = Bridge(robot, c.blend or BlendConfig())
+    bridge = Bridge(robot, c.blend or BlendConfig(), check_collisions=c.check_collisions)
     clock = _Schedule(periods)
     chunks = rejected = 0
     codes: Counter[str] = Counter()

@@ -65,6 +65,11 @@ class ArmModel:
         return self.chain.link_names
 
     @property
+    def pinocchio_model(self) -> pin.Model:
+        """The pinocchio model itself (collision geometry hangs on its frames); do not change it."""
+        return self._model
+
+    @property
     def nq(self) -> int:
         return self._model.nq
 

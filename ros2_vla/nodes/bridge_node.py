@@ -21,6 +21,7 @@ from ros2_vla.actions.chunk import chunk_from_message
 from ros2_vla.bridge.bridge import Bridge, TrajectoryCommand
 from ros2_vla.bridge.status import BridgeCode, BridgeState
 from ros2_vla.bringup import NAMES
+from ros2_vla.collision_config import parse_boxes
 from ros2_vla.config import load_robot_config
 from ros2_vla.driver_profile import load_driver_profile
 from ros2_vla.errors import ConfigError, TrajectoryError
@@ -49,7 +50,14 @@ class BridgeNode(Node):
         blend = BlendConfig(mode=p["blend_mode"], blend_steps=p["blend_steps"], ensemble_m=p["ensemble_m"])
         timeout = p["joint_state_timeout"] if p["joint_state_timeout"] > 0 else None
         self._moveit = None
-        self.bridge = Bridge(self.robot, blend, joint_state_timeout=timeout, ik_solver=self._ik_solver(p))
+        self.bridge = Bridge(
+            self.robot,
+            blend,
+            joint_state_timeout=timeout,
+            ik_solver=self._ik_solver(p),
+            check_collisions=p["check_collisions"],
+            scene_boxes=parse_boxes(p["collision_boxes"]),
+        )
 
         self.profile = load_driver_profile(self.robot, p["driver"])
         self.outputs = make_outputs(self, self.robot.arms, self.profile)

@@ -108,11 +108,20 @@ class TrajectoryBlender:
         ahead of this clock is read as now)."""
         return self.commanded_at(now if self.config.mode == "replace" else min(stamp, now))
 
-    def add(self, now: float, stamp: float, dt: float, positions: np.ndarray, blend: bool = True) -> Plan:
+    def add(
+        self,
+        now: float,
+        stamp: float,
+        dt: float,
+        positions: np.ndarray,
+        blend: bool = True,
+        stretch: np.ndarray | None = None,
+    ) -> Plan:
         """Take in a chunk of joint waypoints [rad] (H, n) predicted from the observation at `stamp` [s]
         with step `dt` [s]; returns the new plan.
         blend=False skips the hand-over window ("replace", "skip"): the chunk's waypoints are kept as
-        they are (the bridge does so when the old plan is already at rest)."""
+        they are (the bridge does so when the old plan is already at rest).
+        stretch: (H,) >= 1, step k takes stretch[k] * dt (the bridge slows the steps that near a collision)."""
         plan = self._require_plan()
         q = np.asarray(positions, dtype=np.float64)
         if q.ndim != 2 or q.shape[0] < 1 or q.shape[1] != plan.dof or not np.all(np.isfinite(q)):
@@ -121,17 +130,19 @@ class TrajectoryBlender:
             )
         if not (dt > 0.0 and np.isfinite(dt)):
             raise TrajectoryError(f"chunk dt must be finite and > 0 [s]; got {dt}")
-        steps = np.arange(q.shape[0])
+        offsets = dt * np.cumsum(np.ones(q.shape[0]) if stretch is None else np.asarray(stretch, dtype=np.float64))
+        if offsets.shape != (q.shape[0],) or not np.all(np.isfinite(offsets)):
+            raise TrajectoryError(f"stretch must be {q.shape[0]} finite factors; got {stretch}")
         if self.config.mode == "replace":
-            times, keep = now + (steps + 1) * dt, np.ones(q.shape[0], dtype=bool)
+            times, keep = now + offsets, np.ones(q.shape[0], dtype=bool)
         else:
-            times = stamp + (steps + 1) * dt
+            times = stamp + offsets
             # A step whose target time is still ahead is kept, even if it began earlier; one due within
             # PAST_TOLERANCE of now is past (stamp + 3 * 0.1 lands 4e-17 s after stamp + 0.3 in floating point,
             # and a step "kept" for that long is a jump to its target now).
             keep = times > now + PAST_TOLERANCE
         if not keep.any():  # entirely late: its motion is played from now rather than lost
-            times, keep = now + (steps + 1) * dt, np.ones(q.shape[0], dtype=bool)
+            times, keep = now + offsets, np.ones(q.shape[0], dtype=bool)
         if self.config.mode == "ensemble":
             targets = self._ensemble(now, stamp, times, q, keep)
         else:

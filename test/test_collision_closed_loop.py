@@ -1,0 +1,134 @@
+"""The collision check over real DDS with the MuJoCo sim: chunks that drive the hand into the table, into the
+arm's own base, and the forearm into the upper arm stop short, with HALT_FOR_COLLISION on
+/vla/bridge/status naming the pair. Contact is judged on the sim's own geometry (its capsules, palm and
+pads, not the bridge's collision model) at every joint state the sim published."""
+
+from __future__ import annotations
+
+import time
+
+import mujoco
+import numpy as np
+import pytest
+from driver_players import Topic
+from helpers import launched, wait_for
+from test_collision import FOREARM_INTO_UPPER_ARM, HAND_INTO_BASE
+
+rclpy = pytest.importorskip("rclpy")
+from sensor_msgs.msg import JointState  # noqa: E402
+
+from ros2_vla.actions.chunk import Chunk  # noqa: E402
+from ros2_vla.bridge.status import BridgeCode  # noqa: E402
+from ros2_vla.config import RobotConfig, load_robot_config  # noqa: E402
+from ros2_vla.msg import ActionChunk, BridgeStatus  # noqa: E402
+from ros2_vla.ros.convert import chunk_to_msg  # noqa: E402
+from ros2_vla.sim.mjcf import build_scene_xml  # noqa: E402
+
+
+class SimGeometry:
+    """The sim's MuJoCo model, posed from published joint states, for distances between groups of bodies."""
+
+    def __init__(self, robot: RobotConfig) -> None:
+        self.model = mujoco.MjModel.from_xml_string(build_scene_xml(robot))
+        self.data = mujoco.MjData(self.model)
+
+    def geoms(self, *bodies: str, subtree: bool = False) -> list[int]:
+        """Geoms on the named bodies (and, with subtree, on every body below them)."""
+        roots = {self.model.body(b).id for b in bodies}
+        chosen = set(roots)
+        if subtree:
+            for b in range(self.model.nbody):
+                parent = b
+                while parent and parent not in roots:
+                    parent = self.model.body_parentid[parent]
+                if parent in roots:
+                    chosen.add(b)
+        return [g for g in range(self.model.ngeom) if self.model.geom_bodyid[g] in chosen]
+
+    def distance(self, positions: dict[str, float], first: list[int], second: list[int]) -> float:
+        for name, q in positions.items():
+            joint = self.model.joint(name)
+            self.data.qpos[joint.qposadr[0]] = q
+        mujoco.mj_kinematics(self.model, self.data)
+        fromto = np.zeros(6)
+        return min(mujoco.mj_geomDistance(self.model, self.data, a, b, 1.0, fromto) for a in first for b in second)
+
+
+def _chunk(robot: RobotConfig, values, names, space: str, node) -> ActionChunk:
+    values = np.asarray(values, dtype=np.float32)
+    return chunk_to_msg(
+        Chunk(
+            stamp=node.get_clock().now().nanoseconds * 1e-9,
+            embodiment=robot.name,
+            action_space=space,
+            dimension_names=tuple(names),
+            dt=robot.action.dt,
+            horizon=values.shape[0],
+            values=values.reshape(-1),
+            sequence=1,
+        )
+    )
+
+
+def _joint_line(robot: RobotConfig, target, steps: int = 20) -> np.ndarray:
+    home = np.asarray(robot.arms[0].chain.home)
+    return np.array([home + (np.asarray(target) - home) * t for t in np.linspace(0, 1, steps + 1)[1:]])
+
+
+CASES = {
+    # name: robot, chunk (values, names, space), sim bodies that must not touch (first subtree, second)
+    "hand_into_table": ("franka", "ee_delta", ("fr3_hand_tcp",), ("table",)),
+    "hand_into_base": ("franka", "joint_position", ("fr3_hand_tcp",), ("fr3_link0", "fr3_link1")),
+    "forearm_into_upper_arm": ("widowx", "joint_position", ("lower_forearm_link",), ("upper_arm_link",)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_chunk_into_a_collision_stops_short_in_the_sim(ros_node, case):
+    name, space, moving, fixed = CASES[case]
+    robot = load_robot_config(name)
+    arm = robot.arms[0]
+    if case == "hand_into_table":
+        values, names = [[0, 0, -0.05, 0, 0, 0, 1]] * 12, robot.action.dimension_names
+        pair = ("fr3_hand_tcp", "table")
+    else:
+        target = HAND_INTO_BASE if case == "hand_into_base" else FOREARM_INTO_UPPER_ARM
+        values, names = _joint_line(robot, target), arm.chain.joint_names
+        pair = ("fr3_hand_tcp", "fr3_link0") if case == "hand_into_base" else ("upper_arm_link", "lower_forearm_link")
+    geometry = SimGeometry(robot)
+    first = geometry.geoms(*moving, subtree=True)
+    if fixed == ("table",):
+        second = [geometry.model.geom("table").id]
+    else:
+        second = geometry.geoms(*fixed)
+    states: list[dict[str, float]] = []
+    ros_node.create_subscription(
+        JointState, robot.joint_states_topic, lambda m: states.append(dict(zip(m.name, m.position))), 100
+    )
+    status = Topic(ros_node, BridgeStatus, "/vla/bridge/status")
+    chunks = ros_node.create_publisher(ActionChunk, "/vla/action_chunk", 10)
+    with launched(name, "--sim", "--enable", "--seed", "100000", "--param", "bridge.check_collisions:=true"):
+        wait_for(lambda: status.items and status.items[-1][1].enabled and states, 60.0, "the bridge to arm")
+        wait_for(lambda: chunks.get_subscription_count() > 0, 10.0, "bridge_node on /vla/action_chunk")
+        chunks.publish(_chunk(robot, values, names, space, ros_node))
+        wait_for(
+            lambda: any(s.code == BridgeCode.HALT_FOR_COLLISION for _, s in status.items),
+            15.0,
+            f"{case}: HALT_FOR_COLLISION",
+            detail=lambda: f"last status {status.items[-1][1] if status.items else None}",
+        )
+        halt = next(s for _, s in status.items if s.code == BridgeCode.HALT_FOR_COLLISION)
+        assert all(link in halt.message for link in pair), halt.message
+        # The arm moves, then comes to rest where the plan stopped: no joint moves for half a second.
+        joints = arm.chain.joint_names
+
+        def travel(window: list[dict[str, float]]) -> float:
+            rows = [[s[j] for j in joints] for s in window if all(j in s for j in joints)]
+            return float(np.ptp(rows, axis=0).max()) if len(rows) > 1 else 0.0
+
+        wait_for(lambda: travel(states) > 0.3, 20.0, f"{case}: the arm moving")
+        wait_for(lambda: len(states) > 50 and travel(states[-50:]) < 1e-3, 20.0, f"{case}: the arm at rest")
+        time.sleep(0.2)
+    moved = [s for s in states if all(j in s for j in joints)]
+    closest = min(geometry.distance({j: s[j] for j in joints}, first, second) for s in moved[::5])
+    assert closest > 0.0, f"{case}: the sim's {moving} touched {fixed} ({closest * 1e3:.1f} mm)"
