@@ -192,11 +192,10 @@ BRIDGE = (
     ),
     Param(
         "check_collisions",
-        False,
+        True,
         "check every planned step for self- and scene collision (the config's `collision:` model): slow down "
         "(`DECELERATE_FOR_COLLISION`) within its proximity thresholds, stop before a step nearer than its "
-        "`halt_distance` (`HALT_FOR_COLLISION`). Off by default until the shipped policies and the scripted expert "
-        "keep their success with it (the FR3's expert: 48/50 with, 50/50 without)",
+        "`halt_distance` (`HALT_FOR_COLLISION`)",
     ),
     Param(
         "collision_boxes",

@@ -33,13 +33,13 @@ class Processes:
         self._dir = Path(tempfile.mkdtemp(prefix="faults_"))
         self.running: dict[str, subprocess.Popen] = {}
 
-    def start(self, name: str, executable: str, **parameters) -> subprocess.Popen:
-        spec = NodeSpec(name, executable, parameters)
-        folder = self._dir / f"{name}_{len(list(self._dir.iterdir()))}"
+    def start(self, spec: NodeSpec) -> subprocess.Popen:
+        """Start one node of the graph (its name, executable and parameters as the bringup describes it)."""
+        folder = self._dir / f"{spec.name}_{len(list(self._dir.iterdir()))}"
         folder.mkdir()
         command = node_command(spec, write_params_file([spec], folder))
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        self.running[name] = proc
+        self.running[spec.name] = proc
         return proc
 
     def signal(self, name: str, sig: signal.Signals) -> None:
@@ -67,10 +67,11 @@ class Processes:
 class Sample:
     t: float  # [s] receipt time (monotonic)
     q: np.ndarray  # [rad] the arm's joints in chain order
+    v: np.ndarray  # [rad/s] their speeds as the sim measures them (MuJoCo's joint velocities)
 
 
 class Joints:
-    """The sim's /joint_states for one arm, with speeds by finite difference over the message stamps."""
+    """The sim's /joint_states for one arm: positions and the measured joint velocities it publishes."""
 
     def __init__(self, node, robot: RobotConfig) -> None:
         from sensor_msgs.msg import JointState
@@ -78,24 +79,26 @@ class Joints:
         self.arm = robot.arms[0]
         self.names = self.arm.chain.joint_names
         self.samples: list[Sample] = []
-        self._stamps: list[float] = []
         node.create_subscription(JointState, robot.joint_states_topic, self._on, 100)
 
     def _on(self, msg) -> None:
         index = {n: i for i, n in enumerate(msg.name)}
-        if all(n in index for n in self.names):
-            self.samples.append(Sample(time.monotonic(), np.array([msg.position[index[n]] for n in self.names])))
-            self._stamps.append(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
+        if all(n in index for n in self.names) and len(msg.velocity) == len(msg.name):
+            rows = [index[n] for n in self.names]
+            self.samples.append(
+                Sample(
+                    time.monotonic(),
+                    np.array([msg.position[i] for i in rows]),
+                    np.array([msg.velocity[i] for i in rows]),
+                )
+            )
 
     def speeds(self, since: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-        """(receipt times (N-1,), joint speeds [rad/s] (N-1, n)) between consecutive states after `since`."""
-        keep = [i for i, s in enumerate(self.samples) if s.t >= since]
-        if len(keep) < 2:
+        """(receipt times (N,), |joint velocities| [rad/s] (N, n)) of the states received after `since`."""
+        kept = [s for s in list(self.samples) if s.t >= since]
+        if not kept:
             return np.zeros(0), np.zeros((0, len(self.names)))
-        q = np.array([self.samples[i].q for i in keep])
-        stamps = np.array([self._stamps[i] for i in keep])
-        dt = np.maximum(np.diff(stamps), 1e-4)
-        return np.array([self.samples[i].t for i in keep[1:]]), np.abs(np.diff(q, axis=0)) / dt[:, None]
+        return np.array([s.t for s in kept]), np.abs(np.array([s.v for s in kept]))
 
     def beyond_limits(self) -> list[str]:
         """Every joint position limit the measured motion broke, and any NaN."""

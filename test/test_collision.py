@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ros2_vla.actions.chunk import Chunk
-from ros2_vla.bridge.bridge import Bridge
+from ros2_vla.bridge.bridge import MAX_STRETCH_RATIO, Bridge, gradual_stretch
 from ros2_vla.bridge.clearance import speed_factor
 from ros2_vla.bridge.planner import ChunkPlanner
 from ros2_vla.bridge.status import BridgeCode
@@ -190,10 +190,10 @@ def test_a_joint_chunk_folding_the_arm_into_itself_stops_before_contact(name, ta
     assert unchecked.steps == len(q) and unchecked.code != BridgeCode.HALT_FOR_COLLISION
 
 
-def test_the_bridge_checks_when_told_to_and_takes_more_boxes():
+def test_the_bridge_checks_by_default_takes_more_boxes_and_can_be_told_not_to():
     robot = _robot("franka")
-    assert Bridge(robot, check_collisions=True).planner.collision is not None
-    assert Bridge(robot).planner.collision is None  # off by default (bridge_node's check_collisions)
+    assert Bridge(robot).planner.collision is not None
+    assert Bridge(robot, check_collisions=False).planner.collision is None
     # A shelf 10 cm under the TCP at home: a descent stops above it, not at the table.
     T = ArmModel.from_arm(robot.arms[0]).fk(np.asarray(robot.arms[0].chain.home))
     x, y, z = T[:3, 3]
@@ -217,3 +217,32 @@ def test_collision_boxes_split_on_semicolons_and_names_stay_unique():
     assert parse_boxes("") == ()
     with pytest.raises(ConfigError, match="twice"):
         _robot("franka").collision.with_boxes(parse_boxes("table 0 0 0 1 1 1"))
+
+
+def test_steps_slowed_for_a_collision_are_reached_gradually():
+    stretch = gradual_stretch(np.array([1.0, 1.0, 1.0, 1.0, 64.0]))
+    assert stretch[-1] == 64.0 and np.all(stretch >= 1.0)
+    assert np.all(stretch[1:] <= MAX_STRETCH_RATIO * stretch[:-1] + 1e-12)
+    np.testing.assert_array_equal(gradual_stretch(np.ones(4)), np.ones(4))
+
+
+@pytest.mark.parametrize("name,target", [("franka", HAND_INTO_BASE), ("widowx", FOREARM_INTO_UPPER_ARM)])
+def test_a_halted_plan_ends_at_its_last_step_without_overshooting_it(name, target):
+    """The bridge's timed plan, sampled finely, stays between its waypoints joint by joint: a slowed step
+    next to fast ones does not make the cubic run past the halt (toward the collision)."""
+    robot = _robot(name)
+    arm = robot.arms[0]
+    bridge = Bridge(robot, check_collisions=True)
+    names = list(arm.chain.joint_names)
+    bridge.update_joint_state(names, list(arm.chain.home), 0.0)
+    bridge.set_enabled(True, 0.0)
+    q, _ = _joint_line(robot, target)
+    assert bridge.on_chunk(_chunk(robot, q, names, space="joint_position"), 0.0).code == BridgeCode.HALT_FOR_COLLISION
+    plan = bridge.blenders[arm.name].plan
+    t = np.linspace(0.0, plan.end_time + 1.0, 4000)
+    path = np.array([plan.sample(x)[0] for x in t])
+    knots = np.vstack([np.asarray(arm.chain.home)[None, :], plan.positions])
+    for j in range(len(names)):
+        lo, hi = knots[:, j].min(), knots[:, j].max()
+        assert path[:, j].min() >= lo - 1e-3 and path[:, j].max() <= hi + 1e-3, names[j]
+    np.testing.assert_allclose(path[-1], plan.positions[-1], atol=1e-9)

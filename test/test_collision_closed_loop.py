@@ -107,7 +107,7 @@ def test_a_chunk_into_a_collision_stops_short_in_the_sim(ros_node, case):
     )
     status = Topic(ros_node, BridgeStatus, "/vla/bridge/status")
     chunks = ros_node.create_publisher(ActionChunk, "/vla/action_chunk", 10)
-    with launched(name, "--sim", "--enable", "--seed", "100000", "--param", "bridge.check_collisions:=true"):
+    with launched(name, "--sim", "--enable", "--seed", "100000"):
         wait_for(lambda: status.items and status.items[-1][1].enabled and states, 60.0, "the bridge to arm")
         wait_for(lambda: chunks.get_subscription_count() > 0, 10.0, "bridge_node on /vla/action_chunk")
         chunks.publish(_chunk(robot, values, names, space, ros_node))
@@ -127,7 +127,8 @@ def test_a_chunk_into_a_collision_stops_short_in_the_sim(ros_node, case):
             return float(np.ptp(rows, axis=0).max()) if len(rows) > 1 else 0.0
 
         wait_for(lambda: travel(states) > 0.3, 20.0, f"{case}: the arm moving")
-        wait_for(lambda: len(states) > 50 and travel(states[-50:]) < 1e-3, 20.0, f"{case}: the arm at rest")
+        # The last steps before the halt are slowed (up to 20 times their dt): allow for that.
+        wait_for(lambda: len(states) > 50 and travel(states[-50:]) < 1e-3, 45.0, f"{case}: the arm at rest")
         time.sleep(0.2)
     moved = [s for s in states if all(j in s for j in joints)]
     closest = min(geometry.distance({j: s[j] for j in joints}, first, second) for s in moved[::5])

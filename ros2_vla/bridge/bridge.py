@@ -53,7 +53,7 @@ class Bridge:
         ik: IkParams | None = None,
         joint_state_timeout: float | None = None,
         ik_solver: IkSolver = solve_ik,
-        check_collisions: bool = False,
+        check_collisions: bool = True,
         scene_boxes: Sequence[SceneBox] = (),
     ) -> None:
         """check_collisions: check every planned step against the robot's collision model (`collision:` in its
@@ -75,6 +75,11 @@ class Bridge:
         self._holding_stale = False
         self._newest_stamp = float("-inf")  # [s] stamp of the newest chunk played: an older one is refused
         self._active = False  # a plan is loaded and not yet dropped
+        # The loaded plan has changed since it was last sent. A plan goes out once, not every tick: a
+        # JointTrajectoryController (open_loop_control false, its default) starts each trajectory it takes
+        # from the measured state, so re-sending every tick restarts from behind the reference and must
+        # catch up: measured joints ran up to 1.8x their speed limits in the sim that way.
+        self._unsent = False
         self._last = BridgeState(BridgeCode.IDLE)
 
     def set_blend(self, blend: BlendConfig) -> None:
@@ -161,7 +166,7 @@ class Bridge:
 
     # --- outputs ----------------------------------------------------------------------------
     def tick(self, now: float) -> list[TrajectoryCommand]:
-        """What to send at this control tick: the rest of each arm's plan, a hold, or nothing."""
+        """What to send at this control tick: each arm's plan once after it changed, a hold, or nothing."""
         if not self.enabled:
             return []
         problem = self._input_problem(now)
@@ -186,6 +191,9 @@ class Bridge:
             commands = self._hold_commands(now, measured=True)
             self._active = False
             return commands
+        if not self._unsent:
+            return []
+        self._unsent = False
         return self._plan_commands(now)
 
     def state(self, now: float) -> BridgeState:
@@ -256,8 +264,14 @@ class Bridge:
         """Blend the plan into each arm's trajectory; returns the switch jump [rad]: the largest joint change
         the new plan makes to the command one step (chunk.dt) ahead, while the arm was moving (0 from rest)."""
         dt = chunk.dt / max(plan.speed_scale, 1e-3)  # near a singularity: the same path, slower
-        # Near a collision: each step that closes in takes 1 / factor times longer, the ones before run at speed.
-        stretch = None if plan.step_scales is None else 1.0 / np.maximum(plan.step_scales, 1e-3)
+        # Near a collision: each step that closes in takes 1 / factor times longer (at most 1 / MIN_COLLISION_SPEED:
+        # MoveIt Servo's factor reaches 0.001 at contact, while a plan here stops halt_distance before it), and
+        # the steps before it slow down gradually.
+        stretch = (
+            None
+            if plan.step_scales is None
+            else gradual_stretch(1.0 / np.maximum(plan.step_scales, MIN_COLLISION_SPEED))
+        )
         loaded, jump = 0, 0.0
         for wp in plan.arms:
             blender = self.blenders[wp.arm]
@@ -278,6 +292,7 @@ class Bridge:
                 self.grippers[wp.arm].add(now, after.times[1:], wp.gripper[-kept:])
             loaded = max(loaded, kept)
         self._active = self._active or loaded > 0
+        self._unsent = self._unsent or loaded > 0
         return jump
 
     def _plan_commands(self, now: float) -> list[TrajectoryCommand]:
@@ -351,6 +366,22 @@ class Bridge:
     def _set(self, state: BridgeState) -> BridgeState:
         self._last = state
         return state
+
+
+MAX_STRETCH_RATIO = 2.0  # a step lasts at most this many times the one before it
+MIN_COLLISION_SPEED = 0.05  # a step slowed for a collision takes at most 20 times its dt
+
+
+def gradual_stretch(stretch: np.ndarray) -> np.ndarray:
+    """`stretch` (per step, >= 1) with earlier steps slowed too, so that no step lasts more than
+    MAX_STRETCH_RATIO times the one before: the arm slows down over several steps before a step it must take
+    slowly. The timing's waypoint velocities follow the neighbouring segments; next to a far slower segment
+    they would carry the fast one's speed into it, and the cubic between them overshoots the waypoint (in
+    the sim, the arm ran past a collision halt to its joint limits that way)."""
+    out = np.array(stretch, dtype=np.float64)
+    for k in range(out.size - 2, -1, -1):
+        out[k] = max(out[k], out[k + 1] / MAX_STRETCH_RATIO)
+    return out
 
 
 def _collision_spec(robot: RobotConfig, check: bool, boxes: Sequence[SceneBox]) -> CollisionSpec | None:

@@ -44,6 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=BLEND_MODES,
         help=f"how the bridge takes over each new chunk (bridge_node's blend_mode; default {BlendConfig.mode})",
     )
+    parser.add_argument(
+        "--no-collision-check",
+        dest="check_collisions",
+        action="store_false",
+        help="the bridge does not check planned steps for collisions (bridge_node's check_collisions:=false)",
+    )
     parser.add_argument("--variant", default="", help="kinematic variant, e.g. panda for franka")
     add_parameter_arguments(parser, "vla", LOAD_OPTIONS, what="as vla_node's: ")
 
@@ -59,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
     from ros2_vla.trajectory.blend_config import BlendConfig
 
     robot = load_robot_config(args.robot, variant=args.variant or None)
-    config = EvalConfig(**given(args, CONFIG_OPTIONS), blend=BlendConfig(mode=args.blend_mode))
+    config = EvalConfig(
+        **given(args, CONFIG_OPTIONS), blend=BlendConfig(mode=args.blend_mode), check_collisions=args.check_collisions
+    )
     policy = load_eval_policy(robot, args.policy, args.model, args.device, args.quantization, args.unnorm_key, args.rtc)
     report = evaluate(robot, policy, config, Path(args.out), log=lambda line: print(line, flush=True))
     print("\n" + report.markdown(), flush=True)

@@ -116,6 +116,7 @@ def evaluate(
                 cameras=cameras,
                 blend=config.blend,
                 chunk_delay=config.chunk_delay,
+                check_collisions=config.check_collisions,
             )
             result = episode.run_episode(
                 robot, seed, config.kind, timed, run, sim=sim, monitor=film.monitor if filming else None

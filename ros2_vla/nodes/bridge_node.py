@@ -68,7 +68,10 @@ class BridgeNode(Node):
         subscribe_joint_states(self, self.robot, self.profile, self._on_joint_state)
         self.create_service(SetBool, NAMES.enable, self._on_enable)
         rate = p["control_rate_hz"] if p["control_rate_hz"] > 0 else self.robot.control_rate_hz
-        self.create_timer(1.0 / rate, self._on_tick)
+        self._tick_period = 1.0 / rate
+        self._tick_last: float | None = None  # [s] when the previous control tick ran
+        self._tick_delay_max = 0.0  # [s] the latest tick since the previous status, past its period
+        self.create_timer(self._tick_period, self._on_tick)
         self.create_timer(1.0 / p["status_rate_hz"], self._publish_status)
         self._want_enabled = p["enabled"]
         self.add_on_set_parameters_callback(self._on_parameters)
@@ -174,6 +177,9 @@ class BridgeNode(Node):
 
     def _on_tick(self) -> None:
         now = self._now()
+        if self._tick_last is not None:  # how late this tick came: its gap beyond one control period
+            self._tick_delay_max = max(self._tick_delay_max, now - self._tick_last - self._tick_period)
+        self._tick_last = now
         self._send(self.bridge.tick(now), now)
         self._stream(now)
         self._check_outputs(now)
@@ -272,6 +278,7 @@ class BridgeNode(Node):
         msg.condition_number, msg.speed_scale = float(s.condition_number), float(s.speed_scale)
         msg.chunk_lateness = float(s.chunk_lateness)
         msg.switch_jump = float(s.switch_jump)
+        msg.tick_delay_max, self._tick_delay_max = max(0.0, self._tick_delay_max), 0.0
         self.status_pub.publish(msg)
 
 

@@ -137,13 +137,16 @@ class SimNode(Node):
 
     # --- loops --------------------------------------------------------------------------------
     def _on_physics(self) -> None:
-        now = self._ros_now()
+        clock = self.get_clock().now()
+        now = clock.nanoseconds * 1e-9
         with self._lock:  # the render thread copies the scene out of the same MuJoCo data
             self.sim.step_until(self.sim_time_at(now))
         self.driver.step()  # action goals whose motion is over finish now
         state = self.sim.joint_state()
+        # Stamped with the instant the physics was stepped to, not when stepping ended: stepping takes a
+        # varying few ms, and a stamp after it would make the positions look earlier (and speeds wrong).
         self.driver.publish_joint_states(
-            state.names, state.positions.tolist(), state.velocities.tolist(), self.get_clock().now().to_msg()
+            state.names, state.positions.tolist(), state.velocities.tolist(), clock.to_msg()
         )
 
     def _render_loop(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,12 +18,20 @@ from fault_graph import Joints, Processes, record
 from helpers import wait_for
 
 rclpy = pytest.importorskip("rclpy")
+from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import SetBool, Trigger  # noqa: E402
 
 from ros2_vla.actions.chunk import Chunk  # noqa: E402
 from ros2_vla.bridge.status import BridgeCode  # noqa: E402
+from ros2_vla.bringup import (  # noqa: E402
+    LaunchOptions,
+    NodeSpec,  # noqa: E402
+    describe_graph,
+    parse_reset_answer,
+)
 from ros2_vla.config import load_robot_config  # noqa: E402
 from ros2_vla.msg import ActionChunk, BridgeStatus  # noqa: E402
+from ros2_vla.policies.defaults import default_model  # noqa: E402
 from ros2_vla.ros.convert import chunk_to_msg  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -38,13 +47,20 @@ def graph(ros_node):
     processes = Processes()
     joints = Joints(ros_node, robot)
     status = Topic(ros_node, BridgeStatus, "/vla/bridge/status")
-    processes.start("sim", "sim_node", robot=ROBOT, expert=True, seed=100000)
-    processes.start("bridge", "bridge_node", robot=ROBOT, enabled=True)
+    specs = {s.name: s for s in describe_graph(LaunchOptions(ROBOT, sim=True, expert=True, enable=True, seed=100000))}
+    for spec in specs.values():
+        processes.start(spec)
     try:
         joints.wait_moving(60.0, "the expert moving the arm")
         yield processes, joints, status, robot
     finally:
         processes.stop_all()
+
+
+def _bridge(**parameters) -> NodeSpec:
+    """bridge_node as the sim graph starts it, with `parameters` changed."""
+    spec = next(s for s in describe_graph(LaunchOptions(ROBOT, sim=True, enable=True)) if s.name == "bridge")
+    return replace(spec, parameters={**spec.parameters, **parameters})
 
 
 def _codes_since(status: Topic, since: float) -> list:
@@ -99,7 +115,7 @@ def test_bridge_killed_the_arm_holds_and_a_restarted_bridge_waits_to_be_armed(gr
     time.sleep(1.0)
     assert not joints.moving(0.9), "nothing moves the arm without the bridge, though the expert keeps sending"
     restart = time.monotonic()
-    processes.start("bridge", "bridge_node", robot=ROBOT, enabled=False)
+    processes.start(_bridge(enabled=False))
     wait_for(lambda: any(t > restart and s.code == BridgeCode.DISARMED for t, s in status.items), 30.0, "DISARMED")
     time.sleep(1.0)
     assert not joints.moving(0.9), "a restarted bridge plays no chunk before /vla/enable"
@@ -199,4 +215,114 @@ def test_a_sim_reset_mid_motion_holds_then_follows_the_policy_again(graph, ros_n
     codes = {BridgeCode(s.code).name for s in _codes_since(status, start)}
     speeds = joints.peak_speed(until=start), joints.peak_speed(since=start, skip=teleport)
     record("/sim/reset mid-motion (the arm jumps home)", beyond, None, recover, ", ".join(sorted(codes)), speeds)
+    assert beyond == []
+
+
+@pytest.fixture
+def policy_graph(ros_node):
+    """sim_node, an armed bridge_node and vla_node running the shipped FR3 flow policy on the scene's
+    instruction, the arm already moving; yields (processes, probes, the vla spec, the instruction)."""
+    robot = load_robot_config(ROBOT)
+    processes = Processes()
+    joints = Joints(ros_node, robot)
+    status = Topic(ros_node, BridgeStatus, "/vla/bridge/status")
+    opts = LaunchOptions(ROBOT, sim=True, enable=True, policy="flow", model=str(default_model(ROBOT)), seed=100000)
+    specs = {s.name: s for s in describe_graph(opts)}
+    for spec in specs.values():
+        processes.start(spec)
+    instructions = ros_node.create_publisher(String, "/vla/instruction", 10)
+    try:
+        _, instruction = parse_reset_answer(_call(ros_node, Trigger, "/sim/reset", Trigger.Request()).message)
+        _instruct(instructions, instruction)
+        joints.wait_moving(90.0, "the policy moving the arm")
+        # A restarted vla_node gets the instruction as its start parameter: the killed node's subscription can
+        # linger in DDS for seconds, so a publish may go to it alone.
+        vla = specs["vla"]
+        yield processes, joints, status, replace(vla, parameters={**vla.parameters, "instruction": instruction})
+    finally:
+        processes.stop_all()
+
+
+def _instruct(publisher, instruction: str) -> None:
+    wait_for(lambda: publisher.get_subscription_count() > 0, 60.0, "vla_node on /vla/instruction")
+    publisher.publish(String(data=instruction))
+
+
+def test_policy_killed_the_arm_stops_after_its_last_chunk_and_a_restart_resumes(policy_graph, ros_node):
+    processes, joints, status, vla = policy_graph
+    start = time.monotonic()
+    processes.kill("vla")
+    hold = joints.wait_still(10.0, "the arm at rest after the last chunk")
+    time.sleep(1.0)
+    assert not joints.moving(0.9), "no chunk, no motion"
+    restart = time.monotonic()
+    processes.start(vla)
+    joints.wait_moving(90.0, "the restarted policy moving the arm")
+    recover = time.monotonic() - restart
+    beyond = joints.beyond_limits()
+    speeds = joints.peak_speed(until=start), joints.peak_speed(since=start)
+    codes = {BridgeCode(s.code).name for s in _codes_since(status, start)}
+    record("SIGKILL vla_node (flow policy); restart it", beyond, hold, recover, ", ".join(sorted(codes)), speeds)
+    assert beyond == []
+
+
+def test_a_policy_stopped_for_two_seconds_sends_late_chunks_that_are_known_late(policy_graph, ros_node):
+    processes, joints, status, vla = policy_graph
+    start = time.monotonic()
+    processes.signal("vla", signal.SIGSTOP)
+    before = max((s.chunk_sequence for _, s in status.items), default=0)
+    hold = joints.wait_still(5.0, "the arm at rest after the last chunk")
+    time.sleep(max(0.0, start + 2.0 - time.monotonic()))
+    processes.signal("vla", signal.SIGCONT)
+    resumed = time.monotonic()
+
+    def new_chunks() -> list:
+        return [s for s in _codes_since(status, resumed) if s.chunk_sequence > before]
+
+    wait_for(lambda: any(s.code == BridgeCode.OK for s in new_chunks()), 30.0, "a new chunk played after the stop")
+    joints.wait_moving(30.0, "the policy moving the arm again")
+    recover = time.monotonic() - resumed
+    # A chunk predicted from an observation before the stop is played from the pose commanded at that
+    # observation (never as a delta from now), with its lateness on the status; the limits below show it
+    # caused no jump. vla_node drops observations older than its max_observation_age, so there may be none.
+    after = new_chunks()
+    stale = [s for s in after if s.chunk_lateness > 1.0]
+    beyond = joints.beyond_limits()
+    speeds = joints.peak_speed(until=start), joints.peak_speed(since=start)
+    late = max((s.chunk_lateness for s in after), default=0.0)
+    record(
+        "SIGSTOP vla_node (flow policy) 2 s",
+        beyond,
+        hold,
+        recover,
+        f"{len(stale)} chunk(s) late, up to {late:.1f} s (reported as chunk_lateness)",
+        speeds,
+    )
+    assert beyond == []
+
+
+def test_a_stalled_bridge_reports_its_late_tick_and_goes_on(graph, ros_node):
+    processes, joints, status, robot = graph
+    start = time.monotonic()
+    processes.signal("bridge", signal.SIGSTOP)  # the control loop misses 30 ticks
+    time.sleep(0.3)
+    processes.signal("bridge", signal.SIGCONT)
+    resumed = time.monotonic()
+    wait_for(lambda: any(s.tick_delay_max >= 0.25 for s in _codes_since(status, start)), 5.0, "the late tick reported")
+    wait_for(lambda: _ok_again(status, resumed), 15.0, "OK again")
+    joints.wait_moving(10.0, "the arm moving")
+    recover = time.monotonic() - resumed
+    late = max(s.tick_delay_max for s in _codes_since(status, start))
+    assert late < 1.0, late
+    before = [s.tick_delay_max for t, s in status.items if t < start]
+    beyond = joints.beyond_limits()
+    speeds = joints.peak_speed(until=start), joints.peak_speed(since=start)
+    record(
+        "SIGSTOP bridge_node 0.3 s",
+        beyond,
+        None,
+        recover,
+        f"tick_delay_max {late:.2f} s (before: up to {max(before, default=0.0) * 1e3:.0f} ms)",
+        speeds,
+    )
     assert beyond == []
