@@ -132,7 +132,7 @@ def parse_collision(raw: dict | None, chain_key: str, prefix: str, links: tuple[
     known = set(links)
     scene = {b["name"] for b in raw.get("scene", [])}
 
-    def link(name: str, where: str, also: set[str] = frozenset()) -> str:
+    def link(name: str, where: str, also: frozenset[str] | set[str] = frozenset()) -> str:
         full = prefix + name
         if full not in known and name not in also:
             raise ConfigError(f"collision {where}: {name!r} is not a link of chain {chain_key} ({sorted(links)})")

@@ -44,7 +44,7 @@ class TrajectoryCommand:
 
 
 class Bridge:
-    """The bridge's safety core: joint states and chunks in, the trajectories to send at each tick out."""
+    """The bridge's safety core: joint states and chunks in, the trajectories to send (each plan once) out."""
 
     def __init__(
         self,

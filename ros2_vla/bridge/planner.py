@@ -350,7 +350,10 @@ def _with_collisions(plan: ChunkPlan, checks: dict[str, StepClearance]) -> Chunk
         return replace(
             out,
             code=BridgeCode.HALT_FOR_COLLISION,
-            message=f"step {K}: {c.closest.describe()}: stopping before contact at step {K}",
+            message=(
+                f"step {K}: {c.closest.describe()}: "
+                + (f"stopping at step {K - 1}, before contact" if K else "holding, before contact")
+            ),
         )
     scale = out.slowest
     if out.step_scales is None:

@@ -1,8 +1,8 @@
 """bridge_node's output adapters: the bridge's trajectories as each driver takes them.
 
 The core (ros2_vla.bridge) decides what every joint should do; these only change the wire format:
-- trajectory kinds get each plan update (`send`): a JointTrajectory topic (re-sent every tick, as the
-  default profile does), or a FollowJointTrajectory goal per new plan (preempting the previous);
+- trajectory kinds get each plan once, when it changes (`send`): a JointTrajectory topic (the default
+  profile), or a FollowJointTrajectory goal per new plan (preempting the previous);
 - streamed kinds (`stream`, every control period) send the plan's setpoint at that instant: a forward
   position controller's Float64MultiArray, an Interbotix JointGroupCommand or JointSingleCommand;
 - action grippers (GripperCommand, franka_gripper's grasp/move) get one goal each time the plan turns the
