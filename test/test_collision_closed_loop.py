@@ -75,26 +75,39 @@ def _joint_line(robot: RobotConfig, target, steps: int = 20) -> np.ndarray:
     return np.array([home + (np.asarray(target) - home) * t for t in np.linspace(0, 1, steps + 1)[1:]])
 
 
+EE_DOWN = [[0, 0, -0.05, 0, 0, 0, 1]] * 12  # 12 steps of -5 cm from home: the hand into the table
 CASES = {
-    # name: robot, chunk (values, names, space), sim bodies that must not touch (first subtree, second)
-    "hand_into_table": ("franka", "ee_delta", ("fr3_hand_tcp",), ("table",)),
-    "hand_into_base": ("franka", "joint_position", ("fr3_hand_tcp",), ("fr3_link0", "fr3_link1")),
-    "forearm_into_upper_arm": ("widowx", "joint_position", ("lower_forearm_link",), ("upper_arm_link",)),
+    # name: robot, chunk space, target (None: EE_DOWN), pair the status names, sim bodies that must not
+    # touch (the first with everything below it, the second)
+    "hand_into_table": ("franka", "ee_delta", None, ("fr3_hand_tcp", "table"), ("fr3_hand_tcp",), ("table",)),
+    "hand_into_base": (
+        "franka",
+        "joint_position",
+        HAND_INTO_BASE,
+        ("fr3_hand_tcp", "fr3_link0"),
+        ("fr3_hand_tcp",),
+        ("fr3_link0", "fr3_link1"),
+    ),
+    "forearm_into_upper_arm": (
+        "widowx",
+        "joint_position",
+        FOREARM_INTO_UPPER_ARM,
+        ("upper_arm_link", "lower_forearm_link"),
+        ("lower_forearm_link",),
+        ("upper_arm_link",),
+    ),
 }
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_a_chunk_into_a_collision_stops_short_in_the_sim(ros_node, case):
-    name, space, moving, fixed = CASES[case]
+    name, space, target, pair, moving, fixed = CASES[case]
     robot = load_robot_config(name)
     arm = robot.arms[0]
-    if case == "hand_into_table":
-        values, names = [[0, 0, -0.05, 0, 0, 0, 1]] * 12, robot.action.dimension_names
-        pair = ("fr3_hand_tcp", "table")
+    if target is None:
+        values, names = EE_DOWN, robot.action.dimension_names
     else:
-        target = HAND_INTO_BASE if case == "hand_into_base" else FOREARM_INTO_UPPER_ARM
         values, names = _joint_line(robot, target), arm.chain.joint_names
-        pair = ("fr3_hand_tcp", "fr3_link0") if case == "hand_into_base" else ("upper_arm_link", "lower_forearm_link")
     geometry = SimGeometry(robot)
     first = geometry.geoms(*moving, subtree=True)
     if fixed == ("table",):

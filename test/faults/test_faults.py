@@ -52,6 +52,8 @@ def graph(ros_node):
         processes.start(spec)
     try:
         joints.wait_moving(60.0, "the expert moving the arm")
+        # Statuses already arriving here: one published before this subscription matched would be lost.
+        wait_for(lambda: status.items, 30.0, "bridge statuses")
         yield processes, joints, status, robot
     finally:
         processes.stop_all()
@@ -235,6 +237,7 @@ def policy_graph(ros_node):
         _, instruction = parse_reset_answer(_call(ros_node, Trigger, "/sim/reset", Trigger.Request()).message)
         _instruct(instructions, instruction)
         joints.wait_moving(90.0, "the policy moving the arm")
+        wait_for(lambda: status.items, 30.0, "bridge statuses")
         # A restarted vla_node gets the instruction as its start parameter: the killed node's subscription can
         # linger in DDS for seconds, so a publish may go to it alone.
         vla = specs["vla"]
@@ -308,7 +311,14 @@ def test_a_stalled_bridge_reports_its_late_tick_and_goes_on(graph, ros_node):
     time.sleep(0.3)
     processes.signal("bridge", signal.SIGCONT)
     resumed = time.monotonic()
-    wait_for(lambda: any(s.tick_delay_max >= 0.25 for s in _codes_since(status, start)), 5.0, "the late tick reported")
+    wait_for(
+        lambda: any(s.tick_delay_max >= 0.25 for s in _codes_since(status, start)),
+        5.0,
+        "the late tick reported",
+        detail=lambda: str(
+            [(round(t - start, 2), round(s.tick_delay_max, 3)) for t, s in status.items if t > start - 0.5]
+        ),
+    )
     wait_for(lambda: _ok_again(status, resumed), 15.0, "OK again")
     joints.wait_moving(10.0, "the arm moving")
     recover = time.monotonic() - resumed
