@@ -109,19 +109,31 @@ def _call(node, srv_type, name: str, request):
     return future.result()
 
 
+def _kill_and_see_it_stop(processes: Processes, joints: Joints, node: str, timeout: float) -> tuple[float, float]:
+    """SIGKILL `node`; returns (when, seconds until the arm came to rest), once it stayed at rest for 1 s."""
+    start = time.monotonic()
+    processes.kill(node)
+    hold = joints.wait_still(timeout, f"the arm at rest once {node} is gone")
+    time.sleep(1.0)
+    assert not joints.moving(0.9), f"the arm moved again without {node}"
+    return start, hold
+
+
 def test_bridge_killed_the_arm_holds_and_a_restarted_bridge_waits_to_be_armed(graph, ros_node):
     processes, joints, status, robot = graph
-    start = time.monotonic()
-    processes.kill("bridge")
-    hold = joints.wait_still(5.0, "the arm at rest once the bridge is gone (the controllers end the last trajectory)")
-    time.sleep(1.0)
-    assert not joints.moving(0.9), "nothing moves the arm without the bridge, though the expert keeps sending"
+    # The controllers end the last trajectory; nothing moves the arm after it, though the expert keeps sending.
+    start, hold = _kill_and_see_it_stop(processes, joints, "bridge", 5.0)
     restart = time.monotonic()
     processes.start(_bridge(enabled=False))
     wait_for(lambda: any(t > restart and s.code == BridgeCode.DISARMED for t, s in status.items), 30.0, "DISARMED")
     time.sleep(1.0)
     assert not joints.moving(0.9), "a restarted bridge plays no chunk before /vla/enable"
-    assert _call(ros_node, SetBool, "/vla/enable", SetBool.Request(data=True)).success
+    # Refused ("no complete joint state yet") until the new bridge has joint states: ask again, as an operator would.
+    wait_for(
+        lambda: _call(ros_node, SetBool, "/vla/enable", SetBool.Request(data=True)).success,
+        20.0,
+        "/vla/enable accepted by the restarted bridge",
+    )
     joints.wait_moving(10.0, "the arm moving again once armed")
     wait_for(lambda: _ok_again(status, restart), 10.0, "an OK status from the new bridge")
     recover = time.monotonic() - restart
@@ -253,11 +265,7 @@ def _instruct(publisher, instruction: str) -> None:
 
 def test_policy_killed_the_arm_stops_after_its_last_chunk_and_a_restart_resumes(policy_graph, ros_node):
     processes, joints, status, vla = policy_graph
-    start = time.monotonic()
-    processes.kill("vla")
-    hold = joints.wait_still(10.0, "the arm at rest after the last chunk")
-    time.sleep(1.0)
-    assert not joints.moving(0.9), "no chunk, no motion"
+    start, hold = _kill_and_see_it_stop(processes, joints, "vla", 10.0)  # no chunk after the last one
     restart = time.monotonic()
     processes.start(vla)
     joints.wait_moving(90.0, "the restarted policy moving the arm")
