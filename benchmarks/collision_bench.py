@@ -37,7 +37,7 @@ def recorded_chunks(robot: RobotConfig, sim: Simulation, episodes: int) -> list[
     original = Bridge.on_chunk
 
     def spy(bridge: Bridge, chunk: Chunk, now: float) -> BridgeState:
-        if bridge.enabled and bridge.blenders["arm" if "arm" in bridge.blenders else robot.arms[0].name].plan:
+        if bridge.enabled and all(b.plan is not None for b in bridge.blenders.values()):
             out.append((chunk, {n: b.chunk_start(now, chunk.stamp) for n, b in bridge.blenders.items()}))
         return original(bridge, chunk, now)
 

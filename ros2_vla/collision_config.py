@@ -1,5 +1,6 @@
-"""The bridge's collision model as `config/<robot>.yaml` writes it (`collision:`): capsules on each link,
-the link pairs never checked, the static scene, and the distances where motion slows and stops.
+"""The bridge's collision model as `config/<robot>.yaml` writes it (`collision:`, read by `config.py`):
+capsules on each link, the link pairs never checked, the static scene, and the distances where motion
+slows and stops; and the scene boxes bridge_node's `collision_boxes` adds.
 
 No ROS and no pinocchio here: this is data. `ros2_vla.kinematics.collision` builds the geometry, and
 `ros2_vla.bridge.clearance` turns distances into a slower or shorter plan.
@@ -13,6 +14,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ros2_vla.errors import ConfigError
+
+CHECK_COLLISIONS = True  # the bridge checks planned steps unless told not to (bridge_node's check_collisions)
 
 
 @dataclass(frozen=True)
@@ -118,49 +121,3 @@ def parse_box(text: str) -> SceneBox:
     if not np.all(np.isfinite(values)):
         raise ConfigError(f"collision box {text!r}: numbers must be finite")
     return SceneBox(parts[0], tuple(values[:3]), tuple(values[3:]))
-
-
-def parse_collision(raw: dict | None, chain_key: str, prefix: str, links: tuple[str, ...]) -> ArmCollision | None:
-    """One arm's part of the `collision:` section: the shapes of chain `chain_key`, names prefixed.
-    None when the file has no collision section; ConfigError when it has one but not for this chain."""
-    if raw is None:
-        return None
-    chains = raw.get("chains", {})
-    if chain_key not in chains:
-        raise ConfigError(f"collision: no shapes for chain {chain_key!r} (chains with shapes: {sorted(chains)})")
-    entry = chains[chain_key]
-    known = set(links)
-    scene = {b["name"] for b in raw.get("scene", [])}
-
-    def link(name: str, where: str, also: frozenset[str] | set[str] = frozenset()) -> str:
-        full = prefix + name
-        if full not in known and name not in also:
-            raise ConfigError(f"collision {where}: {name!r} is not a link of chain {chain_key} ({sorted(links)})")
-        return full if full in known else name
-
-    shapes = tuple(
-        Capsule(link(s["link"], "shape"), _vec3(s["a"]), _vec3(s.get("b", s["a"])), float(s["radius"]))
-        for s in entry["shapes"]
-    )
-    allowed = frozenset(frozenset(link(n, "allow", scene) for n in pair) for pair in entry.get("allow", []))
-    on_scene = frozenset(link(n, "on_scene") for n in entry.get("on_scene", []))
-    return ArmCollision(shapes, allowed, on_scene)
-
-
-def parse_spec(raw: dict, arms: dict[str, ArmCollision]) -> CollisionSpec:
-    """The robot-wide part: scene boxes and thresholds, around each arm's shapes."""
-    scene = tuple(SceneBox(b["name"], _vec3(b["center"]), _vec3(b["size"])) for b in raw.get("scene", []))
-    return CollisionSpec(
-        arms,
-        scene,
-        float(raw["self_proximity"]),
-        float(raw["scene_proximity"]),
-        float(raw["halt_distance"]),
-    )
-
-
-def _vec3(v) -> tuple[float, float, float]:
-    out = tuple(float(x) for x in v)
-    if len(out) != 3:
-        raise ConfigError(f"collision: expected 3 numbers, got {list(v)}")
-    return out

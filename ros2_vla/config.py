@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from ros2_vla.collision_config import ArmCollision, CollisionSpec, parse_collision, parse_spec
+from ros2_vla.collision_config import ArmCollision, Capsule, CollisionSpec, SceneBox
 from ros2_vla.errors import ConfigError
 
 PACKAGE = "ros2_vla"
@@ -272,6 +272,43 @@ def _gripper(d: dict | None) -> GripperSpec | None:
     )
 
 
+def _arm_collision(raw: dict | None, chain_key: str, prefix: str, links: tuple[str, ...]) -> ArmCollision | None:
+    """One arm's part of the `collision:` section: the shapes of chain `chain_key`, names prefixed.
+    None when the file has no collision section; ConfigError when it has one but not for this chain."""
+    if raw is None:
+        return None
+    chains = raw.get("chains", {})
+    if chain_key not in chains:
+        raise ConfigError(f"collision: no shapes for chain {chain_key!r} (chains with shapes: {sorted(chains)})")
+    entry = chains[chain_key]
+    scene = {b["name"] for b in raw.get("scene", [])}
+
+    def link(name: str, where: str, also: frozenset[str] | set[str] = frozenset()) -> str:
+        full = prefix + name
+        if full not in links and name not in also:
+            raise ConfigError(f"collision {where}: {name!r} is not a link of chain {chain_key} ({sorted(links)})")
+        return full if full in links else name
+
+    shapes = tuple(
+        Capsule(link(s["link"], "shape"), _vec(s["a"]), _vec(s.get("b", s["a"])), float(s["radius"]))
+        for s in entry["shapes"]
+    )
+    allowed = frozenset(frozenset(link(n, "allow", scene) for n in pair) for pair in entry.get("allow", []))
+    on_scene = frozenset(link(n, "on_scene") for n in entry.get("on_scene", []))
+    return ArmCollision(shapes, allowed, on_scene)
+
+
+def _collision_spec(raw: dict, arms: dict[str, ArmCollision]) -> CollisionSpec:
+    """The robot-wide part of `collision:`: scene boxes and thresholds, around each arm's shapes."""
+    return CollisionSpec(
+        arms,
+        tuple(SceneBox(b["name"], _vec(b["center"]), _vec(b["size"])) for b in raw.get("scene", [])),
+        float(raw["self_proximity"]),
+        float(raw["scene_proximity"]),
+        float(raw["halt_distance"]),
+    )
+
+
 def _prefixed(chain: ChainSpec, prefix: str) -> ChainSpec:
     """The chain with `prefix` put before every joint and link name (one chain, two ALOHA arms)."""
     if not prefix:
@@ -306,7 +343,7 @@ def _robot_from_dict(raw: dict, path: Path, variant: str | None = None) -> Robot
         chain = _prefixed(chains[variant], prefix) if variant is not None else written
         mount_map.update(_link_map(written, chain))
         # Written for the arm's own chain; a variant takes them onto its links, place for place.
-        shapes = parse_collision(raw.get("collision"), a["chain"], prefix, written.link_names)
+        shapes = _arm_collision(raw.get("collision"), a["chain"], prefix, written.link_names)
         if shapes is not None:
             collisions[a["name"]] = shapes.renamed(_link_map(written, chain))
         arms.append(
@@ -374,5 +411,5 @@ def _robot_from_dict(raw: dict, path: Path, variant: str | None = None) -> Robot
         control_rate_hz=float(raw.get("control_rate_hz", 100.0)),
         joint_state_rate_hz=float(raw.get("joint_state_rate_hz", 100.0)),
         source=path,
-        collision=parse_spec(raw["collision"], collisions) if "collision" in raw else None,
+        collision=_collision_spec(raw["collision"], collisions) if "collision" in raw else None,
     )

@@ -25,6 +25,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Union
 
+from ros2_vla.collision_config import CHECK_COLLISIONS
 from ros2_vla.errors import ConfigError
 from ros2_vla.policies.base import MAX_INSTRUCTION_CHARS
 from ros2_vla.policies.defaults import DEFAULT_BACKEND
@@ -192,7 +193,7 @@ BRIDGE = (
     ),
     Param(
         "check_collisions",
-        True,
+        CHECK_COLLISIONS,
         "check every planned step for self- and scene collision (the config's `collision:` model): slow down "
         "(`DECELERATE_FOR_COLLISION`) within its proximity thresholds, stop before a step nearer than its "
         "`halt_distance` (`HALT_FOR_COLLISION`)",

@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from helpers import wait_for
+from helpers import POSITION_SLACK, wait_for
 
 from ros2_vla.bringup import NodeSpec
 from ros2_vla.config import RobotConfig
 from ros2_vla.launcher import node_command, write_params_file
 
-POSITION_SLACK = 0.01  # [rad] physics may settle a joint this far past a limit the command respects
 MOVING = 0.02  # [rad/s] a joint faster than this is moving
 ROWS: list[dict] = []  # the fault table, one row per test (printed at the end of the session)
 

@@ -18,6 +18,7 @@ import pytest
 from ros2_vla.dds_env import set_localhost_only
 
 ROOT = Path(__file__).resolve().parent.parent
+POSITION_SLACK = 0.01  # [rad] the sim's physics may settle a joint this far past a limit the command respects
 
 # Isolate every run: its own DDS domain, this host only. Set before rclpy starts, inherited by
 # every process a test launches.

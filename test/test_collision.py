@@ -57,7 +57,7 @@ def _capsule_world(model: ArmModel, robot: RobotConfig, q, link: str, index: int
     return a, b, shape.radius
 
 
-def _chunk(robot: RobotConfig, values, names=EE, space="ee_delta", stamp=0.0, dt=None) -> Chunk:
+def make_chunk(robot: RobotConfig, values, names=EE, space="ee_delta", stamp=0.0, dt=None) -> Chunk:
     values = np.asarray(values, dtype=np.float64)
     return Chunk(
         stamp=stamp,
@@ -71,7 +71,7 @@ def _chunk(robot: RobotConfig, values, names=EE, space="ee_delta", stamp=0.0, dt
     )
 
 
-def _joint_line(robot: RobotConfig, target, steps: int = 20) -> tuple[np.ndarray, tuple[str, ...]]:
+def joint_line(robot: RobotConfig, target, steps: int = 20) -> tuple[np.ndarray, tuple[str, ...]]:
     arm = robot.arms[0]
     home = np.asarray(arm.chain.home)
     q = np.array([home + (np.asarray(target) - home) * t for t in np.linspace(0, 1, steps + 1)[1:]])
@@ -127,7 +127,7 @@ def test_a_descent_into_the_table_stops_before_contact_and_names_the_pair():
     model, collider = _collider("franka")
     # Home holds the TCP about 0.49 m up: 12 steps of -5 cm run it into the table (the workspace box keeps the
     # TCP itself at z >= 0, not the fingers below it).
-    plan = planner.plan(_chunk(robot, [[0, 0, -0.05, 0, 0, 0, 1]] * 12), {"arm": model.home})
+    plan = planner.plan(make_chunk(robot, [[0, 0, -0.05, 0, 0, 0, 1]] * 12), {"arm": model.home})
     assert plan.code == BridgeCode.HALT_FOR_COLLISION, plan.message
     assert "fr3_hand_tcp" in plan.message and "table" in plan.message
     assert 0 < plan.steps < 12
@@ -135,7 +135,7 @@ def test_a_descent_into_the_table_stops_before_contact_and_names_the_pair():
         assert collider.clearances(q)[1].distance >= robot.collision.halt_distance
     # The step after the last kept one is the one that would have come too near.
     unchecked = ChunkPlanner(robot, collision=None).plan(
-        _chunk(robot, [[0, 0, -0.05, 0, 0, 0, 1]] * 12), {"arm": model.home}
+        make_chunk(robot, [[0, 0, -0.05, 0, 0, 0, 1]] * 12), {"arm": model.home}
     )
     assert unchecked.steps == 12
     assert collider.clearances(unchecked.arms[0].positions[plan.steps])[1].distance < robot.collision.halt_distance
@@ -153,7 +153,7 @@ def test_nearing_the_table_slows_the_plan_and_backing_away_does_not():
     down = T[2, 3] - (finger_drop + gap)
     steps = int(np.ceil(down / 0.05))
     values = [[0, 0, -down / steps, 0, 0, 0, 1]] * steps
-    plan = planner.plan(_chunk(robot, values), {"arm": model.home})
+    plan = planner.plan(make_chunk(robot, values), {"arm": model.home})
     assert plan.code == BridgeCode.DECELERATE_FOR_COLLISION, plan.message
     assert plan.steps == steps
     # Only the last step, the one within the threshold, is slowed: the descent before it runs at full speed.
@@ -162,7 +162,7 @@ def test_nearing_the_table_slows_the_plan_and_backing_away_does_not():
     assert plan.slowest == plan.step_scales[-1] and plan.speed_scale == 1.0
     # From that low pose, going up is neither slowed nor stopped.
     low = plan.arms[0].positions[-1]
-    up = planner.plan(_chunk(robot, [[0, 0, 0.02, 0, 0, 0, 1]] * 5), {"arm": low})
+    up = planner.plan(make_chunk(robot, [[0, 0, 0.02, 0, 0, 0, 1]] * 5), {"arm": low})
     assert up.code == BridgeCode.OK and up.slowest == 1.0 and up.steps == 5
 
 
@@ -176,8 +176,8 @@ def test_nearing_the_table_slows_the_plan_and_backing_away_does_not():
 def test_a_joint_chunk_folding_the_arm_into_itself_stops_before_contact(name, target, pair):
     robot = _robot(name)
     model, collider = _collider(name)
-    q, names = _joint_line(robot, target)
-    chunk = _chunk(robot, q, names, space="joint_position")
+    q, names = joint_line(robot, target)
+    chunk = make_chunk(robot, q, names, space="joint_position")
     plan = ChunkPlanner(robot, collision=robot.collision).plan(chunk, {"arm": model.home})
     assert plan.code == BridgeCode.HALT_FOR_COLLISION, plan.message
     assert all(link in plan.message for link in pair), plan.message
@@ -199,7 +199,7 @@ def test_the_bridge_checks_by_default_takes_more_boxes_and_can_be_told_not_to():
     x, y, z = T[:3, 3]
     bridge = Bridge(robot, check_collisions=True, scene_boxes=[parse_box(f"shelf {x} {y} {z - 0.1} 0.3 0.3 0.02")])
     plan = bridge.planner.plan(
-        _chunk(robot, [[0, 0, -0.02, 0, 0, 0, 1]] * 10), {"arm": np.asarray(robot.arms[0].chain.home)}
+        make_chunk(robot, [[0, 0, -0.02, 0, 0, 0, 1]] * 10), {"arm": np.asarray(robot.arms[0].chain.home)}
     )
     assert plan.code == BridgeCode.HALT_FOR_COLLISION and "shelf" in plan.message, plan.message
     assert plan.steps <= 4
@@ -236,8 +236,10 @@ def test_a_halted_plan_ends_at_its_last_step_without_overshooting_it(name, targe
     names = list(arm.chain.joint_names)
     bridge.update_joint_state(names, list(arm.chain.home), 0.0)
     bridge.set_enabled(True, 0.0)
-    q, _ = _joint_line(robot, target)
-    assert bridge.on_chunk(_chunk(robot, q, names, space="joint_position"), 0.0).code == BridgeCode.HALT_FOR_COLLISION
+    q, _ = joint_line(robot, target)
+    assert (
+        bridge.on_chunk(make_chunk(robot, q, names, space="joint_position"), 0.0).code == BridgeCode.HALT_FOR_COLLISION
+    )
     plan = bridge.blenders[arm.name].plan
     t = np.linspace(0.0, plan.end_time + 1.0, 4000)
     path = np.array([plan.sample(x)[0] for x in t])

@@ -12,12 +12,11 @@ import numpy as np
 import pytest
 from driver_players import Topic
 from helpers import launched, wait_for
-from test_collision import FOREARM_INTO_UPPER_ARM, HAND_INTO_BASE
+from test_collision import FOREARM_INTO_UPPER_ARM, HAND_INTO_BASE, joint_line, make_chunk
 
 rclpy = pytest.importorskip("rclpy")
 from sensor_msgs.msg import JointState  # noqa: E402
 
-from ros2_vla.actions.chunk import Chunk  # noqa: E402
 from ros2_vla.bridge.status import BridgeCode  # noqa: E402
 from ros2_vla.config import RobotConfig, load_robot_config  # noqa: E402
 from ros2_vla.msg import ActionChunk, BridgeStatus  # noqa: E402
@@ -54,27 +53,6 @@ class SimGeometry:
         return min(mujoco.mj_geomDistance(self.model, self.data, a, b, 1.0, fromto) for a in first for b in second)
 
 
-def _chunk(robot: RobotConfig, values, names, space: str, node) -> ActionChunk:
-    values = np.asarray(values, dtype=np.float32)
-    return chunk_to_msg(
-        Chunk(
-            stamp=node.get_clock().now().nanoseconds * 1e-9,
-            embodiment=robot.name,
-            action_space=space,
-            dimension_names=tuple(names),
-            dt=robot.action.dt,
-            horizon=values.shape[0],
-            values=values.reshape(-1),
-            sequence=1,
-        )
-    )
-
-
-def _joint_line(robot: RobotConfig, target, steps: int = 20) -> np.ndarray:
-    home = np.asarray(robot.arms[0].chain.home)
-    return np.array([home + (np.asarray(target) - home) * t for t in np.linspace(0, 1, steps + 1)[1:]])
-
-
 EE_DOWN = [[0, 0, -0.05, 0, 0, 0, 1]] * 12  # 12 steps of -5 cm from home: the hand into the table
 CASES = {
     # name: robot, chunk space, target (None: EE_DOWN), pair the status names, sim bodies that must not
@@ -107,7 +85,7 @@ def test_a_chunk_into_a_collision_stops_short_in_the_sim(ros_node, case):
     if target is None:
         values, names = EE_DOWN, robot.action.dimension_names
     else:
-        values, names = _joint_line(robot, target), arm.chain.joint_names
+        values, names = joint_line(robot, target)
     geometry = SimGeometry(robot)
     first = geometry.geoms(*moving, subtree=True)
     if fixed == ("table",):
@@ -123,7 +101,8 @@ def test_a_chunk_into_a_collision_stops_short_in_the_sim(ros_node, case):
     with launched(name, "--sim", "--enable", "--seed", "100000"):
         wait_for(lambda: status.items and status.items[-1][1].enabled and states, 60.0, "the bridge to arm")
         wait_for(lambda: chunks.get_subscription_count() > 0, 10.0, "bridge_node on /vla/action_chunk")
-        chunks.publish(_chunk(robot, values, names, space, ros_node))
+        stamp = ros_node.get_clock().now().nanoseconds * 1e-9
+        chunks.publish(chunk_to_msg(make_chunk(robot, values, names, space=space, stamp=stamp)))
         wait_for(
             lambda: any(s.code == BridgeCode.HALT_FOR_COLLISION for _, s in status.items),
             15.0,

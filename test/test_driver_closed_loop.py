@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 from driver_players import Topic
-from helpers import launched, wait_for
+from helpers import POSITION_SLACK, launched, wait_for
 
 rclpy = pytest.importorskip("rclpy")
 from sensor_msgs.msg import JointState  # noqa: E402
@@ -30,7 +30,6 @@ PROFILES = [
     ("widowx", "ros2_control_action"),
     ("aloha", "aloha"),
 ]
-POSITION_SLACK = 0.01  # [rad] physics may settle a joint this far past a limit the command respects
 
 
 class Measured:

@@ -22,7 +22,7 @@ from ros2_vla.actions.chunk import Chunk
 from ros2_vla.bridge.gripper_plan import GripperPlan
 from ros2_vla.bridge.planner import ChunkPlan, ChunkPlanner, IkSolver
 from ros2_vla.bridge.status import BridgeCode, BridgeState
-from ros2_vla.collision_config import CollisionSpec, SceneBox
+from ros2_vla.collision_config import CHECK_COLLISIONS, CollisionSpec, SceneBox
 from ros2_vla.config import RobotConfig
 from ros2_vla.errors import ChunkError, ConfigError, TrajectoryError
 from ros2_vla.ik.params import IkParams
@@ -53,7 +53,7 @@ class Bridge:
         ik: IkParams | None = None,
         joint_state_timeout: float | None = None,
         ik_solver: IkSolver = solve_ik,
-        check_collisions: bool = True,
+        check_collisions: bool = CHECK_COLLISIONS,
         scene_boxes: Sequence[SceneBox] = (),
     ) -> None:
         """check_collisions: check every planned step against the robot's collision model (`collision:` in its

@@ -36,7 +36,7 @@ class StepClearance:
         return float(self.factors.min(initial=1.0))
 
     @property
-    def slowest(self) -> int:
+    def slowest_step(self) -> int:
         """The slowest step (-1 when none is slowed)."""
         return int(np.argmin(self.factors)) if self.scale < 1.0 else -1
 

@@ -366,5 +366,5 @@ def _with_collisions(plan: ChunkPlan, checks: dict[str, StepClearance]) -> Chunk
     return replace(
         out,
         code=BridgeCode.DECELERATE_FOR_COLLISION,
-        message=f"step {slow.slowest}: {slow.closest.describe()}: slowing to {scale:.2f}",
+        message=f"step {slow.slowest_step}: {slow.closest.describe()}: slowing to {scale:.2f}",
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ros2_vla.collision_config import CHECK_COLLISIONS
 from ros2_vla.config_args import setting
 from ros2_vla.errors import ConfigError
 from ros2_vla.evaluation.seeds import HELD_OUT_SEED
@@ -43,7 +44,7 @@ class EpisodeConfig:
     command_delay: float = DDS_DELAY  # [s] from a bridge tick to the controller taking it (below every period)
     disturbance: float = 0.0  # [rad] std of the sim's wandering servo offset (`Simulation.reset`; 0: none)
     slip: float = 0.0  # chance [0, 1] that the first grasp is made to fail (`ros2_vla.sim.slip`; 0: never)
-    check_collisions: bool = True  # the bridge checks each planned step for collisions (bridge_node's default)
+    check_collisions: bool = CHECK_COLLISIONS  # the bridge checks each planned step for collisions
 
     def __post_init__(self) -> None:
         check_timing(self.time_limit, self.policy_period, self.chunk_delay, self.success_period, self.command_delay)
@@ -74,7 +75,7 @@ class EvalConfig:
     video_episodes: int = setting(3, "film the first N episodes (0: no video; needs an output folder)")
     video_camera: str = setting("", "camera filmed (default: the robot's first world-mounted camera)")
     blend: BlendConfig = BlendConfig()  # the bridge's chunk blending (bridge_node's blend_* parameters)
-    check_collisions: bool = True  # the bridge checks planned steps for collisions (bridge_node's check_collisions)
+    check_collisions: bool = CHECK_COLLISIONS  # the bridge checks planned steps for collisions
     chunk_delay: float = setting(
         DDS_DELAY,
         "[s] from an observation to its chunk reaching the bridge, the arm "

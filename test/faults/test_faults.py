@@ -169,7 +169,7 @@ def test_joint_states_stopped_for_a_second_hold_the_arm_until_they_are_fresh(gra
     assert beyond == []
 
 
-def test_a_flood_of_valid_chunks_holds_the_arm_where_they_say_then_the_policy_takes_over(graph, ros_node):
+def test_a_flood_of_valid_chunks_is_answered_and_the_policy_takes_over_after_it(graph, ros_node):
     processes, joints, status, robot = graph
     still = [[0, 0, 0, 0, 0, 0, 1]] * 5
     start = time.monotonic()
@@ -216,7 +216,7 @@ def test_bad_chunks_are_refused_and_the_arm_stays_on_its_plan(graph, ros_node, k
     assert beyond == []
 
 
-def test_a_sim_reset_mid_motion_holds_then_follows_the_policy_again(graph, ros_node):
+def test_after_a_sim_reset_mid_motion_the_policy_moves_the_arm_again_within_limits(graph, ros_node):
     processes, joints, status, robot = graph
     start = time.monotonic()
     answer = _call(ros_node, Trigger, "/sim/reset", Trigger.Request())
@@ -277,7 +277,7 @@ def test_policy_killed_the_arm_stops_after_its_last_chunk_and_a_restart_resumes(
     assert beyond == []
 
 
-def test_a_policy_stopped_for_two_seconds_sends_late_chunks_that_are_known_late(policy_graph, ros_node):
+def test_a_policy_stopped_for_two_seconds_stops_the_arm_and_resumes_within_limits(policy_graph, ros_node):
     processes, joints, status, vla = policy_graph
     start = time.monotonic()
     processes.signal("vla", signal.SIGSTOP)
