@@ -22,6 +22,7 @@ from ros2_vla.config import RobotConfig
 from ros2_vla.launcher import node_command, write_params_file
 
 MOVING = 0.02  # [rad/s] a joint faster than this is moving
+FAST = 0.15  # faults strike while some joint runs at this fraction of its speed limit or more
 ROWS: list[dict] = []  # the fault table, one row per test (printed at the end of the session)
 
 
@@ -72,13 +73,14 @@ class Sample:
 class Joints:
     """The sim's /joint_states for one arm: positions and the measured joint velocities it publishes."""
 
-    def __init__(self, node, robot: RobotConfig) -> None:
+    def __init__(self, node, robot: RobotConfig, topic: str = "") -> None:
+        """topic: where the sim publishes its joint states (the config's topic unless remapped)."""
         from sensor_msgs.msg import JointState
 
         self.arm = robot.arms[0]
         self.names = self.arm.chain.joint_names
         self.samples: list[Sample] = []
-        node.create_subscription(JointState, robot.joint_states_topic, self._on, 100)
+        node.create_subscription(JointState, topic or robot.joint_states_topic, self._on, 100)
 
     def _on(self, msg) -> None:
         index = {n: i for i, n in enumerate(msg.name)}
@@ -99,15 +101,26 @@ class Joints:
             return np.zeros(0), np.zeros((0, len(self.names)))
         return np.array([s.t for s in kept]), np.abs(np.array([s.v for s in kept]))
 
-    def beyond_limits(self) -> list[str]:
-        """Every joint position limit the measured motion broke, and any NaN."""
-        q = np.array([s.q for s in self.samples])
+    def beyond_limits(self, skip: tuple[float, float] | None = None) -> list[str]:
+        """Every joint position and speed limit the measured motion broke, and any NaN, leaving out the
+        speeds in the `skip` window (monotonic; a sim reset puts the arm back home in one step)."""
+        samples = list(self.samples)
+        q = np.array([s.q for s in samples])
         lower = np.array([j.lower for j in self.arm.chain.joints]) - POSITION_SLACK
         upper = np.array([j.upper for j in self.arm.chain.joints]) + POSITION_SLACK
         broken = [
             f"{n} position" for i, n in enumerate(self.names) if q[:, i].min() < lower[i] or q[:, i].max() > upper[i]
         ]
         broken += [f"{n} NaN" for i, n in enumerate(self.names) if not np.isfinite(q[:, i]).all()]
+        t = np.array([s.t for s in samples])
+        keep = np.ones(t.size, dtype=bool) if skip is None else (t < skip[0]) | (t > skip[1])
+        v = np.abs(np.array([s.v for s in samples]))[keep]
+        limit = np.array([j.velocity for j in self.arm.chain.joints])
+        broken += [
+            f"{n} speed {v[:, i].max():.2f} rad/s (limit {limit[i]:.2f})"
+            for i, n in enumerate(self.names)
+            if v[:, i].max(initial=0.0) > limit[i]
+        ]
         return broken
 
     def peak_speed(self, since: float = 0.0, until: float = float("inf"), skip=None) -> float:
@@ -123,6 +136,12 @@ class Joints:
     def moving(self, window: float = 0.2) -> bool:
         t, v = self.speeds(time.monotonic() - window)
         return bool(v.size) and float(v.max()) > MOVING
+
+    def fast(self, fraction: float, window: float = 0.1) -> bool:
+        """Some joint ran faster than `fraction` of its speed limit in the last `window` s."""
+        t, v = self.speeds(time.monotonic() - window)
+        limit = np.array([j.velocity for j in self.arm.chain.joints])
+        return bool(v.size) and float((v / limit).max()) > fraction
 
     def wait_still(self, timeout: float, what: str) -> float:
         """Seconds until no joint moved for 0.2 s."""

@@ -409,34 +409,66 @@ def test_disarmed_bridge_sends_nothing():
     assert bridge.state(0.0).code == BridgeCode.DISARMED and not bridge.state(0.0).enabled
 
 
-def test_disarming_while_moving_holds_once_at_the_commanded_position():
+def _check_stop(robot: RobotConfig, stop: TrajectoryCommand, now: float, q0: np.ndarray, v0: np.ndarray) -> None:
+    """`stop` brings the commanded state (q0, v0) at `now` to rest, stamped `now`, every joint slowing at one
+    constant rate within its acceleration limit, all together; points a control period apart at most."""
+    arm = robot.arms[0]
+    n = len(arm.chain.joint_names)
+    amax = np.array([j.acceleration for j in arm.chain.joints])
+    period = 1.0 / robot.control_rate_hz
+    t = stop.times_from_start
+    assert stop.start == now and np.all(np.diff(np.r_[0.0, t]) <= period + 1e-9)
+    duration = t[-1]
+    slowing = v0 / duration
+    assert np.all(np.abs(slowing) <= amax + 1e-9)
+    assert duration <= period + 1e-9 or np.isclose(np.max(np.abs(slowing) / amax), 1.0)  # no slower than needed
+    np.testing.assert_allclose(stop.positions[:, :n], q0 + np.outer(t, v0) - 0.5 * np.outer(t**2, slowing))
+    np.testing.assert_allclose(stop.velocities[:, :n], v0 - np.outer(t, slowing), atol=1e-12)
+    np.testing.assert_array_equal(stop.velocities[-1, :n], 0.0)
+
+
+def test_disarming_while_moving_stops_the_commanded_motion_once():
     robot = _robot("franka")
     arm = robot.arms[0]
     bridge = _armed(robot)
     bridge.on_chunk(_chunk(robot, _GOOD), 0.0)
     bridge.update_joint_state(*_joint_state(robot), 0.15)
-    q_commanded = bridge.blenders[arm.name].sample(0.15)[0]
+    q0, v0 = bridge.blenders[arm.name].sample(0.15)
+    assert np.abs(v0).max() > 0.05, "moving when disarmed"
     ok, _, commands = bridge.set_enabled(False, 0.15)
-    hold = _by_topic(commands)
-    assert ok and set(hold) == {arm.trajectory_topic, arm.gripper.topic}
-    np.testing.assert_allclose(hold[arm.trajectory_topic].positions, [q_commanded])
-    assert np.all(hold[arm.trajectory_topic].velocities == 0.0)
+    stop = _by_topic(commands)
+    assert ok and set(stop) == {arm.trajectory_topic, arm.gripper.topic}
+    _check_stop(robot, stop[arm.trajectory_topic], 0.15, q0, v0)
+    assert len(stop[arm.trajectory_topic].times_from_start) > 1, "from speed, over more than one period"
     assert bridge.tick(0.16) == [] and bridge.on_chunk(_chunk(robot, _GOOD), 0.16).code == BridgeCode.DISARMED
 
 
-def test_stale_joint_states_hold_once_and_refuse_chunks():
+def test_stale_joint_states_stop_the_commanded_motion_once_and_refuse_chunks():
     robot = _robot("franka")
     arm = robot.arms[0]
     bridge = _armed(robot)
     bridge.on_chunk(_chunk(robot, _GOOD), 0.0)
     late = robot.safety.joint_state_timeout + 0.01
+    q0, v0 = bridge.blenders[arm.name].sample(late)
+    assert np.abs(q0 - np.array(arm.chain.home)).max() > 0.01, "commanded away from the last measured position"
     commands = _by_topic(bridge.tick(late))
-    np.testing.assert_allclose(commands[arm.trajectory_topic].positions, [arm.chain.home])  # measured, not planned
+    # From the command the controller follows, not from the last measurement: the arm has moved on since.
+    _check_stop(robot, commands[arm.trajectory_topic], late, q0, v0)
     assert bridge.state(late).code == BridgeCode.STALE_INPUT
     assert bridge.tick(late + 0.01) == []
     state = bridge.on_chunk(_chunk(robot, _GOOD, stamp=late), late + 0.02)
     assert state.code == BridgeCode.STALE_INPUT and "old" in state.message
     assert bridge.tick(late + 0.03) == []
+
+
+def test_a_stop_from_rest_is_one_point_a_period_ahead():
+    robot = _robot("franka")
+    arm = robot.arms[0]
+    bridge = _armed(robot)
+    late = robot.safety.joint_state_timeout + 0.01
+    stop = _by_topic(bridge.tick(late))[arm.trajectory_topic]
+    np.testing.assert_allclose(stop.times_from_start, [1.0 / robot.control_rate_hz])
+    np.testing.assert_allclose(stop.positions[0, :7], arm.chain.home)
 
 
 def test_fresh_joint_states_resume_and_the_next_chunk_runs():

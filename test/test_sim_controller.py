@@ -110,11 +110,13 @@ def test_trajectory_entirely_in_the_past_is_rejected():
         c.accept(_traj(NAMES, ([1.0, 1.0, 1.0], 1.0), start=1.0), now=5.0, measured=[0, 0, 0])
 
 
-def test_empty_trajectory_stops_at_the_measured_position():
+def test_empty_trajectory_is_refused_and_the_running_one_goes_on():
+    # ros2_controllers' JTC (humble to rolling) refuses it ("Empty trajectory received."); ROS 1's stopped.
     c = _ctrl()
     c.accept(_traj(NAMES, ([5.0, 5.0, 5.0], 5.0)), now=0.0, measured=[0, 0, 0])
-    c.accept(_traj(("a", "b")), now=1.0, measured=[0.9, 0.8, 0.7])
-    np.testing.assert_allclose(c.sample(3.0), [0.9, 0.8, 1.0])
+    with pytest.raises(TrajectoryError, match="no points"):
+        c.accept(_traj(("a", "b")), now=1.0, measured=[0.9, 0.8, 0.7])
+    np.testing.assert_allclose(c.sample(5.0), [5.0, 5.0, 5.0])
 
 
 @pytest.mark.parametrize(

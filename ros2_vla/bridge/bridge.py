@@ -4,9 +4,12 @@ Pure (every time is passed in) so the whole safety behaviour is tested without R
 only feeds it messages and a timer and publishes what `tick` returns.
 
 Safety rules, in priority order:
-1. Disarmed: nothing is sent. Disarming while moving sends one hold at the commanded position.
-2. Joint states missing, incomplete or older than the timeout: one hold at the measured position,
-   the plan is dropped, nothing else is sent until fresh states arrive.
+1. Disarmed: nothing is sent. Disarming while moving sends one stop: the commanded motion brought to
+   rest within the acceleration limits.
+2. Joint states missing, incomplete or older than the timeout: the same stop, the plan is dropped, nothing
+   else is sent until fresh states arrive. The stop starts from the command, not from the last measured
+   position: the arm has moved on since that measurement (a hold there pulled it back at up to 1.5 times
+   its speed limits in the sim).
 3. A rejected chunk (or one with no reachable step) changes nothing: the current plan goes on or
    the arm holds.
 """
@@ -34,13 +37,16 @@ from ros2_vla.trajectory.timing import time_waypoints
 
 @dataclass(frozen=True)
 class TrajectoryCommand:
-    """One JointTrajectory to publish (stamp zero: the controller starts it now)."""
+    """One JointTrajectory to publish."""
 
     topic: str
     joint_names: tuple[str, ...]
     times_from_start: np.ndarray  # [s] (N,) strictly increasing, > 0
     positions: np.ndarray  # (N, m)
     velocities: np.ndarray | None  # (N, m); None: positions only, which a controller plays linearly
+    # [s] the bridge time the points count from (a stop: one that arrives late must not be played late, and
+    # one that arrives after its end is refused by the controller); None: from receipt (stamp zero).
+    start: float | None = None
 
 
 class Bridge:
@@ -118,7 +124,7 @@ class Bridge:
             self.enabled, self._holding_stale = True, False
             self._reset_to_measured(now)
             return True, "enabled: holding until the next chunk", []
-        commands = self._hold_commands(now, measured=False) if self._active else []
+        commands = self._stop_commands(now) if self._active else []
         self.enabled, self._active = False, False
         return True, "disabled: holding position", commands
 
@@ -175,7 +181,7 @@ class Bridge:
                 return []
             self._holding_stale = True
             self._set(replace(self._last, code=BridgeCode.STALE_INPUT, message=f"{problem}: holding"))
-            commands = self._hold_commands(now, measured=True)
+            commands = self._stop_commands(now)
             self._active = False
             return commands
         if self._holding_stale:  # fresh again: resume from where the arm really is
@@ -188,7 +194,7 @@ class Bridge:
         drift = self._tracking_error()
         if drift:  # the arm is not where we are driving it: stop pushing, hold where it is
             self._set(replace(self._last, code=BridgeCode.TRACKING_ERROR, message=f"{drift}: holding"))
-            commands = self._hold_commands(now, measured=True)
+            commands = self._hold_commands(now)
             self._active = False
             return commands
         if not self._unsent:
@@ -309,34 +315,42 @@ class Bridge:
             commands += self._commands_for(arm.name, times - now, q, qd, times)
         return commands
 
-    def _hold_commands(self, now: float, measured: bool) -> list[TrajectoryCommand]:
+    def _hold_commands(self, now: float) -> list[TrajectoryCommand]:
+        """Hold where the arm was measured (fresh): it is not where it was commanded (a tracking error)."""
         commands = []
         for arm in self.robot.arms:
-            if measured and arm.name in self._q:
-                q = self._q[arm.name]
-            else:
-                q = (
-                    self.blenders[arm.name].sample(now)[0]
-                    if self.blenders[arm.name].plan is not None
-                    else self._q.get(arm.name)
-                )
-            if q is None:
-                continue
+            q = self._q[arm.name]
             self.blenders[arm.name].reset(now, q)
-            if arm.name in self.grippers:
-                g = self.grippers[arm.name]
-                g.reset(now, float(g.sample(now)[0][0]))
+            self._stop_gripper(arm.name, now)
             # One point a control period ahead: the controller comes to rest there.
             t = np.array([1.0 / self.robot.control_rate_hz])
             commands += self._commands_for(arm.name, t, q[None, :], np.zeros((1, q.size)), now + t)
         return commands
 
-    def _commands_for(self, arm_name: str, t_rel, q, qd, t_abs) -> list[TrajectoryCommand]:
+    def _stop_commands(self, now: float) -> list[TrajectoryCommand]:
+        """Bring each arm's commanded motion to rest (`TrajectoryBlender.stop`), stamped with `now`."""
+        commands = []
+        for arm in self.robot.arms:
+            if self.blenders[arm.name].plan is None:
+                continue
+            stop = self.blenders[arm.name].stop(now, 1.0 / self.robot.control_rate_hz)
+            self._stop_gripper(arm.name, now)
+            commands += self._commands_for(
+                arm.name, stop.times[1:] - now, stop.positions[1:], stop.velocities[1:], stop.times[1:], start=now
+            )
+        return commands
+
+    def _stop_gripper(self, arm_name: str, now: float) -> None:
+        if arm_name in self.grippers:
+            g = self.grippers[arm_name]
+            g.reset(now, float(g.sample(now)[0][0]))
+
+    def _commands_for(self, arm_name: str, t_rel, q, qd, t_abs, start: float | None = None) -> list[TrajectoryCommand]:
         arm = next(a for a in self.robot.arms if a.name == arm_name)
         names = arm.chain.joint_names
         gripper = self.grippers.get(arm_name)
         if gripper is None:
-            return [TrajectoryCommand(arm.trajectory_topic, names, t_rel, q, qd)]
+            return [TrajectoryCommand(arm.trajectory_topic, names, t_rel, q, qd, start)]
         # The gripper may need longer than the arm (GripperPlan): its later knots follow the arm's last
         # point, where the arm is at rest (plans stop at their end, holds stand still).
         t_abs = np.asarray(t_abs, dtype=float)
@@ -354,13 +368,14 @@ class Bridge:
                     tg_rel,
                     np.column_stack([q, g]),
                     np.column_stack([qd, gd]),
+                    start,
                 )
             ]
         # Positions only: a JointTrajectoryController then interpolates linearly, which is the gripper
         # path itself; velocities would make it a cubic that overshoots the rate limit between points.
         return [
-            TrajectoryCommand(arm.trajectory_topic, names, t_rel, q, qd),
-            TrajectoryCommand(arm.gripper.topic, (arm.gripper.joint,), tg_rel, g[:, None], None),
+            TrajectoryCommand(arm.trajectory_topic, names, t_rel, q, qd, start),
+            TrajectoryCommand(arm.gripper.topic, (arm.gripper.joint,), tg_rel, g[:, None], None, start),
         ]
 
     def _set(self, state: BridgeState) -> BridgeState:

@@ -194,6 +194,7 @@ class BridgeNode(Node):
         and, where the driver takes the gripper apart, the gripper part. `now`: the time the commands
         were made for (their times count from it)."""
         for c in commands:
+            stamp = None if c.start is None else (self._t0_ns + round(c.start * 1e9)) * 1e-9  # a ROS time
             for out in self.outputs.values():
                 arm, gripper = out.arm, out.arm.gripper
                 if c.topic == arm.trajectory_topic:
@@ -201,12 +202,15 @@ class BridgeNode(Node):
                     split = gripper is not None and len(c.joint_names) > n and not out.gripper_in_command
                     cols = slice(0, n) if split else slice(None)
                     qd = None if c.velocities is None else c.velocities[:, cols]
-                    out.command.send(Segment(c.joint_names[cols], c.times_from_start, c.positions[:, cols], qd), now)
+                    t, q = c.times_from_start, c.positions
+                    out.command.send(Segment(c.joint_names[cols], t, q[:, cols], qd, stamp), now)
                     if split and out.gripper is not None:
-                        out.gripper.send(Segment(c.joint_names[n:], c.times_from_start, c.positions[:, n:], None), now)
+                        out.gripper.send(Segment(c.joint_names[n:], t, q[:, n:], None, stamp), now)
                 elif gripper is not None and gripper.mode == "separate" and c.topic == gripper.topic:
                     if out.gripper is not None:
-                        out.gripper.send(Segment(c.joint_names, c.times_from_start, c.positions, c.velocities), now)
+                        out.gripper.send(
+                            Segment(c.joint_names, c.times_from_start, c.positions, c.velocities, stamp), now
+                        )
 
     def _stream(self, now: float) -> None:
         """The plan's setpoint to the streamed outputs (forward position, Interbotix commands)."""

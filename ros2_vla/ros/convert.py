@@ -59,9 +59,13 @@ def joint_trajectory_msg(
     times_from_start: Sequence[float],
     positions: np.ndarray,
     velocities: np.ndarray | None = None,
+    stamp: float | None = None,
 ) -> JointTrajectory:
-    """JointTrajectory with stamp zero (ros2_control: start now); positions (N, n) [rad]."""
+    """JointTrajectory; positions (N, n) [rad]. Stamp zero (ros2_control: start on receipt) unless `stamp`
+    [s] (a ROS time) is given: the controller then plays the points at stamp + time_from_start."""
     msg = JointTrajectory()
+    if stamp is not None:
+        msg.header.stamp = sec_to_time(stamp)
     msg.joint_names = list(joint_names)
     positions = np.ascontiguousarray(positions, dtype=np.float64)
     velocities = None if velocities is None else np.ascontiguousarray(velocities, dtype=np.float64)

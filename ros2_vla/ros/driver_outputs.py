@@ -66,12 +66,14 @@ def interface_type(module: str, name: str):
 
 @dataclass
 class Segment:
-    """One part of a bridge command: joints, times from now [s], positions, velocities (None: positions only)."""
+    """One part of a bridge command: joints, times from its start [s], positions, velocities (None: positions
+    only), and its start as a ROS time [s] in the header stamp (None: stamp zero, start on receipt)."""
 
     joint_names: tuple[str, ...]
     times: np.ndarray
     positions: np.ndarray
     velocities: np.ndarray | None
+    stamp: float | None = None
 
 
 class _Fault:
@@ -120,7 +122,8 @@ class _Fault:
 
 # --- arm outputs ------------------------------------------------------------------------------------
 class TrajectoryTopic(_Fault):
-    """A JointTrajectoryController's topic: every command as a JointTrajectory (start on receipt)."""
+    """A JointTrajectoryController's topic: every command as a JointTrajectory (start on receipt, a stop at
+    its stamp)."""
 
     def __init__(self, node: Node, topic: str) -> None:
         super().__init__()
@@ -128,7 +131,9 @@ class TrajectoryTopic(_Fault):
 
     def send(self, segment: Segment, now: float) -> None:
         self.pub.publish(
-            joint_trajectory_msg(segment.joint_names, segment.times, segment.positions, segment.velocities)
+            joint_trajectory_msg(
+                segment.joint_names, segment.times, segment.positions, segment.velocities, segment.stamp
+            )
         )
 
 
@@ -192,7 +197,7 @@ class FollowJointTrajectory(_Fault):
         self._last_end = end
         goal = self.action.Goal()
         goal.trajectory = joint_trajectory_msg(
-            segment.joint_names, segment.times, segment.positions, segment.velocities
+            segment.joint_names, segment.times, segment.positions, segment.velocities, segment.stamp
         )
         goal.goal_time_tolerance = sec_to_duration(self.spec.goal_time_tolerance)
         self._goal += 1

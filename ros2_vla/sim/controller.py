@@ -15,7 +15,7 @@ Behaviour, as the real controller's:
 - points already in the past (a stamp before now) are dropped;
 - before the start time (a future stamp) the reference holds the start; after the last point, the last;
 - joints the trajectory does not name keep their reference at acceptance;
-- an empty trajectory (no points) stops: every named joint holds its measured position.
+- an empty trajectory (no points) is refused, as ros2_controllers' JTC refuses it (ROS 1's stopped).
 
 `unreachable_start` tells a trajectory that cannot start where the arm is: its first point is
 farther from the measured state than the velocity limits allow by then (planned for another state
@@ -66,7 +66,7 @@ def unreachable_start(
     point is within `tolerance` [rad] of `measured`, a tracking lag). Joints without a limit are not
     checked. Times [s] on the controller's clock, as `accept` takes them."""
     if not trajectory.points:
-        return ""
+        return ""  # `accept` refuses it
     first = trajectory.points[0]
     t0 = trajectory.start_time if trajectory.start_time > 0 else now
     within = max(t0 + first.time_from_start - now, 0.0)
@@ -118,9 +118,6 @@ class JointTrajectoryController:
         start = ref_p.copy()
         if not self.open_loop:
             start[cols] = measured[cols]
-        if not trajectory.points:
-            self._plan = self._hold(start)
-            return
         t0 = trajectory.start_time if trajectory.start_time > 0 else now
         times = [t0 + p.time_from_start for p in trajectory.points]
         keep = [k for k, t in enumerate(times) if t >= now]
@@ -179,7 +176,9 @@ class JointTrajectoryController:
         if not (math.isfinite(trajectory.start_time) and trajectory.start_time >= 0):
             raise TrajectoryError(f"trajectory start time {trajectory.start_time} must be finite and >= 0 (0 = now)")
         points = trajectory.points
-        with_velocity = bool(points and points[0].velocities)
+        if not points:
+            raise TrajectoryError(f"trajectory for {names} has no points")
+        with_velocity = bool(points[0].velocities)
         last = -math.inf
         for k, p in enumerate(points):
             if len(p.positions) != len(names):

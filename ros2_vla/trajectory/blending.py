@@ -88,6 +88,26 @@ class TrajectoryBlender:
         self._plan = Plan.hold(now, q)
         return self._plan
 
+    def stop(self, now: float, period: float) -> Plan:
+        """Forget every chunk and bring the commanded motion at `now` [s] to rest: every joint slows at a
+        constant rate, all ending together (so the arm keeps the direction it had) and none faster than its
+        acceleration limit; points every `period` [s] or less. A cubic through points of a constant
+        deceleration with their velocities is that deceleration, so a controller plays it exactly.
+        This is how the bridge holds when it cannot trust where the arm is (stale joint states) or must
+        let go (disarm): from the command the controller is following, not from a measurement that may
+        be old, and without the jump a hold at one point a period ahead would make from speed."""
+        q0, v0 = self._require_plan().sample(now)
+        duration = max(float(np.max(np.abs(v0) / self._amax)), period)
+        count = int(np.ceil(duration / period - 1e-9))
+        t = duration * np.arange(count + 1) / count
+        slowing = v0 / duration
+        positions = q0 + np.outer(t, v0) - 0.5 * np.outer(t**2, slowing)
+        velocities = v0 - np.outer(t, slowing)
+        velocities[-1] = 0.0
+        self._chunks, self._history = [], []
+        self._plan = Plan(now + t, positions, velocities)
+        return self._plan
+
     def sample(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """Commanded position [rad] (n,) and velocity [rad/s] (n,) at time t [s]."""
         return self._require_plan().sample(t)

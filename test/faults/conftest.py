@@ -5,7 +5,7 @@ from __future__ import annotations
 from fault_graph import ROWS
 
 HEADER = (
-    "| fault | beyond position limits, NaN | time to hold (s) | time to recover (s) | status "
+    "| fault | beyond position or speed limits, NaN | time to hold (s) | time to recover (s) | status "
     "| peak speed / limit, before -> from the fault |"
 )
 
