@@ -856,3 +856,54 @@ def test_franka_joint_velocities_integrate_from_the_commanded_pose_and_keep_the_
     c = _by_topic(bridge.tick(0.0))[arm.trajectory_topic]
     assert c.positions[:, 3].max() <= arm.chain.joints[3].upper + 1e-9
     check_arm_points(arm, c.times_from_start, c.positions, c.velocities, home, np.zeros(7))
+
+
+def test_a_clock_jumping_back_stops_the_motion_commanded_before_it_and_waits_for_joint_states():
+    robot = _robot("franka")
+    arm = robot.arms[0]
+    bridge = _armed(robot, now=10.0)
+    bridge.on_chunk(_chunk(robot, _GOOD, stamp=10.0), 10.0)
+    assert bridge.tick(10.0), "the plan goes out"
+    bridge.update_joint_state(*_joint_state(robot), 10.1)
+    assert bridge.tick(10.15) == []
+    q0, v0 = bridge.blenders[arm.name].sample(10.15)
+    assert np.abs(v0).max() > 0.05, "moving at the jump"
+    # The clock steps back 5 s: the plan is timed on the old clock. Sampled at 5.16, it would command the
+    # arm back to where it was before the chunk; the motion of the old clock's last instant is stopped.
+    stop = _by_topic(bridge.tick(5.16))[arm.trajectory_topic]
+    _check_stop(robot, stop, 5.16, q0, v0)
+    note = "the clock jumped back 4.99 s: stopping the commanded motion, holding until joint states arrive"
+    assert bridge.clock_jumps == [note]
+    assert bridge.state(5.16).code == BridgeCode.STALE_INPUT and "jumped back 4.99 s" in bridge.state(5.16).message
+    # A chunk before joint states on the new clock is refused; once they come, the bridge holds, then plans.
+    state = bridge.on_chunk(_chunk(robot, _GOOD, stamp=5.17, sequence=2), 5.17)
+    assert state.code == BridgeCode.STALE_INPUT and "jumped back" in state.message
+    bridge.update_joint_state(*_joint_state(robot), 5.18)
+    assert bridge.tick(5.18) == []
+    assert "after the clock jumped back" in bridge.state(5.18).message
+    state = bridge.on_chunk(_chunk(robot, _GOOD, stamp=5.19, sequence=3), 5.19)
+    assert state.code == BridgeCode.OK, state.message
+    assert len(bridge.clock_jumps) == 1
+
+
+def test_callbacks_a_few_ms_out_of_order_are_no_clock_jump():
+    robot = _robot("franka")
+    bridge = _armed(robot, now=1.0)
+    bridge.on_chunk(_chunk(robot, _GOOD, stamp=1.0), 1.0)
+    bridge.update_joint_state(*_joint_state(robot), 1.02)
+    bridge.tick(1.015)
+    assert bridge.clock_jumps == [] and bridge.state(1.02).code == BridgeCode.OK
+
+
+def test_joint_states_late_but_within_the_timeout_are_measured_against_the_plan_of_their_time(tmp_path):
+    robot = _yaml_variant(tmp_path, "franka", max_tracking_error=0.1)
+    bridge = _armed(robot)
+    big = [[0.0, 0.0, -0.03, 0, 0, 0, 1]] * 10  # 3 cm a step down
+    for k in range(5):  # a chunk every 0.1 s; the last joint state is from t = 0 (home)
+        t = 0.1 * k
+        assert bridge.on_chunk(_chunk(robot, big, stamp=t, sequence=k + 1), t).code == BridgeCode.OK
+        bridge.tick(t + 0.05)
+        assert bridge.state(t + 0.05).code == BridgeCode.OK, bridge.state(t + 0.05).message
+    # The arm has been commanded away from home since: measured against the plan of now it would look far off.
+    q_home = np.array(robot.arms[0].chain.home)
+    assert np.abs(bridge.blenders[robot.arms[0].name].sample(0.0)[0] - q_home).max() > robot.safety.max_tracking_error

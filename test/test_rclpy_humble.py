@@ -156,3 +156,34 @@ def test_the_check_catches_apis_newer_than_humble(tmp_path, rclpy_methods, monke
     assert any("create_timer()" in f and "autostart" in f for f in found), found
     assert any("rclpy.create_node()" in f and "enable_logger_service" in f for f in found), found
     assert len(found) == 3, found
+
+
+def test_loggers_are_called_with_warning_not_the_deprecated_warn():
+    # From Kilted on, `RcutilsLogger.warn` is wrapped by typing_extensions' `deprecated`, a frame rclpy does
+    # not skip when it finds the caller: every `.warn(...)` in a process is then one call site, and two with
+    # different filters (one throttled, one not) raise ValueError in the second, killing the node's spin.
+    calls = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path in SOURCES
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "warn"
+    ]
+    assert calls == [], f"use .warning(...): {calls}"
+
+
+def test_the_deprecated_warn_shares_one_call_site_across_lines():
+    """What the test above guards against, shown on the installed rclpy (where `warn` is deprecated)."""
+    import warnings
+
+    from rclpy.impl.rcutils_logger import RcutilsLogger
+
+    if "deprecated" not in (RcutilsLogger.warn.__doc__ or "").lower():
+        pytest.skip("this rclpy's warn is not deprecated (Humble, Jazzy): each call is its own site")
+    logger = RcutilsLogger("ros2_vla_warn_check")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        logger.warn("throttled", throttle_duration_sec=1.0)
+        with pytest.raises(ValueError, match="filters cannot be changed"):
+            logger.warn("not throttled, another line")
+    logger.warning("throttled", throttle_duration_sec=1.0)
+    logger.warning("not throttled, another line")

@@ -12,6 +12,9 @@ Safety rules, in priority order:
    its speed limits in the sim).
 3. A rejected chunk (or one with no reachable step) changes nothing: the current plan goes on or
    the arm holds.
+4. The clock going back (a stepped system clock, a looping /clock): plans, joint state receipt times and
+   chunk stamps are timed on the old clock, so the motion commanded at its last instant is stopped, and
+   the bridge holds until joint states arrive on the new clock (`clock_jumps` says so, once each).
 """
 
 from __future__ import annotations
@@ -80,6 +83,10 @@ class Bridge:
         self._stamps: dict[str, float] = {}  # receipt time of each arm's last complete, finite joint state
         self._holding_stale = False
         self._newest_stamp = float("-inf")  # [s] stamp of the newest chunk played: an older one is refused
+        self._clock = float("-inf")  # [s] the latest time seen: one further back than CLOCK_JUMP is a jump
+        self._jumped_back = 0.0  # [s] how far the clock last jumped back, until joint states arrive after it
+        self._pending: list[TrajectoryCommand] = []  # the stop a clock jump made, sent at the next tick
+        self.clock_jumps: list[str] = []  # what each clock jump did, for bridge_node to report (and clear)
         self._active = False  # a plan is loaded and not yet dropped
         # The loaded plan has changed since it was last sent. A plan goes out once, not every tick: a
         # JointTrajectoryController (open_loop_control false, its default) starts each trajectory it takes
@@ -96,6 +103,7 @@ class Bridge:
     # --- inputs -----------------------------------------------------------------------------
     def update_joint_state(self, names: list[str], positions: list[float], now: float) -> None:
         """A /joint_states message received at `now`; names not of this robot are ignored."""
+        self._see(now)
         index = {n: i for i, n in enumerate(names)}
         for arm in self.robot.arms:
             joints = arm.chain.joint_names
@@ -115,6 +123,7 @@ class Bridge:
 
     def set_enabled(self, enabled: bool, now: float) -> tuple[bool, str, list[TrajectoryCommand]]:
         """Arm or disarm; returns (accepted, message, commands to send now)."""
+        self._see(now)
         if enabled == self.enabled:
             return True, f"already {'enabled' if enabled else 'disabled'}", []
         if enabled:
@@ -130,6 +139,7 @@ class Bridge:
 
     def on_chunk(self, chunk: Chunk, now: float) -> BridgeState:
         """Plan a new chunk into the executing trajectory; returns the status it leads to."""
+        self._see(now)
         if not self.enabled:
             return self._set(BridgeState(BridgeCode.DISARMED, "disarmed: chunk ignored", chunk_sequence=chunk.sequence))
         problem = self._input_problem(now)
@@ -137,7 +147,7 @@ class Bridge:
             return self._set(
                 BridgeState(BridgeCode.STALE_INPUT, f"{problem}: chunk ignored, holding", True, chunk.sequence)
             )
-        if self._newest_stamp > now:  # the clock went back (a sim reset, a bag replay): forget the order
+        if self._newest_stamp > now:  # stamped ahead of this clock (another host's clock): forget the order
             self._newest_stamp = float("-inf")
         if chunk.stamp < self._newest_stamp:  # played after a newer one, it would rewind the plan
             return self._set(
@@ -173,8 +183,12 @@ class Bridge:
     # --- outputs ----------------------------------------------------------------------------
     def tick(self, now: float) -> list[TrajectoryCommand]:
         """What to send at this control tick: each arm's plan once after it changed, a hold, or nothing."""
+        self._see(now)
         if not self.enabled:
             return []
+        if self._pending:  # a clock jump's stop
+            commands, self._pending = self._pending, []
+            return commands
         problem = self._input_problem(now)
         if problem:
             if self._holding_stale:
@@ -187,7 +201,11 @@ class Bridge:
         if self._holding_stale:  # fresh again: resume from where the arm really is
             self._holding_stale = False
             self._reset_to_measured(now)
-            self._set(BridgeState(BridgeCode.IDLE, "joint states fresh again: holding until the next chunk", True))
+            after = f" after the clock jumped back {self._jumped_back:.2f} s" if self._jumped_back else ""
+            self._jumped_back = 0.0
+            self._set(
+                BridgeState(BridgeCode.IDLE, f"joint states fresh again{after}: holding until the next chunk", True)
+            )
             return []
         if not self._active or self._plan_ended(now):
             return []
@@ -233,8 +251,32 @@ class Bridge:
         return np.array([model.fk(q)[:3, 3] for q in rows])
 
     # --- internals --------------------------------------------------------------------------
+    def _see(self, now: float) -> None:
+        """Note the time `now` [s] of a call; a jump back is handled before the call goes on."""
+        if now < self._clock - CLOCK_JUMP:
+            self._clock_jumped(now, self._clock - now)
+        self._clock = max(self._clock, now)
+
+    def _clock_jumped(self, now: float, back: float) -> None:
+        last = now + back
+        if self.enabled:
+            self._pending = self._stop_commands(now, at=last)
+            self._holding_stale = True  # fresh joint states on the new clock resume from the measured state
+        self._active = False
+        self._stamps.clear()  # received on the old clock: none is known to be fresh on the new one
+        self._newest_stamp = float("-inf")  # chunk order is on the old clock too
+        self._clock = now
+        self._jumped_back = back
+        note = f"the clock jumped back {back:.2f} s: " + (
+            "stopping the commanded motion, holding until joint states arrive" if self.enabled else "disarmed"
+        )
+        self._set(BridgeState(BridgeCode.STALE_INPUT, note, self.enabled))
+        self.clock_jumps.append(note)
+
     def _input_problem(self, now: float) -> str:
         missing = [a.name for a in self.robot.arms if a.name not in self._stamps]
+        if missing and self._jumped_back:
+            return f"the clock jumped back {self._jumped_back:.2f} s; no joint state since"
         if missing:
             return f"no complete joint state yet for arm(s) {missing}"
         age = now - min(self._stamps.values())
@@ -246,8 +288,10 @@ class Bridge:
         limit = self.robot.safety.max_tracking_error
         for name, blender in self.blenders.items():
             # Against the command of the measurement's own time, not of `now`: a late control tick or a
-            # late joint state (a busy CPU, DDS) is not the arm falling behind.
-            error = np.abs(blender.sample(self._stamps[name])[0] - self._q[name])
+            # late joint state (a busy CPU, DDS) is not the arm falling behind. From the plan in force then:
+            # with joint states a few hundred ms old, the plan of now was not yet commanded at their time
+            # (measured against it, the arm looked that far off and was held back where it had been).
+            error = np.abs(blender.commanded_at(self._stamps[name]) - self._q[name])
             if error.max() > limit:
                 joint = self.planner.models[name].joint_names[int(error.argmax())]
                 return f"{joint} is {error.max():.2f} rad from its command (limit {limit:.2f})"
@@ -327,23 +371,24 @@ class Bridge:
             commands += self._commands_for(arm.name, t, q[None, :], np.zeros((1, q.size)), now + t)
         return commands
 
-    def _stop_commands(self, now: float) -> list[TrajectoryCommand]:
-        """Bring each arm's commanded motion to rest (`TrajectoryBlender.stop`), stamped with `now`."""
+    def _stop_commands(self, now: float, at: float | None = None) -> list[TrajectoryCommand]:
+        """Bring each arm's motion commanded at `at` (default: now; before a clock jump: the old clock's last
+        instant) to rest from `now` (`TrajectoryBlender.stop`), stamped with `now`."""
         commands = []
         for arm in self.robot.arms:
             if self.blenders[arm.name].plan is None:
                 continue
-            stop = self.blenders[arm.name].stop(now, 1.0 / self.robot.control_rate_hz)
-            self._stop_gripper(arm.name, now)
+            stop = self.blenders[arm.name].stop(now, 1.0 / self.robot.control_rate_hz, at=at)
+            self._stop_gripper(arm.name, now, at)
             commands += self._commands_for(
                 arm.name, stop.times[1:] - now, stop.positions[1:], stop.velocities[1:], stop.times[1:], start=now
             )
         return commands
 
-    def _stop_gripper(self, arm_name: str, now: float) -> None:
+    def _stop_gripper(self, arm_name: str, now: float, at: float | None = None) -> None:
         if arm_name in self.grippers:
             g = self.grippers[arm_name]
-            g.reset(now, float(g.sample(now)[0][0]))
+            g.reset(now, float(g.sample(now if at is None else at)[0][0]))
 
     def _commands_for(self, arm_name: str, t_rel, q, qd, t_abs, start: float | None = None) -> list[TrajectoryCommand]:
         arm = next(a for a in self.robot.arms if a.name == arm_name)
@@ -383,6 +428,7 @@ class Bridge:
         return state
 
 
+CLOCK_JUMP = 0.05  # [s] a time this much before the latest one seen is a clock jump, not two callbacks' order
 MAX_STRETCH_RATIO = 2.0  # a step lasts at most this many times the one before it
 MIN_COLLISION_SPEED = 0.05  # a step slowed for a collision takes at most 20 times its dt
 

@@ -284,7 +284,8 @@ def _send(sim: Simulation, c: TrajectoryCommand) -> bool:
         for t, q, v in zip(c.times_from_start, c.positions, velocities)
     )
     try:
-        sim.command(c.topic, jtc.SimTrajectory(tuple(c.joint_names), points, 0.0))
+        # A stop is stamped with the bridge's time, which is the sim's here; plans start on receipt.
+        sim.command(c.topic, jtc.SimTrajectory(tuple(c.joint_names), points, c.start or 0.0))
     except TrajectoryError:
         return False
     return True

@@ -42,9 +42,9 @@ class BridgeNode(Node):
 
     def __init__(self) -> None:
         super().__init__("bridge")
-        # The core gets seconds since this instant: float64 epoch seconds (~1.7e9) keep only ~0.2 us,
-        # too coarse for the short segment durations the timing divides by.
-        self._t0_ns = self.get_clock().now().nanoseconds
+        # The core gets seconds since the first clock reading: float64 epoch seconds (~1.7e9) keep only
+        # ~0.2 us, too coarse for the short segment durations the timing divides by. 0: not read yet.
+        self._t0_ns = 0
         p = declare_parameters(self, "bridge")
         self.robot = load_robot_config(p["robot"], variant=p["variant"] or None)
         blend = BlendConfig(mode=p["blend_mode"], blend_steps=p["blend_steps"], ensemble_m=p["ensemble_m"])
@@ -121,7 +121,7 @@ class BridgeNode(Node):
             p["moveit_group"], timeout=p["moveit_ik_timeout"], node_name=f"{self.get_name()}_moveit_ik"
         )
         if not self._moveit.wait_for_service(2.0):
-            self.get_logger().warn("MoveIt's /compute_ik is not available yet: chunks fail IK until move_group runs")
+            self.get_logger().warning("MoveIt's /compute_ik is not available yet: chunks fail IK until move_group runs")
         return self._moveit
 
     def destroy_node(self) -> None:
@@ -130,11 +130,24 @@ class BridgeNode(Node):
         super().destroy_node()
 
     def _now(self) -> float:
-        """[s] since the node started (see _t0_ns)."""
+        """[s] since the first clock reading (see _t0_ns)."""
         return (self.get_clock().now().nanoseconds - self._t0_ns) * 1e-9
+
+    def _clock_started(self) -> bool:
+        """False while ROS time reads zero: on use_sim_time before the first /clock. The core hears nothing
+        until then: a joint state or an arming at time zero, then a chunk stamped on the running clock,
+        made plans whose first point lay decades ahead."""
+        if not self._t0_ns:
+            self._t0_ns = self.get_clock().now().nanoseconds
+            if not self._t0_ns:
+                self.get_logger().info("waiting for /clock (use_sim_time)", once=True)
+                return False
+        return True
 
     # --- callbacks ----------------------------------------------------------------------------
     def _on_joint_state(self, msg, names: list[str], positions: list[float]) -> None:
+        if not self._clock_started():
+            return
         self.bridge.update_joint_state(names, positions, self._now())
         for out in self.outputs.values():
             if isinstance(out.gripper, JointSingle) and out.arm.gripper.joint in names:
@@ -144,6 +157,8 @@ class BridgeNode(Node):
             self._want_enabled = not ok
 
     def _on_chunk(self, msg: ActionChunk) -> None:
+        if not self._clock_started():
+            return
         stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         chunk = replace(chunk_from_message(msg), stamp=(stamp_ns - self._t0_ns) * 1e-9)
         now = self._now()
@@ -153,13 +168,16 @@ class BridgeNode(Node):
         self._send(self.bridge.tick(now), now)
         self._publish_state(state)
         if state.code != state.code.OK:
-            self.get_logger().warn(state.message, throttle_duration_sec=1.0)
+            self.get_logger().warning(state.message, throttle_duration_sec=1.0)
 
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        if not self._clock_started():
+            response.success, response.message = False, "cannot enable: no /clock yet (use_sim_time)"
+            return response
         problem = self._not_ready() if request.data else ""
         if problem:
             response.success, response.message = False, f"cannot enable: {problem}"
-            self.get_logger().warn(response.message)
+            self.get_logger().warning(response.message)
             return response
         if request.data:  # re-arming clears an output's failure: it is ready again
             self._fault = ""
@@ -176,11 +194,17 @@ class BridgeNode(Node):
         return response
 
     def _on_tick(self) -> None:
+        if not self._clock_started():
+            return
         now = self._now()
         if self._tick_last is not None:  # how late this tick came: its gap beyond one control period
             self._tick_delay_max = max(self._tick_delay_max, now - self._tick_last - self._tick_period)
         self._tick_last = now
         self._send(self.bridge.tick(now), now)
+        for note in self.bridge.clock_jumps:  # said at once: the state moves on as soon as joint states come
+            self.get_logger().warning(note)
+            self._publish_state(replace(self.bridge.state(now), code=BridgeCode.STALE_INPUT, message=note))
+        self.bridge.clock_jumps.clear()
         self._stream(now)
         self._check_outputs(now)
 
@@ -244,6 +268,8 @@ class BridgeNode(Node):
             self._publish_status()
 
     def _publish_status(self) -> None:
+        if not self._clock_started():
+            return
         now = self._now()
         self._publish_state(self.bridge.state(now))
         arm = self.robot.arms[0]

@@ -42,6 +42,7 @@ from ros2_vla.sim.tasks import Task, check_success, sample_task
 from ros2_vla.sim.world import Simulation
 
 RESET_GRACE = 1.0  # [s] after a reset, trajectories that cannot start where the arm now is are dropped
+CLOCK_JUMP = 0.05  # [s] the ROS time going back by more than this is a jump of the clock
 
 
 class SimNode(Node):
@@ -62,6 +63,7 @@ class SimNode(Node):
         self._sequence = 0
         self._success = False
         self._velocity_limits = {j.name: j.velocity for a in self.robot.arms for j in a.chain.joints}
+        self._clock_seen = float("-inf")  # [s] the latest ROS time seen (a jump back from it re-maps the clock)
 
         self.task_pub = self.create_publisher(String, NAMES.sim_task, LATCHED)
         self.success_pub = self.create_publisher(Bool, NAMES.sim_success, STATUS)
@@ -117,7 +119,8 @@ class SimNode(Node):
         self.task = task
         self.instruction = instruction_for(task, self.get_parameter("phrasing").value, seed)
         self.expert = ScriptedExpert(self.robot, task) if self.expert_enabled else None
-        self._ros_t0, self._sim_t0 = self._ros_now(), self.sim.time
+        self._ros_t0, self._sim_t0 = self._ros_now(), self.sim.time  # the mapping from ROS time to sim time
+        self._reset_ros, self._reset_sim = self._ros_t0, self._sim_t0  # when the episode began, on each clock
         self._success = False
         self._slip_told = False
         self.task_pub.publish(String(data=self.instruction))
@@ -136,9 +139,21 @@ class SimNode(Node):
         return response
 
     # --- loops --------------------------------------------------------------------------------
+    def _follow_clock(self, now: float) -> None:
+        """Map ROS time `now` [s] onto the sim's time from where the physics is, when there was no clock at
+        the reset (use_sim_time before the first /clock) or the clock stepped back (a stepped system clock,
+        a looping /clock): the physics goes on. Called before any use of the mapping."""
+        jumped = now < self._clock_seen - CLOCK_JUMP
+        if jumped:
+            self.get_logger().warning(f"the clock jumped back {self._clock_seen - now:.2f} s: the physics goes on")
+        if jumped or self._ros_t0 == 0.0:
+            self._ros_t0, self._sim_t0 = now, self.sim.time
+        self._clock_seen = now if jumped else max(self._clock_seen, now)
+
     def _on_physics(self) -> None:
         clock = self.get_clock().now()
         now = clock.nanoseconds * 1e-9
+        self._follow_clock(now)
         with self._lock:  # the render thread copies the scene out of the same MuJoCo data
             self.sim.step_until(self.sim_time_at(now))
         self.driver.step()  # action goals whose motion is over finish now
@@ -222,13 +237,14 @@ class SimNode(Node):
     def accept_trajectory(self, key: str, trajectory: jtc.SimTrajectory, what: str) -> str:
         """Hand `trajectory` to the controller `key` (a config topic); "" when taken, else why not (logged).
         Every driver interface ends here, so the guards below hold for each."""
-        if 0.0 < trajectory.start_time < self._sim_t0 or trajectory.start_time < 0.0:
+        self._follow_clock(self._ros_now())  # a stamp on a clock that just jumped back is read on the new one
+        if 0.0 < trajectory.start_time < self._reset_sim or trajectory.start_time < 0.0:
             # Planned before the last /sim/reset, from the old scene: obeying it would drive the arm from
             # home back to where the last episode ended. (Zero-stamped ones, "start on receipt" as the
             # bridge sends them, cannot be told apart: the demo and recorder let those land first.)
             self.get_logger().info(f"trajectory on {what} stamped before the last reset: ignored")
             return "stamped before the last reset"
-        if self._ros_now() - self._ros_t0 < RESET_GRACE:
+        if 0.0 <= self._ros_now() - self._reset_ros < RESET_GRACE:
             # A zero-stamped plan (or a streamed position) from before the reset, still in flight, starts at
             # the old pose: it would yank the arm back there until the bridge sees the reset and holds (0.1 s
             # or more on a busy CPU). Told apart by where it starts, it is dropped.
@@ -246,7 +262,7 @@ class SimNode(Node):
         try:
             self.sim.command(key, trajectory)
         except Ros2VlaError as exc:
-            self.get_logger().warn(f"trajectory on {what} rejected, holding: {exc}", throttle_duration_sec=1.0)
+            self.get_logger().warning(f"trajectory on {what} rejected, holding: {exc}", throttle_duration_sec=1.0)
             return str(exc)
         return ""
 

@@ -131,7 +131,7 @@ class VlaNode(Node):
                     self.runner.status.sequence,
                 )
             )
-            self.get_logger().warn(f"camera {camera}: {exc}", throttle_duration_sec=2.0)
+            self.get_logger().warning(f"camera {camera}: {exc}", throttle_duration_sec=2.0)
 
     def _on_joint_state(self, msg: JointState, names: list[str], positions: list[float]) -> None:
         merged = self._merge.update(time_to_sec(msg.header.stamp) or self._now(), names, positions)

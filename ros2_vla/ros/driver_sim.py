@@ -126,7 +126,7 @@ class DriverPlay:
 
             def on_group(m) -> None:
                 if m.name != command.group:
-                    self.node.get_logger().warn(
+                    self.node.get_logger().warning(
                         f"{command.name}: no group {m.name!r} (this robot has {command.group!r})"
                     )
                     return
@@ -151,7 +151,7 @@ class DriverPlay:
     def _step(self, key: str, names, values, what: str) -> str:
         values = [float(v) for v in values]
         if len(values) != len(names):
-            self.node.get_logger().warn(
+            self.node.get_logger().warning(
                 f"{what}: {len(values)} values for {len(names)} joints {list(names)}: ignored",
                 throttle_duration_sec=1.0,
             )
@@ -165,7 +165,7 @@ class DriverPlay:
         def on_goal(request) -> GoalResponse:
             names = list(request.trajectory.joint_names)
             if not names or set(names) - set(controller.joint_names) or not request.trajectory.points:
-                self.node.get_logger().warn(f"{name}: goal for joints {names} rejected")
+                self.node.get_logger().warning(f"{name}: goal for joints {names} rejected")
                 return GoalResponse.REJECT
             return GoalResponse.ACCEPT
 
@@ -221,7 +221,7 @@ class DriverPlay:
 
             def on_single(m) -> None:
                 if m.name != out.joint:
-                    self.node.get_logger().warn(f"{out.name}: no joint {m.name!r} (the gripper is {out.joint!r})")
+                    self.node.get_logger().warning(f"{out.name}: no joint {m.name!r} (the gripper is {out.joint!r})")
                     return
                 if not out.pwm:
                     value = out.to_bridge(spec, m.cmd)

@@ -13,7 +13,9 @@ Behaviour, as the real controller's:
   `open_loop_control`) with the old reference's velocity, and runs through the points: cubic
   Hermite when the points carry velocities, linear otherwise;
 - points already in the past (a stamp before now) are dropped;
-- before the start time (a future stamp) the reference holds the start; after the last point, the last;
+- the reference runs from the state at acceptance to the first point, reached at the start time plus its
+  time_from_start, also when the start time is ahead (JTC interpolates from its state before the
+  trajectory: it does not hold until the stamp); after the last point, it holds the last;
 - joints the trajectory does not name keep their reference at acceptance;
 - an empty trajectory (no points) is refused, as ros2_controllers' JTC refuses it (ROS 1's stopped).
 
@@ -126,7 +128,7 @@ class JointTrajectoryController:
                 f"trajectory for {trajectory.joint_names} ended at t={times[-1]:.3f} s, before now ({now:.3f} s)"
             )
         with_velocity = bool(trajectory.points[0].velocities)
-        knot_t = [max(t0, now)] + [times[k] for k in keep]
+        knot_t = [now] + [times[k] for k in keep]
         knot_p = np.tile(start, (len(knot_t), 1))
         knot_v = np.zeros_like(knot_p)
         knot_v[0] = ref_v if with_velocity else 0.0

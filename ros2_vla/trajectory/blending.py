@@ -88,15 +88,16 @@ class TrajectoryBlender:
         self._plan = Plan.hold(now, q)
         return self._plan
 
-    def stop(self, now: float, period: float) -> Plan:
-        """Forget every chunk and bring the commanded motion at `now` [s] to rest: every joint slows at a
+    def stop(self, now: float, period: float, at: float | None = None) -> Plan:
+        """Forget every chunk and bring the commanded motion at `at` [s] (default `now`) to rest from `now`
+        (`at` on the clock before a jump, `now` on the new one): every joint slows at a
         constant rate, all ending together (so the arm keeps the direction it had) and none faster than its
         acceleration limit; points every `period` [s] or less. A cubic through points of a constant
         deceleration with their velocities is that deceleration, so a controller plays it exactly.
         This is how the bridge holds when it cannot trust where the arm is (stale joint states) or must
         let go (disarm): from the command the controller is following, not from a measurement that may
         be old, and without the jump a hold at one point a period ahead would make from speed."""
-        q0, v0 = self._require_plan().sample(now)
+        q0, v0 = self._require_plan().sample(now if at is None else at)
         duration = max(float(np.max(np.abs(v0) / self._amax)), period)
         count = int(np.ceil(duration / period - 1e-9))
         t = duration * np.arange(count + 1) / count

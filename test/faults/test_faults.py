@@ -8,6 +8,7 @@ limit) before the fault and from it on."""
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import replace
@@ -40,12 +41,15 @@ ROBOT = "franka"
 FLOOD_RATE = 1000.0  # [Hz]
 FLOOD_TIME = 1.0  # [s]
 SIM_STATES = "/faults/sim/joint_states"  # where a relayed sim publishes its joint states
+CLOCK_RATE = 500.0  # [Hz] of the test's /clock
+CLOCK_JUMP = 2.0  # [s] back
 
 
 @contextmanager
-def _expert_graph(ros_node, sim_states: str = ""):
+def _expert_graph(ros_node, sim_states: str = "", sim_time: bool = False):
     """sim_node with the expert and an armed bridge_node, the arm already moving; yields (processes, probes).
-    sim_states: the sim publishes its joint states there instead (a relay brings them to the bridge)."""
+    sim_states: the sim publishes its joint states there instead (a relay brings them to the bridge).
+    sim_time: every node on ROS's use_sim_time, following a /clock someone else publishes."""
     robot = load_robot_config(ROBOT)
     processes = Processes()
     joints = Joints(ros_node, robot, sim_states)
@@ -53,6 +57,8 @@ def _expert_graph(ros_node, sim_states: str = ""):
     specs = {s.name: s for s in describe_graph(LaunchOptions(ROBOT, sim=True, expert=True, enable=True, seed=100000))}
     if sim_states:
         specs["sim"] = replace(specs["sim"], remappings=((robot.joint_states_topic, sim_states),))
+    if sim_time:
+        specs = {n: replace(s, parameters={**s.parameters, "use_sim_time": True}) for n, s in specs.items()}
     for spec in specs.values():
         processes.start(spec)
     try:
@@ -93,6 +99,47 @@ def relayed_graph(ros_node):
     relay = Relay(ros_node, SIM_STATES, robot.joint_states_topic)
     with _expert_graph(ros_node, SIM_STATES) as probes:
         yield (*probes, relay)
+
+
+class ClockSource:
+    """Publishes /clock at CLOCK_RATE from the wall clock plus an offset that `jump` moves back, as a
+    stepped system clock or a looping `ros2 bag play --clock` would make every node's time go back."""
+
+    def __init__(self, node) -> None:
+        from rosgraph_msgs.msg import Clock
+
+        self.offset = 0.0  # [s]
+        self._msg = Clock
+        self._pub = node.create_publisher(Clock, "/clock", 10)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0 / CLOCK_RATE):
+            t = time.time() + self.offset
+            msg = self._msg()
+            msg.clock.sec = int(t)
+            msg.clock.nanosec = int((t - int(t)) * 1e9)
+            self._pub.publish(msg)
+
+    def jump(self, back: float) -> None:
+        self.offset -= back
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.fixture
+def clocked_graph(ros_node):
+    """The expert's graph with every node on use_sim_time, following the test's ClockSource."""
+    clock = ClockSource(ros_node)
+    try:
+        with _expert_graph(ros_node, sim_time=True) as probes:
+            yield (*probes, clock)
+    finally:
+        clock.close()
 
 
 def _bridge(**parameters) -> NodeSpec:
@@ -235,6 +282,80 @@ def test_joint_states_lost_for_a_second_stop_the_arm_smoothly_until_they_are_fre
     assert beyond == []
 
 
+def test_the_clock_jumping_back_stops_the_arm_and_the_policy_moves_it_again_within_limits(clocked_graph, ros_node):
+    processes, joints, status, robot, clock = clocked_graph
+    start = time.monotonic()
+    clock.jump(CLOCK_JUMP)
+    wait_for(
+        lambda: any("jumped back" in s.message for s in _codes_since(status, start)),
+        5.0,
+        "a status that says the clock jumped back",
+        detail=lambda: str(
+            [
+                (round(t - start, 2), BridgeCode(m.code).name, m.message[:60])
+                for t, m in status.items
+                if t > start - 0.3
+            ][:12]
+        ),
+    )
+    jumped = next(s for s in _codes_since(status, start) if "jumped back" in s.message)
+    assert jumped.code == BridgeCode.STALE_INPUT, jumped
+    wait_for(
+        lambda: _ok_again(status, start),
+        15.0,
+        "OK again on the new clock",
+        detail=lambda: str(
+            [
+                (round(t - start, 2), BridgeCode(m.code).name, m.message[:70])
+                for t, m in status.items
+                if t > start - 0.3
+            ][:14]
+        ),
+    )
+    joints.wait_moving(10.0, "the arm moving again")
+    recover = time.monotonic() - start
+    beyond = joints.beyond_limits()
+    speeds = joints.peak_speed(until=start), joints.peak_speed(since=start)
+    record(
+        f"the graph's clock (use_sim_time) steps back {CLOCK_JUMP:g} s",
+        beyond,
+        None,
+        recover,
+        f"STALE_INPUT ({jumped.message.split(':')[0]}), then OK",
+        speeds,
+    )
+    assert beyond == []
+
+
+def test_a_bridge_on_sim_time_waits_for_the_first_clock(ros_node):
+    # Not a row of the table: nothing moves. Before the first /clock, ROS time reads zero; the bridge then
+    # takes no joint state, chunk or arming (timed at zero, they made plans timed decades ahead).
+    processes = Processes()
+    bridge = _bridge(enabled=False)
+    processes.start(replace(bridge, parameters={**bridge.parameters, "use_sim_time": True}))
+    try:
+        answer = wait_for(
+            lambda: _call(ros_node, SetBool, "/vla/enable", SetBool.Request(data=True), wait=1.0),
+            30.0,
+            "/vla/enable offered",
+        )
+        assert not answer.success and "no /clock yet" in answer.message, answer.message
+        clock = ClockSource(ros_node)
+        try:
+            wait_for(
+                lambda: (
+                    "no complete joint state"
+                    in _call(ros_node, SetBool, "/vla/enable", SetBool.Request(data=True)).message
+                ),
+                10.0,
+                "the bridge on the clock, refusing for want of joint states",
+            )
+        finally:
+            clock.close()
+    finally:
+        processes.stop_all()
+
+
 def test_a_flood_of_valid_chunks_is_answered_and_the_policy_takes_over_after_it(graph, ros_node):
     processes, joints, status, robot = graph
     still = [[0, 0, 0, 0, 0, 0, 1]] * 5
@@ -318,6 +439,7 @@ def policy_graph(ros_node):
         _instruct(instructions, instruction)
         joints.wait_moving(90.0, "the policy moving the arm")
         wait_for(lambda: status.items, 30.0, "bridge statuses")
+        wait_for(lambda: joints.fast(FAST), 60.0, f"a joint at {FAST:.0%} of its speed limit")
         # A restarted vla_node gets the instruction as its start parameter: the killed node's subscription can
         # linger in DDS for seconds, so a publish may go to it alone.
         vla = specs["vla"]
