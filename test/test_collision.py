@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 from dataclasses import replace
 
+import coal
 import numpy as np
 import pytest
 
@@ -18,7 +19,7 @@ from ros2_vla.bridge.status import BridgeCode
 from ros2_vla.collision_config import parse_box, parse_boxes
 from ros2_vla.config import RobotConfig, available_robots, load_robot_config
 from ros2_vla.errors import ConfigError
-from ros2_vla.kinematics.collision import ArmCollisionModel
+from ros2_vla.kinematics.collision import ArmCollisionModel, ArmPairCollision, segment_distances
 from ros2_vla.kinematics.model import ArmModel
 
 EE = ("x", "y", "z", "roll", "pitch", "yaw", "gripper")
@@ -188,6 +189,68 @@ def test_a_joint_chunk_folding_the_arm_into_itself_stops_before_contact(name, ta
     assert own.distance < 0 and {own.first, own.second} == pair  # the target itself is in collision
     unchecked = ChunkPlanner(robot, collision=None).plan(chunk, {"arm": model.home})
     assert unchecked.steps == len(q) and unchecked.code != BridgeCode.HALT_FOR_COLLISION
+
+
+# Both ALOHA arms at this pose (a straight joint line from home, clear of themselves and the table on the
+# way) reach across the table centre: their grippers overlap by 27 mm.
+ALOHA_MEET = [0.0, -0.2, 0.0, 0.0, 0.0, 0.0]
+
+
+def test_segment_distances_are_coals():
+    rng = np.random.default_rng(7)
+    p0, p1, q0, q1 = rng.normal(size=(4, 400, 3))
+    p1[::10] = p0[::10]  # points
+    q1[::15] = q0[::15]
+    q1[::7] = q0[::7] + (p1[::7] - p0[::7]) * 0.5  # parallel
+    ours = segment_distances(p0, p1, q0, q1)
+    for k in range(400):
+        shapes = [_coal_capsule(a, b) for a, b in ((p0[k], p1[k]), (q0[k], q1[k]))]
+        d = coal.distance(*shapes[0], *shapes[1], coal.DistanceRequest(), coal.DistanceResult())
+        assert abs(ours[k] - (d + 2e-9)) < 1e-9
+
+
+def _coal_capsule(a, b, radius: float = 1e-9):
+    length = float(np.linalg.norm(b - a))
+    if length < 1e-12:
+        return coal.Sphere(radius), coal.Transform3s(np.eye(3), a)
+    z = (b - a) / length
+    x = np.cross([1.0, 0.0, 0.0] if abs(z[0]) < 0.9 else [0.0, 1.0, 0.0], z)
+    x /= np.linalg.norm(x)
+    return coal.Capsule(radius, length), coal.Transform3s(np.column_stack([x, np.cross(z, x), z]), (a + b) / 2)
+
+
+def test_alohas_arms_reaching_into_each_other_stop_before_contact():
+    robot = _robot("aloha")
+    (_, left), (_, right) = _collider("aloha", 0), _collider("aloha", 1)
+    pair = ArmPairCollision(("left", left), ("right", right))
+    home = np.asarray(robot.arms[0].chain.home)
+    assert pair.clearance(home, home).distance > 0.3
+    meet = pair.clearance(np.asarray(ALOHA_MEET), np.asarray(ALOHA_MEET))
+    assert meet.distance < 0 and {meet.first, meet.second} == {
+        "left/left_ee_gripper_link",
+        "right/right_ee_gripper_link",
+    }
+    line = np.array([home + (np.asarray(ALOHA_MEET) - home) * t for t in np.linspace(0, 1, 21)[1:]])
+    for q in line:  # each arm alone is clear of itself and the table all the way
+        assert min(c.distance for c in left.clearances(q)) > robot.collision.self_proximity
+    open_ = np.ones((len(line), 1))
+    chunk = make_chunk(robot, np.hstack([line, open_, line, open_]), robot.action.dimension_names, "joint_position")
+    start = {arm.name: home for arm in robot.arms}
+    plan = ChunkPlanner(robot, collision=robot.collision).plan(chunk, start)
+    assert plan.code == BridgeCode.HALT_FOR_COLLISION, plan.message
+    assert "left/left_ee_gripper_link" in plan.message and "right/right_ee_gripper_link" in plan.message, plan.message
+    assert 0 < plan.steps < len(line)
+    steps = {wp.arm: wp.positions for wp in plan.arms}
+    for q_left, q_right in zip(steps["left"], steps["right"]):
+        assert pair.clearance(q_left, q_right).distance >= robot.collision.halt_distance
+    # One arm reaching alone meets nothing: the other stands at home.
+    alone = make_chunk(
+        robot,
+        np.hstack([line, open_, np.tile(home, (len(line), 1)), open_]),
+        robot.action.dimension_names,
+        "joint_position",
+    )
+    assert ChunkPlanner(robot, collision=robot.collision).plan(alone, start).steps == len(line)
 
 
 def test_the_bridge_checks_by_default_takes_more_boxes_and_can_be_told_not_to():

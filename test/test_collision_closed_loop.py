@@ -1,7 +1,7 @@
 """The collision check over real DDS with the MuJoCo sim: chunks that drive the hand into the table, into the
-arm's own base, and the forearm into the upper arm stop short, with HALT_FOR_COLLISION on
-/vla/bridge/status naming the pair. Contact is judged on the sim's own geometry (its capsules, palm and
-pads, not the bridge's collision model) at every joint state the sim published."""
+arm's own base, the forearm into the upper arm, and ALOHA's two grippers into each other stop short, with
+HALT_FOR_COLLISION on /vla/bridge/status naming the pair. Contact is judged on the sim's own geometry (its
+capsules, palm and pads, not the bridge's collision model) at every joint state the sim published."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from driver_players import Topic
 from helpers import launched, wait_for
-from test_collision import FOREARM_INTO_UPPER_ARM, HAND_INTO_BASE, joint_line, make_chunk
+from test_collision import ALOHA_MEET, FOREARM_INTO_UPPER_ARM, HAND_INTO_BASE, joint_line, make_chunk
 
 rclpy = pytest.importorskip("rclpy")
 from sensor_msgs.msg import JointState  # noqa: E402
@@ -74,16 +74,32 @@ CASES = {
         ("lower_forearm_link",),
         ("upper_arm_link",),
     ),
+    "aloha_grippers_into_each_other": (
+        "aloha",
+        "joint_position",
+        ALOHA_MEET,  # both arms
+        ("left/left_ee_gripper_link", "right/right_ee_gripper_link"),
+        ("left_wrist_link",),
+        ("right_wrist_link",),
+    ),
 }
+
+
+def _both_arms(robot: RobotConfig, target) -> np.ndarray:
+    """Both of ALOHA's arms on the joint line from home to `target`, grippers open."""
+    line, _ = joint_line(robot, target)
+    opened = np.full((len(line), 1), robot.arms[0].gripper.open_position)
+    return np.hstack([line, opened, line, opened])
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_a_chunk_into_a_collision_stops_short_in_the_sim(ros_node, case):
     name, space, target, pair, moving, fixed = CASES[case]
     robot = load_robot_config(name)
-    arm = robot.arms[0]
     if target is None:
         values, names = EE_DOWN, robot.action.dimension_names
+    elif len(robot.arms) > 1:
+        values, names = _both_arms(robot, target), robot.action.dimension_names
     else:
         values, names = joint_line(robot, target)
     geometry = SimGeometry(robot)
@@ -91,7 +107,7 @@ def test_a_chunk_into_a_collision_stops_short_in_the_sim(ros_node, case):
     if fixed == ("table",):
         second = [geometry.model.geom("table").id]
     else:
-        second = geometry.geoms(*fixed)
+        second = geometry.geoms(*fixed, subtree=len(robot.arms) > 1)  # the other arm's wrist and gripper
     states: list[dict[str, float]] = []
     ros_node.create_subscription(
         JointState, robot.joint_states_topic, lambda m: states.append(dict(zip(m.name, m.position))), 100
@@ -112,7 +128,7 @@ def test_a_chunk_into_a_collision_stops_short_in_the_sim(ros_node, case):
         halt = next(s for _, s in status.items if s.code == BridgeCode.HALT_FOR_COLLISION)
         assert all(link in halt.message for link in pair), halt.message
         # The arm moves, then comes to rest where the plan stopped: no joint moves for half a second.
-        joints = arm.chain.joint_names
+        joints = [j for arm in robot.arms for j in arm.chain.joint_names]
 
         def travel(window: list[dict[str, float]]) -> float:
             rows = [[s[j] for j in joints] for s in window if all(j in s for j in joints)]

@@ -10,7 +10,7 @@ from hypothesis.extra.numpy import arrays
 
 from ros2_vla.errors import TrajectoryError
 from ros2_vla.trajectory.plan import Plan
-from ros2_vla.trajectory.timing import segment_accelerations, time_waypoints
+from ros2_vla.trajectory.timing import HERMITE_ACCELERATION_FACTOR, segment_accelerations, time_waypoints
 
 TOL = 1e-7  # relative slack for floating point
 
@@ -136,3 +136,20 @@ def test_bad_input_raises_trajectory_error(kwargs):
     args.update(kwargs)
     with pytest.raises(TrajectoryError):
         time_waypoints(**args)
+
+
+@pytest.mark.parametrize(("step", "dt"), [(0.058, 0.02), (0.2, 0.1)])
+def test_a_fast_path_that_stops_at_its_end_brakes_before_it_and_never_runs_past_it(step, dt):
+    # 17 steps at up to 2.9 rad/s nominal, then rest: a forward pass alone stretched the last segment (2 s
+    # for 0.058 rad) and the cubic through it ran 0.46 rad past the end before coming back.
+    q = np.arange(18, dtype=float)[:, None] * step
+    amax = np.array([5.0 / 3.0])
+    timing = time_waypoints(q, dt, np.array([3.14]), amax)
+    plan = Plan(np.concatenate([[0.0], timing.times]), q, np.vstack([[0.0], timing.velocities]))
+    t = np.linspace(0.0, timing.times[-1], 20001)
+    x = plan.sample_positions(t)[:, 0]
+    assert x.max() <= q[-1, 0] + 1e-9 and np.all(np.diff(x) >= -1e-12), "monotone, never past the end"
+    accel = np.gradient(np.gradient(x, t), t)[5:-5]
+    assert np.abs(accel).max() <= HERMITE_ACCELERATION_FACTOR * amax[0] * 1.01
+    durations = np.diff(np.concatenate([[0.0], timing.times]))
+    assert durations[-1] < 4 * durations[-2], "braking spread over the segments before the stop"

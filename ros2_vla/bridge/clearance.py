@@ -11,12 +11,13 @@ the step and the rest of the plan are dropped, and the arm stops at the step bef
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from ros2_vla.collision_config import CollisionSpec
-from ros2_vla.kinematics.collision import NO_PAIR, ArmCollisionModel, Clearance
+from ros2_vla.kinematics.collision import NO_PAIR, ArmCollisionModel, ArmPairCollision, Clearance
 
 _DECAY = math.log(1000.0)  # MoveIt Servo: the speed falls to 0.001 at contact
 
@@ -52,21 +53,37 @@ def speed_factor(distance: float, previous: float, threshold: float) -> float:
 def check_steps(
     model: ArmCollisionModel, spec: CollisionSpec, q_start: np.ndarray, positions: np.ndarray
 ) -> StepClearance:
-    """Judge the steps `positions` [rad] (K, n) that follow `q_start` [rad] (n,)."""
-    before = model.clearances(q_start)
-    factors = np.ones(len(positions))
+    """Judge the steps `positions` [rad] (K, n) that follow `q_start` [rad] (n,): self and scene."""
+    rows = (model.clearances(q) for q in (q_start, *positions))
+    return _judge(rows, len(positions), (spec.self_proximity, spec.scene_proximity), spec.halt_distance)
+
+
+def check_between(
+    pair: ArmPairCollision,
+    spec: CollisionSpec,
+    q_start: tuple[np.ndarray, np.ndarray],
+    positions: tuple[np.ndarray, np.ndarray],
+) -> StepClearance:
+    """Judge two arms' steps (K, n) each, after their start poses, against each other (as self-collision)."""
+    rows = ((pair.clearance(a, b),) for a, b in zip((q_start[0], *positions[0]), (q_start[1], *positions[1])))
+    return _judge(rows, len(positions[0]), (spec.self_proximity,), spec.halt_distance)
+
+
+def _judge(
+    rows: Iterator[tuple[Clearance, ...]], steps: int, thresholds: tuple[float, ...], halt: float
+) -> StepClearance:
+    """`rows`: the closest pair of each kind at the start, then after each step (computed as needed: the
+    check ends at the first step that halts)."""
+    before = next(rows)
+    factors = np.ones(steps)
     closest = NO_PAIR
-    for k, q in enumerate(positions):
-        now = model.clearances(q)
-        for pair, last, threshold in (
-            (now[0], before[0], spec.self_proximity),
-            (now[1], before[1], spec.scene_proximity),
-        ):
-            if pair.distance < last.distance and pair.distance < spec.halt_distance:
+    for k, now in enumerate(rows):
+        for pair, last, threshold in zip(now, before, thresholds):
+            if pair.distance < last.distance and pair.distance < halt:
                 return StepClearance(k, factors[:k], pair, True)
             factor = speed_factor(pair.distance, last.distance, threshold)
             if factor < factors.min():
                 closest = pair
             factors[k] = min(factors[k], factor)
         before = now
-    return StepClearance(len(positions), factors, closest, False)
+    return StepClearance(steps, factors, closest, False)

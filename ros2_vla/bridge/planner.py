@@ -12,6 +12,7 @@ a millisecond); with an external IK (MoveIt) it runs in Python here. Both give t
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -28,7 +29,7 @@ from ros2_vla.actions.chunk import (
 from ros2_vla.actions.gripper import gripper_commands
 from ros2_vla.actions.spaces import BASE_FRAME, EE_ABSOLUTE, EE_DELTA, EE_FRAME, JOINT_DELTA, JOINT_VELOCITY
 from ros2_vla.actions.targets import apply_ee_delta, check_workspace, clamp_step, clip_to_workspace, ee_absolute_target
-from ros2_vla.bridge.clearance import StepClearance, check_steps
+from ros2_vla.bridge.clearance import StepClearance, check_between, check_steps
 from ros2_vla.bridge.compiled_plan import HALTED, IK_FAILED, RAN_THROUGH, ChainArrays, plan_ee_steps
 from ros2_vla.bridge.status import BridgeCode
 from ros2_vla.collision_config import CollisionSpec
@@ -37,7 +38,7 @@ from ros2_vla.errors import ChunkError
 from ros2_vla.ik.params import IkParams, IkResult
 from ros2_vla.ik.singularity import check_thresholds, singularity_scale
 from ros2_vla.ik.solve import solve_ik
-from ros2_vla.kinematics.collision import ArmCollisionModel
+from ros2_vla.kinematics.collision import ArmCollisionModel, ArmPairCollision
 from ros2_vla.kinematics.model import ArmModel
 
 GRIPPER = "gripper"
@@ -102,6 +103,11 @@ class ChunkPlanner:
             if collision is not None
             else {}
         )
+        # Every two arms (ALOHA's left and right) are checked against each other too.
+        self.pair_colliders = [
+            ArmPairCollision((a, self.colliders[a]), (b, self.colliders[b]))
+            for a, b in itertools.combinations(self.colliders, 2)
+        ]
         self._chains = {arm.name: ChainArrays.from_chain(arm.chain) for arm in robot.arms}
         safety = robot.safety
         # The compiled loop does not check them per step as the Python functions do: check once here.
@@ -252,6 +258,13 @@ class ChunkPlanner:
             wp.arm: check_steps(self.colliders[wp.arm], self.collision, q_start[wp.arm], wp.positions[: plan.steps])
             for wp in plan.arms
         }
+        # An arm the chunk does not move stands at its start pose.
+        steps = {wp.arm: wp.positions[: plan.steps] for wp in plan.arms}
+        for pair in self.pair_colliders:
+            a, b = pair.first, pair.second
+            if a in steps or b in steps:
+                path = tuple(steps.get(n, np.repeat(q_start[n][None, :], plan.steps, axis=0)) for n in (a, b))
+                checks[f"{a}+{b}"] = check_between(pair, self.collision, (q_start[a], q_start[b]), path)
         return _with_collisions(plan, checks)
 
 

@@ -1,10 +1,14 @@
-"""Distances from one arm to itself and to the scene, with pinocchio's collision module (coal underneath).
+"""Distances from one arm to itself and to the scene, with pinocchio's collision module (coal underneath),
+and between the arms of a robot with several (ALOHA's two).
 
 The arm's capsules (`config/<robot>.yaml`, `collision:`) hang on the frames of its `ArmModel`; the scene's
 boxes are fixed in the arm's base frame (the world boxes moved by the arm's base pose). Pairs checked: every
 two shapes on links that are not neighbours in the chain and not `allow`ed, and every shape against every
 scene box unless its link stands on the scene (`on_scene`) or the pair is allowed.
-One `ArmCollisionModel` holds one pinocchio Data buffer: use one per thread.
+Between two arms every capsule of one is checked against every capsule of the other, in the world frame
+(each arm's base pose): capsule distances are segment distances less the radii, computed for all pairs at
+once with numpy (the same numbers as coal's, `test_collision.py` compares them).
+One `ArmCollisionModel` or `ArmPairCollision` holds one pinocchio Data buffer: use one per thread.
 """
 
 from __future__ import annotations
@@ -49,8 +53,12 @@ class ArmCollisionModel:
         self._geometry = pin.GeometryModel()
         self._owner: list[str] = []  # geometry index -> link or scene box name
         order = {link: i for i, link in enumerate(model.link_names)}
+        self._half_lengths: list[float] = []  # per capsule: half its segment [m]
+        self._radii: list[float] = []
         for capsule in shapes.shapes:
             self._add_capsule(capsule)
+        self.capsule_links = tuple(self._owner)  # the link of each capsule, in order
+        self.T_world_base = _base_pose(arm)
         T_base_world = np.linalg.inv(_base_pose(arm))
         first_box = len(self._owner)
         for box in spec.scene:
@@ -64,6 +72,18 @@ class ArmCollisionModel:
         pin.computeDistances(self._model, self._data, self._geometry, self._geometry_data, np.asarray(q, float))
         d = np.array([r.min_distance for r in self._geometry_data.distanceResults])
         return self._closest(d, self.self_pairs), self._closest(d, self.scene_pairs)
+
+    def segments(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each capsule at joint positions q [rad] (n,) in the world frame: its segment's ends (m, 3), (m, 3)
+        [m] and its radius (m,) [m]."""
+        pin.framesForwardKinematics(self._model, self._data, np.asarray(q, float))
+        pin.updateGeometryPlacements(self._model, self._data, self._geometry, self._geometry_data)
+        m = len(self._radii)
+        poses = [self._geometry_data.oMg[i] for i in range(m)]
+        center = np.array([pose.translation for pose in poses])
+        axis = np.array([pose.rotation[:, 2] for pose in poses]) * np.array(self._half_lengths)[:, None]
+        R, t = self.T_world_base[:3, :3], self.T_world_base[:3, 3]
+        return (center - axis) @ R.T + t, (center + axis) @ R.T + t, np.array(self._radii)
 
     # --- building ---------------------------------------------------------------------------
     def _add_capsule(self, capsule: Capsule) -> None:
@@ -79,6 +99,8 @@ class ArmCollisionModel:
         name = f"{capsule.link}_{len(self._owner)}"
         self._geometry.addGeometryObject(pin.GeometryObject(name, joint, frame, placement, shape))
         self._owner.append(capsule.link)
+        self._half_lengths.append(length / 2.0)
+        self._radii.append(capsule.radius)
 
     def _add_box(self, box: SceneBox, T_base_world: np.ndarray) -> None:
         T = T_base_world @ _translation(box.center)
@@ -119,6 +141,51 @@ class ArmCollisionModel:
         k = int(np.argmin(d[pairs[:, 0]]))
         index, i, j = pairs[k]
         return Clearance(float(d[index]), self._owner[i], self._owner[j])
+
+
+class ArmPairCollision:
+    """Two arms of one robot: the closest pair of their capsules, in the world frame."""
+
+    def __init__(self, first: tuple[str, ArmCollisionModel], second: tuple[str, ArmCollisionModel]) -> None:
+        (self.first, self._a), (self.second, self._b) = first, second
+
+    def clearance(self, q_first: np.ndarray, q_second: np.ndarray) -> Clearance:
+        """The closest pair with the arms at q_first and q_second [rad]; links named `arm/link`."""
+        a0, a1, ra = self._a.segments(q_first)
+        b0, b1, rb = self._b.segments(q_second)
+        d = segment_distances(a0[:, None], a1[:, None], b0[None, :], b1[None, :]) - ra[:, None] - rb[None, :]
+        i, j = np.unravel_index(int(np.argmin(d)), d.shape)
+        return Clearance(
+            float(d[i, j]),
+            f"{self.first}/{self._a.capsule_links[i]}",
+            f"{self.second}/{self._b.capsule_links[j]}",
+        )
+
+
+def segment_distances(p0: np.ndarray, p1: np.ndarray, q0: np.ndarray, q1: np.ndarray) -> np.ndarray:
+    """Distances [m] between segments p0-p1 and q0-q1 (..., 3), broadcast: the closest points are found by
+    minimising over both segment parameters, clamped to [0, 1] (Ericson, Real-Time Collision Detection, 5.1.9)."""
+    d1, d2, r = p1 - p0, q1 - q0, p0 - q0
+    a = np.sum(d1 * d1, axis=-1)
+    e = np.sum(d2 * d2, axis=-1)
+    f = np.sum(d2 * r, axis=-1)
+    c = np.sum(d1 * r, axis=-1)
+    b = np.sum(d1 * d2, axis=-1)
+    a, e, f, c, b = np.broadcast_arrays(a, e, f, c, b)
+    tiny = 1e-12
+    denom = a * e - b * b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # Closest point of the infinite lines, clamped to the first segment (any s when they are parallel).
+        s = np.where(denom > tiny, np.clip((b * f - c * e) / denom, 0.0, 1.0), 0.0)
+        s = np.where(e > tiny, s, np.clip(-c / a, 0.0, 1.0))  # the second segment is a point
+        s = np.where(a > tiny, s, 0.0)  # the first is a point
+        t = np.where(e > tiny, (b * s + f) / e, 0.0)
+        # t outside [0, 1]: clamp it and recompute s for that end of the second segment.
+        t_clamped = np.clip(t, 0.0, 1.0)
+        s = np.where((t != t_clamped) & (a > tiny), np.clip((b * t_clamped - c) / a, 0.0, 1.0), s)
+    t = t_clamped
+    gap = (p0 + s[..., None] * d1) - (q0 + t[..., None] * d2)
+    return np.linalg.norm(gap, axis=-1)
 
 
 def _base_pose(arm: ArmSpec) -> np.ndarray:

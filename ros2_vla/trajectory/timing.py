@@ -11,6 +11,13 @@ with the start velocity v0 as s_{-1} at time 0 (d_{-1} = 0) and, when stopping a
 least its nominal one and keeps |s_k| <= v_max and |a_k| <= a_max on every joint; any duration long
 enough satisfies both, so the pass never fails and never moves a waypoint.
 
+A forward pass alone meets a stop it comes to too fast by stretching the last segment: from 1.7 rad/s, a
+0.058 rad last step took 2 s, which keeps the finite-difference bound (the velocity changes over the long
+segment) while the cubic through it ran 0.46 rad past the end and back. So, stopping at the end, each
+segment is first given a floor: no joint faster than it can still brake to rest, within its acceleration
+limit, over the distance it has left before it stops or turns back. The path then decelerates over as
+many segments as it needs.
+
 Waypoint velocities (for JointTrajectory points) are that piecewise-linear velocity read at the
 waypoints. The cubic Hermite spline through the points and these velocities (what `Plan.sample` and a
 JointTrajectoryController play) overshoots a segment's mean velocity where both its ends are slower, so
@@ -73,7 +80,7 @@ def _time(steps, nominal, v_start, vmax, amax, stop_at_end):
     through the result overshoots the velocity limit somewhere."""
     horizon = steps.shape[0]
     nominal = nominal.copy()
-    durations = _forward_pass(steps, nominal, v_start, vmax, amax, stop_at_end)
+    durations = _passes(steps, nominal, v_start, vmax, amax, stop_at_end)
     velocities = _waypoint_velocities(steps, durations, stop_at_end)
     for _ in range(_MAX_PASSES - 1):
         # The cubic overshoots a segment's mean velocity when both ends are slower: slow that segment.
@@ -96,9 +103,38 @@ def _time(steps, nominal, v_start, vmax, amax, stop_at_end):
             if k + 1 < horizon:
                 widest = max(widest, factor[k + 1])
             nominal[k] = max(nominal[k], durations[k] * widest * (1.0 + 1e-6))
-        durations = _forward_pass(steps, nominal, v_start, vmax, amax, stop_at_end)
+        durations = _passes(steps, nominal, v_start, vmax, amax, stop_at_end)
         velocities = _waypoint_velocities(steps, durations, stop_at_end)
     return durations, velocities
+
+
+@njit(cache=True)
+def _passes(steps, nominal, v_start, vmax, amax, stop_at_end):
+    """Durations [s] (H,): one forward pass, from lower bounds that (stopping at the end) also let every joint
+    brake in time (`_braking_floor`)."""
+    if stop_at_end:
+        nominal = np.maximum(nominal, _braking_floor(steps, amax))
+    return _forward_pass(steps, nominal, v_start, vmax, amax, stop_at_end)
+
+
+@njit(cache=True)
+def _braking_floor(steps, amax):
+    """Per segment (H,): the shortest duration whose mean speed, on every joint, can still come to rest
+    within the acceleration limit over the distance that joint has left before it stops or turns back
+    (from the segment's middle): |dq| / d <= sqrt(2 a R)."""
+    horizon, n = steps.shape
+    floor = np.zeros(horizon)
+    for j in range(n):
+        left = 0.0  # [rad] from the end of segment k on, until joint j stops or reverses
+        for k in range(horizon - 1, -1, -1):
+            dq = steps[k, j]
+            if k + 1 < horizon and dq * steps[k + 1, j] <= 0.0:
+                left = 0.0
+            distance = left + 0.5 * abs(dq)
+            if distance > 0.0:
+                floor[k] = max(floor[k], abs(dq) / math.sqrt(2.0 * amax[j] * distance))
+            left += abs(dq)
+    return floor
 
 
 @njit(cache=True)
