@@ -8,8 +8,8 @@ Safety rules, in priority order:
    rest within the acceleration limits.
 2. Joint states missing, incomplete or older than the timeout: the same stop, the plan is dropped, nothing
    else is sent until fresh states arrive. The stop starts from the command, not from the last measured
-   position: the arm has moved on since that measurement (a hold there pulled it back at up to 1.5 times
-   its speed limits in the sim).
+   position: the arm has moved on since that measurement (a hold there yanked it back, past its speed
+   limits, in the sim).
 3. A rejected chunk (or one with no reachable step) changes nothing: the current plan goes on or
    the arm holds.
 4. The clock going back (a stepped system clock, a looping /clock): plans, joint state receipt times and

@@ -65,7 +65,8 @@ def check_between(
     positions: tuple[np.ndarray, np.ndarray],
 ) -> StepClearance:
     """Judge two arms' steps (K, n) each, after their start poses, against each other (as self-collision)."""
-    rows = ((pair.clearance(a, b),) for a, b in zip((q_start[0], *positions[0]), (q_start[1], *positions[1])))
+    both = [np.vstack([start[None, :], steps]) for start, steps in zip(q_start, positions)]
+    rows = ((c,) for c in pair.clearances(*both))  # every step at once: one vectorized distance call
     return _judge(rows, len(positions[0]), (spec.self_proximity,), spec.halt_distance)
 
 

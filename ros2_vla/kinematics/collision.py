@@ -151,15 +151,25 @@ class ArmPairCollision:
 
     def clearance(self, q_first: np.ndarray, q_second: np.ndarray) -> Clearance:
         """The closest pair with the arms at q_first and q_second [rad]; links named `arm/link`."""
-        a0, a1, ra = self._a.segments(q_first)
-        b0, b1, rb = self._b.segments(q_second)
-        d = segment_distances(a0[:, None], a1[:, None], b0[None, :], b1[None, :]) - ra[:, None] - rb[None, :]
-        i, j = np.unravel_index(int(np.argmin(d)), d.shape)
-        return Clearance(
-            float(d[i, j]),
-            f"{self.first}/{self._a.capsule_links[i]}",
-            f"{self.second}/{self._b.capsule_links[j]}",
-        )
+        return self.clearances(np.asarray(q_first)[None, :], np.asarray(q_second)[None, :])[0]
+
+    def clearances(self, q_first: np.ndarray, q_second: np.ndarray) -> list[Clearance]:
+        """The closest pair at each of K configurations (K, n) of each arm, all pairs of all K in one go."""
+        a0, a1, ra = (np.array(x) for x in zip(*(self._a.segments(q) for q in q_first)))
+        b0, b1, rb = (np.array(x) for x in zip(*(self._b.segments(q) for q in q_second)))
+        d = segment_distances(a0[:, :, None], a1[:, :, None], b0[:, None, :], b1[:, None, :])
+        d -= ra[:, :, None] + rb[:, None, :]
+        closest = []
+        for k in range(d.shape[0]):
+            i, j = np.unravel_index(int(np.argmin(d[k])), d[k].shape)
+            closest.append(
+                Clearance(
+                    float(d[k, i, j]),
+                    f"{self.first}/{self._a.capsule_links[i]}",
+                    f"{self.second}/{self._b.capsule_links[j]}",
+                )
+            )
+        return closest
 
 
 def segment_distances(p0: np.ndarray, p1: np.ndarray, q0: np.ndarray, q1: np.ndarray) -> np.ndarray:
