@@ -195,4 +195,4 @@ def test_a_first_point_farther_than_the_velocity_limit_allows_is_unreachable():
     assert unreachable_start(first(0.6, 0.1, start=5.4), 5.0, at_zero, limits, 0.3) == ""  # a later stamp: 0.5 s
     assert unreachable_start(first(0.25, 0.0), 5.0, at_zero, limits, 0.3) == ""  # a tracking lag: JTC's step
     assert unreachable_start(first(0.6, 0.1), 5.0, at_zero, {"b": 2.0}, 0.3) == ""  # no limit for a (a gripper)
-    assert unreachable_start(SimTrajectory(("a",), ()), 5.0, at_zero, limits, 0.3) == ""  # a stop
+    assert unreachable_start(SimTrajectory(("a",), ()), 5.0, at_zero, limits, 0.3) == ""  # accept refuses it

@@ -187,8 +187,10 @@ class DriverPlay:
             cols = [controller.joint_names.index(n) for n in names]
 
             def done(now: float):
-                if handle.is_cancel_requested:  # JTC stops the named joints where they are
-                    self.accept(key, jtc.SimTrajectory(tuple(names), ()), f"{name} (cancel)")
+                if handle.is_cancel_requested:
+                    # JTC (set_hold_position) holds the current state: one point there, at the start instant.
+                    here = jtc.TrajectoryPoint(tuple(self.sim.measured(names)), 0.0)
+                    self.accept(key, jtc.SimTrajectory(tuple(names), (here,)), f"{name} (cancel)")
                     return ("canceled", result)
                 return ("succeed", result) if now >= controller.end_time() else None
 

@@ -200,6 +200,31 @@ def _enabled(node) -> bool:
     return answer is not None and answer.success
 
 
+def _recovered(
+    joints: Joints,
+    status: Topic,
+    start: float,
+    resumed: float,
+    fault: str,
+    hold: float | None,
+    said: str = "STALE_INPUT",
+) -> None:
+    """After the fault ended at `resumed`: OK again and the arm moving; the row of `fault` (struck at `start`),
+    with no limit broken."""
+    wait_for(lambda: _ok_again(status, resumed), 15.0, "OK again", detail=lambda: _recent(status, start))
+    joints.wait_moving(10.0, "the arm moving again")
+    recover = time.monotonic() - resumed
+    beyond = joints.beyond_limits()
+    speeds = joints.peak_speed(until=start), joints.peak_speed(since=start)
+    record(fault, beyond, hold, recover, said, speeds)
+    assert beyond == []
+
+
+def _recent(status: Topic, start: float) -> str:
+    """The last statuses, timed from `start`, for a failure's message."""
+    return str([(round(t - start, 2), BridgeCode(m.code).name, m.message[:70]) for t, m in status.items[-14:]])
+
+
 def _kill_and_see_it_stop(processes: Processes, joints: Joints, node: str, timeout: float) -> tuple[float, float]:
     """SIGKILL `node`; returns (when, seconds until the arm came to rest), once it stayed at rest for 1 s."""
     start = time.monotonic()
@@ -245,16 +270,9 @@ def test_joint_states_stopped_for_a_second_hold_the_arm_until_they_are_fresh(gra
     hold = next(t for t, s in status.items if t >= start and s.code == BridgeCode.STALE_INPUT) - start
     time.sleep(max(0.0, start + 1.0 - time.monotonic()))
     processes.signal("sim", signal.SIGCONT)
-    resumed = time.monotonic()
-    wait_for(lambda: _ok_again(status, resumed), 15.0, "OK again with fresh joint states")
-    joints.wait_moving(10.0, "the arm moving again")
-    recover = time.monotonic() - resumed
     stale = next(s for s in _codes_since(status, start) if s.code == BridgeCode.STALE_INPUT)
     assert "joint states" in stale.message
-    beyond = joints.beyond_limits()
-    speeds = joints.peak_speed(until=start), joints.peak_speed(since=start)
-    record("SIGSTOP sim_node 1 s (no /joint_states)", beyond, hold, recover, "STALE_INPUT", speeds)
-    assert beyond == []
+    _recovered(joints, status, start, time.monotonic(), "SIGSTOP sim_node 1 s (no /joint_states)", hold)
 
 
 def test_joint_states_lost_for_a_second_stop_the_arm_smoothly_until_they_are_fresh(relayed_graph, ros_node):
@@ -272,17 +290,10 @@ def test_joint_states_lost_for_a_second_stop_the_arm_smoothly_until_they_are_fre
     hold = time.monotonic() - start - 0.2  # at rest since 0.2 s before wait_still returned
     time.sleep(max(0.0, start + 1.0 - time.monotonic()))
     relay.dropping = False
-    resumed = time.monotonic()
-    wait_for(lambda: _ok_again(status, resumed), 15.0, "OK again with fresh joint states")
-    joints.wait_moving(10.0, "the arm moving again")
-    recover = time.monotonic() - resumed
-    beyond = joints.beyond_limits()
-    speeds = joints.peak_speed(until=start), joints.peak_speed(since=start)
-    record("/joint_states lost for 1 s (the sim runs on)", beyond, hold, recover, "STALE_INPUT", speeds)
-    assert beyond == []
+    _recovered(joints, status, start, time.monotonic(), "/joint_states lost for 1 s (the sim runs on)", hold)
 
 
-def test_the_clock_jumping_back_stops_the_arm_and_the_policy_moves_it_again_within_limits(clocked_graph, ros_node):
+def test_the_clock_jumping_back_stops_the_arm_and_the_expert_moves_it_again_within_limits(clocked_graph, ros_node):
     processes, joints, status, robot, clock = clocked_graph
     start = time.monotonic()
     clock.jump(CLOCK_JUMP)
@@ -290,41 +301,14 @@ def test_the_clock_jumping_back_stops_the_arm_and_the_policy_moves_it_again_with
         lambda: any("jumped back" in s.message for s in _codes_since(status, start)),
         5.0,
         "a status that says the clock jumped back",
-        detail=lambda: str(
-            [
-                (round(t - start, 2), BridgeCode(m.code).name, m.message[:60])
-                for t, m in status.items
-                if t > start - 0.3
-            ][:12]
-        ),
+        detail=lambda: _recent(status, start),
     )
     jumped = next(s for s in _codes_since(status, start) if "jumped back" in s.message)
     assert jumped.code == BridgeCode.STALE_INPUT, jumped
-    wait_for(
-        lambda: _ok_again(status, start),
-        15.0,
-        "OK again on the new clock",
-        detail=lambda: str(
-            [
-                (round(t - start, 2), BridgeCode(m.code).name, m.message[:70])
-                for t, m in status.items
-                if t > start - 0.3
-            ][:14]
-        ),
+    said = f"STALE_INPUT ({jumped.message.split(':')[0]}), then OK"
+    _recovered(
+        joints, status, start, start, f"the graph's clock (use_sim_time) steps back {CLOCK_JUMP:g} s", None, said
     )
-    joints.wait_moving(10.0, "the arm moving again")
-    recover = time.monotonic() - start
-    beyond = joints.beyond_limits()
-    speeds = joints.peak_speed(until=start), joints.peak_speed(since=start)
-    record(
-        f"the graph's clock (use_sim_time) steps back {CLOCK_JUMP:g} s",
-        beyond,
-        None,
-        recover,
-        f"STALE_INPUT ({jumped.message.split(':')[0]}), then OK",
-        speeds,
-    )
-    assert beyond == []
 
 
 def test_a_bridge_on_sim_time_waits_for_the_first_clock(ros_node):
