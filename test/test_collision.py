@@ -196,6 +196,13 @@ def test_a_joint_chunk_folding_the_arm_into_itself_stops_before_contact(name, ta
 ALOHA_MEET = [0.0, -0.2, 0.0, 0.0, 0.0, 0.0]
 
 
+def both_arms(robot: RobotConfig, target) -> np.ndarray:
+    """Both of ALOHA's arms on the joint line from home to `target` (20 steps), grippers open: (20, 14)."""
+    line, _ = joint_line(robot, target)
+    opened = np.full((len(line), 1), robot.arms[0].gripper.open_position)
+    return np.hstack([line, opened, line, opened])
+
+
 def test_segment_distances_are_coals():
     rng = np.random.default_rng(7)
     p0, p1, q0, q1 = rng.normal(size=(4, 400, 3))
@@ -230,11 +237,11 @@ def test_alohas_arms_reaching_into_each_other_stop_before_contact():
         "left/left_ee_gripper_link",
         "right/right_ee_gripper_link",
     }
-    line = np.array([home + (np.asarray(ALOHA_MEET) - home) * t for t in np.linspace(0, 1, 21)[1:]])
+    values = both_arms(robot, ALOHA_MEET)
+    line = values[:, :6]
     for q in line:  # each arm alone is clear of itself and the table all the way
         assert min(c.distance for c in left.clearances(q)) > robot.collision.self_proximity
-    open_ = np.ones((len(line), 1))
-    chunk = make_chunk(robot, np.hstack([line, open_, line, open_]), robot.action.dimension_names, "joint_position")
+    chunk = make_chunk(robot, values, robot.action.dimension_names, "joint_position")
     start = {arm.name: home for arm in robot.arms}
     plan = ChunkPlanner(robot, collision=robot.collision).plan(chunk, start)
     assert plan.code == BridgeCode.HALT_FOR_COLLISION, plan.message
@@ -244,12 +251,9 @@ def test_alohas_arms_reaching_into_each_other_stop_before_contact():
     for q_left, q_right in zip(steps["left"], steps["right"]):
         assert pair.clearance(q_left, q_right).distance >= robot.collision.halt_distance
     # One arm reaching alone meets nothing: the other stands at home.
-    alone = make_chunk(
-        robot,
-        np.hstack([line, open_, np.tile(home, (len(line), 1)), open_]),
-        robot.action.dimension_names,
-        "joint_position",
-    )
+    alone = values.copy()
+    alone[:, 7:13] = home
+    alone = make_chunk(robot, alone, robot.action.dimension_names, "joint_position")
     assert ChunkPlanner(robot, collision=robot.collision).plan(alone, start).steps == len(line)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from driver_players import Topic
 from helpers import launched, wait_for
-from test_collision import ALOHA_MEET, FOREARM_INTO_UPPER_ARM, HAND_INTO_BASE, joint_line, make_chunk
+from test_collision import ALOHA_MEET, FOREARM_INTO_UPPER_ARM, HAND_INTO_BASE, both_arms, joint_line, make_chunk
 
 rclpy = pytest.importorskip("rclpy")
 from sensor_msgs.msg import JointState  # noqa: E402
@@ -85,13 +85,6 @@ CASES = {
 }
 
 
-def _both_arms(robot: RobotConfig, target) -> np.ndarray:
-    """Both of ALOHA's arms on the joint line from home to `target`, grippers open."""
-    line, _ = joint_line(robot, target)
-    opened = np.full((len(line), 1), robot.arms[0].gripper.open_position)
-    return np.hstack([line, opened, line, opened])
-
-
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_a_chunk_into_a_collision_stops_short_in_the_sim(ros_node, case):
     name, space, target, pair, moving, fixed = CASES[case]
@@ -99,7 +92,7 @@ def test_a_chunk_into_a_collision_stops_short_in_the_sim(ros_node, case):
     if target is None:
         values, names = EE_DOWN, robot.action.dimension_names
     elif len(robot.arms) > 1:
-        values, names = _both_arms(robot, target), robot.action.dimension_names
+        values, names = both_arms(robot, target), robot.action.dimension_names
     else:
         values, names = joint_line(robot, target)
     geometry = SimGeometry(robot)

@@ -285,7 +285,7 @@ def _send(sim: Simulation, c: TrajectoryCommand) -> bool:
     )
     try:
         # A stop is stamped with the bridge's time, which is the sim's here; plans start on receipt.
-        sim.command(c.topic, jtc.SimTrajectory(tuple(c.joint_names), points, c.start or 0.0))
+        sim.command(c.topic, jtc.SimTrajectory(tuple(c.joint_names), points, 0.0 if c.start is None else c.start))
     except TrajectoryError:
         return False
     return True

@@ -59,7 +59,7 @@ class ArmCollisionModel:
             self._add_capsule(capsule)
         self.capsule_links = tuple(self._owner)  # the link of each capsule, in order
         self.T_world_base = _base_pose(arm)
-        T_base_world = np.linalg.inv(_base_pose(arm))
+        T_base_world = np.linalg.inv(self.T_world_base)
         first_box = len(self._owner)
         for box in spec.scene:
             self._add_box(box, T_base_world)

@@ -25,6 +25,7 @@ from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
 from ros2_vla.actions.chunk import Chunk
+from ros2_vla.bridge.bridge import CLOCK_JUMP
 from ros2_vla.bringup import NAMES, reset_answer
 from ros2_vla.config import load_robot_config
 from ros2_vla.driver_profile import load_driver_profile
@@ -42,7 +43,6 @@ from ros2_vla.sim.tasks import Task, check_success, sample_task
 from ros2_vla.sim.world import Simulation
 
 RESET_GRACE = 1.0  # [s] after a reset, trajectories that cannot start where the arm now is are dropped
-CLOCK_JUMP = 0.05  # [s] the ROS time going back by more than this is a jump of the clock
 
 
 class SimNode(Node):

@@ -80,7 +80,9 @@ def _time(steps, nominal, v_start, vmax, amax, stop_at_end):
     through the result overshoots the velocity limit somewhere."""
     horizon = steps.shape[0]
     nominal = nominal.copy()
-    durations = _passes(steps, nominal, v_start, vmax, amax, stop_at_end)
+    if stop_at_end:  # every joint brakes in time; later passes only lengthen `nominal`, so this holds
+        nominal = np.maximum(nominal, _braking_floor(steps, amax))
+    durations = _forward_pass(steps, nominal, v_start, vmax, amax, stop_at_end)
     velocities = _waypoint_velocities(steps, durations, stop_at_end)
     for _ in range(_MAX_PASSES - 1):
         # The cubic overshoots a segment's mean velocity when both ends are slower: slow that segment.
@@ -103,18 +105,9 @@ def _time(steps, nominal, v_start, vmax, amax, stop_at_end):
             if k + 1 < horizon:
                 widest = max(widest, factor[k + 1])
             nominal[k] = max(nominal[k], durations[k] * widest * (1.0 + 1e-6))
-        durations = _passes(steps, nominal, v_start, vmax, amax, stop_at_end)
+        durations = _forward_pass(steps, nominal, v_start, vmax, amax, stop_at_end)
         velocities = _waypoint_velocities(steps, durations, stop_at_end)
     return durations, velocities
-
-
-@njit(cache=True)
-def _passes(steps, nominal, v_start, vmax, amax, stop_at_end):
-    """Durations [s] (H,): one forward pass, from lower bounds that (stopping at the end) also let every joint
-    brake in time (`_braking_floor`)."""
-    if stop_at_end:
-        nominal = np.maximum(nominal, _braking_floor(steps, amax))
-    return _forward_pass(steps, nominal, v_start, vmax, amax, stop_at_end)
 
 
 @njit(cache=True)
