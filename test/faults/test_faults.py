@@ -220,6 +220,19 @@ def _recovered(
     assert beyond == []
 
 
+def _expert_has_work(node) -> None:
+    """The scripted expert sends chunks only until its task succeeds: when the task ended during the fault,
+    start the next one (/sim/reset), so that recovery is judged on chunks the expert still sends."""
+    from std_msgs.msg import Bool
+
+    done: list[bool] = []
+    node.create_subscription(Bool, "/sim/success", lambda m: done.append(m.data), 10)
+    wait_for(lambda: done, 5.0, "/sim/success")  # published at 10 Hz
+    if done[-1]:
+        answer = _call(node, Trigger, "/sim/reset", Trigger.Request())
+        assert answer is not None and answer.success, answer
+
+
 def _recent(status: Topic, start: float) -> str:
     """The last statuses, timed from `start`, for a failure's message."""
     return str([(round(t - start, 2), BridgeCode(m.code).name, m.message[:70]) for t, m in status.items[-14:]])
@@ -348,6 +361,7 @@ def test_a_flood_of_valid_chunks_is_answered_and_the_policy_takes_over_after_it(
     hold = None
     flood_states = [s for s in _codes_since(status, start) if s.chunk_sequence >= 10_000_000]
     assert flood_states, "the bridge answered the flood"
+    _expert_has_work(ros_node)
     wait_for(lambda: _ok_again(status, end) and joints.moving(), 15.0, "the expert's chunks moving the arm again")
     recover = time.monotonic() - end
     beyond = joints.beyond_limits()
@@ -376,7 +390,10 @@ def test_bad_chunks_are_refused_and_the_arm_stays_on_its_plan(graph, ros_node, k
         label, reason = "1 kHz flood of chunks for another embodiment (widowx) for 1 s", "widowx"
     start = time.monotonic()
     end = _flood(ros_node, robot, make)
-    wait_for(lambda: _ok_again(status, end), 15.0, "OK again from the expert's chunks")
+    _expert_has_work(ros_node)
+    wait_for(
+        lambda: _ok_again(status, end), 15.0, "OK again from the expert's chunks", detail=lambda: _recent(status, end)
+    )
     recover = time.monotonic() - end
     refused = [s for s in _codes_since(status, start) if s.chunk_sequence >= 20_000_000]
     assert refused and all(s.code == BridgeCode.CHUNK_REJECTED for s in refused), {s.code for s in refused}
