@@ -115,6 +115,29 @@ def test_full_queue_drops_and_counts_instead_of_blocking(tmp_path):
     assert len(read_all(writer.path)) == written
 
 
+def test_a_blocking_writer_waits_for_room_and_loses_nothing(tmp_path):
+    writer = EpisodeBagWriter(tmp_path, TOPICS, queue_size=2, block=True)  # the in-process recorder's
+    frame = image_cdr(1, size=256)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1.0)  # as above: without blocking, this loop overfills the queue
+    try:
+        accepted = [writer.write("/camera/scene/image_raw", frame, i) for i in range(50)]
+    finally:
+        sys.setswitchinterval(switch)
+    meta = writer.close(EpisodeMeta(robot="franka"))
+    assert all(accepted) and meta.message_counts["/camera/scene/image_raw"] == 50
+    assert meta.dropped["/camera/scene/image_raw"] == 0 and len(read_all(writer.path)) == 50
+
+
+def test_a_named_episode_goes_to_its_folder_and_is_not_overwritten(tmp_path):
+    writer = EpisodeBagWriter(tmp_path, TOPICS, name="episode_0007")
+    assert writer.path == tmp_path / "episode_0007"
+    writer.close(EpisodeMeta(robot="franka"))
+    with pytest.raises(RecordingError, match="episode_0007"):
+        EpisodeBagWriter(tmp_path, TOPICS, name="episode_0007")
+    assert next_episode_dir(tmp_path).name == "episode_0008"
+
+
 def test_upstream_gaps_count_as_dropped(tmp_path):
     writer = EpisodeBagWriter(tmp_path, TOPICS)
     writer.add_gaps("/vla/instruction", 3)

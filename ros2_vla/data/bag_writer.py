@@ -75,15 +75,21 @@ class EpisodeBagWriter:
         topics: Mapping[str, str],
         qos: Mapping[str, Qos] | None = None,
         queue_size: int = RECORDER_QUEUE_SIZE,
+        *,
+        name: str = "",
+        block: bool = False,
     ) -> None:
-        """`topics`: topic -> message type ("sensor_msgs/msg/Image"); `qos`: topic -> offered QoS."""
+        """`topics`: topic -> message type ("sensor_msgs/msg/Image"); `qos`: topic -> offered QoS.
+        name: the episode folder's name in `out` (refused if it exists; default: the next free index).
+        block: `write` waits for room in a full queue instead of dropping (a producer that can wait: the
+        in-process recorder)."""
         if queue_size < 1:
             raise ConfigError(f"recorder queue_size must be >= 1, got {queue_size}")
         store = typestore()
         unknown = sorted(t for t, msgtype in topics.items() if msgtype not in store.fielddefs)
         if unknown:
             raise ConfigError(f"cannot record {unknown}: message types not in the bag type store; run scripts/setup")
-        self._writer, self.path = self._open(Path(out))
+        self._writer, self.path = self._open(Path(out), name)
         try:
             self._connections: dict[str, Connection] = {
                 topic: self._writer.add_connection(
@@ -101,6 +107,7 @@ class EpisodeBagWriter:
         self.first_ns: int | None = None  # [ns] timestamps of the first and last message written
         self.last_ns: int | None = None
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._block = block
         self._lock = threading.Lock()  # `write` vs `close`/`discard` from another thread
         self._open_for_writes = True
         self._discarding = False
@@ -109,8 +116,15 @@ class EpisodeBagWriter:
         self._thread.start()
 
     @staticmethod
-    def _open(out: Path) -> tuple[Writer, Path]:
+    def _open(out: Path, name: str = "") -> tuple[Writer, Path]:
         out.mkdir(parents=True, exist_ok=True)
+        if name:
+            try:
+                writer = Writer(out / name, version=9, storage_plugin=StoragePlugin.MCAP)
+                writer.open()
+            except WriterError as exc:
+                raise RecordingError(f"cannot create episode {out / name}: {exc}") from exc
+            return writer, out / name
         for _ in range(100):  # another recorder may take the same index between glob and mkdir
             path = next_episode_dir(out)
             writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
@@ -131,7 +145,7 @@ class EpisodeBagWriter:
             if topic not in self._connections:
                 raise ConfigError(f"topic {topic!r} is not in this episode's bag; known: {sorted(self._connections)}")
             try:
-                self._queue.put_nowait((topic, t_ns, data))
+                self._queue.put((topic, t_ns, data), block=self._block)  # blocking: the drain thread takes no lock
                 return True
             except queue.Full:
                 self.queue_dropped[topic] += 1

@@ -53,12 +53,14 @@ class EpisodeRecorder:
         queue_size: int = RECORDER_QUEUE_SIZE,
         sim: bool = False,
         carry_over: Iterable[str] = (),
+        block: bool = False,
     ) -> None:
         self.output_dir = Path(output_dir).expanduser()
         self.topics = dict(topics)  # topic -> message type, as written to every episode
         self.qos = dict(qos or {})
         self.queue_size = queue_size
         self.sim = sim
+        self.block = block  # writes wait for a full queue instead of dropping (EpisodeBagWriter)
         self.instruction = ""  # latest on /vla/instruction or /sim/task
         self.sim_success = False  # /sim/success was true at some point of the current episode
         self.episodes_written = 0
@@ -100,11 +102,13 @@ class EpisodeRecorder:
             self.sim_success = self.sim_success or success
 
     # --- episodes -----------------------------------------------------------------------------
-    def start(self, t_ns: int | None = None) -> Path:
-        """Open a new episode folder; RecordingError while one is open."""
+    def start(self, t_ns: int | None = None, name: str = "") -> Path:
+        """Open a new episode folder (`name`, or the next free index); RecordingError while one is open."""
         if self._writer is not None:
             raise RecordingError(f"already recording {self._writer.path}; stop or discard it first")
-        self._writer = EpisodeBagWriter(self.output_dir, self.topics, self.qos, self.queue_size)
+        self._writer = EpisodeBagWriter(
+            self.output_dir, self.topics, self.qos, self.queue_size, name=name, block=self.block
+        )
         self._start_ns = t_ns if t_ns is not None else time.time_ns()
         for topic, data in self._latest.items():
             self._writer.write(topic, data, self._start_ns)
@@ -160,3 +164,16 @@ class EpisodeRecorder:
         elif self.last_episode is not None:
             out["last_episode"] = str(self.last_episode)
         return out
+
+
+def episode_summary(path: Path | None, meta: EpisodeMeta) -> dict:
+    """What a closed episode is, in a line's worth: its folder and headline figures (recorder_node's stop answer)."""
+    return {
+        "episode": str(path),
+        "success": meta.success,
+        "sim_success": meta.sim_success,
+        "instruction": meta.instruction,
+        "messages": sum(meta.message_counts.values()),
+        "dropped": sum(meta.dropped.values()),
+        "seconds": round((meta.stop_ns - meta.start_ns) * 1e-9, 2),
+    }

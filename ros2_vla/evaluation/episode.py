@@ -23,6 +23,12 @@ lifted and held by a gripper (`wrong_picks`), so a policy that grabs the wrong c
 from one that does nothing, and how far it got with its own cubes (`tasks.progress`: reached,
 grasped, lifted), so a failure says where it stopped. A `monitor(sim, bridge, now)` callback, if
 given, runs there too (videos).
+
+A `tap` (`EpisodeTap`) is told everything the graph would publish, when it would publish it: joint
+states, camera sets at each camera's rate (one render per set, as sim_node's synchronized rig), the
+policy's chunks, the bridge's answers and its periodic status, its trajectory commands, and the success
+flag. `ros2-vla record --in-process` writes them to the same bags the live recorder writes. With
+`hold` the episode runs on after success, no chunk asked for, as a recorded demo ends.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple, Union
+from typing import NamedTuple, Protocol, Union
 
 import numpy as np
 
@@ -42,7 +48,9 @@ from ros2_vla.bridge.status import BridgeCode, BridgeState
 from ros2_vla.config import RobotConfig, load_robot_config
 from ros2_vla.errors import ConfigError, TrajectoryError
 from ros2_vla.evaluation.eval_config import EpisodeConfig
+from ros2_vla.parameters import param
 from ros2_vla.sim import controller as jtc
+from ros2_vla.sim.cameras import camera_sets
 from ros2_vla.sim.expert import ExpertObservation, ScriptedExpert
 from ros2_vla.sim.scene import cube_name
 from ros2_vla.sim.tasks import STAGES, Task, check_success, holder, lifted, progress, sample_task
@@ -70,6 +78,22 @@ class EpisodeObservation(NamedTuple):
 
 EpisodePolicy = Callable[[EpisodeObservation], Union[np.ndarray, Chunk, None]]
 Monitor = Callable[[Simulation, Bridge, float], None]  # (sim, bridge, sim time [s]) at every success check
+
+
+class EpisodeTap(Protocol):
+    """What the graph publishes during an episode, each at its sim time [s] of publication."""
+
+    def joint_state(self, t: float, state: SimJointState) -> None: ...  # sim_node, at joint_state_rate_hz
+
+    def images(self, t: float, images: dict[str, np.ndarray]) -> None: ...  # one camera set, captured at t
+
+    def chunk(self, t: float, chunk: Chunk) -> None: ...  # the policy's chunk, stamped with its observation
+
+    def bridge_state(self, t: float, state: BridgeState) -> None: ...  # an answer to a chunk, or the periodic one
+
+    def commands(self, t: float, commands: list[TrajectoryCommand]) -> None: ...  # the bridge's trajectories
+
+    def success(self, t: float, success: bool) -> None: ...  # sim_node's /sim/success, at 10 Hz
 
 
 @dataclass(frozen=True)
@@ -107,10 +131,13 @@ class ExpertPolicy:
         return self.expert.act(obs.state)
 
 
-def episode_task(sim: Simulation, seed: int, kind: str = "", disturbance: float = 0.0, slip: float = 0.0) -> Task:
+def episode_task(
+    sim: Simulation, seed: int, kind: str = "", disturbance: float = 0.0, slip: float = 0.0, start_jitter: float = 0.0
+) -> Task:
     """Reset `sim` to `seed` and draw its task exactly as sim_node does (kind "" = drawn from the seed);
-    disturbance: [rad] the servo disturbance, slip: the grasp slip's chance (`Simulation.reset`)."""
-    sim.reset(seed, disturbance=disturbance, slip=slip)
+    disturbance: [rad] the servo disturbance, slip: the grasp slip's chance, start_jitter: [rad] the
+    start pose's spread (`Simulation.reset`)."""
+    sim.reset(seed, start_jitter=start_jitter, disturbance=disturbance, slip=slip)
     return sample_task(sim.robot, np.random.default_rng(seed), sim=sim, kind=kind)
 
 
@@ -130,6 +157,7 @@ def run_episode(
     sim: Simulation | None = None,
     monitor: Monitor | None = None,
     on_chunk: Callable[[Chunk, BridgeState], None] | None = None,
+    tap: EpisodeTap | None = None,
     **settings,
 ) -> EpisodeResult:
     """Run one episode of task `kind` ("" = drawn from the seed) on `robot` from scene `seed`, as `config`
@@ -137,7 +165,7 @@ def run_episode(
 
     sim: a Simulation of the same robot to reuse (saves building the model); it is reset here.
     monitor: called at every success check. on_chunk: called with each chunk and the bridge's status after
-    taking it (benchmarks read the switch jumps).
+    taking it (benchmarks read the switch jumps). tap: told what the graph would publish (module docstring).
     """
     if config is not None and settings:
         raise ConfigError(f"run_episode: pass an EpisodeConfig or its fields {sorted(settings)}, not both")
@@ -155,13 +183,19 @@ def run_episode(
         "control": 1.0 / robot.control_rate_hz,
         "success": c.success_period,
     }
+    sets: dict[str, tuple[str, ...]] = {}  # schedule name -> the camera set captured then
+    if tap is not None:
+        periods["status"] = 1.0 / float(param("bridge", "status_rate_hz").default)
+        for period, names in camera_sets(robot.cameras).items():
+            sets[f"cameras {period}"] = names
+            periods[f"cameras {period}"] = period
     if c.command_delay >= min(periods.values()):
         raise ConfigError(f"run_episode: command_delay {c.command_delay} s must be below every period {periods}")
     cameras, chunk_delay, command_delay = c.cameras, c.chunk_delay, c.command_delay
     for name in cameras:
         sim.cameras.spec(name)  # unknown names fail here, with the list of cameras
     start = time.perf_counter()
-    task = episode_task(sim, seed, kind, c.disturbance, c.slip)
+    task = episode_task(sim, seed, kind, c.disturbance, c.slip, c.start_jitter)
     instruction = c.instruction or task.instruction
     if hasattr(policy_fn, "reset"):
         policy_fn.reset()
@@ -171,24 +205,31 @@ def run_episode(
     codes: Counter[str] = Counter()
     wrong: set[str] = set()
     on_the_way: deque[tuple[Chunk, float]] = deque()  # chunks sent to the bridge, each with its arrival [s]
-    now, success, furthest = 0.0, False, STAGES[0]
-    while now <= c.time_limit and not success:
+    now, success_at, furthest = 0.0, None, STAGES[0]
+    while now <= c.time_limit and (success_at is None or now < success_at + c.hold):
         now, due = clock.next()
         sim.step_until(now)
         if "state" in due:
             state = sim.joint_state()
+            if tap is not None:
+                tap.joint_state(now, state)
             bridge.update_joint_state(list(state.names), state.positions.tolist(), now)
             if not bridge.enabled:
                 bridge.set_enabled(True, now)  # the launcher's sim graph arms the bridge on the first states
+        for name in due & sets.keys():
+            tap.images(now, sim.render_set(sets[name]))
         if "control" in due:
-            rejected += _deliver(sim, bridge.tick(now), now + command_delay)
-        if "policy" in due and bridge.enabled:
+            rejected += _deliver(sim, bridge.tick(now), now + command_delay, tap, now)
+        if "policy" in due and bridge.enabled and success_at is None:
             out = policy_fn(_observe(sim, task, instruction, now, cameras))
             if out is not None:  # None: the policy declined this observation; nothing is sent, as with vla_node
                 chunks += 1
+                chunk = _as_chunk(out, robot, instruction, now, chunks)
+                if tap is not None:
+                    tap.chunk(now, chunk)
                 # Delivered `chunk_delay` after the observation it is stamped with. (Its default is not zero:
                 # with no delay at all the bridge's "skip" blending keeps step 0, which it drops at any real latency.)
-                on_the_way.append((_as_chunk(out, robot, instruction, now, chunks), now + chunk_delay))
+                on_the_way.append((chunk, now + chunk_delay))
         while on_the_way and on_the_way[0][1] <= clock.peek():  # it arrives before the next event
             chunk, arrival = on_the_way.popleft()
             sim.step_until(arrival)
@@ -198,19 +239,27 @@ def run_episode(
                 on_chunk(chunk, state)
             if hasattr(policy_fn, "observe_delay"):  # as vla_node measures it (real-time chunking)
                 policy_fn.observe_delay(arrival - chunk.stamp)
-            rejected += _deliver(sim, bridge.tick(arrival), arrival + command_delay)  # bridge_node sends at once
+            # bridge_node sends the new plan at once, then answers
+            rejected += _deliver(sim, bridge.tick(arrival), arrival + command_delay, tap, arrival)
+            if tap is not None:
+                tap.bridge_state(arrival, state)
+        if "status" in due:
+            tap.bridge_state(now, bridge.state(now))
         if "success" in due:
             if monitor is not None:
                 monitor(sim, bridge, now)
             wrong.update(wrong_picks(sim, task))
             furthest = max(furthest, progress(sim, task), key=STAGES.index)
-            success = check_success(sim, task)
+            if success_at is None and check_success(sim, task):
+                success_at = now
+            if tap is not None:
+                tap.success(now, success_at is not None)
     bad = sum(n for name, n in codes.items() if BridgeCode[name] not in _GOOD_CODES)
     return EpisodeResult(
         seed,
         task,
-        success,
-        now,
+        success_at is not None,
+        now if success_at is None else success_at,
         chunks,
         bad,
         dict(codes),
@@ -268,10 +317,15 @@ def _as_chunk(out: np.ndarray | Chunk, robot: RobotConfig, instruction: str, now
     )
 
 
-def _deliver(sim: Simulation, commands: list[TrajectoryCommand], at: float) -> int:
-    """Run the sim to `at` [s], then hand it the bridge's commands; returns how many it refused."""
+def _deliver(
+    sim: Simulation, commands: list[TrajectoryCommand], at: float, tap: EpisodeTap | None = None, sent: float = 0.0
+) -> int:
+    """Run the sim to `at` [s], then hand it the bridge's commands (sent at `sent` [s], told to `tap`);
+    returns how many it refused."""
     if not commands:
         return 0
+    if tap is not None:
+        tap.commands(sent, commands)
     sim.step_until(at)
     return sum(not _send(sim, c) for c in commands)
 

@@ -42,12 +42,16 @@ class EpisodeConfig:
     blend: BlendConfig | None = None  # the bridge's blending (bridge_node's default when None)
     chunk_delay: float = DDS_DELAY  # [s] from an observation to the bridge taking its chunk (any length)
     command_delay: float = DDS_DELAY  # [s] from a bridge tick to the controller taking it (below every period)
+    start_jitter: float = 0.0  # [rad] each arm joint starts up to this far from home (`Simulation.reset`)
     disturbance: float = 0.0  # [rad] std of the sim's wandering servo offset (`Simulation.reset`; 0: none)
     slip: float = 0.0  # chance [0, 1] that the first grasp is made to fail (`ros2_vla.sim.slip`; 0: never)
     check_collisions: bool = CHECK_COLLISIONS  # the bridge checks each planned step for collisions
+    hold: float = 0.0  # [s] the episode runs on this long after success, no chunks asked for (a recorded demo's end)
 
     def __post_init__(self) -> None:
         check_timing(self.time_limit, self.policy_period, self.chunk_delay, self.success_period, self.command_delay)
+        if not 0 <= self.hold < float("inf"):
+            raise ConfigError(f"hold must be finite and >= 0 [s], got {self.hold}")
 
 
 @dataclass(frozen=True)

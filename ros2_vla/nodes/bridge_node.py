@@ -27,6 +27,7 @@ from ros2_vla.driver_profile import load_driver_profile
 from ros2_vla.errors import ConfigError, TrajectoryError
 from ros2_vla.ik.solve import solve_ik
 from ros2_vla.msg import ActionChunk, BridgeStatus
+from ros2_vla.ros.convert import bridge_status_msg
 from ros2_vla.ros.driver_inputs import subscribe_joint_states
 from ros2_vla.ros.driver_outputs import JointSingle, Segment, make_outputs
 from ros2_vla.ros.parameters import declare_parameters
@@ -297,19 +298,9 @@ class BridgeNode(Node):
                         else f"waiting to arm: {problem}"
                     ),
                 )
-        msg = BridgeStatus()
-        msg.header.stamp = self.get_clock().now().to_msg()
-        msg.code, msg.message, msg.enabled = int(s.code), s.message, s.enabled
-        msg.embodiment, msg.chunk_sequence = self.robot.name, int(s.chunk_sequence)
-        msg.ik_position_residual, msg.ik_rotation_residual = (
-            float(s.ik_position_residual),
-            float(s.ik_rotation_residual),
-        )
-        msg.condition_number, msg.speed_scale = float(s.condition_number), float(s.speed_scale)
-        msg.chunk_lateness = float(s.chunk_lateness)
-        msg.switch_jump = float(s.switch_jump)
-        msg.tick_delay_max, self._tick_delay_max = max(0.0, self._tick_delay_max), 0.0
-        self.status_pub.publish(msg)
+        stamp = self.get_clock().now().to_msg()
+        self.status_pub.publish(bridge_status_msg(s, self.robot.name, stamp, max(0.0, self._tick_delay_max)))
+        self._tick_delay_max = 0.0
 
 
 def main(args: list[str] | None = None) -> int:

@@ -28,6 +28,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from rclpy.subscription import Subscription
+from rosbags.interfaces import Qos
 from std_msgs.msg import Bool, String
 from std_srvs.srv import SetBool, Trigger
 
@@ -35,7 +36,7 @@ from ros2_vla.bringup import NAMES
 from ros2_vla.config import load_robot_config
 from ros2_vla.data.bag_writer import bag_qos
 from ros2_vla.data.episode import BOOL, BRIDGE_STATUS, IMAGE, JOINT_STATE, EpisodeMeta, episode_topics
-from ros2_vla.data.recording import EpisodeRecorder
+from ros2_vla.data.recording import EpisodeRecorder, episode_summary
 from ros2_vla.errors import RecordingError
 from ros2_vla.ros.parameters import declare_parameters
 from ros2_vla.ros.qos import COMMAND, LATCHED, SENSOR, STATUS
@@ -44,6 +45,7 @@ from ros2_vla.ros.spin import run_node
 # rclpy passes (message, MessageInfo) to two-argument callbacks since Iron; Humble passes the message only.
 _HAS_MESSAGE_INFO = hasattr(Subscription, "CallbackType")
 RECORDER_DEPTH = 50  # messages a subscription buffers while the executor is busy (the recorder must not lose any)
+CARRY_OVER = (NAMES.instruction, NAMES.sim_task)  # their latest message opens every episode (EpisodeRecorder)
 
 
 def subscription_qos(topic: str, msgtype: str) -> QoSProfile:
@@ -56,6 +58,17 @@ def subscription_qos(topic: str, msgtype: str) -> QoSProfile:
     return profile
 
 
+def offered_qos(topics: dict[str, str]) -> dict[str, Qos]:
+    """Topic -> the QoS each episode bag says its topic was offered with (`ros2 bag play` republishes so)."""
+    profiles = {t: subscription_qos(t, m) for t, m in topics.items()}
+    return {
+        t: bag_qos(
+            q.reliability == ReliabilityPolicy.RELIABLE, q.durability == DurabilityPolicy.TRANSIENT_LOCAL, q.depth
+        )
+        for t, q in profiles.items()
+    }
+
+
 class RecorderNode(Node):
     """The `recorder` node: records the episode topics, one bag per episode, on its start, stop and discard calls."""
 
@@ -64,18 +77,17 @@ class RecorderNode(Node):
         p = declare_parameters(self, "recorder")
         self.robot = load_robot_config(p["robot"], variant=p["variant"] or None)
         topics = episode_topics(self.robot, p["sim"])
-        profiles = {t: subscription_qos(t, m) for t, m in topics.items()}
-        qos = {
-            t: bag_qos(
-                q.reliability == ReliabilityPolicy.RELIABLE, q.durability == DurabilityPolicy.TRANSIENT_LOCAL, q.depth
-            )
-            for t, q in profiles.items()
-        }
         self.recorder = EpisodeRecorder(
-            p["output_dir"], topics, qos, p["queue_size"], sim=p["sim"], carry_over=(NAMES.instruction, NAMES.sim_task)
+            p["output_dir"],
+            topics,
+            offered_qos(topics),
+            p["queue_size"],
+            sim=p["sim"],
+            carry_over=CARRY_OVER,
         )
         for topic, msgtype in topics.items():
-            self.create_subscription(_message_class(msgtype), topic, self._callback(topic), profiles[topic], raw=True)
+            qos = subscription_qos(topic, msgtype)
+            self.create_subscription(_message_class(msgtype), topic, self._callback(topic), qos, raw=True)
         self.status_pub = self.create_publisher(String, "~/status", STATUS)
         self.create_service(Trigger, "~/start", self._on_start)
         self.create_service(SetBool, "~/stop", self._on_stop)
@@ -131,7 +143,7 @@ class RecorderNode(Node):
     def _on_stop(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
         try:
             meta = self._stop(bool(request.data))
-            response.success, response.message = True, json.dumps(_summary(self.recorder.last_episode, meta))
+            response.success, response.message = True, json.dumps(episode_summary(self.recorder.last_episode, meta))
         except (RecordingError, OSError) as exc:  # OSError: the disk failed while closing
             response.success, response.message = False, str(exc)
         self._publish_status()
@@ -158,7 +170,7 @@ class RecorderNode(Node):
             demonstrator=p["demonstrator"],
         )
         meta = self.recorder.stop(meta, success, time.time_ns())
-        s = _summary(self.recorder.last_episode, meta)
+        s = episode_summary(self.recorder.last_episode, meta)
         self.get_logger().info(
             f"closed {s['episode']}: success={s['success']} {s['messages']} messages, "
             f"{s['dropped']} dropped, {s['seconds']:.1f} s, {s['instruction']!r}"
@@ -177,19 +189,6 @@ class RecorderNode(Node):
             except Exception as exc:  # the node is going away: say so, never hide it behind a traceback
                 print(f"[recorder] error: could not close {self.recorder.episode}: {exc}", file=sys.stderr, flush=True)
         super().destroy_node()
-
-
-def _summary(path, meta: EpisodeMeta) -> dict:
-    """What stop answers and logs: the episode folder and its headline figures."""
-    return {
-        "episode": str(path),
-        "success": meta.success,
-        "sim_success": meta.sim_success,
-        "instruction": meta.instruction,
-        "messages": sum(meta.message_counts.values()),
-        "dropped": sum(meta.dropped.values()),
-        "seconds": round((meta.stop_ns - meta.start_ns) * 1e-9, 2),
-    }
 
 
 def _message_class(msgtype: str) -> type:

@@ -37,6 +37,7 @@ from ros2_vla.ros.parameters import declare_parameters
 from ros2_vla.ros.qos import COMMAND, LATCHED, SENSOR_DRIVER, STATUS
 from ros2_vla.ros.spin import run_node
 from ros2_vla.sim import controller as jtc
+from ros2_vla.sim.cameras import camera_sets
 from ros2_vla.sim.expert import ExpertObservation, ScriptedExpert
 from ros2_vla.sim.phrasings import instruction_for
 from ros2_vla.sim.tasks import Task, check_success, sample_task
@@ -165,12 +166,8 @@ class SimNode(Node):
         )
 
     def _render_loop(self) -> None:
-        # Cameras of one rate form a set captured at one instant, with one stamp, as a hardware-synced rig:
-        # vla_node then pairs frames of one moment, not frames up to a render apart.
-        sets: dict[float, tuple[str, ...]] = {}
-        for c in self.robot.cameras:
-            if c.name in self._camera_pubs:
-                sets[1.0 / c.rate_hz] = (*sets.get(1.0 / c.rate_hz, ()), c.name)
+        # Cameras of one rate form a set captured at one instant, with one stamp (camera_sets).
+        sets = camera_sets(tuple(c for c in self.robot.cameras if c.name in self._camera_pubs))
         due = dict.fromkeys(sets, time.monotonic())
         try:
             while not self._stop.is_set() and sets:

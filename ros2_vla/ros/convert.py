@@ -10,7 +10,8 @@ from builtin_interfaces.msg import Duration, Time
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from ros2_vla.actions.chunk import Chunk
-from ros2_vla.msg import ActionChunk
+from ros2_vla.bridge.status import BridgeState
+from ros2_vla.msg import ActionChunk, BridgeStatus
 
 
 def time_to_sec(t: Time) -> float:
@@ -51,6 +52,21 @@ def chunk_to_msg(chunk: Chunk) -> ActionChunk:
     msg.policy = chunk.policy
     msg.sequence = int(chunk.sequence)
     msg.inference_time = float(chunk.inference_time)
+    return msg
+
+
+def bridge_status_msg(s: BridgeState, embodiment: str, stamp: Time, tick_delay_max: float = 0.0) -> BridgeStatus:
+    """The bridge's state as /vla/bridge/status carries it; tick_delay_max [s]: the worst late control tick
+    since the last status."""
+    msg = BridgeStatus()
+    msg.header.stamp = stamp
+    msg.code, msg.message, msg.enabled = int(s.code), s.message, s.enabled
+    msg.embodiment, msg.chunk_sequence = embodiment, int(s.chunk_sequence)
+    msg.ik_position_residual, msg.ik_rotation_residual = float(s.ik_position_residual), float(s.ik_rotation_residual)
+    msg.condition_number, msg.speed_scale = float(s.condition_number), float(s.speed_scale)
+    msg.chunk_lateness = float(s.chunk_lateness)
+    msg.switch_jump = float(s.switch_jump)
+    msg.tick_delay_max = float(tick_delay_max)
     return msg
 
 

@@ -22,6 +22,9 @@ drop counts (`ros2-vla convert` needs the metadata: record with this command or 
         /fr3_gripper_controller/joint_trajectory /sim/task /sim/success
 
 (`ros2-vla record ROBOT OUT --print-topics [--sim]` prints the topic list for any robot.)
+
+`--in-process` (with `--sim --expert`) records the same episodes without DDS, as fast as the CPU allows,
+`--jobs N` processes at once: ros2_vla.ros.record_in_process.
 """
 
 from __future__ import annotations
@@ -98,6 +101,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--queue-size", type=int, default=256, help="messages waiting for the disk before drops (counted)"
     )
     parser.add_argument("--print-topics", action="store_true", help="print the recorded topics and types, and exit")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="with --sim --expert: sim, expert and bridge core in this process, no DDS, as fast as the CPU "
+        "allows; the same episodes (ros2_vla.ros.record_in_process)",
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="with --in-process: processes recording in parallel (default 1)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -122,6 +134,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--expert-period must be > 0 [s], got {args.expert_period}")
     if args.expert and args.episodes < 1:
         raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
+    if args.in_process and not args.expert:
+        raise ConfigError("--in-process records the sim's scripted expert: add --sim --expert")
+    if args.jobs < 1 or (args.jobs > 1 and not args.in_process):
+        raise ConfigError(f"--jobs {args.jobs}: give 1 or more, with --in-process")
     if args.task_kind:
         from ros2_vla.sim.tasks import task_kinds
 
@@ -130,6 +146,8 @@ def run(args: argparse.Namespace) -> int:
                 f"--task-kind {args.task_kind!r} is not one {robot.name} does; kinds: {task_kinds(robot)}"
             )
     out = Path(args.out).expanduser().resolve()  # nodes run in other processes, maybe another cwd
+    if args.in_process:
+        return _record_in_process(args, out)
     return _record_expert(args, out) if args.expert else _record_interactive(args, out)
 
 
@@ -173,6 +191,8 @@ def _graph(args: argparse.Namespace, out: Path, expert: bool):
 
 
 def _record_expert(args: argparse.Namespace, out: Path) -> int:
+    import time
+
     import rclpy
     from std_srvs.srv import SetBool
 
@@ -181,6 +201,7 @@ def _record_expert(args: argparse.Namespace, out: Path) -> int:
     from ros2_vla.ros.demo import DemoWatcher
     from ros2_vla.ros.recorder_client import RecorderClient
 
+    start = time.perf_counter()
     launcher = Launcher(_graph(args, out, expert=True))
     launcher.start()
     rclpy.init()
@@ -191,6 +212,10 @@ def _record_expert(args: argparse.Namespace, out: Path) -> int:
         recorder.wait(30.0)
         if not watcher.spin_until(lambda: watcher.task, 30.0):
             raise Ros2VlaError("the sim published no task within 30 s")
+        # bridge_node loads its compiled planning loop before it offers /vla/enable: after an install that
+        # did not warm numba's cache, that is a compile of 15-20 s.
+        if not watcher.enable.wait_for_service(timeout_sec=60.0):
+            raise Ros2VlaError(f"bridge_node offered no {watcher.enable.srv_name} within 60 s")
         seed = args.seed
         for i in range(args.episodes):
             if i > 0:  # a new scene: disarm, reset, let the last scene's success messages drain
@@ -212,8 +237,27 @@ def _record_expert(args: argparse.Namespace, out: Path) -> int:
         watcher.destroy_node()
         rclpy.try_shutdown()
         launcher.shutdown()
-    _print_summary(episodes, out)
+    _print_summary(episodes, out, time.perf_counter() - start)
     return 0 if len(episodes) == args.episodes else 1
+
+
+def _record_in_process(args: argparse.Namespace, out: Path) -> int:
+    import time
+
+    from ros2_vla.ros.record_in_process import DemoSettings, record_demos
+
+    start = time.perf_counter()
+    seeds = list(range(args.seed, args.seed + args.episodes))
+    done = 0
+
+    def report(index: int, summary: dict) -> None:
+        nonlocal done
+        done += 1
+        print(_episode_line(done - 1, args.episodes, summary) + f" (seed {seeds[index]})", flush=True)
+
+    episodes = record_demos(DemoSettings.from_args(args, out), seeds, args.jobs, report)
+    _print_summary(episodes, out, time.perf_counter() - start)
+    return 0
 
 
 def _record_interactive(args: argparse.Namespace, out: Path) -> int:
@@ -319,11 +363,12 @@ def _episode_line(index: int, total: int | None, s: dict) -> str:
     )
 
 
-def _print_summary(episodes: list[dict], out: Path) -> None:
+def _print_summary(episodes: list[dict], out: Path, seconds: float | None = None) -> None:
     ok = sum(bool(s["success"]) for s in episodes)
+    pace = f", {len(episodes) / seconds * 60:.1f} per minute ({seconds:.0f} s)" if seconds and episodes else ""
     print(
         f"recorded {len(episodes)} episodes in {out}: {ok} successful, "
         f"{sum(s['messages'] for s in episodes)} messages, "
-        f"{sum(s['dropped'] for s in episodes)} dropped",
+        f"{sum(s['dropped'] for s in episodes)} dropped{pace}",
         flush=True,
     )

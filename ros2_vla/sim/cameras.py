@@ -37,6 +37,15 @@ def intrinsics(cam: CameraSpec) -> CameraIntrinsics:
     return CameraIntrinsics(cam.width, cam.height, f, f, (cam.width - 1) / 2, (cam.height - 1) / 2)
 
 
+def camera_sets(cameras: tuple[CameraSpec, ...]) -> dict[float, tuple[str, ...]]:
+    """Period [s] -> the names of the cameras of that rate: each set is captured at one instant with one
+    stamp, as a hardware-synchronized rig, so a policy pairs frames of one moment."""
+    sets: dict[float, tuple[str, ...]] = {}
+    for c in cameras:
+        sets[1.0 / c.rate_hz] = (*sets.get(1.0 / c.rate_hz, ()), c.name)
+    return sets
+
+
 class CameraRig:
     """The robot's configured cameras in one compiled scene."""
 
