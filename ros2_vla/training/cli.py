@@ -127,6 +127,16 @@ def model_image_size(args: argparse.Namespace, given: dict[str, Any]) -> tuple[i
 def run(args: argparse.Namespace) -> int:
     if args.policy == "openvla":
         return run_openvla(args)
+    from ros2_vla.training import distributed
+
+    try:
+        return run_flow(args, distributed.Ranks.from_env())
+    finally:
+        distributed.stop()
+
+
+def run_flow(args: argparse.Namespace, ranks) -> int:
+    """Train the flow backend (one process, or one of `torchrun`'s: rank 0 prints the outcome)."""
     _refuse_options(args, OPENVLA_ONLY, "flow")
     from ros2_vla.data.lerobot_reader import load_lerobot_dataset
     from ros2_vla.training.trainer import check_new_run, resume_flow, train_flow
@@ -145,11 +155,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         result = train_flow(dataset, args.out, config)
     if result.interrupted:
-        print(
-            f"stopped at step {result.step}; checkpoint saved. Continue with: "
-            f"ros2-vla train {args.dataset} {args.out} --resume"
-        )
+        if ranks.is_main:
+            print(
+                f"stopped at step {result.step}; checkpoint saved. Continue with: "
+                f"ros2-vla train {args.dataset} {args.out} --resume"
+            )
         return 130
+    if not ranks.is_main:
+        return 0
     val = f", validation loss {result.val_loss:.4f}" if result.val_loss is not None else ""
     print(
         f"trained to step {result.step} ({result.steps_per_s:.2f} steps/s); loss {result.loss:.4f}{val}\n"
@@ -184,7 +197,12 @@ def _refuse_options(args: argparse.Namespace, names: tuple[str, ...], policy: st
 
 def run_openvla(args: argparse.Namespace) -> int:
     """OpenVLA LoRA fine-tune of --init (`ros2_vla.training.openvla_lora.train_lora`)."""
+    from ros2_vla.errors import PolicyError
+    from ros2_vla.training.distributed import Ranks
     from ros2_vla.training.openvla_lora import train_lora
+
+    if Ranks.from_env().enabled:  # every process would train its own copy and write the same files
+        raise PolicyError("--policy openvla trains in one process; data-parallel (torchrun) is for --policy flow")
 
     _refuse_options(args, FLOW_ONLY, "openvla")
     dataset = args.dataset

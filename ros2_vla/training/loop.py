@@ -54,15 +54,18 @@ def run_steps(
     step: Callable[[], dict[str, float]],
     extras: Callable[[], dict[str, float]],
     save: Callable[[int], None],
-    log: TrainLog,
+    log: TrainLog | None,
     log_every: int,
     save_every: int,
     progress: bool,
     postfix: Callable[[dict[str, float]], dict[str, str]],
+    agree: Callable[[bool], bool] = lambda stop: stop,
 ) -> LoopResult:
     """Steps first+1..total. A log record every `log_every` steps (and at `total`): metric means over the
     window, `extras()`, steps/s (time spent saving excluded) and wall time; `save(step)` every
-    `save_every` steps before `total` (the caller saves the last one)."""
+    `save_every` steps before `total` (the caller saves the last one). `log` None: no records (a process
+    other than rank 0). `agree(stop)`: whether to stop, given this process's Ctrl-C, so that the processes
+    of a distributed run stop at one step."""
     from tqdm import tqdm
 
     n, t0 = first, time.perf_counter()
@@ -70,7 +73,7 @@ def run_steps(
     window_t0, loss = t0, float("nan")
     bar = tqdm(total=total, initial=n, unit="step", dynamic_ncols=True, disable=not progress)
     with sigint_flag() as flag, bar:
-        while n < total and not flag["stop"]:
+        while n < total and not agree(flag["stop"]):
             metrics = step()
             n += 1
             window.append(metrics)
@@ -80,15 +83,16 @@ def run_steps(
                 now = time.perf_counter()
                 record = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
                 loss = record["loss"]
-                log.append(
-                    {
-                        "step": n,
-                        **record,
-                        **extras(),
-                        "steps_per_s": len(window) / (now - window_t0),
-                        "wall_s": now - t0,
-                    }
-                )
+                if log is not None:
+                    log.append(
+                        {
+                            "step": n,
+                            **record,
+                            **extras(),
+                            "steps_per_s": len(window) / (now - window_t0),
+                            "wall_s": now - t0,
+                        }
+                    )
                 window, window_t0 = [], now
             if n % save_every == 0 and n < total:
                 saving = time.perf_counter()
