@@ -6,10 +6,13 @@ frames: each step goes through the 0.7 B-parameter vision backbone and back."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from ros2_vla.actions.tokenization import token_ids_to_bin_indices, tokens_to_normalized, unnormalize
 from ros2_vla.data.frames import FrameDataset
@@ -227,10 +230,10 @@ def test_resume_repeats_the_uninterrupted_run(trained, base, dataset, tmp_path):
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
 
 
-def test_ros2_vla_train_policy_openvla_on_a_lerobot_folder(base, dataset, tmp_path):
+def lerobot_folder(dataset, root):
+    """Episodes 0 and 1 of `dataset` as a LeRobot folder, through the package's writer."""
     from ros2_vla.data.lerobot_writer import LeRobotWriter
 
-    root = tmp_path / "toy_pick"
     writer = LeRobotWriter(
         root,
         fps=10,
@@ -248,6 +251,11 @@ def test_ros2_vla_train_policy_openvla_on_a_lerobot_folder(base, dataset, tmp_pa
             dataset.state[rows], dataset.action[rows], [dataset.tasks[dataset.task_index[i]] for i in rows]
         )
     writer.finish({"action_space": "ee_delta"})
+    return root
+
+
+def test_ros2_vla_train_policy_openvla_on_a_lerobot_folder(base, dataset, tmp_path):
+    root = lerobot_folder(dataset, tmp_path / "toy_pick")
     from ros2_vla.cli import main
 
     assert (
@@ -331,3 +339,25 @@ def test_qlora_trains_on_a_4bit_base_and_merges_unquantized(base, dataset, tmp_p
             instruction="pick up the red cube",
         )
     ).tokens.shape == (1, 7)
+
+
+def test_two_processes_take_the_one_process_step(base, dataset, tmp_path):
+    """torchrun, 2 CPU processes (gloo), one example each: the adapter is one process's on both examples. Two
+    steps move the LoRA weights by about the learning rate each; without the gradients' all-reduce, rank 0
+    would have stepped on its example alone and landed that far off."""
+    root = lerobot_folder(dataset, tmp_path / "toy_pick")
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    adapters = {}
+    for name, prefix in (("one", [sys.executable]), ("two", launcher)):
+        out = tmp_path / name
+        command = [*prefix, "-m", "ros2_vla.cli", "train", str(root), str(out), "--policy", "openvla"]
+        command += ["--init", str(base), "--steps", "2", "--save-every", "2", "--batch-size", "2", "--lr", "3e-3"]
+        command += ["--lora-rank", "4", "--device", "cpu", "--threads", "1", "--no-progress"]
+        result = subprocess.run(command, cwd="/", capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+        assert result.stdout.count("trained to step 2") == 1  # rank 0 alone reports
+        adapters[name] = load_file(str(out / "adapter" / "adapter_model.safetensors"))
+    one, two = adapters["one"], adapters["two"]
+    moved = max(float(v.abs().max()) for k, v in one.items() if "lora_B" in k)  # B starts at zero
+    worst = max(float((two[k] - one[k]).abs().max()) for k in one)
+    assert moved > 1e-3 and worst < 1e-4, (moved, worst)

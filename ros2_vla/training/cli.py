@@ -125,12 +125,11 @@ def model_image_size(args: argparse.Namespace, given: dict[str, Any]) -> tuple[i
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.policy == "openvla":
-        return run_openvla(args)
     from ros2_vla.training import distributed
 
+    ranks = distributed.Ranks.from_env()
     try:
-        return run_flow(args, distributed.Ranks.from_env())
+        return run_openvla(args, ranks) if args.policy == "openvla" else run_flow(args, ranks)
     finally:
         distributed.stop()
 
@@ -195,14 +194,10 @@ def _refuse_options(args: argparse.Namespace, names: tuple[str, ...], policy: st
         raise PolicyError(f"{', '.join(given)}: not an option of --policy {policy}")
 
 
-def run_openvla(args: argparse.Namespace) -> int:
-    """OpenVLA LoRA fine-tune of --init (`ros2_vla.training.openvla_lora.train_lora`)."""
-    from ros2_vla.errors import PolicyError
-    from ros2_vla.training.distributed import Ranks
+def run_openvla(args: argparse.Namespace, ranks) -> int:
+    """OpenVLA LoRA fine-tune of --init (`ros2_vla.training.openvla_lora.train_lora`); under torchrun, rank 0
+    prints the outcome."""
     from ros2_vla.training.openvla_lora import train_lora
-
-    if Ranks.from_env().enabled:  # every process would train its own copy and write the same files
-        raise PolicyError("--policy openvla trains in one process; data-parallel (torchrun) is for --policy flow")
 
     _refuse_options(args, FLOW_ONLY, "openvla")
     dataset = args.dataset
@@ -235,11 +230,14 @@ def run_openvla(args: argparse.Namespace) -> int:
         progress=args.progress,
     )
     if result.interrupted:
-        print(
-            f"stopped at step {result.step}; checkpoint saved. Continue with: "
-            f"ros2-vla train {args.dataset} {args.out} --policy openvla --resume"
-        )
+        if ranks.is_main:
+            print(
+                f"stopped at step {result.step}; checkpoint saved. Continue with: "
+                f"ros2-vla train {args.dataset} {args.out} --policy openvla --resume"
+            )
         return 130
+    if not ranks.is_main:
+        return 0
     print(
         f"trained to step {result.step} ({result.steps_per_s:.2f} steps/s); loss {result.loss:.4f}\n"
         f"model: {result.out}  (ros2-vla launch ROBOT --sim --policy openvla --model {result.out})"

@@ -12,7 +12,8 @@ from the run's one generator and takes its own slice of it (the dataset's frames
 with its own generator for augmentation and flow noise. PyTorch's DistributedDataParallel averages the
 gradients, so a step is one optimizer step on the global batch's mean loss. Rank 0 alone writes the log,
 the checkpoints and the final model; the generator it saves is the one every process shares, so
-`--resume` continues the same stream of batches under any number of processes.
+`--resume` continues the same stream of batches under any number of processes. (The OpenVLA LoRA
+trainer's batches are a pure function of seed and step: it slices them the same way.)
 """
 
 from __future__ import annotations

@@ -17,6 +17,11 @@ action tokens and the stop token only (`openvla_data`). OUT afterwards holds:
 
 Batches are a pure function of (seed, step), and the random state is saved, so a resumed run repeats
 the uninterrupted run's steps (same device). Ctrl-C finishes the step, saves a checkpoint and returns.
+
+Under `torchrun` each process takes its slice of every step's batch (`batch_size` is the global batch)
+and PyTorch DDP averages the gradients: every example has the same number of labelled tokens (the
+action tokens and the stop token), so the step is the one-process step on the whole batch, whatever the
+number of processes (with LoRA dropout 0, OpenVLA's default). Rank 0 alone writes (`distributed.py`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import torch
 from ros2_vla.cpu import cpu_cores
 from ros2_vla.data.frames import FrameDataset
 from ros2_vla.errors import PolicyError
+from ros2_vla.training import distributed
 from ros2_vla.training.checkpoints import TRAINING_STATE, checkpoint_dir, latest_checkpoint, list_checkpoints
 from ros2_vla.training.compat import check_frames
 from ros2_vla.training.log import PLOT_FILE, TrainLog
@@ -108,14 +114,18 @@ def train_lora(
         if v is not None
     }
     out = Path(out_dir)
-    data = _load_dataset(dataset, given.get("progress", True))
+    ranks = distributed.start(given.get("device", "auto"))
+    data = _load_dataset(dataset, given.get("progress", True) and ranks.is_main)
     check_frames(data)
     if resume:
         config = resume_run(out, data, given)
+        _check_batch(config.batch_size, ranks)
         folder = latest_checkpoint(out)
         if folder is None:
             raise PolicyError(f"resume: {out} has no complete checkpoint yet (checkpoints/step_*); start it again")
-        return _LoraRun(data, out, config).train(folder, _load_state(folder))
+        state = _load_state(folder)
+        distributed.barrier(ranks)  # every process has read the checkpoint before rank 0 touches the log
+        return _LoraRun(data, out, config, ranks).train(folder, state)
     if (out / RUN_FILE).exists() or list_checkpoints(out):
         raise PolicyError(f"{out} already holds a training run; resume it, or choose another folder")
     if "model_dir" not in given:
@@ -123,11 +133,22 @@ def train_lora(
     from ros2_vla.policies.openvla.loading import resolve_device
 
     config = LoraTrainConfig(**given).resolved(data, resolve_device(given.get("device", "auto")))
-    run = _LoraRun(data, out, config)  # a bad model, camera or device fails before OUT is written
-    out.mkdir(parents=True, exist_ok=True)
-    save_run(out, config, data)
-    TrainLog(out).path.write_text("")
+    _check_batch(config.batch_size, ranks)
+    run = _LoraRun(data, out, config, ranks)  # a bad model, camera or device fails before OUT is written
+    distributed.barrier(ranks)  # every process has checked OUT before rank 0 writes into it
+    if ranks.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_run(out, config, data)
+        TrainLog(out).path.write_text("")
     return run.train(None, None)
+
+
+def _check_batch(batch_size: int, ranks: distributed.Ranks) -> None:
+    if batch_size % ranks.world_size:
+        raise PolicyError(
+            f"--batch-size {batch_size} (the global batch) does not split over {ranks.world_size} processes; "
+            f"use a multiple of {ranks.world_size}"
+        )
 
 
 def _load_dataset(dataset: str | Path | FrameDataset, progress: bool) -> FrameDataset:
@@ -183,16 +204,21 @@ def lora_targets(model: torch.nn.Module) -> list[str]:
 class _LoraRun:
     """One call's training loop: base model + LoRA, examples, optimizer."""
 
-    def __init__(self, dataset: FrameDataset, out: Path, config: LoraTrainConfig) -> None:
+    def __init__(
+        self, dataset: FrameDataset, out: Path, config: LoraTrainConfig, ranks: distributed.Ranks = distributed.Ranks()
+    ) -> None:
         from ros2_vla.policies.openvla.decoding import action_id_range, action_vocab_size
         from ros2_vla.policies.openvla.loading import load_checkpoint
         from ros2_vla.policies.openvla.prompt import suffix_token_id
 
-        self.dataset, self.out, self.config = dataset, out, config
-        loaded = load_checkpoint(config.model_dir, config.quantization, config.device)
+        self.dataset, self.out, self.config, self.ranks = dataset, out, config, ranks
+        device = config.device
+        if ranks.enabled and device.startswith("cuda"):
+            device = f"cuda:{ranks.local_rank}"  # each process its own GPU
+        loaded = load_checkpoint(config.model_dir, config.quantization, device)
         self.device, self.dtype, self.processor = loaded.device, loaded.dtype, loaded.processor
-        if self.device.type == "cpu":
-            torch.set_num_threads(config.threads or cpu_cores())  # one per core: oversubscribed OpenMP crawls
+        if self.device.type == "cpu":  # one thread per core (oversubscribed OpenMP crawls), shared by the processes
+            torch.set_num_threads(config.threads or max(1, cpu_cores() // ranks.local_world_size))
         tokenizer = loaded.processor.tokenizer
         self.num_bins = loaded.arch.n_action_bins
         self.vocab_size = action_vocab_size(loaded.arch, tokenizer)
@@ -209,8 +235,17 @@ class _LoraRun:
         )
         self.model = with_lora(loaded.model, config)
         self.model.train()
+        self.forward: torch.nn.Module = self.model
+        if ranks.enabled:
+            # find_unused_parameters, as OpenVLA's finetune.py: the vision towers' last blocks (features are
+            # taken before them) and SigLIP's pooling head hold LoRA weights that get no gradient.
+            self.forward = torch.nn.parallel.DistributedDataParallel(
+                self.model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=True,
+            )
         self.optimizer = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad], lr=config.lr)
-        self.log = TrainLog(out)
+        self.log = TrainLog(out) if ranks.is_main else None  # written once, by rank 0
 
     def _restore(self, folder: Path, state: dict[str, Any]) -> int:
         from peft import set_peft_model_state_dict
@@ -223,7 +258,8 @@ class _LoraRun:
         torch.set_rng_state(state["torch_rng"])
         if "cuda_rng" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
-        self.log.truncate(state["step"])
+        if self.log is not None:
+            self.log.truncate(state["step"])
         return int(state["step"])
 
     def train(self, folder: Path | None, state: dict[str, Any] | None) -> LoraResult:
@@ -238,13 +274,16 @@ class _LoraRun:
             self.log,
             c.log_every,
             c.save_every,
-            c.progress,
+            c.progress and self.ranks.is_main,
             lambda m: {"loss": f"{m['loss']:.4f}", "acc": f"{m['action_accuracy']:.2f}"},
+            agree=lambda stop: distributed.mean_and_any(self.ranks, 0.0, stop, self.device)[1],
         )
-        if done.step > first or folder is None:
-            self._save(done.step)
-        if not done.interrupted:
-            self._finish()
+        if self.ranks.is_main:
+            if done.step > first or folder is None:
+                self._save(done.step)
+            if not done.interrupted:
+                self._finish()
+        distributed.barrier(self.ranks)  # no process returns before the model is on disk
         return LoraResult(self.out, done.step, done.loss, done.wall, done.steps_per_s, done.interrupted)
 
     def _next_step(self) -> dict[str, float]:
@@ -254,6 +293,8 @@ class _LoraRun:
 
     def _step(self, step: int) -> dict[str, float]:
         indices = batch_indices(step, self.config.batch_size, len(self.source), self.config.seed)
+        if self.ranks.enabled:
+            indices = indices.reshape(self.ranks.world_size, -1)[self.ranks.rank]  # this process's slice
         batch = {k: v.to(self.device) for k, v in self.source.batch(indices).items()}
         batch["pixel_values"] = batch["pixel_values"].to(self.dtype)
         autocast = (
@@ -262,9 +303,10 @@ class _LoraRun:
             else contextlib.nullcontext()
         )
         with autocast:
-            output = self.model(**batch)
+            output = self.forward(**batch)
         loss = output.loss
-        if not torch.isfinite(loss):
+        value, bad = distributed.mean_and_any(self.ranks, loss.item(), not torch.isfinite(loss), self.device)
+        if bad:  # every process stops here, none is left waiting in the gradients' all-reduce
             raise PolicyError(f"training loss became {loss.item()} at step {step + 1}; lower lr or check the dataset")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -272,7 +314,8 @@ class _LoraRun:
         metrics = action_metrics(
             output.logits.detach(), batch["labels"], self.first_action_id, self.vocab_size, self.num_bins
         )
-        return {"loss": float(loss.item()), **metrics}
+        metrics = {k: distributed.mean_and_any(self.ranks, v, False, self.device)[0] for k, v in metrics.items()}
+        return {"loss": value, **metrics}
 
     def _save(self, step: int) -> None:
         """checkpoints/step_XXXXXX: the adapter and the training state, written under a temporary name."""
