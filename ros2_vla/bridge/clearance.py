@@ -77,14 +77,14 @@ def _judge(
     check ends at the first step that halts)."""
     before = next(rows)
     factors = np.ones(steps)
-    closest = NO_PAIR
+    closest, lowest = NO_PAIR, 1.0  # the pair behind the smallest factor so far
     for k, now in enumerate(rows):
         for pair, last, threshold in zip(now, before, thresholds):
             if pair.distance < last.distance and pair.distance < halt:
                 return StepClearance(k, factors[:k], pair, True)
             factor = speed_factor(pair.distance, last.distance, threshold)
-            if factor < factors.min():
-                closest = pair
+            if factor < lowest:
+                closest, lowest = pair, factor
             factors[k] = min(factors[k], factor)
         before = now
     return StepClearance(steps, factors, closest, False)

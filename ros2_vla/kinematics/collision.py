@@ -50,7 +50,11 @@ class ArmCollisionModel:
             raise ConfigError(f"collision: no shapes for arm {arm.name} (arms with shapes: {sorted(spec.arms)})")
         self._model = model.pinocchio_model
         self._data = self._model.createData()
+        # Two geometry models of the same shapes: one holds the self pairs, the other the scene pairs, so
+        # that one computeDistances call each gives its kind's closest pair (its return value) without
+        # reading every pair's result from Python (three quarters of the check's time before).
         self._geometry = pin.GeometryModel()
+        self._scene_geometry = pin.GeometryModel()
         self._owner: list[str] = []  # geometry index -> link or scene box name
         order = {link: i for i, link in enumerate(model.link_names)}
         self._half_lengths: list[float] = []  # per capsule: half its segment [m]
@@ -66,12 +70,16 @@ class ArmCollisionModel:
         self.self_pairs = self._pairs_self(shapes, order, first_box)
         self.scene_pairs = self._pairs_scene(shapes, first_box)
         self._geometry_data = pin.GeometryData(self._geometry)
+        self._scene_data = pin.GeometryData(self._scene_geometry)
 
     def clearances(self, q: np.ndarray) -> tuple[Clearance, Clearance]:
         """(closest self pair, closest scene pair) at joint positions q [rad] (n,); NO_PAIR when none is checked."""
-        pin.computeDistances(self._model, self._data, self._geometry, self._geometry_data, np.asarray(q, float))
-        d = np.array([r.min_distance for r in self._geometry_data.distanceResults])
-        return self._closest(d, self.self_pairs), self._closest(d, self.scene_pairs)
+        pin.updateGeometryPlacements(self._model, self._data, self._geometry, self._geometry_data, np.asarray(q, float))
+        pin.updateGeometryPlacements(self._model, self._data, self._scene_geometry, self._scene_data)
+        return (
+            self._closest(self._geometry, self._geometry_data, self.self_pairs),
+            self._closest(self._scene_geometry, self._scene_data, self.scene_pairs),
+        )
 
     def segments(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each capsule at joint positions q [rad] (n,) in the world frame: its segment's ends (m, 3), (m, 3)
@@ -97,7 +105,8 @@ class ArmCollisionModel:
         placement = self._model.frames[frame].placement * pin.SE3(R, (a + b) / 2.0)
         joint = self._model.frames[frame].parentJoint
         name = f"{capsule.link}_{len(self._owner)}"
-        self._geometry.addGeometryObject(pin.GeometryObject(name, joint, frame, placement, shape))
+        for geometry in (self._geometry, self._scene_geometry):
+            geometry.addGeometryObject(pin.GeometryObject(name, joint, frame, placement, shape))
         self._owner.append(capsule.link)
         self._half_lengths.append(length / 2.0)
         self._radii.append(capsule.radius)
@@ -105,10 +114,13 @@ class ArmCollisionModel:
     def _add_box(self, box: SceneBox, T_base_world: np.ndarray) -> None:
         T = T_base_world @ _translation(box.center)
         placement = pin.SE3(T[:3, :3], T[:3, 3])
-        self._geometry.addGeometryObject(pin.GeometryObject(box.name, 0, 0, placement, coal.Box(*box.size)))
+        for geometry in (self._geometry, self._scene_geometry):
+            geometry.addGeometryObject(pin.GeometryObject(box.name, 0, 0, placement, coal.Box(*box.size)))
         self._owner.append(box.name)
 
-    def _pairs_self(self, shapes: ArmCollision, order: dict[str, int], first_box: int) -> np.ndarray:
+    def _pairs_self(
+        self, shapes: ArmCollision, order: dict[str, int], first_box: int
+    ) -> tuple[tuple[int, int, int], ...]:
         pairs = []
         for i in range(first_box):
             for j in range(i + 1, first_box):
@@ -116,10 +128,10 @@ class ArmCollisionModel:
                 # Neighbours share a joint: their shapes touch there by construction.
                 if abs(order[a] - order[b]) <= 1 or frozenset((a, b)) in shapes.allowed:
                     continue
-                pairs.append(self._pair(i, j))
-        return np.array(pairs, dtype=int)
+                pairs.append(self._pair(self._geometry, i, j))
+        return tuple(pairs)  # plain tuples: indexed once per planned step, numpy's indexing costs more
 
-    def _pairs_scene(self, shapes: ArmCollision, first_box: int) -> np.ndarray:
+    def _pairs_scene(self, shapes: ArmCollision, first_box: int) -> tuple[tuple[int, int, int], ...]:
         pairs = []
         for i in range(first_box):
             link = self._owner[i]
@@ -127,20 +139,24 @@ class ArmCollisionModel:
                 continue
             for j in range(first_box, len(self._owner)):
                 if frozenset((link, self._owner[j])) not in shapes.allowed:
-                    pairs.append(self._pair(i, j))
-        return np.array(pairs, dtype=int)
+                    pairs.append(self._pair(self._scene_geometry, i, j))
+        return tuple(pairs)  # plain tuples: indexed once per planned step, numpy's indexing costs more
 
-    def _pair(self, i: int, j: int) -> tuple[int, int, int]:
-        """(pair index in the geometry model, first, second)."""
-        self._geometry.addCollisionPair(pin.CollisionPair(i, j))
-        return len(self._geometry.collisionPairs) - 1, i, j
+    @staticmethod
+    def _pair(geometry: pin.GeometryModel, i: int, j: int) -> tuple[int, int, int]:
+        """(pair index in `geometry`, first, second)."""
+        geometry.addCollisionPair(pin.CollisionPair(i, j))
+        return len(geometry.collisionPairs) - 1, i, j
 
-    def _closest(self, d: np.ndarray, pairs: np.ndarray) -> Clearance:
-        if pairs.size == 0:
+    def _closest(
+        self, geometry: pin.GeometryModel, data: pin.GeometryData, pairs: tuple[tuple[int, int, int], ...]
+    ) -> Clearance:
+        """The closest of `pairs` (all of `geometry`'s, in order), its shapes placed already."""
+        if not pairs:
             return NO_PAIR
-        k = int(np.argmin(d[pairs[:, 0]]))
-        index, i, j = pairs[k]
-        return Clearance(float(d[index]), self._owner[i], self._owner[j])
+        index = pin.computeDistances(geometry, data)  # returns the closest pair's index
+        _, i, j = pairs[index]
+        return Clearance(float(data.distanceResults[index].min_distance), self._owner[i], self._owner[j])
 
 
 class ArmPairCollision:
