@@ -2,11 +2,12 @@
 
 The sim, the scripted expert and the bridge core run in one process on one sim clock (`run_episode`,
 the loop `ros2-vla eval` plays). What the live graph would publish is built as its nodes build it
-(`ros2_vla.ros.convert`, the driver's joint-state split), serialized by rclpy and written by the live
-recorder's own `EpisodeRecorder`: the same bag layout, topics, message types, offered QoS, EpisodeMeta
-and labels. Stamps are ROS times: the episode's start on the wall clock plus sim time; a message's log
-time is when it was published. With `--jobs N`, N processes record the seeds; each episode goes to the
-folder its seed's place gives it, so the folders hold the same episodes whatever N is.
+(`ros2_vla.ros.convert`, the driver's joint-state split), serialized as exact CDR (`ros2_vla.ros.cdr`)
+and written by the live recorder's own `EpisodeRecorder`: the same bag layout, topics, message types,
+offered QoS, EpisodeMeta and labels. Stamps are ROS times: the episode's start on the wall clock plus
+sim time; a message's log time is when it was published. With `--jobs N`, N processes record the
+seeds; each episode goes to the folder its seed's place gives it, so the folders hold the same
+episodes whatever N is.
 
 Not as in the live graph: the bridge arms at the first joint states (live: after the recorder started);
 chunks reach the bridge DDS_DELAY after their observation and commands reach the controllers DDS_DELAY
@@ -42,7 +43,7 @@ from ros2_vla.nodes.recorder_node import CARRY_OVER, offered_qos
 from ros2_vla.parameters import EXPERT_PERIOD, RECORDER_QUEUE_SIZE
 from ros2_vla.ros.cdr import to_cdr
 from ros2_vla.ros.convert import bridge_status_msg, chunk_to_msg, image_msg, joint_trajectory_msg, sec_to_time
-from ros2_vla.sim.phrasings import instruction_for
+from ros2_vla.sim.phrasings import DEFAULT_PHRASING, instruction_for
 from ros2_vla.sim.world import SimJointState, Simulation
 
 
@@ -60,7 +61,7 @@ class DemoSettings:
     disturbance: float = 0.0  # [rad]
     slip: float = 0.0  # chance [0, 1]
     task_kind: str = ""
-    phrasing: str = "template"
+    phrasing: str = DEFAULT_PHRASING
     task: str = ""  # the task label stored with every episode (default: task_kind)
     notes: str = ""
 
@@ -145,12 +146,11 @@ def check_default_outputs(robot: RobotConfig, profile: DriverProfile) -> None:
     one, as with the sim's default driver profile (other drivers' actions and streams are not replayed here)."""
     for arm in robot.arms:
         driver = profile.arm(arm.name)
-        if driver.command.interface != "joint_trajectory" or (
-            driver.gripper is not None and driver.gripper.interface not in ("joint_trajectory", "in_trajectory")
-        ):
+        gripper = driver.gripper.interface if driver.gripper is not None else "in_trajectory"
+        if driver.command.interface != "joint_trajectory" or gripper not in ("joint_trajectory", "in_trajectory"):
             raise ConfigError(
                 f"--in-process records the sim's default driver profile; {robot.name}'s arm {arm.name} "
-                f"uses {driver.command.interface}"
+                f"is commanded by {driver.command.interface}, its gripper by {gripper}"
             )
 
 
@@ -167,7 +167,7 @@ class DemoRecorder:
         self.qos = offered_qos(self.topics)
 
     def record(self, seed: int, name: str) -> dict:
-        """Episode `seed` into OUT/`name`; returns its summary (episode_summary) with the sim time it took."""
+        """Episode `seed` into OUT/`name`; returns its summary (`episode_summary`), as recorder_node's stop does."""
         s = self.settings
         task = episode_task(self.sim, seed, s.task_kind, s.disturbance, s.slip, s.start_jitter)
         instruction = instruction_for(task, s.phrasing, seed)

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ros2_vla.config_args import add_config_arguments, given
 from ros2_vla.training.openvla_run import LoraTrainConfig
 from ros2_vla.training.run_config import TrainConfig
+
+if TYPE_CHECKING:  # the CLI starts without torch: ros2_vla.training.distributed imports it
+    from ros2_vla.training.distributed import Ranks
 
 # Options that are TrainConfig fields of the same name (argparse dest = field): type, default and help are the field's.
 CONFIG_OPTIONS = (
@@ -134,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         distributed.stop()
 
 
-def run_flow(args: argparse.Namespace, ranks) -> int:
+def run_flow(args: argparse.Namespace, ranks: Ranks) -> int:
     """Train the flow backend (one process, or one of `torchrun`'s: rank 0 prints the outcome)."""
     _refuse_options(args, OPENVLA_ONLY, "flow")
     from ros2_vla.data.lerobot_reader import load_lerobot_dataset
@@ -194,7 +197,7 @@ def _refuse_options(args: argparse.Namespace, names: tuple[str, ...], policy: st
         raise PolicyError(f"{', '.join(given)}: not an option of --policy {policy}")
 
 
-def run_openvla(args: argparse.Namespace, ranks) -> int:
+def run_openvla(args: argparse.Namespace, ranks: Ranks) -> int:
     """OpenVLA LoRA fine-tune of --init (`ros2_vla.training.openvla_lora.train_lora`); under torchrun, rank 0
     prints the outcome."""
     from ros2_vla.training.openvla_lora import train_lora

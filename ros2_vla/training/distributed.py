@@ -71,6 +71,15 @@ def start(device_name: str) -> Ranks:
     return ranks
 
 
+def check_global_batch(batch_size: int, ranks: Ranks) -> None:
+    """PolicyError unless the global batch splits evenly over the processes."""
+    if batch_size % ranks.world_size:
+        raise PolicyError(
+            f"--batch-size {batch_size} (the global batch) does not split over {ranks.world_size} processes; "
+            f"use a multiple of {ranks.world_size}"
+        )
+
+
 def stop() -> None:
     """Leave the process group (at the end of a run)."""
     if dist.is_initialized():

@@ -119,7 +119,7 @@ def train_lora(
     check_frames(data)
     if resume:
         config = resume_run(out, data, given)
-        _check_batch(config.batch_size, ranks)
+        distributed.check_global_batch(config.batch_size, ranks)
         folder = latest_checkpoint(out)
         if folder is None:
             raise PolicyError(f"resume: {out} has no complete checkpoint yet (checkpoints/step_*); start it again")
@@ -133,7 +133,7 @@ def train_lora(
     from ros2_vla.policies.openvla.loading import resolve_device
 
     config = LoraTrainConfig(**given).resolved(data, resolve_device(given.get("device", "auto")))
-    _check_batch(config.batch_size, ranks)
+    distributed.check_global_batch(config.batch_size, ranks)
     run = _LoraRun(data, out, config, ranks)  # a bad model, camera or device fails before OUT is written
     distributed.barrier(ranks)  # every process has checked OUT before rank 0 writes into it
     if ranks.is_main:
@@ -141,14 +141,6 @@ def train_lora(
         save_run(out, config, data)
         TrainLog(out).path.write_text("")
     return run.train(None, None)
-
-
-def _check_batch(batch_size: int, ranks: distributed.Ranks) -> None:
-    if batch_size % ranks.world_size:
-        raise PolicyError(
-            f"--batch-size {batch_size} (the global batch) does not split over {ranks.world_size} processes; "
-            f"use a multiple of {ranks.world_size}"
-        )
 
 
 def _load_dataset(dataset: str | Path | FrameDataset, progress: bool) -> FrameDataset:

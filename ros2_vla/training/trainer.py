@@ -67,7 +67,7 @@ def train_flow(dataset: FrameDataset, out: str | Path, config: TrainConfig = Tra
     ranks = distributed.start(config.device)
     check_new_run(out)
     check_frames(dataset)
-    check_batch(config.batch_size, ranks)
+    distributed.check_global_batch(config.batch_size, ranks)
     distributed.barrier(ranks)  # every process has checked OUT before rank 0 writes into it
     robot = load_robot_config(dataset.robot)
     if config.init:
@@ -82,15 +82,6 @@ def train_flow(dataset: FrameDataset, out: str | Path, config: TrainConfig = Tra
         TrainLog(out).path.write_text("")
     generator = torch.Generator().manual_seed(config.seed)
     return _Run(dataset, out, config, model, robot, val_episodes, generator, ranks).train(None)
-
-
-def check_batch(batch_size: int, ranks: Ranks) -> None:
-    """PolicyError unless the global batch splits evenly over the processes."""
-    if batch_size % ranks.world_size:
-        raise PolicyError(
-            f"--batch-size {batch_size} (the global batch) does not split over {ranks.world_size} processes; "
-            f"use a multiple of {ranks.world_size}"
-        )
 
 
 def check_new_run(out: str | Path) -> None:
@@ -111,7 +102,7 @@ def resume_flow(dataset: FrameDataset, out: str | Path, **given: Any) -> TrainRe
     out = Path(out)
     config, val_episodes = resume_run(out, dataset, given)
     ranks = distributed.start(config.device)
-    check_batch(config.batch_size, ranks)
+    distributed.check_global_batch(config.batch_size, ranks)
     folder = latest_checkpoint(out)
     if folder is None:
         raise PolicyError(
