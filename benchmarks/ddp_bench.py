@@ -21,27 +21,7 @@ import numpy as np
 from train_bench import synthetic_dataset
 
 from ros2_vla.cpu import cpu_cores
-from ros2_vla.data.lerobot_writer import LeRobotWriter
-
-
-def write_dataset(root: Path) -> None:
-    dataset = synthetic_dataset()
-    writer = LeRobotWriter(
-        root,
-        fps=int(dataset.fps),
-        robot_type=dataset.robot,
-        state_names=[f"s{i}" for i in range(dataset.state.shape[1])],
-        action_names=dataset.action_names,
-        cameras={c: dataset.images[c].shape[1:3] for c in dataset.cameras},
-    )
-    for e in np.unique(dataset.episode_index):
-        rows = np.flatnonzero(dataset.episode_index == e)
-        writer.start_episode(rows.size)
-        for c in dataset.cameras:
-            for i in rows:
-                writer.write_frame(c, dataset.images[c][i])
-        writer.end_episode(dataset.state[rows], dataset.action[rows], [dataset.tasks[0]] * rows.size)
-    writer.finish({"action_space": dataset.action_space})
+from ros2_vla.data.lerobot_writer import write_frames
 
 
 def steps_per_s(args: argparse.Namespace, dataset: Path, out: Path, processes: int) -> float:
@@ -69,7 +49,7 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         dataset = Path(tmp) / "dataset"
-        write_dataset(dataset)
+        write_frames(synthetic_dataset(), dataset)
         for processes in (1, args.processes):
             rate = steps_per_s(args, dataset, Path(tmp) / f"run{processes}", processes)
             rows.append({"processes": processes, "steps_per_s": round(rate, 3)})

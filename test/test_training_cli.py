@@ -8,8 +8,9 @@ import subprocess
 import pytest
 from flow_helpers import one_torch_thread  # noqa: F401
 from helpers import cli
-from training_helpers import tiny_dataset, write_lerobot
+from training_helpers import tiny_dataset
 
+from ros2_vla.data.lerobot_writer import write_frames
 from ros2_vla.errors import PolicyError
 from ros2_vla.policies.flow import FlowPolicy
 from ros2_vla.training.cli import parse_overrides
@@ -34,7 +35,7 @@ FAST = (
 @pytest.fixture(scope="module")
 def lerobot_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("lerobot") / "franka_tiny"
-    write_lerobot(tiny_dataset(size=(48, 64)), root)
+    write_frames(tiny_dataset(size=(48, 64)), root)
     return root
 
 

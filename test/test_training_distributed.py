@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import torch
 from flow_helpers import one_torch_thread  # noqa: F401
-from training_helpers import tiny_dataset, write_lerobot
+from training_helpers import tiny_dataset
 
 from ros2_vla.config import load_robot_config as load_config
+from ros2_vla.data.lerobot_writer import write_frames
 from ros2_vla.policies.flow import load_checkpoint
 from ros2_vla.training.batching import ChunkBatcher, norm_stats_from_dataset
 from ros2_vla.training.checkpoints import list_checkpoints
@@ -29,7 +30,7 @@ SETTINGS += ("--device", "cpu", "--no-progress")
 @pytest.fixture(scope="module")
 def dataset_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny") / "dataset"
-    write_lerobot(tiny_dataset(), root)
+    write_frames(tiny_dataset(), root)
     return root
 
 

@@ -86,27 +86,3 @@ def fast_config(**overrides) -> TrainConfig:
     )
     fields.update(overrides)
     return TrainConfig(**fields)
-
-
-def write_lerobot(dataset: FrameDataset, root) -> None:
-    """`dataset` as a LeRobot v3.0 folder, through the package's own writer (what `ros2-vla convert` uses)."""
-    from ros2_vla.data.lerobot_writer import LeRobotWriter
-
-    sizes = {c: dataset.images[c].shape[1:3] for c in dataset.cameras}
-    writer = LeRobotWriter(
-        root,
-        fps=int(dataset.fps),
-        robot_type=dataset.robot,
-        state_names=[f"s{i}" for i in range(dataset.state.shape[1])],
-        action_names=dataset.action_names,
-        cameras=sizes,
-    )
-    for e in np.unique(dataset.episode_index):
-        rows = np.flatnonzero(dataset.episode_index == e)
-        writer.start_episode(rows.size)
-        for c in dataset.cameras:
-            for i in rows:
-                writer.write_frame(c, dataset.images[c][i])
-        tasks = [dataset.tasks[dataset.task_index[i]] for i in rows]
-        writer.end_episode(dataset.state[rows], dataset.action[rows], tasks)
-    writer.finish({"action_space": dataset.action_space})

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ros2_vla.data import lerobot_format as fmt
+from ros2_vla.data.frames import FrameDataset
 from ros2_vla.data.stats import PixelHistogram, feature_stats, sample_positions, stats_to_json
 from ros2_vla.data.video import VideoEncoder, VideoSettings
 from ros2_vla.errors import DatasetError
@@ -266,3 +267,25 @@ class LeRobotWriter:
             self._parquet = None
         if errors:
             raise errors[0]
+
+
+def write_frames(dataset: FrameDataset, root: str | Path) -> None:
+    """An in-memory `FrameDataset` as a LeRobot v3.0 folder (synthetic data for tests and benchmarks)."""
+    writer = LeRobotWriter(
+        root,
+        fps=int(dataset.fps),
+        robot_type=dataset.robot,
+        state_names=[f"s{i}" for i in range(dataset.state.shape[1])],
+        action_names=dataset.action_names,
+        cameras={c: dataset.images[c].shape[1:3] for c in dataset.cameras},
+    )
+    for e in np.unique(dataset.episode_index):
+        rows = np.flatnonzero(dataset.episode_index == e)
+        writer.start_episode(rows.size)
+        for c in dataset.cameras:
+            for i in rows:
+                writer.write_frame(c, dataset.images[c][i])
+        writer.end_episode(
+            dataset.state[rows], dataset.action[rows], [dataset.tasks[dataset.task_index[i]] for i in rows]
+        )
+    writer.finish({"action_space": dataset.action_space})
